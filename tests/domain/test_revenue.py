@@ -100,9 +100,7 @@ def test_line_keyed_to_a_time_entry_goes_to_the_entrys_work_item() -> None:
         work_items=(work_item("W2", client_key="C2"),),
         time_entries=(entry("T9", work_item_key="W2", status=entry().billed_status),),
         invoices=(
-            invoice(
-                "I1", client_key="C1", lines=(line("L1", "T9", "300", LineType.TIME_ENTRY),)
-            ),
+            invoice("I1", client_key="C1", lines=(line("L1", "T9", "300", LineType.TIME_ENTRY),)),
         ),
     )
     assert per_work_item(records)["W2"].fee_revenue == D("300")
@@ -114,14 +112,10 @@ def test_line_keyed_to_time_straight_on_a_client_stays_with_the_invoices_client(
         clients=(client("C1"), client("C2")),
         time_entries=(entry("T9", work_item_key=None, client_key="C2"),),
         invoices=(
-            invoice(
-                "I1", client_key="C1", lines=(line("L1", "T9", "300", LineType.TIME_ENTRY),)
-            ),
+            invoice("I1", client_key="C1", lines=(line("L1", "T9", "300", LineType.TIME_ENTRY),)),
         ),
     )
-    line_facts = [
-        f for f in evaluate(records, CostSettings(), AS_OF).facts if f.source_key == "L1"
-    ]
+    line_facts = [f for f in evaluate(records, CostSettings(), AS_OF).facts if f.source_key == "L1"]
     assert [(f.client_key, f.work_item_key, f.measures.fee_revenue) for f in line_facts] == [
         ("C1", None, D("300"))
     ]
@@ -130,9 +124,7 @@ def test_line_keyed_to_time_straight_on_a_client_stays_with_the_invoices_client(
 def test_line_keyed_to_a_contact_or_an_unknown_key_goes_to_the_invoices_client() -> None:
     records = TenantRecords(
         clients=(client("C1"), client("P7", ClientType.CONTACT)),
-        invoices=(
-            invoice("I1", lines=(line("L1", "P7", "200"), line("L2", "zz-unsynced", "50"))),
-        ),
+        invoices=(invoice("I1", lines=(line("L1", "P7", "200"), line("L2", "zz-unsynced", "50"))),),
     )
     assert per_client(records) == {"C1": per_client(records)["C1"]}
     assert per_client(records)["C1"].fee_revenue == D("250")
@@ -216,7 +208,10 @@ def test_data_tab_attributes_a_consolidated_invoice_to_its_work_items() -> None:
         InvoiceDataLine("W2", DataEntityType.WORK_ITEM, D("400"), D("400")),
         InvoiceDataLine("C1", DataEntityType.CLIENT, D("40"), expenses_billed=D("40")),
         InvoiceDataLine(
-            "S1", DataEntityType.SERVICE, D("150"), service_billed=D("150"),
+            "S1",
+            DataEntityType.SERVICE,
+            D("150"),
+            service_billed=D("150"),
             service_work_type="Payroll",
         ),
     )
