@@ -4,6 +4,25 @@ Standard library only: no I/O, no ORM, no web framework. The report layer calls 
 after each sync (or change of cost settings), stores the facts, WIP items, fixed-fee positions
 and warnings, sums facts' ``Measures`` in SQL, and derives ratios with the functions in
 ``figures``.
+
+Where the rules leave room, these readings apply (each is tested):
+
+* Billable time is all time not on a ``NonBillable`` work item: time straight on a client and
+  time on a work item whose fee type is unknown count as billable (unknown is flagged).
+* Time dated before a staff member's first compensation period is uncosted, not costed at a
+  later rate. An unknown staff member (time by a user not synced) uses the default capacity.
+* ``approved_not_sent`` is the before-tax amount of fee lines on ``Approved`` invoices; their
+  expense lines are kept apart, and neither depends on the recognition policy.
+* Invoice totals (collected before tax, ``InvoiceTotal``, ``TotalAmountDue``) are shared across
+  an invoice's lines in proportion to line amounts, so debtor figures follow lines to clients.
+* A line keyed to a time entry that has no work item belongs to the invoice's client (rule 2
+  read literally). The Data tab, when present, replaces presentation lines; its amounts are
+  taken as before tax.
+* Effective hourly rate divides by all hours (billable and non-billable) of the same facts.
+* Unbilled time on a work item whose fee type is unknown is WIP at standard value, shown under
+  the unknown fee type. Fixed-fee WIP is aged from completion, or from its first time entry
+  while in progress.
+* Utilization's capacity over a window is weekly capacity x working weeks x days / 365.
 """
 
 from app.domain.aggregate import (
