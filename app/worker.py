@@ -23,10 +23,6 @@ JOBS: list[Any] = [ping]
 CRON_JOBS: list[CronJob] = []
 
 
-def queue_name(settings: Settings) -> str:
-    return f"{settings.redis_key_prefix}:queue"
-
-
 def create_worker(
     settings: Settings, urls: ServiceUrls, *, handle_signals: bool = True, burst: bool = False
 ) -> Worker:
@@ -44,7 +40,7 @@ def create_worker(
         functions=JOBS,
         cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(urls.redis_url),
-        queue_name=queue_name(settings),
+        queue_name=settings.queue_name,
         on_startup=startup,
         on_shutdown=shutdown,
         handle_signals=handle_signals,
@@ -52,4 +48,5 @@ def create_worker(
         max_jobs=200,
         job_timeout=6 * 3600,
         keep_result=0,
+        allow_abort_jobs=True,
     )
