@@ -83,8 +83,6 @@ class WorkItem(SyncedRecord, Base):
     secondary_status: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     fee_value: Mapped[Decimal | None] = mapped_column(MONEY)
-    detail_token: Mapped[str | None] = mapped_column(String(128))
-    """The change token the fee settings were last read for: stale when it differs."""
     raw_detail: Mapped[Json | None] = mapped_column(JSONB)
 
 

@@ -30,13 +30,20 @@ class SyncRequest:
     """True when a sync was already queued or running and the request joined it."""
 
 
-def sync_job_id(run_id: UUID) -> str:
-    return f"sync:{run_id}"
+def sync_job_id(run_id: UUID, attempt: str | None = None) -> str:
+    return f"sync:{run_id}" if attempt is None else f"sync:{run_id}:{attempt}"
 
 
-async def enqueue_run(redis: ArqRedis, settings: Settings, run_id: UUID) -> None:
+async def enqueue_run(
+    redis: ArqRedis, settings: Settings, run_id: UUID, *, attempt: str | None = None
+) -> None:
+    """Queue the run's job. A resumed run gets a new job id: arq keeps a dead worker's job
+    id reserved until its timeout, and the tenant lock already prevents a double run."""
     await redis.enqueue_job(
-        RUN_SYNC_JOB, str(run_id), _job_id=sync_job_id(run_id), _queue_name=settings.queue_name
+        RUN_SYNC_JOB,
+        str(run_id),
+        _job_id=sync_job_id(run_id, attempt),
+        _queue_name=settings.queue_name,
     )
 
 

@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ACTIVE_STATES, StreamState, SyncRun, SyncSettings, SyncState
+from app.models import ACTIVE_STATES, StreamState, SyncKind, SyncRun, SyncSettings, SyncState
 
 
 async def active_run(session: AsyncSession, tenant_id: UUID) -> SyncRun | None:
@@ -33,18 +33,20 @@ async def latest_runs(
 
 
 async def count_runs(session: AsyncSession, tenant_id: UUID) -> int:
-    from sqlalchemy import func
-
     query = select(func.count()).select_from(SyncRun).where(SyncRun.tenant_id == tenant_id)
     return int((await session.execute(query)).scalar_one())
 
 
 async def last_finished_run(
-    session: AsyncSession, tenant_id: UUID, *, states: Sequence[SyncState] = (SyncState.SUCCEEDED,)
+    session: AsyncSession,
+    tenant_id: UUID,
+    *,
+    states: Sequence[SyncState] = (SyncState.SUCCEEDED,),
+    kinds: Sequence[SyncKind] = tuple(SyncKind),
 ) -> SyncRun | None:
     query = (
         select(SyncRun)
-        .where(SyncRun.tenant_id == tenant_id, SyncRun.state.in_(states))
+        .where(SyncRun.tenant_id == tenant_id, SyncRun.state.in_(states), SyncRun.kind.in_(kinds))
         .order_by(SyncRun.finished_at.desc().nulls_last())
         .limit(1)
     )
