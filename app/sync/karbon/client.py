@@ -1,0 +1,288 @@
+"""The read-only Karbon v3 client every sync request goes through.
+
+It only knows how to GET; ``endpoints.assert_allowed`` checks each outgoing request (method,
+host, path template) in an httpx request hook, before anything is sent. Every attempt waits for
+the tenant's shared ``TenantBudget``; failures are retried as ``RetryPolicy`` says, and every
+response Karbon returns (success or not) is handed to ``on_response`` for raw capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from app.sync.karbon.budget import TenantBudget
+from app.sync.karbon.endpoints import Resource, assert_allowed
+from app.sync.karbon.errors import (
+    KarbonAuthError,
+    KarbonProtocolError,
+    KarbonRequestError,
+    KarbonUnavailable,
+    ReadOnlyViolation,
+    classify_rejected_key,
+    karbon_message,
+    redact,
+)
+from app.sync.karbon.retry import RetryPolicy
+
+DEFAULT_BASE_URL = "https://api.karbonhq.com"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=30.0)
+PAGE_SIZE_MAX = 100
+
+Params = Mapping[str, str | int]
+
+
+@dataclass(frozen=True)
+class KarbonResponse:
+    """One raw answer from Karbon, as the sync engine stores it."""
+
+    url: str
+    fetched_at: datetime
+    status: int
+    body_json: Any
+    """The decoded body, or None when it was not JSON."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list endpoint."""
+
+    response: KarbonResponse
+    records: list[dict[str, Any]]
+    next_link: str | None
+    total_count: int | None
+    """``@odata.count``: all records matching the query, when Karbon gives it."""
+
+
+ResponseHook = Callable[[KarbonResponse], Awaitable[None]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class KarbonClient:
+    """Reads one tenant's Karbon data. Use as an async context manager."""
+
+    def __init__(
+        self,
+        access_key: str,
+        bearer_token: str,
+        *,
+        budget: TenantBudget,
+        base_url: str = DEFAULT_BASE_URL,
+        retry: RetryPolicy | None = None,
+        on_response: ResponseHook | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._base_url = httpx.URL(base_url)
+        self._secrets = (access_key, bearer_token)
+        self._budget = budget
+        self._retry = retry or RetryPolicy()
+        self._on_response = on_response
+        self._clock = clock
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers={
+                "AccessKey": access_key,
+                "Authorization": f"Bearer {bearer_token}",
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+            },
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            event_hooks={"request": [self._refuse_unless_allowed]},
+        )
+
+    def __repr__(self) -> str:
+        return f"KarbonClient(base_url={str(self._base_url)!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def budget(self) -> TenantBudget:
+        return self._budget
+
+    async def get(self, url: str, params: Params | None = None) -> KarbonResponse:
+        """GET a path (relative to the base URL) or an absolute Karbon URL, with retries."""
+        return await self._send(url, params)
+
+    async def get_detail(
+        self, resource: Resource, key: str, params: Params | None = None
+    ) -> KarbonResponse:
+        """GET one record, e.g. ``GET /v3/WorkItems/{key}``."""
+        return await self._send(resource.detail_url_path(key), params)
+
+    async def iter_details(
+        self, resource: Resource, keys: Iterable[str], params: Params | None = None
+    ) -> AsyncIterator[tuple[str, KarbonResponse]]:
+        """GET many records concurrently (as many as the budget lets fly), yielding as they land.
+
+        Order is completion order. The first failure cancels the rest and is raised.
+        """
+        remaining = iter(keys)
+        pending: dict[asyncio.Task[KarbonResponse], str] = {}
+        try:
+            while True:
+                while len(pending) < self._budget.max_in_flight + 2:
+                    key = next(remaining, None)
+                    if key is None:
+                        break
+                    task = asyncio.ensure_future(self.get_detail(resource, key, params))
+                    pending[task] = key
+                if not pending:
+                    return
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield pending.pop(task), task.result()
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def iter_pages(
+        self, resource: Resource, params: Params | None = None, *, resume_from: str | None = None
+    ) -> AsyncIterator[Page]:
+        """Every page of a list endpoint, following ``@odata.nextLink`` exactly as given.
+
+        ``resume_from`` is a next link saved with an earlier page's checkpoint; ``params`` are
+        then ignored because the link already carries the query.
+        """
+        url: str = resume_from or resource.list_path
+        query = None if resume_from else params
+        followed: set[str] = set()
+        while True:
+            page = _page_from(await self._send(url, query))
+            yield page
+            if page.next_link is None:
+                return
+            if page.next_link in followed:
+                raise KarbonProtocolError(
+                    f"{resource.name} paging loops: next link {page.next_link} came twice"
+                )
+            followed.add(page.next_link)
+            self._check_next_link(resource, page.next_link)
+            url, query = page.next_link, None
+
+    def _check_next_link(self, resource: Resource, next_link: str) -> None:
+        target = self._base_url.join(next_link)
+        try:
+            assert_allowed("GET", target, self._base_url)
+        except ReadOnlyViolation as exc:
+            raise KarbonProtocolError(f"{resource.name} next link refused: {exc}") from exc
+        if target.path.rstrip("/") != self._base_url.path.rstrip("/") + resource.list_path:
+            raise KarbonProtocolError(
+                f"{resource.name} next link {next_link} leaves {resource.list_path}"
+            )
+
+    async def _refuse_unless_allowed(self, request: httpx.Request) -> None:
+        assert_allowed(request.method, request.url, self._base_url)
+
+    async def _send(self, url: str, params: Params | None) -> KarbonResponse:
+        """One logical GET: attempts under the budget until success or a definite failure."""
+        failures = 0
+        malformed = 0
+        while True:
+            try:
+                async with self._budget.slot():
+                    response = await self._http.get(url, params=params)
+            except httpx.RequestError as exc:
+                failures += 1
+                self._give_up_if_exhausted(url, failures, f"{type(exc).__name__}: {exc}")
+                await self._sleep_before_retry(failures)
+                continue
+
+            result = await self._capture(response)
+            status = response.status_code
+            if status in (401, 403):
+                raise self._auth_error(status, result.body_json)
+            if status == 429:
+                failures += 1
+                self._give_up_if_exhausted(url, failures, "429 rate limited")
+                self._budget.note_retry()
+                self._budget.pause(self._retry.throttle_delay(response, result.body_json))
+                continue
+            if status >= 500:
+                failures += 1
+                self._give_up_if_exhausted(url, failures, f"{status} from Karbon")
+                await self._sleep_before_retry(failures)
+                continue
+            if not 200 <= status < 300:
+                message = karbon_message(result.body_json)
+                raise KarbonRequestError(status, url, self._redacted(message))
+            if isinstance(result.body_json, dict):
+                return result
+            malformed += 1
+            if malformed >= self._retry.max_malformed_attempts:
+                raise KarbonProtocolError(
+                    f"Karbon sent unreadable JSON for {result.url} {malformed} times in a row"
+                )
+            await self._sleep_before_retry(malformed)
+
+    async def _capture(self, response: httpx.Response) -> KarbonResponse:
+        try:
+            body = json.loads(response.content) if response.content else None
+        except ValueError:
+            body = None
+        result = KarbonResponse(
+            url=str(response.url),
+            fetched_at=self._clock(),
+            status=response.status_code,
+            body_json=body,
+        )
+        if self._on_response is not None:
+            await self._on_response(result)
+        return result
+
+    def _give_up_if_exhausted(self, url: str, failures: int, reason: str) -> None:
+        if failures >= self._retry.max_attempts:
+            raise KarbonUnavailable(url, failures, redact(reason, self._secrets))
+
+    async def _sleep_before_retry(self, failures: int) -> None:
+        """Computed, jittered backoff; the budget slot is not held meanwhile."""
+        self._budget.note_retry()
+        await asyncio.sleep(self._retry.backoff(failures))
+
+    def _auth_error(self, status: int, body: Any) -> KarbonAuthError:
+        message = karbon_message(body)
+        return KarbonAuthError(status, classify_rejected_key(message), self._redacted(message))
+
+    def _redacted(self, text: str | None) -> str | None:
+        return None if text is None else redact(text, self._secrets)
+
+
+def _page_from(response: KarbonResponse) -> Page:
+    body = response.body_json
+    # The Invoices list schema names its array "values"; the API itself answers "value".
+    records = body.get("value", body.get("values"))
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise KarbonProtocolError(f"{response.url} is not a list page: no 'value' array")
+    next_link = body.get("@odata.nextLink")
+    count = body.get("@odata.count")
+    return Page(
+        response=response,
+        records=records,
+        next_link=next_link if isinstance(next_link, str) and next_link else None,
+        total_count=count if isinstance(count, int) else None,
+    )

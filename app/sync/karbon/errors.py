@@ -1,0 +1,115 @@
+"""Typed failures of the Karbon client.
+
+Every message is built by this module from Karbon's own words and our context; none of them
+ever carries the AccessKey or the Bearer token (see ``redact``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+
+RejectedKey = Literal["access_key", "bearer_token", "unknown"]
+
+_REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Remove every secret from ``text``; a defence in depth should Karbon echo one back."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def karbon_message(body: Any) -> str | None:
+    """Karbon's human message from any of its error shapes, or None."""
+    if not isinstance(body, dict):
+        return None
+    nested = body.get("error")
+    for holder in (nested, body):
+        if isinstance(holder, dict):
+            for field in ("message", "Message"):
+                value = holder.get(field)
+                if isinstance(value, str) and value:
+                    return value
+    return None
+
+
+def classify_rejected_key(message: str | None) -> RejectedKey:
+    """Which key Karbon rejected, judged from its 401/403 message.
+
+    Karbon reports AccessKey problems in JWT terms ("JWT not present.", "JWT is invalid.") and
+    Bearer problems in Authorization/token terms. A Bearer message may also name the AccessKey
+    ("The Bearer token is not valid for this AccessKey."), so JWT is checked first, then the
+    Bearer vocabulary, and a bare AccessKey mention last.
+    """
+    text = (message or "").lower()
+    if "jwt" in text:
+        return "access_key"
+    if any(word in text for word in ("bearer", "authorization", "token", "application")):
+        return "bearer_token"
+    if "accesskey" in text or "access key" in text:
+        return "access_key"
+    return "unknown"
+
+
+_HINTS: Final[Mapping[RejectedKey, str]] = {
+    "access_key": "Karbon rejected the AccessKey (the long key starting 'eyJ'). "
+    "Check it was pasted whole and not swapped with the Bearer token.",
+    "bearer_token": "Karbon rejected the Bearer token (the GUID). Check it belongs to the "
+    "same API application as the AccessKey and was not rotated.",
+    "unknown": "Karbon rejected the keys. Re-generate both in Karbon and paste them again.",
+}
+
+
+class KarbonError(Exception):
+    """Base of every failure raised by the Karbon client."""
+
+
+class ReadOnlyViolation(KarbonError):  # noqa: N818 (the name the product uses)
+    """A request that is not a GET on an allowed endpoint; raised before anything is sent."""
+
+
+class KarbonAuthError(KarbonError):
+    """Karbon answered 401/403: the keys are wrong, revoked or swapped. Not retryable."""
+
+    def __init__(self, status: int, rejected_key: RejectedKey, karbon_message: str | None) -> None:
+        self.status = status
+        self.rejected_key: RejectedKey = rejected_key
+        self.karbon_message = karbon_message
+        super().__init__(
+            f"Karbon authentication failed ({status}, rejected: {rejected_key}): "
+            f"{karbon_message or 'no message'}"
+        )
+
+    @property
+    def hint(self) -> str:
+        """What the firm's admin should do about it."""
+        return _HINTS[self.rejected_key]
+
+
+class KarbonRequestError(KarbonError):
+    """Karbon refused the request itself (a 4xx other than 401/403/429). Not retryable."""
+
+    def __init__(self, status: int, url: str, karbon_message: str | None) -> None:
+        self.status = status
+        self.url = url
+        self.karbon_message = karbon_message
+        super().__init__(f"Karbon answered {status} for {url}: {karbon_message or 'no message'}")
+
+
+class KarbonUnavailable(KarbonError):  # noqa: N818 (the name the product uses)
+    """Retries on 429/5xx/transport errors ran out; the whole sync can be retried later."""
+
+    def __init__(self, url: str, attempts: int, last_failure: str) -> None:
+        self.url = url
+        self.attempts = attempts
+        self.last_failure = last_failure
+        super().__init__(
+            f"Karbon unavailable for {url} after {attempts} attempts; last failure: {last_failure}"
+        )
+
+
+class KarbonProtocolError(KarbonError):
+    """Karbon's answer cannot be used: unreadable JSON, a paging loop or a foreign next link."""

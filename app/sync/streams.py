@@ -1,0 +1,306 @@
+"""What the sync engine reads from Karbon, stream by stream.
+
+Each ``Stream`` declares its list endpoint, page size, key, incremental strategy, when a
+per-record detail GET is needed, and how its records are parsed. Only ``$filter``, ``$orderby``
+and ``$expand`` forms that Karbon's spec documents for that endpoint are used:
+
+- Contacts, Organizations: no date filter exists, but ``$orderby=LastModifiedDateTime desc``
+  does, so an incremental run reads newest first and stops below the high-water mark.
+- Invoices: ``$filter`` supports only ``InvoiceStatus eq``, so the same newest-first approach
+  on ``UpdatedAt``. Karbon never returns draft invoices.
+- WorkItems: no timestamp at all; every run lists them and fingerprints each list record.
+- Timesheets: no timestamp; recent periods (``StartDate gt``) plus every period still holding
+  unbilled time (``StartDate gt``, ``EndDate lt``, ``UserKey in (...)``) are re-read.
+- Users: the list is tiny and lacks capacity, so every user's detail is read every run.
+
+High-water marks follow the usual rules: re-read with ``>=`` (ties are never lost), de-duplicate
+on the key, and cap the new mark at the run's start so changes made during the run are re-read.
+A newest-first read can only commit its new mark when the run completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+
+from pydantic import TypeAdapter
+
+from app.sync.karbon.client import PAGE_SIZE_MAX
+from app.sync.karbon.endpoints import (
+    CONTACTS,
+    INVOICES,
+    ORGANIZATIONS,
+    TIMESHEETS,
+    USERS,
+    WORK_ITEMS,
+    Resource,
+)
+from app.sync.records import (
+    Parser,
+    Raw,
+    parse_contact,
+    parse_invoice,
+    parse_organization,
+    parse_timesheet,
+    parse_user,
+    parse_work_item,
+)
+
+
+class Strategy(StrEnum):
+    FULL = "full"
+    """No way to tell what changed: read everything every run."""
+    NEWEST_FIRST = "newest_first"
+    """Listed newest first by ``cursor_field``; stop once below the high-water mark."""
+    FINGERPRINT = "fingerprint"
+    """Read the whole list; a record changed when its list JSON's fingerprint changed."""
+    PERIOD_WINDOW = "period_window"
+    """Re-read recent periods and every period still holding unbilled time."""
+
+
+class DetailPolicy(StrEnum):
+    NEVER = "never"
+    ALWAYS = "always"
+    IF_CHANGED = "if_changed"
+    """Only for records that are new or whose change token moved."""
+    IF_LINES_MISSING = "if_lines_missing"
+    """Only when the list record came without ``LineItems`` and is new or changed."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    resource: Resource
+    key_field: str
+    parse: Parser
+    strategy: Strategy
+    cursor_field: str | None = None
+    order_by: str | None = None
+    expand: str | None = None
+    detail: DetailPolicy = DetailPolicy.NEVER
+    detail_params: Mapping[str, str] = field(default_factory=dict)
+    page_size: int = PAGE_SIZE_MAX
+
+    def list_params(self, odata_filter: str | None = None) -> dict[str, str]:
+        """Query of the first list page; later pages come from ``@odata.nextLink``."""
+        params = {"$top": str(self.page_size)}
+        if odata_filter:
+            params["$filter"] = odata_filter
+        if self.order_by:
+            params["$orderby"] = self.order_by
+        if self.expand:
+            params["$expand"] = self.expand
+        return params
+
+    def key_of(self, raw: Raw) -> str:
+        return str(raw[self.key_field])
+
+    def change_token(self, raw: Raw) -> str:
+        """What the engine stores per record to notice a change on the next run."""
+        if self.cursor_field is not None and raw.get(self.cursor_field):
+            return str(raw[self.cursor_field])
+        return fingerprint(raw)
+
+    def needs_detail(self, raw: Raw, stored_token: str | None, *, full_refresh: bool) -> bool:
+        """Whether this list record needs its detail GET on this run.
+
+        ``stored_token`` is the change token saved for the record last time (None if new);
+        a full reconciliation re-reads every detail the stream may need.
+        """
+        changed = full_refresh or stored_token != self.change_token(raw)
+        match self.detail:
+            case DetailPolicy.NEVER:
+                return False
+            case DetailPolicy.ALWAYS:
+                return True
+            case DetailPolicy.IF_CHANGED:
+                return changed
+            case DetailPolicy.IF_LINES_MISSING:
+                return changed and not isinstance(raw.get("LineItems"), list)
+
+
+def fingerprint(raw: Raw) -> str:
+    """A stable hash of a record's content (OData annotations excluded)."""
+    content = {k: v for k, v in raw.items() if not k.startswith("@odata")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+USERS_STREAM = Stream(
+    name="users",
+    resource=USERS,
+    key_field="Id",
+    parse=parse_user,
+    strategy=Strategy.FULL,
+    detail=DetailPolicy.ALWAYS,
+)
+CONTACTS_STREAM = Stream(
+    name="contacts",
+    resource=CONTACTS,
+    key_field="ContactKey",
+    parse=parse_contact,
+    strategy=Strategy.NEWEST_FIRST,
+    cursor_field="LastModifiedDateTime",
+    order_by="LastModifiedDateTime desc",
+)
+ORGANIZATIONS_STREAM = Stream(
+    name="organizations",
+    resource=ORGANIZATIONS,
+    key_field="OrganizationKey",
+    parse=parse_organization,
+    strategy=Strategy.NEWEST_FIRST,
+    cursor_field="LastModifiedDateTime",
+    order_by="LastModifiedDateTime desc",
+    detail=DetailPolicy.IF_CHANGED,
+)
+WORK_ITEMS_STREAM = Stream(
+    name="work_items",
+    resource=WORK_ITEMS,
+    key_field="WorkItemKey",
+    parse=parse_work_item,
+    strategy=Strategy.FINGERPRINT,
+    detail=DetailPolicy.IF_CHANGED,
+)
+TIMESHEETS_STREAM = Stream(
+    name="timesheets",
+    resource=TIMESHEETS,
+    key_field="TimesheetKey",
+    parse=parse_timesheet,
+    strategy=Strategy.PERIOD_WINDOW,
+    expand="TimeEntries",
+)
+INVOICES_STREAM = Stream(
+    name="invoices",
+    resource=INVOICES,
+    key_field="InvoiceKey",
+    parse=parse_invoice,
+    strategy=Strategy.NEWEST_FIRST,
+    cursor_field="UpdatedAt",
+    order_by="UpdatedAt desc",
+    expand="LineItems",
+    detail=DetailPolicy.IF_LINES_MISSING,
+    # The Data tab says which work items an invoice billed even when lines are consolidated.
+    detail_params={"$expand": "LineItems,Data"},
+)
+
+STREAMS: tuple[Stream, ...] = (
+    USERS_STREAM,
+    CONTACTS_STREAM,
+    ORGANIZATIONS_STREAM,
+    WORK_ITEMS_STREAM,
+    TIMESHEETS_STREAM,
+    INVOICES_STREAM,
+)
+"""In dependency order: staff and clients before the work, time and invoices that name them."""
+
+_DATETIME = TypeAdapter(datetime)
+
+
+@dataclass
+class NewestFirstWindow:
+    """The incremental read of one NEWEST_FIRST stream during one run.
+
+    Feed it each page; it keeps records at or above the previous mark (``>=``: a tie is re-read
+    rather than lost), says when paging can stop, and gives the next mark, capped at the run's
+    start so anything modified while the run was reading is read again next time.
+    """
+
+    stream: Stream
+    since: datetime | None
+    run_started_at: datetime
+    exhausted: bool = False
+    _newest_seen: datetime | None = None
+
+    def admit(self, records: Iterable[Raw]) -> list[Raw]:
+        admitted: list[Raw] = []
+        for raw in records:
+            cursor = self._cursor(raw)
+            if self.since is not None and cursor < self.since:
+                self.exhausted = True  # newest first: everything after this is older still
+                break
+            if self._newest_seen is None or cursor > self._newest_seen:
+                self._newest_seen = cursor
+            admitted.append(raw)
+        return admitted
+
+    @property
+    def next_high_water_mark(self) -> datetime | None:
+        if self._newest_seen is None:
+            return self.since
+        return min(self._newest_seen, self.run_started_at)
+
+    def _cursor(self, raw: Raw) -> datetime:
+        assert self.stream.cursor_field is not None
+        return _DATETIME.validate_python(raw[self.stream.cursor_field])
+
+
+@dataclass(frozen=True)
+class OpenPeriod:
+    """A timesheet period that still holds unbilled time for some users."""
+
+    start: date
+    end: date
+    user_keys: frozenset[str]
+
+
+USER_KEYS_PER_FILTER = 20  # keeps each URL well under common length limits
+
+
+def timesheet_filters(
+    today: date, recent_days: int, open_periods: Iterable[OpenPeriod] = ()
+) -> list[str]:
+    """``$filter`` values for an incremental timesheet run, one list read per value.
+
+    The first re-reads every period starting in the last ``recent_days``; the rest re-read the
+    older periods that still hold unbilled time, for just the users holding it.
+    """
+    window_start = today - timedelta(days=recent_days)
+    filters = [f"StartDate gt {_odata_datetime(window_start, seconds=-1)}"]
+    users_by_period: dict[tuple[date, date], set[str]] = {}
+    for period in open_periods:
+        if period.start < window_start:
+            users_by_period.setdefault((period.start, period.end), set()).update(period.user_keys)
+    for (start, end), user_keys in sorted(users_by_period.items()):
+        ordered = sorted(user_keys)
+        for i in range(0, len(ordered), USER_KEYS_PER_FILTER):
+            chunk = ", ".join(_odata_string(k) for k in ordered[i : i + USER_KEYS_PER_FILTER])
+            filters.append(
+                f"StartDate gt {_odata_datetime(start, seconds=-1)}"
+                f" and EndDate lt {_odata_datetime(end, seconds=86400)}"
+                f" and UserKey in ({chunk})"
+            )
+    return filters
+
+
+def _odata_datetime(day: date, *, seconds: int) -> str:
+    """Midnight UTC of ``day`` shifted by ``seconds``: Timesheets only support strict gt/lt."""
+    moment = datetime.combine(day, time()) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _odata_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def stream_named(name: str) -> Stream:
+    for stream in STREAMS:
+        if stream.name == name:
+            return stream
+    raise KeyError(name)
+
+
+__all__: list[str] = [
+    "STREAMS",
+    "DetailPolicy",
+    "NewestFirstWindow",
+    "OpenPeriod",
+    "Strategy",
+    "Stream",
+    "fingerprint",
+    "stream_named",
+    "timesheet_filters",
+]
