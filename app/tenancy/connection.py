@@ -337,3 +337,12 @@ async def reencrypt_credentials(session: AsyncSession, secrets: Secrets) -> int:
         row.bearer_token_encrypted = cipher.reencrypt(row.bearer_token_encrypted)
     await session.flush()
     return len(rows)
+
+
+async def tenant_may_sync(session: AsyncSession, tenant_id: UUID, now: datetime) -> bool:
+    """Connected, and in its trial or subscribed: scheduled syncs pause otherwise."""
+    tenant = await repository.tenant(session, tenant_id)
+    row = await repository.connection(session, tenant_id)
+    return bool(
+        tenant and row and row.is_connected and trial_state(tenant, now).allows_reports_and_syncs
+    )

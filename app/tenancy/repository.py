@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import PageParams
-from app.models import ApiKey, KarbonConnection, Role, Tenant, User
+from app.models import ApiKey, KarbonConnection, Tenant, User
 
 Row = TypeVar("Row")
 
@@ -45,13 +45,6 @@ async def tenant_user(session: AsyncSession, tenant_id: UUID, user_id: UUID) -> 
 
 def tenant_users(tenant_id: UUID) -> Select[User]:
     return select(User).where(User.tenant_id == tenant_id).order_by(User.created_at, User.id)
-
-
-async def active_admin_count(session: AsyncSession, tenant_id: UUID) -> int:
-    query = select(func.count()).where(
-        User.tenant_id == tenant_id, User.role == Role.ADMIN, User.is_active.is_(True)
-    )
-    return (await session.scalar(query)) or 0
 
 
 async def usable_api_key(session: AsyncSession, key_hash: str) -> ApiKey | None:
