@@ -16,5 +16,5 @@ async def test_a_worker_consumes_jobs_from_this_deployments_queue(
     await worker.async_run()
     await worker.close()
     assert await job.result(timeout=5) == "pong"
-    assert worker.jobs_complete == 1
+    assert worker.jobs_failed == 0
     await redis.aclose()

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 
-from app.api import health
+from app.api import health, karbon, tenancy
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_sessionmaker
@@ -44,4 +44,6 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(tenancy.router)
+    app.include_router(karbon.router)
     return app

@@ -12,6 +12,7 @@ from app.models.karbon import (
     Timesheet,
     WorkItem,
 )
+from app.models.karbon_connection import KarbonConnection
 from app.models.sync import (
     ACTIVE_STATES,
     StreamState,
@@ -21,14 +22,16 @@ from app.models.sync import (
     SyncState,
     SyncTrigger,
 )
-from app.models.tenancy import Role, Tenant, User
+from app.models.tenancy import ApiKey, Role, Tenant, User
 
 __all__ = [
     "ACTIVE_STATES",
+    "ApiKey",
     "Base",
     "Client",
     "Invoice",
     "InvoiceLine",
+    "KarbonConnection",
     "RawResponse",
     "RejectedRecord",
     "Role",

@@ -42,3 +42,21 @@ class User(UUIDPrimaryKey, Timestamped, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
 
     tenant: Mapped[Tenant | None] = relationship(back_populates="users", lazy="raise")
+
+
+class ApiKey(UUIDPrimaryKey, Timestamped, Base):
+    """An integrator's key: read-only access to one tenant's reports and sync status.
+
+    Only the SHA-256 of the key is kept; the key itself is shown once, at creation.
+    """
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    display_prefix: Mapped[str] = mapped_column(String(20))
+    created_by_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]

@@ -52,9 +52,7 @@ def describe(error: Exception) -> SyncFailure:
             return SyncFailure(
                 code=f"karbon_rejected_{error.rejected_key}",
                 message=str(error),
-                likely_cause=_REJECTED_KEY_CAUSE.get(
-                    error.rejected, _REJECTED_KEY_CAUSE["unknown"]
-                ),
+                likely_cause=_REJECTED_KEY_CAUSE[error.rejected_key],
                 steps=[WHERE_KEYS_LIVE, "Generate a new AccessKey and Bearer token.", PASTE_AGAIN],
             )
         case KarbonUnavailable():

@@ -2,7 +2,7 @@
 sync settings and incremental stream state.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -342,7 +342,7 @@ def upgrade() -> None:
         sa.Column("primary_status", sa.String(length=32), nullable=True),
         sa.Column("secondary_status", sa.Text(), nullable=True),
         sa.Column("fee_type", sa.String(length=32), nullable=True),
-        sa.Column("fee_value", sa.Numeric(precision=20, scale=4), nullable=True), nullable=True),
+        sa.Column("fee_value", sa.Numeric(precision=20, scale=4), nullable=True),
         sa.Column("raw_detail", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("raw", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("change_token", sa.String(length=128), nullable=True),

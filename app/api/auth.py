@@ -1,0 +1,180 @@
+"""Who is calling: a signed-in person or an integrator key, and what each may reach.
+
+Every tenant route takes one of the dependencies below and scopes its queries to
+`principal.tenant_id`. Integrator keys pass only `ReportReader` and `SyncStatusReader`;
+platform operators (users without a tenant) pass only `PlatformOperator` and `SignedInUser`.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+
+from app.api.deps import SessionDep
+from app.api.problems import ProblemError
+from app.models import Role
+from app.secrets import Secrets, resolve_secrets
+from app.tenancy import repository
+from app.tenancy.security import hash_api_key, is_api_key, read_session_token
+from app.tenancy.trial import trial_state
+
+TOKEN_URL = "/api/v1/auth/token"
+
+_password_flow = OAuth2PasswordBearer(
+    tokenUrl=TOKEN_URL,
+    auto_error=False,
+    description="Sign in with your e-mail and password (`POST /api/v1/auth/token`).",
+)
+_integrator_key = HTTPBearer(
+    auto_error=False,
+    scheme_name="IntegratorKey",
+    description="An integrator API key (`rk_live_...`): read-only reports and sync status.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: UUID | None
+    user_id: UUID | None
+    api_key_id: UUID | None
+    role: Role | None
+    kind: Literal["user", "api_key"]
+
+
+def get_secrets(request: Request) -> Secrets:
+    """Resolved once per application: the local secrets file is read only on first use."""
+    cached: Secrets | None = getattr(request.app.state, "secrets", None)
+    if cached is None:
+        cached = resolve_secrets(request.app.state.settings)
+        request.app.state.secrets = cached
+    return cached
+
+
+SecretsDep = Annotated[Secrets, Depends(get_secrets)]
+
+
+def _unauthenticated(detail: str, type_: str = "not-authenticated") -> ProblemError:
+    return ProblemError(
+        401, type_, detail, title="Not authenticated", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _forbidden(type_: str, detail: str) -> ProblemError:
+    return ProblemError(403, type_, detail, title="Forbidden")
+
+
+async def get_principal(
+    session: SessionDep,
+    secrets: SecretsDep,
+    password_token: Annotated[str | None, Depends(_password_flow)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_integrator_key)],
+) -> Principal:
+    token = password_token or (bearer.credentials if bearer else None)
+    if not token:
+        raise _unauthenticated("Send `Authorization: Bearer <token or integrator key>`.")
+    if is_api_key(token):
+        key = await repository.usable_api_key(session, hash_api_key(token))
+        if key is None:
+            raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
+        return Principal(key.tenant_id, None, key.id, None, "api_key")
+    user_id = read_session_token(secrets.secret_key, token)
+    user = await repository.user_by_id(session, user_id) if user_id else None
+    if user is None or not user.is_active:
+        raise _unauthenticated(
+            "The token is invalid or has expired: sign in again.", "invalid-token"
+        )
+    return Principal(user.tenant_id, user.id, None, user.role, "user")
+
+
+AnyPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def _signed_in_user(principal: AnyPrincipal) -> Principal:
+    if principal.kind != "user":
+        raise _forbidden(
+            "api-key-not-allowed",
+            "Integrator API keys may only read reports and sync status.",
+        )
+    return principal
+
+
+SignedInUser = Annotated[Principal, Depends(_signed_in_user)]
+
+
+def _tenant_member(principal: SignedInUser) -> Principal:
+    if principal.tenant_id is None:
+        raise _forbidden(
+            "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
+        )
+    return principal
+
+
+TenantMember = Annotated[Principal, Depends(_tenant_member)]
+
+
+def _tenant_admin(principal: TenantMember) -> Principal:
+    if principal.role != Role.ADMIN:
+        raise _forbidden("admin-required", "Only the firm's admins may do this.")
+    return principal
+
+
+TenantAdmin = Annotated[Principal, Depends(_tenant_admin)]
+
+
+def _tenant_reader(principal: AnyPrincipal) -> Principal:
+    if principal.tenant_id is None:
+        raise _forbidden(
+            "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
+        )
+    return principal
+
+
+def _report_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+    return principal
+
+
+def _sync_status_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+    return principal
+
+
+ReportReader = Annotated[Principal, Depends(_report_reader)]
+"""A tenant's user or one of its integrator keys."""
+SyncStatusReader = Annotated[Principal, Depends(_sync_status_reader)]
+"""A tenant's user or one of its integrator keys."""
+
+INTEGRATOR_DEPENDENCIES = (_report_reader, _sync_status_reader)
+"""The only dependencies integrator keys pass; tests check every other route refuses them."""
+
+
+def _platform_operator(principal: SignedInUser) -> Principal:
+    if principal.role != Role.OPERATOR:
+        raise _forbidden("operator-required", "Only platform operators may do this.")
+    return principal
+
+
+PlatformOperator = Annotated[Principal, Depends(_platform_operator)]
+
+
+async def _active_trial_or_subscription(principal: ReportReader, session: SessionDep) -> Principal:
+    assert principal.tenant_id is not None
+    tenant = await repository.tenant(session, principal.tenant_id)
+    if tenant is None:
+        raise _unauthenticated("This firm no longer exists.", "invalid-token")
+    state = trial_state(tenant, datetime.now(UTC))
+    if not state.allows_reports_and_syncs:
+        raise ProblemError(
+            402,
+            "subscription-required",
+            f"The 7-day trial ended on {state.ends_at:%Y-%m-%d}. Your synced data is kept; "
+            "subscribe to see reports again and resume scheduled syncs.",
+            title="Subscription required",
+            trial_ended_at=state.ends_at.isoformat() if state.ends_at else None,
+        )
+    return principal
+
+
+ActiveTrialOrSubscription = Annotated[Principal, Depends(_active_trial_or_subscription)]
+"""A `ReportReader` whose firm is in its trial or subscribed; 402 otherwise."""

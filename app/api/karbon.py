@@ -1,0 +1,83 @@
+"""The firm's Karbon connection: paste keys, see the connection, disconnect."""
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from app.api.auth import SecretsDep, TenantAdmin, TenantMember
+from app.api.deps import RedisDep, SessionDep, SettingsDep
+from app.api.responses import ADMIN, MEMBER, problems
+from app.tenancy import connection, repository
+from app.tenancy.schemas import Connection, PastedCredentials
+
+router = APIRouter(prefix="/api/v1/karbon", tags=["karbon"])
+
+
+@router.put(
+    "/credentials",
+    summary="Connect Karbon: check and store the AccessKey and Bearer token (admins)",
+    description=(
+        "Generate both keys in Karbon under Settings → Developer. First each key's format is "
+        "checked; then one live `GET /v3/Users` is made against Karbon with them. When Karbon "
+        "accepts them they are stored encrypted, the 7-day trial starts (only the first time) "
+        "and the initial sync starts. When Karbon refuses them, nothing is stored. Pasting new "
+        "keys later replaces the old ones and never restarts the trial. "
+        "The keys are never returned, only masked."
+    ),
+    responses=problems(
+        {
+            **ADMIN,
+            422: "`invalid-credentials-format`: a key is not in its expected format; `errors` "
+            "names `access_key` and/or `bearer_token`, and `swapped` is true when they were "
+            "pasted the wrong way round. `karbon-rejected-access-key` / "
+            "`karbon-rejected-bearer-token`: Karbon rejected that key (`errors` names it). "
+            "`karbon-rejected-unknown`: Karbon rejected the keys without saying which. "
+            "`validation-error`: a field is missing.",
+            502: "`karbon-unexpected-response`: Karbon's answer was not understood; nothing "
+            "was stored. Retryable.",
+            503: "`karbon-unavailable`: Karbon was unreachable or rate limiting; nothing was "
+            "stored. Retry in a minute.",
+        }
+    ),
+)
+async def put_credentials(
+    principal: TenantAdmin,
+    body: PastedCredentials,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    secrets: SecretsDep,
+) -> Connection:
+    assert principal.tenant_id is not None
+    return await connection.connect(
+        session, redis, settings, secrets, principal.tenant_id, body, datetime.now(UTC)
+    )
+
+
+@router.get(
+    "/connection",
+    summary="Connected or not, masked keys, trial, last sync error with what to do",
+    responses=problems(MEMBER),
+)
+async def get_connection(principal: TenantMember, session: SessionDep) -> Connection:
+    assert principal.tenant_id is not None
+    tenant = await repository.tenant(session, principal.tenant_id)
+    assert tenant is not None
+    row = await repository.connection(session, principal.tenant_id)
+    return connection.connection_view(tenant, row, datetime.now(UTC))
+
+
+@router.delete(
+    "/credentials",
+    summary="Disconnect Karbon (admins)",
+    description="Forgets the keys and stops syncing at once (a running sync is cancelled). "
+    "Everything already synced stays available to the reports. Harmless when not connected.",
+    responses=problems(ADMIN),
+)
+async def delete_credentials(
+    principal: TenantAdmin, session: SessionDep, redis: RedisDep, settings: SettingsDep
+) -> Connection:
+    assert principal.tenant_id is not None
+    tenant = await repository.tenant(session, principal.tenant_id)
+    assert tenant is not None
+    return await connection.disconnect(session, redis, settings, tenant, datetime.now(UTC))

@@ -1,0 +1,1 @@
+"""Tenants, people and integrator keys, sign-in, the Karbon connection and the trial clock."""

@@ -1,0 +1,53 @@
+"""Command functions for `reckonry`: platform operators and re-encrypting Karbon keys."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import create_engine, create_sessionmaker, unit_of_work
+from app.embedded import resolve_service_urls
+from app.secrets import resolve_secrets
+from app.settings import Settings, get_settings
+from app.tenancy import connection, service
+
+Result = TypeVar("Result")
+
+
+async def _in_unit_of_work(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[Result]]
+) -> Result:
+    engine = create_engine(resolve_service_urls(settings).database_url, pool_size=1)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def create_operator(email: str, password: str, settings: Settings | None = None) -> str:
+    """A platform operator: sees `/api/v1/ops/*` across firms and no firm's data.
+
+    Returns the new user's id. Raises `ProblemError` (409) when the e-mail is taken.
+    """
+
+    async def create(session: AsyncSession) -> str:
+        return str((await service.create_operator(session, email, password)).id)
+
+    return asyncio.run(_in_unit_of_work(settings or get_settings(), create))
+
+
+def reencrypt_credentials(settings: Settings | None = None) -> int:
+    """Re-encrypt every stored Karbon key with the first of `RECKONRY_ENCRYPTION_KEYS`.
+
+    Returns how many connections were re-encrypted. Run it after prepending a new key;
+    once it is done the old key can be removed.
+    """
+    settings = settings or get_settings()
+    secrets = resolve_secrets(settings)
+
+    async def reencrypt(session: AsyncSession) -> int:
+        return await connection.reencrypt_credentials(session, secrets)
+
+    return asyncio.run(_in_unit_of_work(settings, reencrypt))

@@ -1,0 +1,94 @@
+"""Queries for tenants, users, integrator keys and Karbon connections."""
+
+from collections.abc import Sequence
+from typing import TypeVar
+from uuid import UUID
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.pagination import PageParams
+from app.models import ApiKey, KarbonConnection, Tenant, User
+
+Row = TypeVar("Row")
+
+
+async def paged(
+    session: AsyncSession, query: Select[Row], params: PageParams
+) -> tuple[Sequence[Row], int]:
+    """The page's rows and the size of the whole list."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.limit(params.limit).offset(params.offset))
+    return rows.all(), total or 0
+
+
+async def tenant(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
+
+
+def tenants_by_age() -> Select[Tenant]:
+    return select(Tenant).order_by(Tenant.created_at, Tenant.id)
+
+
+async def user_by_id(session: AsyncSession, user_id: UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    found: User | None = await session.scalar(select(User).where(User.email == email.lower()))
+    return found
+
+
+async def tenant_user(session: AsyncSession, tenant_id: UUID, user_id: UUID) -> User | None:
+    return await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
+
+
+def tenant_users(tenant_id: UUID) -> Select[User]:
+    return select(User).where(User.tenant_id == tenant_id).order_by(User.created_at, User.id)
+
+
+async def usable_api_key(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    )
+
+
+async def tenant_api_key(session: AsyncSession, tenant_id: UUID, key_id: UUID) -> ApiKey | None:
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+    )
+
+
+def tenant_api_keys(tenant_id: UUID) -> Select[ApiKey]:
+    return (
+        select(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id)
+    )
+
+
+async def connection(
+    session: AsyncSession, tenant_id: UUID, *, for_update: bool = False
+) -> KarbonConnection | None:
+    query = select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def connections_by_tenant(
+    session: AsyncSession, tenant_ids: Sequence[UUID]
+) -> dict[UUID, KarbonConnection]:
+    rows = await session.scalars(
+        select(KarbonConnection).where(KarbonConnection.tenant_id.in_(tenant_ids))
+    )
+    return {row.tenant_id: row for row in rows}
+
+
+async def connections_with_keys(session: AsyncSession) -> Sequence[KarbonConnection]:
+    rows = await session.scalars(
+        select(KarbonConnection)
+        .where(KarbonConnection.access_key_encrypted.is_not(None))
+        .with_for_update()
+    )
+    return rows.all()

@@ -1,0 +1,134 @@
+"""Request and response bodies of the tenancy and Karbon endpoints."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.models import Role
+from app.tenancy.trial import TrialState, TrialStatus
+
+Password = Annotated[str, Field(min_length=12, max_length=200, description="12 characters or more")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+FirmName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class SignUp(BaseModel):
+    firm_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ]
+    email: EmailStr
+    password: Password
+
+
+class AccessToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires; sign in again then")
+
+
+class Trial(BaseModel):
+    """7 days from the first successful Karbon key validation; never restarted."""
+
+    status: TrialStatus
+    started_at: datetime | None
+    ends_at: datetime | None
+    days_left: int | None
+
+    @classmethod
+    def from_state(cls, state: TrialState) -> "Trial":
+        return cls(
+            status=state.status,
+            started_at=state.started_at,
+            ends_at=state.ends_at,
+            days_left=state.days_left,
+        )
+
+
+class TenantView(BaseModel):
+    id: UUID
+    name: str
+    subscription_active: bool
+    trial: Trial
+
+
+class Me(BaseModel):
+    user_id: UUID
+    email: str
+    role: Role
+    tenant: TenantView | None = Field(description="None for platform operators")
+
+
+class NewMember(BaseModel):
+    email: EmailStr
+    password: Password = Field(description="Initial password; share it with the person")
+    role: Literal[Role.ADMIN, Role.MEMBER] = Role.MEMBER
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    email: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class NewApiKeyRequest(BaseModel):
+    name: Name = Field(description="What the key is for, e.g. the integrator's tool")
+
+
+class ApiKeyView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    name: str
+    display_prefix: str = Field(description="The key's first characters, to recognise it")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CreatedApiKey(ApiKeyView):
+    key: str = Field(description="The key itself. Shown only now: store it safely.")
+
+
+class PastedCredentials(BaseModel):
+    access_key: str = Field(
+        max_length=8192,
+        description="Karbon AccessKey: a JWT, three dot-separated parts starting `eyJ`",
+    )
+    bearer_token: str = Field(
+        max_length=200,
+        description="Karbon Bearer token: a GUID such as `550e8400-e29b-41d4-a716-446655440000`",
+    )
+
+
+class SyncError(BaseModel):
+    code: str
+    message: str
+    likely_cause: str | None
+    steps: list[str]
+    occurred_at: datetime
+
+
+class Connection(BaseModel):
+    connected: bool
+    access_key_masked: str | None
+    bearer_token_masked: str | None
+    validated_at: datetime | None = Field(description="Last successful key check against Karbon")
+    connected_at: datetime | None
+    disconnected_at: datetime | None
+    trial: Trial
+    last_error: SyncError | None
+
+
+class OpsTenant(BaseModel):
+    id: UUID
+    name: str
+    created_at: datetime
+    subscription_active: bool
+    trial: Trial
+    karbon_connected: bool
+    last_sync_error_code: str | None

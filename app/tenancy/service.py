@@ -1,0 +1,214 @@
+"""Firms, their people and their integrator keys; sign-in."""
+
+import asyncio
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.pagination import Page, PageParams
+from app.api.problems import ProblemError
+from app.models import ApiKey, Role, Tenant, User
+from app.tenancy import repository
+from app.tenancy.ratelimit import SignInLimiter
+from app.tenancy.schemas import (
+    AccessToken,
+    ApiKeyView,
+    CreatedApiKey,
+    Me,
+    Member,
+    NewApiKeyRequest,
+    NewMember,
+    OpsTenant,
+    SignUp,
+    TenantView,
+    Trial,
+)
+from app.tenancy.security import (
+    hash_password,
+    issue_session_token,
+    new_api_key,
+    verify_password,
+)
+from app.tenancy.trial import trial_state
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(404, "not-found", f"No such {what} in your firm.")
+
+
+def access_token(secret_key: str, user_id: UUID) -> AccessToken:
+    token = issue_session_token(secret_key, user_id)
+    return AccessToken(access_token=token.token, expires_in=token.expires_in)
+
+
+async def _new_user(
+    session: AsyncSession, tenant_id: UUID | None, email: str, password: str, role: Role
+) -> User:
+    if await repository.user_by_email(session, email) is not None:
+        raise ProblemError(
+            409,
+            "email-taken",
+            "This e-mail address already has an account: sign in instead.",
+            errors=[{"field": "email", "message": "Already registered"}],
+        )
+    password_hash = await asyncio.to_thread(hash_password, password)
+    user = User(tenant_id=tenant_id, email=email.lower(), password_hash=password_hash, role=role)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def sign_up(session: AsyncSession, secret_key: str, request: SignUp) -> AccessToken:
+    tenant = Tenant(name=request.firm_name)
+    session.add(tenant)
+    await session.flush()
+    admin = await _new_user(session, tenant.id, str(request.email), request.password, Role.ADMIN)
+    return access_token(secret_key, admin.id)
+
+
+async def create_operator(session: AsyncSession, email: str, password: str) -> User:
+    return await _new_user(session, None, email, password, Role.OPERATOR)
+
+
+async def sign_in(
+    session: AsyncSession,
+    limiter: SignInLimiter,
+    secret_key: str,
+    *,
+    email: str,
+    password: str,
+    address: str,
+) -> AccessToken:
+    await limiter.register_attempt(email, address)
+    user = await repository.user_by_email(session, email)
+    matches = await asyncio.to_thread(
+        verify_password, user.password_hash if user else None, password
+    )
+    if user is None or not matches or not user.is_active:
+        raise ProblemError(
+            401,
+            "invalid-credentials",
+            "The e-mail address or the password is wrong.",
+            title="Sign-in failed",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    await limiter.forget_account(email)
+    return access_token(secret_key, user.id)
+
+
+def tenant_view(tenant: Tenant, now: datetime) -> TenantView:
+    return TenantView(
+        id=tenant.id,
+        name=tenant.name,
+        subscription_active=tenant.subscription_active,
+        trial=Trial.from_state(trial_state(tenant, now)),
+    )
+
+
+async def me(session: AsyncSession, user_id: UUID, now: datetime) -> Me:
+    user = await repository.user_by_id(session, user_id)
+    assert user is not None
+    tenant = await repository.tenant(session, user.tenant_id) if user.tenant_id else None
+    return Me(
+        user_id=user.id,
+        email=user.email,
+        role=user.role,
+        tenant=tenant_view(tenant, now) if tenant else None,
+    )
+
+
+async def members(session: AsyncSession, tenant_id: UUID, params: PageParams) -> Page[Member]:
+    rows, total = await repository.paged(session, repository.tenant_users(tenant_id), params)
+    return Page[Member](
+        items=[Member.model_validate(row) for row in rows],
+        total=total,
+        limit=params.limit,
+        offset=params.offset,
+    )
+
+
+async def add_member(session: AsyncSession, tenant_id: UUID, request: NewMember) -> Member:
+    user = await _new_user(session, tenant_id, str(request.email), request.password, request.role)
+    await session.refresh(user)
+    return Member.model_validate(user)
+
+
+async def deactivate_member(
+    session: AsyncSession, tenant_id: UUID, acting_user_id: UUID | None, member_id: UUID
+) -> None:
+    """The person can no longer sign in; what they did stays attributed to them."""
+    user = await repository.tenant_user(session, tenant_id, member_id)
+    if user is None:
+        raise _not_found("member")
+    if user.id == acting_user_id:
+        raise ProblemError(
+            409, "cannot-remove-yourself", "Ask another admin to remove your account."
+        )
+    user.is_active = False
+    await session.flush()
+
+
+async def create_api_key(
+    session: AsyncSession, tenant_id: UUID, created_by: UUID | None, request: NewApiKeyRequest
+) -> CreatedApiKey:
+    generated = new_api_key()
+    key = ApiKey(
+        tenant_id=tenant_id,
+        name=request.name,
+        key_hash=generated.key_hash,
+        display_prefix=generated.display_prefix,
+        created_by_id=created_by,
+    )
+    session.add(key)
+    await session.flush()
+    await session.refresh(key)
+    return CreatedApiKey(**ApiKeyView.model_validate(key).model_dump(), key=generated.plaintext)
+
+
+async def api_keys(session: AsyncSession, tenant_id: UUID, params: PageParams) -> Page[ApiKeyView]:
+    rows, total = await repository.paged(session, repository.tenant_api_keys(tenant_id), params)
+    return Page[ApiKeyView](
+        items=[ApiKeyView.model_validate(row) for row in rows],
+        total=total,
+        limit=params.limit,
+        offset=params.offset,
+    )
+
+
+async def api_key(session: AsyncSession, tenant_id: UUID, key_id: UUID) -> ApiKeyView:
+    key = await repository.tenant_api_key(session, tenant_id, key_id)
+    if key is None:
+        raise _not_found("API key")
+    return ApiKeyView.model_validate(key)
+
+
+async def revoke_api_key(
+    session: AsyncSession, tenant_id: UUID, key_id: UUID, now: datetime
+) -> None:
+    key = await repository.tenant_api_key(session, tenant_id, key_id)
+    if key is None:
+        raise _not_found("API key")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        await session.flush()
+
+
+async def ops_tenants(session: AsyncSession, params: PageParams, now: datetime) -> Page[OpsTenant]:
+    rows, total = await repository.paged(session, repository.tenants_by_age(), params)
+    connections = await repository.connections_by_tenant(session, [row.id for row in rows])
+    items = []
+    for tenant in rows:
+        connection = connections.get(tenant.id)
+        items.append(
+            OpsTenant(
+                id=tenant.id,
+                name=tenant.name,
+                created_at=tenant.created_at,
+                subscription_active=tenant.subscription_active,
+                trial=Trial.from_state(trial_state(tenant, now)),
+                karbon_connected=bool(connection and connection.is_connected),
+                last_sync_error_code=connection.last_error_code if connection else None,
+            )
+        )
+    return Page[OpsTenant](items=items, total=total, limit=params.limit, offset=params.offset)

@@ -1,0 +1,198 @@
+import asyncio
+import uuid
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.embedded import ServiceUrls
+from app.models import User
+from app.settings import Settings
+from app.tenancy import ratelimit
+from app.tenancy.cli import create_operator
+from app.tenancy.ratelimit import ATTEMPTS_PER_ACCOUNT, Limit
+from app.tenancy.security import issue_session_token
+from tests.tenancy.helpers import PASSWORD, bearer, problem_type, sign_in, sign_up
+
+
+async def test_sign_up_creates_the_firm_and_its_admin_without_starting_the_trial(
+    client: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    firm = await sign_up(client, "Acme Accounting", "Owner@Acme.com")
+
+    me = (await client.get("/api/v1/me", headers=firm.headers)).json()
+    assert me["email"] == "owner@acme.com"
+    assert me["role"] == "admin"
+    assert me["tenant"]["name"] == "Acme Accounting"
+    assert me["tenant"]["trial"] == {
+        "status": "not_started",
+        "started_at": None,
+        "ends_at": None,
+        "days_left": None,
+    }
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.email == "owner@acme.com"))
+    assert user is not None and user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+
+
+async def test_an_e_mail_address_signs_up_once(client: AsyncClient) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    again = await client.post(
+        "/api/v1/signup",
+        json={"firm_name": "Other", "email": "OWNER@acme.com", "password": PASSWORD},
+    )
+    assert again.status_code == 409
+    assert problem_type(again) == "email-taken"
+    assert again.json()["errors"][0]["field"] == "email"
+
+
+async def test_sign_up_names_each_invalid_field(client: AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/signup", json={"firm_name": "", "email": "nope", "password": "short"}
+    )
+    assert response.status_code == 422
+    assert {error["field"] for error in response.json()["errors"]} == {
+        "firm_name",
+        "email",
+        "password",
+    }
+
+
+async def test_sign_in_returns_a_bearer_token(client: AsyncClient) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    response = await sign_in(client, "Owner@acme.com")
+    assert response.status_code == 200
+    token = response.json()
+    assert token["token_type"] == "bearer" and token["expires_in"] > 0
+    me = await client.get("/api/v1/me", headers=bearer(token["access_token"]))
+    assert me.json()["email"] == "owner@acme.com"
+
+
+async def test_wrong_password_and_unknown_account_fail_alike(client: AsyncClient) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    wrong = await sign_in(client, "owner@acme.com", "not the password at all")
+    unknown = await sign_in(client, "nobody@acme.com")
+    for response in (wrong, unknown):
+        assert response.status_code == 401
+        assert problem_type(response) == "invalid-credentials"
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+
+
+async def test_tampered_expired_and_missing_tokens_are_refused(
+    client: AsyncClient, settings: Settings, app: object
+) -> None:
+    firm = await sign_up(client, "Acme", "owner@acme.com")
+    payload, signature = firm.token.split(".")
+    tampered = f"{payload}.{signature[:-2]}xx"
+    me = (await client.get("/api/v1/me", headers=firm.headers)).json()
+    secret_key = app.state.secrets.secret_key  # type: ignore[attr-defined]
+    expired = issue_session_token(secret_key, uuid.UUID(me["user_id"]), ttl=-1).token
+
+    for headers, slug in (
+        ({}, "not-authenticated"),
+        (bearer(tampered), "invalid-token"),
+        (bearer(expired), "invalid-token"),
+        (bearer("rk_live_made-up"), "invalid-api-key"),
+    ):
+        response = await client.get("/api/v1/me", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert problem_type(response) == slug
+
+
+async def test_sign_in_is_limited_per_account(client: AsyncClient) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    for _ in range(ATTEMPTS_PER_ACCOUNT.attempts):
+        assert (await sign_in(client, "owner@acme.com", "guessing wrong")).status_code == 401
+
+    blocked = await sign_in(client, "OWNER@acme.com")  # even the right password waits
+    assert blocked.status_code == 429
+    assert problem_type(blocked) == "too-many-sign-in-attempts"
+    assert 0 < int(blocked.headers["retry-after"]) <= ATTEMPTS_PER_ACCOUNT.window_seconds
+    assert "account" in blocked.json()["detail"]
+    other_account = await sign_in(client, "someone-else@acme.com")
+    assert other_account.status_code == 401
+
+
+async def test_sign_in_is_limited_per_address(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "ATTEMPTS_PER_ADDRESS", Limit(attempts=5, window_seconds=60))
+    for attempt in range(5):
+        response = await sign_in(client, f"user{attempt}@spray.com", "guess")
+        assert response.status_code == 401
+    blocked = await sign_in(client, "fresh@spray.com", "guess")
+    assert blocked.status_code == 429
+    assert "address" in blocked.json()["detail"]
+
+
+async def test_a_successful_sign_in_resets_the_account_count(client: AsyncClient) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    for _ in range(ATTEMPTS_PER_ACCOUNT.attempts - 1):
+        await sign_in(client, "owner@acme.com", "typo typo typo")
+    assert (await sign_in(client, "owner@acme.com")).status_code == 200
+    assert (await sign_in(client, "owner@acme.com", "one more typo")).status_code == 401
+
+
+async def test_admins_add_and_remove_members(client: AsyncClient) -> None:
+    admin = await sign_up(client, "Acme", "owner@acme.com")
+    added = await client.post(
+        "/api/v1/members",
+        headers=admin.headers,
+        json={"email": "staff@acme.com", "password": PASSWORD},
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["role"] == "member"
+
+    member_token = (await sign_in(client, "staff@acme.com")).json()["access_token"]
+    as_member = bearer(member_token)
+    assert (await client.get("/api/v1/me", headers=as_member)).json()["role"] == "member"
+    listed = (await client.get("/api/v1/members?limit=1&offset=1", headers=as_member)).json()
+    assert listed["total"] == 2 and listed["limit"] == 1 and listed["offset"] == 1
+    assert [item["email"] for item in listed["items"]] == ["staff@acme.com"]
+
+    refused = await client.post(
+        "/api/v1/members", headers=as_member, json={"email": "x@acme.com", "password": PASSWORD}
+    )
+    assert refused.status_code == 403 and problem_type(refused) == "admin-required"
+
+    removed = await client.delete(f"/api/v1/members/{added.json()['id']}", headers=admin.headers)
+    assert removed.status_code == 204
+    assert (await client.get("/api/v1/me", headers=as_member)).status_code == 401
+    assert (await sign_in(client, "staff@acme.com")).status_code == 401
+
+
+async def test_an_admin_cannot_remove_themself(client: AsyncClient) -> None:
+    admin = await sign_up(client, "Acme", "owner@acme.com")
+    me = (await client.get("/api/v1/me", headers=admin.headers)).json()
+    response = await client.delete(f"/api/v1/members/{me['user_id']}", headers=admin.headers)
+    assert response.status_code == 409
+    assert problem_type(response) == "cannot-remove-yourself"
+
+
+async def test_operators_see_ops_and_no_firm_data(
+    client: AsyncClient, service_urls: ServiceUrls, settings: Settings
+) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    operator_settings = settings.model_copy(
+        update={"database_url": service_urls.database_url, "redis_url": service_urls.redis_url}
+    )
+    await asyncio.to_thread(create_operator, "ops@reckonry.com", PASSWORD, operator_settings)
+    token = (await sign_in(client, "ops@reckonry.com")).json()["access_token"]
+
+    me = (await client.get("/api/v1/me", headers=bearer(token))).json()
+    assert me["role"] == "operator" and me["tenant"] is None
+    tenants = (await client.get("/api/v1/ops/tenants", headers=bearer(token))).json()
+    assert [tenant["name"] for tenant in tenants["items"]] == ["Acme"]
+    for path in ("/api/v1/members", "/api/v1/karbon/connection", "/api/v1/api-keys"):
+        response = await client.get(path, headers=bearer(token))
+        assert response.status_code == 403, path
+
+
+async def test_firm_users_cannot_reach_ops(client: AsyncClient) -> None:
+    admin = await sign_up(client, "Acme", "owner@acme.com")
+    response = await client.get("/api/v1/ops/tenants", headers=admin.headers)
+    assert response.status_code == 403
+    assert problem_type(response) == "operator-required"
