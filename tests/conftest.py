@@ -2,6 +2,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
@@ -38,11 +39,19 @@ def redis_prefix() -> str:
     return f"reckonry-test-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return Fernet.generate_key().decode()
+
+
 @pytest.fixture
-def settings(redis_prefix: str) -> Settings:
+def settings(redis_prefix: str, encryption_key: str) -> Settings:
     return Settings(
+        _env_file=None,
         RECKONRY_ENV="test",
         RECKONRY_REDIS_PREFIX=redis_prefix,
+        RECKONRY_SECRET_KEY="test-signing-key-" + "x" * 32,
+        RECKONRY_ENCRYPTION_KEYS=encryption_key,
         KARBON_BASE_URL="http://karbon.invalid",
     )
 

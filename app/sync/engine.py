@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -105,17 +105,42 @@ class SyncEngine:
             return
         _capture_buffer.set([])
         progress = StreamProgress.restore(self._progress.get(stream.name))
-        window = self._window(stream, state)
+        complete = self._reads_everything(stream) or bool(state.get("census"))
+        window = await self._read(stream, state, progress, complete=complete)
+        if not complete and await self._count_differs(stream, progress):
+            # Karbon lists a different number of records than we hold: something was
+            # deleted, and only a complete read can tell what.
+            complete = True
+            progress.karbon_count = None
+            window = await self._read(stream, {"census": True}, progress, complete=True)
+        await self._finish_stream(stream, window, progress, complete=complete)
+
+    def _reads_everything(self, stream: Stream) -> bool:
+        """Whether this run reads the stream's whole list, so it can see what was deleted."""
+        return self._plan.complete_read or stream.strategy in (Strategy.FULL, Strategy.FINGERPRINT)
+
+    async def _read(
+        self,
+        stream: Stream,
+        state: dict[str, Any],
+        progress: "StreamProgress",
+        *,
+        complete: bool,
+    ) -> NewestFirstWindow | None:
+        window = self._window(stream, state, complete=complete)
         reads = self._reads(stream)
-        for index in range(int(state.get("read", 0)), len(reads)):
-            resume = state.get("next_link") if index == state.get("read", 0) else None
+        census = {"census": True} if state.get("census") else {}
+        first = int(state.get("read", 0))
+        for index in range(first, len(reads)):
+            resume = state.get("next_link") if index == first else None
             params = stream.list_params(reads[index])
             async for page in self._client.iter_pages(stream.resource, params, resume_from=resume):
                 records = window.admit(page.records) if window else page.records
                 details = await self._details(stream, records)
-                progress.page_read(page, stream.page_size, windowed=window is not None)
+                progress.page_read(page, stream.page_size, windowed=not complete)
                 finished_read = page.next_link is None or (window is not None and window.exhausted)
                 checkpoint = {
+                    **census,
                     "read": index + 1 if finished_read else index,
                     "next_link": None if finished_read else page.next_link,
                     "newest_seen": _iso(window.newest_seen if window else None),
@@ -123,7 +148,15 @@ class SyncEngine:
                 await self._apply_page(stream, records, details, checkpoint, progress)
                 if window is not None and window.exhausted:
                     break
-        await self._finish_stream(stream, window, progress)
+        return window
+
+    async def _count_differs(self, stream: Stream, progress: "StreamProgress") -> bool:
+        if stream.strategy is not Strategy.NEWEST_FIRST or progress.karbon_count is None:
+            return False
+        async with self._sessions() as session:
+            store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
+            held = await store.count_live(STREAM_MODELS[stream.name], **deletion_scope(stream.name))
+        return held != progress.karbon_count
 
     def _reads(self, stream: Stream) -> list[str | None]:
         """The `$filter` of each list read this stream makes on this run."""
@@ -133,10 +166,12 @@ class SyncEngine:
             )
         return [None]
 
-    def _window(self, stream: Stream, state: dict[str, Any]) -> NewestFirstWindow | None:
+    def _window(
+        self, stream: Stream, state: dict[str, Any], *, complete: bool
+    ) -> NewestFirstWindow | None:
         if stream.strategy is not Strategy.NEWEST_FIRST:
             return None
-        since = None if self._plan.complete_read else self._plan.high_water_marks.get(stream.name)
+        since = None if complete else self._plan.high_water_marks.get(stream.name)
         window = NewestFirstWindow(stream, since, self._plan.started_at)
         if state.get("newest_seen"):
             window.newest_seen = datetime.fromisoformat(state["newest_seen"])
@@ -193,13 +228,20 @@ class SyncEngine:
         await store.save_raw(stream.name, "detail", [r for r in responses if r not in pages])
 
     async def _finish_stream(
-        self, stream: Stream, window: NewestFirstWindow | None, progress: "StreamProgress"
+        self,
+        stream: Stream,
+        window: NewestFirstWindow | None,
+        progress: "StreamProgress",
+        *,
+        complete: bool,
     ) -> None:
         progress.finish()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            if self._plan.complete_read:
+            if complete:
                 await self._mark_deleted(store, stream)
+            elif stream.strategy is Strategy.PERIOD_WINDOW:
+                await self._mark_deleted_in_reread_periods(store)
             if window is not None:
                 await _save_high_water_mark(
                     session, self._plan, stream.name, window.next_high_water_mark
@@ -209,11 +251,19 @@ class SyncEngine:
 
     async def _mark_deleted(self, store: RecordStore, stream: Stream) -> None:
         now = self._plan.started_at
-        await store.mark_unseen_deleted(
-            STREAM_MODELS[stream.name], now=now, **deletion_scope(stream.name)
-        )
+        model = STREAM_MODELS[stream.name]
+        await store.mark_unseen_deleted(model, now=now, **deletion_scope(stream.name))
         if stream.name == "timesheets":
             await store.mark_unseen_deleted(TimeEntry, now=now)
+
+    async def _mark_deleted_in_reread_periods(self, store: RecordStore) -> None:
+        """Timesheets an incremental run re-read by period: those not returned are gone."""
+        window_start = self._plan.today - timedelta(days=RECENT_TIMESHEET_DAYS)
+        await store.mark_unseen_timesheets_deleted(
+            now=self._plan.started_at,
+            started_after=window_start,
+            periods=[(p.start, sorted(p.user_keys)) for p in self._plan.open_periods],
+        )
 
     async def _record_progress(
         self,
@@ -253,6 +303,8 @@ class StreamProgress:
     records: int = 0
     details_done: int = 0
     requests: int = 0
+    karbon_count: int | None = None
+    """`@odata.count` of the stream's first list read: what Karbon holds."""
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None) -> "StreamProgress":
@@ -260,6 +312,8 @@ class StreamProgress:
 
     def page_read(self, page: Page, page_size: int, *, windowed: bool) -> None:
         self.pages_done += 1
+        if self.karbon_count is None:
+            self.karbon_count = page.total_count
         if page.total_count is not None and not windowed:
             self.pages_total = max(self.pages_done, math.ceil(page.total_count / page_size))
 
@@ -275,6 +329,7 @@ class StreamProgress:
             "records": self.records,
             "details_done": self.details_done,
             "requests": self.requests,
+            "karbon_count": self.karbon_count,
         }
 
 

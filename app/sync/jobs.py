@@ -36,7 +36,10 @@ NIGHTLY_WINDOW_START_HOUR = 1
 NIGHTLY_WINDOW_MINUTES = 240
 """Nightly reconciliations start between 01:00 and 05:00 UTC, each tenant at its own minute."""
 
-BUDGETS = BudgetRegistry()
+
+def budget_registry(settings: Settings) -> BudgetRegistry:
+    """One per worker process: every job of a tenant shares the tenant's budget."""
+    return BudgetRegistry(rate_per_second=settings.karbon_requests_per_second)
 
 
 async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
@@ -68,7 +71,7 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
     client = KarbonClient(
         credentials.access_key,
         credentials.bearer_token,
-        budget=BUDGETS.for_tenant(str(run.tenant_id)),
+        budget=ctx["budgets"].for_tenant(str(run.tenant_id)),
         base_url=settings.karbon_base_url,
         on_response=capture_response,
     )

@@ -6,11 +6,11 @@ detail was not re-read keeps what was stored.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Table, and_, delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -353,6 +353,53 @@ class RecordStore:
                 ]
             )
         )
+
+    async def count_live(self, model: Any, **scope: str) -> int:
+        table: Table = model.__table__
+        query = select(func.count()).where(
+            table.c.tenant_id == self.tenant_id,
+            table.c.deleted_at.is_(None),
+            *(table.c[name] == value for name, value in scope.items()),
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def mark_unseen_timesheets_deleted(
+        self,
+        *,
+        now: datetime,
+        started_after: date,
+        periods: Sequence[tuple[date, Sequence[str]]],
+    ) -> None:
+        """Timesheets (and their entries) in the re-read periods that this run did not see."""
+        in_scope = or_(
+            Timesheet.start_date > started_after,
+            *(
+                and_(Timesheet.start_date == start, Timesheet.user_key.in_(list(users)))
+                for start, users in periods
+            ),
+        )
+        gone = (
+            update(Timesheet)
+            .where(
+                Timesheet.tenant_id == self.tenant_id,
+                Timesheet.deleted_at.is_(None),
+                Timesheet.last_seen_run_id.is_distinct_from(self.run_id),
+                in_scope,
+            )
+            .values(deleted_at=now)
+            .returning(Timesheet.timesheet_key)
+        )
+        keys = list((await self.session.execute(gone)).scalars().all())
+        if keys:
+            await self.session.execute(
+                update(TimeEntry)
+                .where(
+                    TimeEntry.tenant_id == self.tenant_id,
+                    TimeEntry.timesheet_key.in_(keys),
+                    TimeEntry.deleted_at.is_(None),
+                )
+                .values(deleted_at=now)
+            )
 
     async def mark_unseen_deleted(self, model: Any, *, now: datetime, **scope: str) -> int:
         """After a complete read: what this run did not see is gone from Karbon."""

@@ -1,0 +1,83 @@
+"""What the sync endpoints answer."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from app.models import SyncKind, SyncState, SyncTrigger
+
+
+class StreamProgressView(BaseModel):
+    name: str = Field(
+        description="users, contacts, organizations, work_items, timesheets or invoices"
+    )
+    state: Literal["pending", "running", "done"]
+    pages_done: int
+    pages_total: int | None = Field(description="Known once Karbon has given the record count")
+    records: int
+    detail_calls: int
+    requests: int
+
+
+class SyncErrorView(BaseModel):
+    code: str | None
+    message: str | None
+
+
+class SyncRunView(BaseModel):
+    id: UUID
+    kind: SyncKind
+    trigger: SyncTrigger
+    state: SyncState
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    requests_made: int
+    request_rate: float = Field(description="Requests per second to Karbon over the last minute")
+    eta_seconds: float | None = Field(description="Estimated seconds left; none when unknown")
+    streams: list[StreamProgressView]
+    error: SyncErrorView | None
+
+
+class SyncStatus(BaseModel):
+    current: SyncRunView | None = Field(description="The queued or running sync, if any")
+    last: SyncRunView | None = Field(description="The last finished sync, if any")
+    next_incremental_at: datetime | None
+    next_reconciliation_at: datetime | None
+
+
+class SyncRequestBody(BaseModel):
+    kind: Literal["incremental", "full"] = Field(
+        default="incremental",
+        description="`incremental` reads what changed; `full` re-reads everything and marks "
+        "what Karbon no longer returns as deleted",
+    )
+
+
+class SyncRequested(BaseModel):
+    joined: bool = Field(description="True when a sync was already under way and this joined it")
+    run: SyncRunView
+
+
+class SyncSettingsView(BaseModel):
+    incremental_interval_minutes: int
+    nightly_reconciliation: bool
+
+
+class SyncSettingsPatch(BaseModel):
+    incremental_interval_minutes: int | None = Field(
+        default=None, ge=15, le=1440, description="Minutes between incremental syncs (15 to 1440)"
+    )
+    nightly_reconciliation: bool | None = None
+
+
+class TenantSyncView(BaseModel):
+    tenant_id: UUID
+    tenant_name: str
+    connected: bool
+    current: SyncRunView | None
+    last: SyncRunView | None
+    last_error_code: str | None
+    last_error_at: datetime | None

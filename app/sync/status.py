@@ -1,0 +1,111 @@
+"""Reading sync state for people: progress, rate, ETA, and when the next syncs run."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import ACTIVE_STATES, SyncRun, SyncSettings, SyncState
+from app.sync import repository
+from app.sync.jobs import nightly_minute
+from app.sync.schemas import (
+    StreamProgressView,
+    SyncErrorView,
+    SyncRunView,
+    SyncSettingsView,
+    SyncStatus,
+)
+from app.sync.streams import STREAMS
+
+
+def _stream_view(name: str, saved: dict[str, Any] | None) -> StreamProgressView:
+    """A stream with nothing saved yet has not read its first page."""
+    saved = saved or {}
+    return StreamProgressView(
+        name=name,
+        state="done" if saved.get("state") == "done" else ("running" if saved else "pending"),
+        pages_done=saved.get("pages_done", 0),
+        pages_total=saved.get("pages_total"),
+        records=saved.get("records", 0),
+        detail_calls=saved.get("details_done", 0),
+        requests=saved.get("requests", 0),
+    )
+
+
+def remaining_requests(streams: list[StreamProgressView]) -> int | None:
+    """Pages left, each with as many detail calls as the stream's pages so far needed."""
+    remaining = 0
+    for stream in streams:
+        if stream.state == "done":
+            continue
+        if stream.pages_total is None:
+            return None
+        details_per_page = stream.detail_calls / stream.pages_done if stream.pages_done else 0
+        remaining += round((stream.pages_total - stream.pages_done) * (1 + details_per_page))
+    return remaining
+
+
+def run_view(run: SyncRun) -> SyncRunView:
+    streams = [_stream_view(s.name, run.progress.get(s.name)) for s in STREAMS]
+    eta = None
+    if run.state in ACTIVE_STATES and run.request_rate > 0:
+        left = remaining_requests(streams)
+        eta = None if left is None else left / run.request_rate
+    error = (
+        SyncErrorView(code=run.error_code, message=run.error_message)
+        if run.error_code or run.error_message
+        else None
+    )
+    return SyncRunView(
+        id=run.id,
+        kind=run.kind,
+        trigger=run.trigger,
+        state=run.state,
+        requested_at=run.requested_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        requests_made=run.requests_made,
+        request_rate=round(run.request_rate, 3),
+        eta_seconds=eta,
+        streams=streams,
+        error=error,
+    )
+
+
+def next_nightly(tenant_id: UUID, now: datetime) -> datetime:
+    minute = nightly_minute(tenant_id)
+    today_slot = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(minutes=minute)
+    return today_slot if today_slot > now else today_slot + timedelta(days=1)
+
+
+async def sync_status(
+    session: AsyncSession, tenant_id: UUID, *, may_sync: bool, now: datetime
+) -> SyncStatus:
+    current = await repository.active_run(session, tenant_id)
+    last = await repository.last_finished_run(
+        session,
+        tenant_id,
+        states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED, SyncState.CANCELLED),
+    )
+    settings = await repository.sync_settings(session, tenant_id)
+    next_incremental = None
+    if may_sync and last is not None and last.finished_at is not None:
+        next_incremental = max(
+            now, last.finished_at + timedelta(minutes=settings.incremental_interval_minutes)
+        )
+    return SyncStatus(
+        current=run_view(current) if current else None,
+        last=run_view(last) if last else None,
+        next_incremental_at=next_incremental,
+        next_reconciliation_at=next_nightly(tenant_id, now)
+        if may_sync and settings.nightly_reconciliation
+        else None,
+    )
+
+
+def settings_view(settings: SyncSettings) -> SyncSettingsView:
+    return SyncSettingsView(
+        incremental_interval_minutes=settings.incremental_interval_minutes,
+        nightly_reconciliation=settings.nightly_reconciliation,
+    )

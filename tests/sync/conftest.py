@@ -1,0 +1,103 @@
+"""A sandbox Karbon on a real socket, a connected tenant, and the worker's job context."""
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import pytest
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.embedded import ServiceUrls
+from app.models import KarbonConnection, SyncKind, SyncTrigger
+from app.sandbox.server import serve_sandbox_in_thread
+from app.sandbox.state import Sandbox, SandboxConfig
+from app.secrets import resolve_secrets
+from app.settings import Settings
+from app.sync.control import request_sync
+from app.sync.jobs import run_sync
+from app.sync.karbon.budget import BudgetRegistry
+from app.tenancy.crypto import CredentialCipher, mask
+from tests.factories import create_tenant
+
+SANDBOX_TODAY = date(2026, 11, 2)
+FAST_BUDGET = BudgetRegistry(rate_per_second=400.0, max_in_flight=8)
+"""Tests of the sync's logic run far above Karbon's rate; the rate itself has its own test."""
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    config = SandboxConfig()
+    config.update({"max_page_size": 7, "rate_limit_enabled": False})
+    return Sandbox.create(("Demo firm", "tiny", 3), config=config, today=SANDBOX_TODAY)
+
+
+@pytest.fixture
+def karbon_url(sandbox: Sandbox) -> Iterator[str]:
+    with serve_sandbox_in_thread(sandbox) as url:
+        yield url
+
+
+@pytest.fixture
+def sync_settings(settings: Settings, karbon_url: str) -> Settings:
+    return settings.model_copy(update={"karbon_base_url": karbon_url})
+
+
+@pytest.fixture
+async def job_context(
+    sync_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    service_urls: ServiceUrls,
+) -> AsyncIterator[dict[str, Any]]:
+    redis = ArqRedis.from_url(service_urls.redis_url)
+    yield {
+        "settings": sync_settings,
+        "sessions": sessions,
+        "secrets": resolve_secrets(sync_settings),
+        "redis": redis,
+        "budgets": FAST_BUDGET,
+    }
+    await redis.aclose()
+
+
+async def connect_tenant(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    sandbox: Sandbox,
+    sandbox_tenant: str = "Demo firm",
+    name: str = "Acme CPA",
+) -> UUID:
+    """A Reckonry tenant holding the sandbox tenant's keys, encrypted as the product does."""
+    tenant_id = await create_tenant(sessions, name)
+    keys = sandbox.tenant(sandbox_tenant)
+    cipher = CredentialCipher(resolve_secrets(settings))
+    async with unit_of_work(sessions) as session:
+        session.add(
+            KarbonConnection(
+                tenant_id=tenant_id,
+                access_key_encrypted=cipher.encrypt(keys.access_key),
+                bearer_token_encrypted=cipher.encrypt(keys.bearer_token),
+                access_key_masked=mask(keys.access_key),
+                bearer_token_masked=mask(keys.bearer_token),
+            )
+        )
+    return tenant_id
+
+
+async def sync_now(
+    context: dict[str, Any], tenant_id: UUID, kind: SyncKind = SyncKind.INITIAL
+) -> tuple[UUID, str]:
+    """Request a sync and run its job in this process, as a worker would."""
+    async with unit_of_work(context["sessions"]) as session:
+        request = await request_sync(
+            session,
+            context["redis"],
+            context["settings"],
+            tenant_id,
+            kind=kind,
+            trigger=SyncTrigger.MANUAL,
+        )
+    outcome = await run_sync(context, str(request.run.id))
+    return request.run.id, outcome
