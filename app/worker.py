@@ -13,7 +13,8 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
 from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.sync.jobs import budget_registry, run_sync, schedule_syncs
+from app.sync.access import KarbonAccess
+from app.sync.jobs import run_sync, schedule_syncs
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -31,7 +32,7 @@ def create_worker(
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx["secrets"] = resolve_secrets(settings)
-        ctx["budgets"] = budget_registry(settings)
+        ctx["karbon"] = KarbonAccess.from_settings(settings)
         ctx["engine"] = create_engine(urls.database_url)
         ctx["sessions"] = create_sessionmaker(ctx["engine"])
 

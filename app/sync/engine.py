@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.models import StreamState, SyncKind, SyncRun, SyncState, TimeEntry
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
-from app.sync.karbon.errors import KarbonAuthError
+from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
 from app.sync.records import ParsedBatch, Raw, parse_batch
 from app.sync.store import RecordStore
 from app.sync.streams import (
@@ -38,6 +38,7 @@ from app.sync.streams import (
 )
 from app.sync.streams_storage import STREAM_MODELS, deletion_scope
 
+LIST_EXPAND_MAY_BE_REFUSED = frozenset({"invoices"})
 RECENT_TIMESHEET_DAYS = 42
 """Incremental runs re-read timesheets of the last six weeks (plus older ones still unbilled)."""
 
@@ -129,26 +130,64 @@ class SyncEngine:
     ) -> NewestFirstWindow | None:
         window = self._window(stream, state, complete=complete)
         reads = self._reads(stream)
-        census = {"census": True} if state.get("census") else {}
+        sticky = {k: True for k in ("census", "no_list_expand") if state.get(k)}
         first = int(state.get("read", 0))
         for index in range(first, len(reads)):
             resume = state.get("next_link") if index == first else None
-            params = stream.list_params(reads[index])
-            async for page in self._client.iter_pages(stream.resource, params, resume_from=resume):
-                records = window.admit(page.records) if window else page.records
-                details = await self._details(stream, records)
-                progress.page_read(page, stream.page_size, windowed=not complete)
-                finished_read = page.next_link is None or (window is not None and window.exhausted)
-                checkpoint = {
-                    **census,
-                    "read": index + 1 if finished_read else index,
-                    "next_link": None if finished_read else page.next_link,
-                    "newest_seen": _iso(window.newest_seen if window else None),
-                }
-                await self._apply_page(stream, records, details, checkpoint, progress)
-                if window is not None and window.exhausted:
-                    break
+            try:
+                await self._read_pages(
+                    stream, index, reads[index], resume, window, sticky, progress
+                )
+            except KarbonRequestError as error:
+                if not self._may_drop_expand(stream, error, sticky, resume):
+                    raise
+                # The product page lists Invoices with `$expand=LineItems`; Karbon's spec
+                # documents `$expand` only on one invoice. Refused: read the list without it,
+                # and each invoice's lines come from its detail call.
+                sticky["no_list_expand"] = True
+                await self._read_pages(stream, index, reads[index], None, window, sticky, progress)
         return window
+
+    @staticmethod
+    def _may_drop_expand(
+        stream: Stream, error: KarbonRequestError, sticky: dict[str, bool], resume: str | None
+    ) -> bool:
+        return (
+            error.status == 400
+            and stream.expand is not None
+            and stream.name in LIST_EXPAND_MAY_BE_REFUSED
+            and not sticky.get("no_list_expand")
+            and resume is None
+        )
+
+    async def _read_pages(
+        self,
+        stream: Stream,
+        index: int,
+        odata_filter: str | None,
+        resume: str | None,
+        window: NewestFirstWindow | None,
+        sticky: dict[str, bool],
+        progress: "StreamProgress",
+    ) -> None:
+        params = stream.list_params(odata_filter)
+        if sticky.get("no_list_expand"):
+            params.pop("$expand", None)
+        async for page in self._client.iter_pages(stream.resource, params, resume_from=resume):
+            records = window.admit(page.records) if window else page.records
+            details = await self._details(stream, records)
+            windowed = window is not None and window.since is not None
+            progress.page_read(page, stream.page_size, windowed=windowed)
+            finished_read = page.next_link is None or (window is not None and window.exhausted)
+            checkpoint = {
+                **sticky,
+                "read": index + 1 if finished_read else index,
+                "next_link": None if finished_read else page.next_link,
+                "newest_seen": _iso(window.newest_seen if window else None),
+            }
+            await self._apply_page(stream, records, details, checkpoint, progress)
+            if window is not None and window.exhausted:
+                return
 
     async def _count_differs(self, stream: Stream, progress: "StreamProgress") -> bool:
         if stream.strategy is not Strategy.NEWEST_FIRST or progress.karbon_count is None:

@@ -20,11 +20,10 @@ from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
 from app.models.karbon_connection import KarbonConnection
 from app.settings import Settings
 from app.sync import repository
+from app.sync.access import KarbonAccess
 from app.sync.control import enqueue_run, request_sync
 from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response, open_periods
 from app.sync.failures import alert_admins_once, describe, report_failure
-from app.sync.karbon.budget import BudgetRegistry
-from app.sync.karbon.client import KarbonClient
 from app.sync.karbon.errors import KarbonAuthError
 from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
 from app.tenancy.connection import clear_sync_error, load_karbon_credentials, tenant_may_sync
@@ -35,11 +34,6 @@ STALE_HEARTBEAT = timedelta(minutes=2)
 NIGHTLY_WINDOW_START_HOUR = 1
 NIGHTLY_WINDOW_MINUTES = 240
 """Nightly reconciliations start between 01:00 and 05:00 UTC, each tenant at its own minute."""
-
-
-def budget_registry(settings: Settings) -> BudgetRegistry:
-    """One per worker process: every job of a tenant shares the tenant's budget."""
-    return BudgetRegistry(rate_per_second=settings.karbon_requests_per_second)
 
 
 async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
@@ -67,13 +61,9 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
     if credentials is None:
         await _finish(sessions, run_id, SyncState.CANCELLED, message="Karbon is not connected")
         return "not connected"
-    settings: Settings = ctx["settings"]
-    client = KarbonClient(
-        credentials.access_key,
-        credentials.bearer_token,
-        budget=ctx["budgets"].for_tenant(str(run.tenant_id)),
-        base_url=settings.karbon_base_url,
-        on_response=capture_response,
+    karbon: KarbonAccess = ctx["karbon"]
+    client = karbon.client(
+        run.tenant_id, credentials.access_key, credentials.bearer_token, capture_response
     )
     async with client:
         engine = SyncEngine(sessions, client, plan, dict(run.checkpoint), dict(run.progress))

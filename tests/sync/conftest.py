@@ -5,6 +5,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,14 +17,16 @@ from app.sandbox.server import serve_sandbox_in_thread
 from app.sandbox.state import Sandbox, SandboxConfig
 from app.secrets import resolve_secrets
 from app.settings import Settings
+from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.retry import RetryPolicy
 from app.tenancy.crypto import CredentialCipher, mask
 from tests.factories import create_tenant
 
 SANDBOX_TODAY = date(2026, 11, 2)
-FAST_BUDGET = BudgetRegistry(rate_per_second=400.0, max_in_flight=8)
+FAST_RETRIES = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=8)
 """Tests of the sync's logic run far above Karbon's rate; the rate itself has its own test."""
 
 
@@ -57,7 +60,12 @@ async def job_context(
         "sessions": sessions,
         "secrets": resolve_secrets(sync_settings),
         "redis": redis,
-        "budgets": FAST_BUDGET,
+        "karbon": KarbonAccess(
+            base_url=sync_settings.karbon_base_url,
+            budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
+            retry=FAST_RETRIES,
+            timeout=httpx.Timeout(2.0),
+        ),
     }
     await redis.aclose()
 
