@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(default=True, validation_alias="SMTP_STARTTLS")
     smtp_from: str = Field(default="Reckonry <no-reply@localhost>", validation_alias="SMTP_FROM")
 
+    @property
+    def queue_name(self) -> str:
+        """The arq queue of this deployment (namespaced like every Redis key)."""
+        return f"{self.redis_key_prefix}:queue"
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:

@@ -1,17 +1,19 @@
 """The arq worker: background jobs (syncs) and cron schedules.
 
-Job modules register their functions in `JOBS` and schedules in `CRON_JOBS`.
+Every job function is listed in `JOBS`, every schedule in `CRON_JOBS`.
 """
 
 from typing import Any
 
 from arq import Worker
 from arq.connections import RedisSettings
-from arq.cron import CronJob
+from arq.cron import CronJob, cron
 
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
+from app.secrets import resolve_secrets
 from app.settings import Settings
+from app.sync.jobs import run_sync, schedule_syncs
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -19,12 +21,8 @@ async def ping(ctx: dict[str, Any]) -> str:
     return "pong"
 
 
-JOBS: list[Any] = [ping]
-CRON_JOBS: list[CronJob] = []
-
-
-def queue_name(settings: Settings) -> str:
-    return f"{settings.redis_key_prefix}:queue"
+JOBS: list[Any] = [ping, run_sync]
+CRON_JOBS: list[CronJob] = [cron(schedule_syncs, second=0, run_at_startup=True, unique=True)]
 
 
 def create_worker(
@@ -32,6 +30,7 @@ def create_worker(
 ) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
+        ctx["secrets"] = resolve_secrets(settings)
         ctx["engine"] = create_engine(urls.database_url)
         ctx["sessions"] = create_sessionmaker(ctx["engine"])
 
@@ -44,12 +43,13 @@ def create_worker(
         functions=JOBS,
         cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(urls.redis_url),
-        queue_name=queue_name(settings),
+        queue_name=settings.queue_name,
         on_startup=startup,
         on_shutdown=shutdown,
         handle_signals=handle_signals,
         burst=burst,
         max_jobs=200,
-        job_timeout=6 * 3600,
+        job_timeout=24 * 3600,  # a large firm's first sync takes hours
         keep_result=0,
+        allow_abort_jobs=True,
     )

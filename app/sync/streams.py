@@ -213,7 +213,7 @@ class NewestFirstWindow:
     since: datetime | None
     run_started_at: datetime
     exhausted: bool = False
-    _newest_seen: datetime | None = None
+    newest_seen: datetime | None = None
 
     def admit(self, records: Iterable[Raw]) -> list[Raw]:
         admitted: list[Raw] = []
@@ -222,16 +222,16 @@ class NewestFirstWindow:
             if self.since is not None and cursor < self.since:
                 self.exhausted = True  # newest first: everything after this is older still
                 break
-            if self._newest_seen is None or cursor > self._newest_seen:
-                self._newest_seen = cursor
+            if self.newest_seen is None or cursor > self.newest_seen:
+                self.newest_seen = cursor
             admitted.append(raw)
         return admitted
 
     @property
     def next_high_water_mark(self) -> datetime | None:
-        if self._newest_seen is None:
+        if self.newest_seen is None:
             return self.since
-        return min(self._newest_seen, self.run_started_at)
+        return min(self.newest_seen, self.run_started_at)
 
     def _cursor(self, raw: Raw) -> datetime:
         assert self.stream.cursor_field is not None

@@ -1,0 +1,203 @@
+"""What was synced from Karbon: normalized rows that keep the record's raw JSON.
+
+Every table is keyed by tenant and Karbon key, so upserts are idempotent. A record that
+Karbon stops returning is marked `deleted_at` by a full reconciliation, never dropped.
+`last_seen_run_id` says which run last saw it (how reconciliation finds the missing).
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base
+
+MONEY = Numeric(20, 4)
+Json = dict[str, Any]
+
+
+def _tenant_fk() -> Mapped[UUID]:
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+
+
+class SyncedRecord:
+    """Columns every synced entity has."""
+
+    raw: Mapped[Json] = mapped_column(JSONB)
+    change_token: Mapped[str | None] = mapped_column(String(128))
+    last_seen_run_id: Mapped[UUID | None]
+    synced_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    deleted_at: Mapped[datetime | None]
+
+
+class Staff(SyncedRecord, Base):
+    __tablename__ = "staff"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    capacity_minutes_per_week: Mapped[int | None]
+    billable_rate: Mapped[Decimal | None] = mapped_column(MONEY)
+    raw_detail: Mapped[Json | None] = mapped_column(JSONB)
+
+
+class Client(SyncedRecord, Base):
+    """A Karbon Contact or Organization (Client Groups are derived from work and time)."""
+
+    __tablename__ = "clients"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    contact_type: Mapped[str | None] = mapped_column(Text)
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    manager_email: Mapped[str | None] = mapped_column(String(320))
+    user_defined_identifier: Mapped[str | None] = mapped_column(Text)
+    last_modified_at: Mapped[datetime | None]
+    raw_detail: Mapped[Json | None] = mapped_column(JSONB)
+
+
+class WorkItem(SyncedRecord, Base):
+    __tablename__ = "work_items"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    work_item_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_type: Mapped[str | None] = mapped_column(String(32))
+    client_name: Mapped[str | None] = mapped_column(Text)
+    related_client_group_key: Mapped[str | None] = mapped_column(String(64))
+    assignee_key: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    start_date: Mapped[date | None]
+    due_date: Mapped[date | None]
+    completed_date: Mapped[date | None]
+    work_type: Mapped[str | None] = mapped_column(Text)
+    work_status: Mapped[str | None] = mapped_column(Text)
+    primary_status: Mapped[str | None] = mapped_column(String(32))
+    secondary_status: Mapped[str | None] = mapped_column(Text)
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    fee_value: Mapped[Decimal | None] = mapped_column(MONEY)
+    raw_detail: Mapped[Json | None] = mapped_column(JSONB)
+
+
+class Timesheet(SyncedRecord, Base):
+    __tablename__ = "timesheets"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    timesheet_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(64))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    status: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_timesheets_tenant_start", "tenant_id", "start_date"),)
+
+
+class TimeEntry(SyncedRecord, Base):
+    __tablename__ = "time_entries"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    time_entry_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    timesheet_key: Mapped[str] = mapped_column(String(128))
+    user_key: Mapped[str] = mapped_column(String(64))
+    entry_date: Mapped[date]
+    """The timesheet's start date: the date Reckonry gives the entry."""
+    period_end: Mapped[date]
+    entity_key: Mapped[str | None] = mapped_column(String(64))
+    work_item_key: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_type: Mapped[str | None] = mapped_column(String(32))
+    role_name: Mapped[str | None] = mapped_column(Text)
+    task_type_name: Mapped[str | None] = mapped_column(Text)
+    minutes: Mapped[int]
+    hourly_rate: Mapped[Decimal | None] = mapped_column(MONEY)
+    billed_status: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_time_entries_tenant_timesheet", "tenant_id", "timesheet_key"),
+        Index("ix_time_entries_tenant_billed_status", "tenant_id", "billed_status"),
+    )
+
+
+class Invoice(SyncedRecord, Base):
+    __tablename__ = "invoices"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    invoice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_number: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    invoice_date: Mapped[date | None]
+    payment_due_date: Mapped[date | None]
+    karbon_updated_at: Mapped[datetime]
+    currency_code: Mapped[str | None] = mapped_column(String(8))
+    total: Mapped[Decimal | None] = mapped_column(MONEY)
+    subtotal: Mapped[Decimal | None] = mapped_column(MONEY)
+    tax_total: Mapped[Decimal | None] = mapped_column(MONEY)
+    amount_due: Mapped[Decimal | None] = mapped_column(MONEY)
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_type: Mapped[str | None] = mapped_column(String(32))
+    client_name: Mapped[str | None] = mapped_column(Text)
+    lines_known: Mapped[bool] = mapped_column(default=False)
+    """False until the list or a detail call has given this invoice's line items."""
+    data_lines: Mapped[list[Json] | None] = mapped_column(JSONB)
+    raw_detail: Mapped[Json | None] = mapped_column(JSONB)
+
+
+class InvoiceLine(Base):
+    """An invoice's presentation line; replaced whenever the invoice is re-read."""
+
+    __tablename__ = "invoice_lines"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    invoice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    line_item_key: Mapped[str | None] = mapped_column(String(64))
+    billable_item_type: Mapped[str | None] = mapped_column(String(32))
+    billable_item_entity_key: Mapped[str | None] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(Text)
+    quantity: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    unit_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    tax_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    tax_rate_name: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[Json] = mapped_column(JSONB)
+
+
+class RawResponse(Base):
+    """Every response Karbon gave a sync (pages and details), kept to re-derive later."""
+
+    __tablename__ = "raw_responses"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[UUID | None]
+    stream: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    """`page` or `detail`."""
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int]
+    fetched_at: Mapped[datetime]
+    body: Mapped[Any] = mapped_column(JSONB, nullable=True)
+
+    __table_args__ = (Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),)
+
+
+class RejectedRecord(Base):
+    """A record Karbon sent that could not be normalized: kept, named, and not applied."""
+
+    __tablename__ = "rejected_records"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    field: Mapped[str] = mapped_column(Text)
+    problem: Mapped[str] = mapped_column(Text)
+    raw: Mapped[Json] = mapped_column(JSONB)
+    run_id: Mapped[UUID | None]
+    seen_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

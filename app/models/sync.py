@@ -1,0 +1,95 @@
+"""Sync runs, per-tenant sync settings and per-stream incremental state."""
+
+import enum
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UUIDPrimaryKey
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda members: [m.value for m in members])
+
+
+class SyncKind(enum.StrEnum):
+    INITIAL = "initial"
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+class SyncTrigger(enum.StrEnum):
+    CONNECT = "connect"
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+
+
+class SyncState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    AUTH_FAILED = "auth_failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (SyncState.QUEUED, SyncState.RUNNING)
+
+
+class SyncRun(UUIDPrimaryKey, Base):
+    __tablename__ = "sync_runs"
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[SyncKind] = mapped_column(_enum(SyncKind, "sync_kind"))
+    trigger: Mapped[SyncTrigger] = mapped_column(_enum(SyncTrigger, "sync_trigger"))
+    state: Mapped[SyncState] = mapped_column(_enum(SyncState, "sync_state"))
+    requested_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    requests_made: Mapped[int] = mapped_column(default=0)
+    request_rate: Mapped[float] = mapped_column(default=0.0)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    """Per stream: pages done and total, records, requests, detail calls, state."""
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    """Per stream: where a resumed run picks up (next link, phase, cursor)."""
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # At most one queued or running sync per tenant: a second request joins it.
+        Index(
+            "uq_sync_runs_one_active_per_tenant",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("state IN ('queued', 'running')"),
+        ),
+        Index("ix_sync_runs_tenant_requested", "tenant_id", "requested_at"),
+    )
+
+
+class SyncSettings(Base):
+    __tablename__ = "sync_settings"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    incremental_interval_minutes: Mapped[int] = mapped_column(default=120)
+    nightly_reconciliation: Mapped[bool] = mapped_column(default=True)
+
+
+class StreamState(Base):
+    """A stream's incremental high-water mark, advanced only when a run completes."""
+
+    __tablename__ = "stream_states"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    high_water_mark: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

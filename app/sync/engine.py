@@ -1,0 +1,351 @@
+"""One sync run: every stream read page by page, each page checkpointed as it lands.
+
+Streams run concurrently under the tenant's single request budget, so detail calls of one
+stream fill the gaps while another waits for a page. For each page, one transaction writes
+the normalized rows, the raw responses, the run's progress and the stream's checkpoint: a
+worker killed at any moment resumes after the last committed page, and because every
+write is an upsert keyed by tenant and Karbon key, a page applied twice changes nothing.
+"""
+
+import asyncio
+import math
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.models import StreamState, SyncKind, SyncRun, SyncState, TimeEntry
+from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
+from app.sync.karbon.errors import KarbonAuthError
+from app.sync.records import ParsedBatch, Raw, parse_batch
+from app.sync.store import RecordStore
+from app.sync.streams import (
+    STREAMS,
+    DetailPolicy,
+    NewestFirstWindow,
+    OpenPeriod,
+    Strategy,
+    Stream,
+    timesheet_filters,
+)
+from app.sync.streams_storage import STREAM_MODELS, deletion_scope
+
+RECENT_TIMESHEET_DAYS = 42
+"""Incremental runs re-read timesheets of the last six weeks (plus older ones still unbilled)."""
+
+_capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
+    "capture_buffer", default=None
+)
+
+
+class SyncCancelledError(Exception):
+    """The run was cancelled (e.g. Karbon disconnected) while it was running."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: UUID
+    tenant_id: UUID
+    kind: SyncKind
+    started_at: datetime
+    today: date
+    high_water_marks: dict[str, datetime | None] = field(default_factory=dict)
+    open_periods: tuple[OpenPeriod, ...] = ()
+
+    @property
+    def complete_read(self) -> bool:
+        """Initial and full runs read everything, so they can tell what Karbon deleted."""
+        return self.kind != SyncKind.INCREMENTAL
+
+
+async def capture_response(response: KarbonResponse) -> None:
+    """The client's response hook: files each response with the stream being read."""
+    buffer = _capture_buffer.get()
+    if buffer is not None:
+        buffer.append(response)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        client: KarbonClient,
+        plan: RunPlan,
+        checkpoint: dict[str, Any],
+        progress: dict[str, Any],
+    ) -> None:
+        self._sessions = sessions
+        self._client = client
+        self._plan = plan
+        self._checkpoint = checkpoint
+        self._progress = progress
+
+    async def run(self, streams: Sequence[Stream] = STREAMS) -> None:
+        """Sync every stream; the first failure stops the others and is raised as itself."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for stream in streams:
+                    group.create_task(self._sync_stream(stream), name=f"sync-{stream.name}")
+        except ExceptionGroup as group:
+            raise _most_telling(group) from group
+
+    # -- one stream ---------------------------------------------------------------------
+
+    async def _sync_stream(self, stream: Stream) -> None:
+        state: dict[str, Any] = self._checkpoint.get(stream.name, {})
+        if state.get("done"):
+            return
+        _capture_buffer.set([])
+        progress = StreamProgress.restore(self._progress.get(stream.name))
+        window = self._window(stream, state)
+        reads = self._reads(stream)
+        for index in range(int(state.get("read", 0)), len(reads)):
+            resume = state.get("next_link") if index == state.get("read", 0) else None
+            params = stream.list_params(reads[index])
+            async for page in self._client.iter_pages(stream.resource, params, resume_from=resume):
+                records = window.admit(page.records) if window else page.records
+                details = await self._details(stream, records)
+                progress.page_read(page, stream.page_size, windowed=window is not None)
+                finished_read = page.next_link is None or (window is not None and window.exhausted)
+                checkpoint = {
+                    "read": index + 1 if finished_read else index,
+                    "next_link": None if finished_read else page.next_link,
+                    "newest_seen": _iso(window.newest_seen if window else None),
+                }
+                await self._apply_page(stream, records, details, checkpoint, progress)
+                if window is not None and window.exhausted:
+                    break
+        await self._finish_stream(stream, window, progress)
+
+    def _reads(self, stream: Stream) -> list[str | None]:
+        """The `$filter` of each list read this stream makes on this run."""
+        if stream.strategy is Strategy.PERIOD_WINDOW and not self._plan.complete_read:
+            return list(
+                timesheet_filters(self._plan.today, RECENT_TIMESHEET_DAYS, self._plan.open_periods)
+            )
+        return [None]
+
+    def _window(self, stream: Stream, state: dict[str, Any]) -> NewestFirstWindow | None:
+        if stream.strategy is not Strategy.NEWEST_FIRST:
+            return None
+        since = None if self._plan.complete_read else self._plan.high_water_marks.get(stream.name)
+        window = NewestFirstWindow(stream, since, self._plan.started_at)
+        if state.get("newest_seen"):
+            window.newest_seen = datetime.fromisoformat(state["newest_seen"])
+        return window
+
+    async def _details(self, stream: Stream, records: list[Raw]) -> dict[str, Raw]:
+        if stream.detail is DetailPolicy.NEVER or not records:
+            return {}
+        keys = [stream.key_of(raw) for raw in records]
+        async with self._sessions() as session:
+            store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
+            stored = await store.stored_tokens(STREAM_MODELS[stream.name], keys)
+        wanted = [
+            stream.key_of(raw)
+            for raw in records
+            if stream.needs_detail(
+                raw, stored.get(stream.key_of(raw)), full_refresh=self._plan.complete_read
+            )
+        ]
+        details: dict[str, Raw] = {}
+        async for key, response in self._client.iter_details(
+            stream.resource, wanted, stream.detail_params
+        ):
+            details[key] = response.body_json
+        return details
+
+    async def _apply_page(
+        self,
+        stream: Stream,
+        records: list[Raw],
+        details: dict[str, Raw],
+        checkpoint: dict[str, Any],
+        progress: "StreamProgress",
+    ) -> None:
+        responses = _take_captured()
+        progress.details_done += len(details)
+        progress.requests += len(responses)
+        async with unit_of_work(self._sessions) as session:
+            store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
+            batch = parse_batch(stream.parse, records, details, key=stream.key_field)
+            tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
+            await store.save(batch.records, tokens)
+            await store.quarantine(stream.name, batch.rejects)
+            await store.release_quarantine(stream.name, list(tokens.keys() - _rejected(batch)))
+            await self._save_raw(store, stream, responses)
+            progress.records += len(batch.records)
+            await self._record_progress(session, stream, checkpoint, progress, len(responses))
+
+    async def _save_raw(
+        self, store: RecordStore, stream: Stream, responses: list[KarbonResponse]
+    ) -> None:
+        pages = [r for r in responses if _is_list_response(stream, r)]
+        await store.save_raw(stream.name, "page", pages)
+        await store.save_raw(stream.name, "detail", [r for r in responses if r not in pages])
+
+    async def _finish_stream(
+        self, stream: Stream, window: NewestFirstWindow | None, progress: "StreamProgress"
+    ) -> None:
+        progress.finish()
+        async with unit_of_work(self._sessions) as session:
+            store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
+            if self._plan.complete_read:
+                await self._mark_deleted(store, stream)
+            if window is not None:
+                await _save_high_water_mark(
+                    session, self._plan, stream.name, window.next_high_water_mark
+                )
+            await self._save_raw(store, stream, _take_captured())
+            await self._record_progress(session, stream, {"done": True}, progress, 0)
+
+    async def _mark_deleted(self, store: RecordStore, stream: Stream) -> None:
+        now = self._plan.started_at
+        await store.mark_unseen_deleted(
+            STREAM_MODELS[stream.name], now=now, **deletion_scope(stream.name)
+        )
+        if stream.name == "timesheets":
+            await store.mark_unseen_deleted(TimeEntry, now=now)
+
+    async def _record_progress(
+        self,
+        session: AsyncSession,
+        stream: Stream,
+        checkpoint: dict[str, Any],
+        progress: "StreamProgress",
+        new_requests: int,
+    ) -> None:
+        self._checkpoint[stream.name] = checkpoint
+        self._progress[stream.name] = progress.as_json()
+        statement = (
+            update(SyncRun)
+            .where(SyncRun.id == self._plan.run_id, SyncRun.state == SyncState.RUNNING)
+            .values(
+                progress=SyncRun.progress.op("||")(
+                    bindparam("progress", {stream.name: progress.as_json()}, type_=JSONB)
+                ),
+                checkpoint=SyncRun.checkpoint.op("||")(
+                    bindparam("checkpoint", {stream.name: checkpoint}, type_=JSONB)
+                ),
+                requests_made=SyncRun.requests_made + new_requests,
+                request_rate=self._client.budget.stats().rate_per_second,
+                heartbeat_at=_now(),
+            )
+            .returning(SyncRun.id)
+        )
+        if (await session.execute(statement)).scalar_one_or_none() is None:
+            raise SyncCancelledError(f"sync run {self._plan.run_id} is no longer running")
+
+
+@dataclass
+class StreamProgress:
+    state: str = "running"
+    pages_done: int = 0
+    pages_total: int | None = None
+    records: int = 0
+    details_done: int = 0
+    requests: int = 0
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any] | None) -> "StreamProgress":
+        return cls(**saved) if saved else cls()
+
+    def page_read(self, page: Page, page_size: int, *, windowed: bool) -> None:
+        self.pages_done += 1
+        if page.total_count is not None and not windowed:
+            self.pages_total = max(self.pages_done, math.ceil(page.total_count / page_size))
+
+    def finish(self) -> None:
+        self.state = "done"
+        self.pages_total = self.pages_done
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "pages_done": self.pages_done,
+            "pages_total": self.pages_total,
+            "records": self.records,
+            "details_done": self.details_done,
+            "requests": self.requests,
+        }
+
+
+def _most_telling(group: ExceptionGroup) -> Exception:
+    """A cancellation or rejected keys explain a run's end better than what they caused."""
+    leaves: list[Exception] = []
+    pending: list[Exception] = [group]
+    while pending:
+        error = pending.pop()
+        if isinstance(error, ExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    for kind in (SyncCancelledError, KarbonAuthError):
+        for error in leaves:
+            if isinstance(error, kind):
+                return error
+    return leaves[0]
+
+
+def _take_captured() -> list[KarbonResponse]:
+    buffer = _capture_buffer.get()
+    if buffer is None:
+        return []
+    taken = list(buffer)
+    buffer.clear()
+    return taken
+
+
+def _is_list_response(stream: Stream, response: KarbonResponse) -> bool:
+    return urlsplit(response.url).path.rstrip("/").endswith(stream.resource.list_path)
+
+
+def _rejected(batch: ParsedBatch) -> set[str]:
+    return {reject.error.key for reject in batch.rejects}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _save_high_water_mark(
+    session: AsyncSession, plan: RunPlan, stream: str, mark: datetime | None
+) -> None:
+    if mark is None:
+        return
+    values = {"high_water_mark": mark, "updated_at": _now()}
+    statement = insert(StreamState).values(tenant_id=plan.tenant_id, stream=stream, **values)
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["tenant_id", "stream"], set_=values)
+    )
+
+
+async def open_periods(session: AsyncSession, tenant_id: UUID) -> tuple[OpenPeriod, ...]:
+    """Timesheet periods that still hold unbilled time, with the users holding it."""
+    query = (
+        select(TimeEntry.entry_date, TimeEntry.period_end, TimeEntry.user_key)
+        .where(
+            TimeEntry.tenant_id == tenant_id,
+            TimeEntry.deleted_at.is_(None),
+            TimeEntry.billed_status.in_(("Unbilled", "Draft")),
+        )
+        .distinct()
+    )
+    users: dict[tuple[date, date], set[str]] = {}
+    for start, end, user_key in await session.execute(query):
+        users.setdefault((start, end), set()).add(user_key)
+    return tuple(
+        OpenPeriod(start, end, frozenset(keys)) for (start, end), keys in sorted(users.items())
+    )

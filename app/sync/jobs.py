@@ -1,0 +1,262 @@
+"""The sync's background jobs: running one sync, and the scheduler that starts them.
+
+`run_sync` may run more than once for the same run (a resumed or duplicated job): the
+tenant lock lets only one proceed, and a run that is no longer active is left alone.
+"""
+
+import asyncio
+import hashlib
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from arq.connections import ArqRedis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
+from app.models.karbon_connection import KarbonConnection
+from app.settings import Settings
+from app.sync import repository
+from app.sync.control import enqueue_run, request_sync
+from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response, open_periods
+from app.sync.failures import alert_admins_once, describe, report_failure
+from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.client import KarbonClient
+from app.sync.karbon.errors import KarbonAuthError
+from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
+from app.tenancy.connection import clear_sync_error, load_karbon_credentials, tenant_may_sync
+
+logger = logging.getLogger(__name__)
+
+STALE_HEARTBEAT = timedelta(minutes=2)
+NIGHTLY_WINDOW_START_HOUR = 1
+NIGHTLY_WINDOW_MINUTES = 240
+"""Nightly reconciliations start between 01:00 and 05:00 UTC, each tenant at its own minute."""
+
+BUDGETS = BudgetRegistry()
+
+
+async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
+    settings: Settings = ctx["settings"]
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
+    async with sessions() as session:
+        run = await repository.get_run(session, UUID(run_id))
+    if run is None or run.state not in ACTIVE_STATES:
+        return "not active"
+    lock_key = tenant_sync_lock_key(settings.redis_key_prefix, run.tenant_id)
+    async with hold_lock(ctx["redis"], lock_key) as lost:
+        if lost is None:
+            return "another worker is syncing this tenant"
+        return await _run_holding_lock(ctx, run.id, lost)
+
+
+async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Event) -> str:
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
+    run = await _start(sessions, run_id)
+    if run is None:
+        return "not active"
+    async with sessions() as session:
+        credentials = await load_karbon_credentials(session, ctx["secrets"], run.tenant_id)
+        plan = await _plan(session, run)
+    if credentials is None:
+        await _finish(sessions, run_id, SyncState.CANCELLED, message="Karbon is not connected")
+        return "not connected"
+    settings: Settings = ctx["settings"]
+    client = KarbonClient(
+        credentials.access_key,
+        credentials.bearer_token,
+        budget=BUDGETS.for_tenant(str(run.tenant_id)),
+        base_url=settings.karbon_base_url,
+        on_response=capture_response,
+    )
+    async with client:
+        engine = SyncEngine(sessions, client, plan, dict(run.checkpoint), dict(run.progress))
+        return await _outcome(ctx, run, engine, lost)
+
+
+async def _outcome(
+    ctx: dict[str, Any], run: SyncRun, engine: SyncEngine, lost: asyncio.Event
+) -> str:
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
+    try:
+        await _until_lock_lost(engine.run(), lost)
+    except SyncCancelledError:
+        return "cancelled"
+    except LockLostError:
+        return "lock lost; another worker resumes the run"
+    except KarbonAuthError as error:
+        await _fail(ctx, run, error, SyncState.AUTH_FAILED, alert=True)
+        return "auth failed"
+    except Exception as error:
+        logger.error("sync failed", exc_info=error, extra={"run_id": str(run.id)})
+        await _fail(ctx, run, error, SyncState.FAILED, alert=False)
+        return "failed"
+    async with unit_of_work(sessions) as session:
+        await _set_finished(session, run.id, SyncState.SUCCEEDED, None, None)
+        await clear_sync_error(session, run.tenant_id)
+    return "succeeded"
+
+
+async def _until_lock_lost(work: Any, lost: asyncio.Event) -> None:
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(lost.wait())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            return
+        task.cancel()
+        raise LockLostError("the tenant's sync lock expired while the run was going")
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _start(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> SyncRun | None:
+    async with unit_of_work(sessions) as session:
+        run = await session.get(SyncRun, run_id, with_for_update=True)
+        if run is None or run.state not in ACTIVE_STATES:
+            return None
+        run.state = SyncState.RUNNING
+        run.started_at = run.started_at or datetime.now(UTC)
+        run.heartbeat_at = datetime.now(UTC)
+        return run
+
+
+async def _plan(session: AsyncSession, run: SyncRun) -> RunPlan:
+    return RunPlan(
+        run_id=run.id,
+        tenant_id=run.tenant_id,
+        kind=run.kind,
+        started_at=run.started_at or datetime.now(UTC),
+        today=datetime.now(UTC).date(),
+        high_water_marks=await repository.high_water_marks(session, run.tenant_id),
+        open_periods=await open_periods(session, run.tenant_id),
+    )
+
+
+async def _fail(
+    ctx: dict[str, Any], run: SyncRun, error: Exception, state: SyncState, *, alert: bool
+) -> None:
+    failure = describe(error)
+    async with unit_of_work(ctx["sessions"]) as session:
+        await _set_finished(session, run.id, state, failure.code, failure.message)
+        await report_failure(session, run.tenant_id, failure)
+    if alert:
+        async with unit_of_work(ctx["sessions"]) as session:
+            await alert_admins_once(session, ctx["settings"], run.tenant_id, failure)
+
+
+async def _finish(
+    sessions: async_sessionmaker[AsyncSession], run_id: UUID, state: SyncState, *, message: str
+) -> None:
+    async with unit_of_work(sessions) as session:
+        await _set_finished(session, run_id, state, None, message)
+
+
+async def _set_finished(
+    session: AsyncSession, run_id: UUID, state: SyncState, code: str | None, message: str | None
+) -> None:
+    run = await session.get(SyncRun, run_id, with_for_update=True)
+    if run is None or run.state not in ACTIVE_STATES:
+        return  # cancelled meanwhile: keep the cancellation
+    run.state = state
+    run.finished_at = datetime.now(UTC)
+    run.error_code = code
+    run.error_message = message
+
+
+# -- the scheduler ----------------------------------------------------------------------
+
+
+async def schedule_syncs(ctx: dict[str, Any]) -> int:
+    """Every minute: resume orphaned runs, start due incremental and nightly syncs."""
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
+    now = datetime.now(UTC)
+    started = await _resume_orphaned_runs(ctx, now)
+    async with sessions() as session:
+        tenants = await _connected_tenants(session)
+    for tenant_id in tenants:
+        async with unit_of_work(sessions) as session:
+            kind = await _due_kind(session, tenant_id, now)
+            if kind is not None:
+                request = await request_sync(
+                    session,
+                    ctx["redis"],
+                    ctx["settings"],
+                    tenant_id,
+                    kind=kind,
+                    trigger=SyncTrigger.SCHEDULE,
+                )
+                started += 0 if request.joined else 1
+    return started
+
+
+async def _connected_tenants(session: AsyncSession) -> list[UUID]:
+    query = select(KarbonConnection.tenant_id).where(
+        KarbonConnection.access_key_encrypted.is_not(None)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def _due_kind(session: AsyncSession, tenant_id: UUID, now: datetime) -> SyncKind | None:
+    if not await tenant_may_sync(session, tenant_id, now):
+        return None
+    if await repository.active_run(session, tenant_id) is not None:
+        return None
+    settings = await repository.sync_settings(session, tenant_id)
+    last_full = await repository.last_finished_run(session, tenant_id, kinds=(SyncKind.FULL,))
+    if settings.nightly_reconciliation and _in_nightly_slot(tenant_id, now, last_full):
+        return SyncKind.FULL
+    last = await repository.last_finished_run(
+        session, tenant_id, states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED)
+    )
+    if last is None or last.state == SyncState.AUTH_FAILED:
+        return None  # the initial sync starts on connect; rejected keys wait for new ones
+    interval = timedelta(minutes=settings.incremental_interval_minutes)
+    if last.finished_at is not None and now - last.finished_at >= interval:
+        return SyncKind.INCREMENTAL
+    return None
+
+
+def nightly_minute(tenant_id: UUID) -> int:
+    """The tenant's own minute of the night, spreading reconciliations across the window."""
+    digest = hashlib.sha256(tenant_id.bytes).digest()
+    return NIGHTLY_WINDOW_START_HOUR * 60 + int.from_bytes(digest[:4]) % NIGHTLY_WINDOW_MINUTES
+
+
+def _in_nightly_slot(tenant_id: UUID, now: datetime, last_full: SyncRun | None) -> bool:
+    minute_of_day = now.hour * 60 + now.minute
+    if minute_of_day < nightly_minute(tenant_id):
+        return False
+    if minute_of_day >= (NIGHTLY_WINDOW_START_HOUR * 60 + NIGHTLY_WINDOW_MINUTES):
+        return False
+    today: date = now.date()
+    return last_full is None or last_full.requested_at.date() < today
+
+
+async def _resume_orphaned_runs(ctx: dict[str, Any], now: datetime) -> int:
+    """Runs whose worker died: their heartbeat is stale and nobody holds the tenant lock."""
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
+    settings: Settings = ctx["settings"]
+    redis: ArqRedis = ctx["redis"]
+    async with sessions() as session:
+        runs = (
+            (await session.execute(select(SyncRun).where(SyncRun.state.in_(ACTIVE_STATES))))
+            .scalars()
+            .all()
+        )
+    resumed = 0
+    for run in runs:
+        last_sign_of_life = run.heartbeat_at or run.requested_at
+        if now - last_sign_of_life < STALE_HEARTBEAT:
+            continue
+        if await redis.exists(tenant_sync_lock_key(settings.redis_key_prefix, run.tenant_id)):
+            continue
+        await enqueue_run(redis, settings, run.id, attempt=now.strftime("%Y%m%d%H%M"))
+        resumed += 1
+    return resumed

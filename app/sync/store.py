@@ -1,0 +1,369 @@
+"""Writing synced records: idempotent upserts keyed by tenant and Karbon key.
+
+Columns that only a detail call provides (capacity, owner/manager, fee settings, line
+items) are written only when this run made that detail call: an unchanged record whose
+detail was not re-read keeps what was stored.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Table, and_, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import (
+    Client,
+    Invoice,
+    InvoiceLine,
+    RawResponse,
+    RejectedRecord,
+    Staff,
+    TimeEntry,
+    Timesheet,
+    WorkItem,
+)
+from app.sync.karbon.client import KarbonResponse
+from app.sync.records import (
+    ClientRecord,
+    InvoiceRecord,
+    Record,
+    Reject,
+    TimesheetRecord,
+    UserRecord,
+    WorkItemRecord,
+)
+
+Row = dict[str, Any]
+
+
+def _key_column(table: Table) -> str:
+    return next(c.name for c in table.primary_key.columns if c.name != "tenant_id")
+
+
+async def _upsert(
+    session: AsyncSession, model: Any, rows: Sequence[Row], *, keep_deleted_at: bool = False
+) -> None:
+    """Insert or update `rows`; on update every given column is written (bar the keys)."""
+    if not rows:
+        return
+    table: Table = model.__table__
+    statement = insert(table).values(list(rows))
+    keys = {c.name for c in table.primary_key.columns}
+    written = [name for name in rows[0] if name not in keys]
+    if keep_deleted_at:
+        written = [name for name in written if name != "deleted_at"]
+    changes: dict[str, Any] = {name: statement.excluded[name] for name in written}
+    if "synced_at" in table.c:
+        changes["synced_at"] = func.now()
+    await session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changes))
+
+
+def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | None) -> Row:
+    return {
+        "tenant_id": tenant_id,
+        "raw": record.raw,
+        "change_token": token,
+        "last_seen_run_id": run_id,
+        "deleted_at": None,
+    }
+
+
+def _staff_row(record: UserRecord) -> Row:
+    row: Row = {"user_key": record.user_key, "name": record.name, "email": record.email}
+    if record.raw_detail is not None:
+        row |= {
+            "capacity_minutes_per_week": record.capacity_minutes_per_week,
+            "billable_rate": record.billable_rate,
+            "raw_detail": record.raw_detail,
+        }
+    return row
+
+
+def _client_row(record: ClientRecord) -> Row:
+    row: Row = {
+        "client_key": record.client_key,
+        "client_type": record.client_type.value,
+        "name": record.full_name,
+        "contact_type": record.contact_type,
+        "user_defined_identifier": record.user_defined_identifier,
+        "last_modified_at": record.last_modified,
+    }
+    # Contacts carry their owner and manager in the list; Organizations only in the detail.
+    if record.raw_detail is not None or record.client_type.value == "Contact":
+        row |= {
+            "owner_email": record.owner_email,
+            "manager_email": record.manager_email,
+            "raw_detail": record.raw_detail,
+        }
+    return row
+
+
+def _work_item_row(record: WorkItemRecord) -> Row:
+    row: Row = {
+        "work_item_key": record.work_item_key,
+        "client_key": record.client_key,
+        "client_type": record.client_type.value if record.client_type else None,
+        "client_name": record.client_name,
+        "related_client_group_key": record.related_client_group_key,
+        "assignee_key": record.assignee_key,
+        "title": record.title,
+        "start_date": record.start_date,
+        "due_date": record.due_date,
+        "completed_date": record.completed_date,
+        "work_type": record.work_type,
+        "work_status": record.work_status,
+        "primary_status": record.primary_status.value if record.primary_status else None,
+        "secondary_status": record.secondary_status,
+    }
+    if record.raw_detail is not None:
+        row |= {
+            "fee_type": record.fee_type.value if record.fee_type else None,
+            "fee_value": record.fee_value,
+            "raw_detail": record.raw_detail,
+        }
+    return row
+
+
+def _timesheet_row(record: TimesheetRecord) -> Row:
+    return {
+        "timesheet_key": record.timesheet_key,
+        "user_key": record.user_key,
+        "start_date": record.start_date,
+        "end_date": record.end_date,
+        "status": record.status.value,
+    }
+
+
+def _invoice_row(record: InvoiceRecord) -> Row:
+    row: Row = {
+        "invoice_key": record.invoice_key,
+        "invoice_number": record.invoice_number,
+        "status": record.status.value,
+        "invoice_date": record.invoice_date,
+        "payment_due_date": record.payment_due_date,
+        "karbon_updated_at": record.updated_at,
+        "currency_code": record.currency_code,
+        "total": record.total,
+        "subtotal": record.subtotal,
+        "tax_total": record.tax_total,
+        "amount_due": record.amount_due,
+        "client_key": record.client_key,
+        "client_type": record.client_type.value if record.client_type else None,
+        "client_name": record.client_name,
+    }
+    if record.line_items is not None:
+        row["lines_known"] = True
+    if record.raw_detail is not None:
+        row["raw_detail"] = record.raw_detail
+        row["data_lines"] = [line.raw for line in record.data_lines or []] or None
+    return row
+
+
+def _chunks(rows: list[Row], size: int = 1000) -> list[list[Row]]:
+    """Keeps each statement under PostgreSQL's limit of bind parameters."""
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+
+def _group_by_columns(rows: Sequence[Row]) -> list[list[Row]]:
+    """Rows with the same columns, so each group is one multi-row upsert."""
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.values())
+
+
+class RecordStore:
+    """Writes one tenant's records within the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, tenant_id: UUID, run_id: UUID | None) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.run_id = run_id
+
+    async def stored_tokens(self, model: Any, keys: Sequence[str]) -> dict[str, str | None]:
+        table: Table = model.__table__
+        key = table.c[_key_column(table)]
+        query = select(key, table.c.change_token).where(
+            table.c.tenant_id == self.tenant_id, key.in_(list(keys))
+        )
+        return {row[0]: row[1] for row in await self.session.execute(query)}
+
+    async def save(
+        self, records: Sequence[Record], tokens: dict[str, str], *, keep_deleted_at: bool = False
+    ) -> None:
+        """Upsert records of one stream; `tokens` maps each key to its change token."""
+        by_model: dict[Any, list[Row]] = {}
+        for record in records:
+            model, row = self._row(record)
+            key = str(row[_key_column(model.__table__)])
+            row |= _synced(record, self.tenant_id, self.run_id, tokens.get(key))
+            by_model.setdefault(model, []).append(row)
+        for model, rows in by_model.items():
+            for group in _group_by_columns(rows):
+                await _upsert(self.session, model, group, keep_deleted_at=keep_deleted_at)
+        await self._save_children(records, keep_deleted_at=keep_deleted_at)
+
+    def _row(self, record: Record) -> tuple[Any, Row]:
+        match record:
+            case UserRecord():
+                return Staff, _staff_row(record)
+            case ClientRecord():
+                return Client, _client_row(record)
+            case WorkItemRecord():
+                return WorkItem, _work_item_row(record)
+            case TimesheetRecord():
+                return Timesheet, _timesheet_row(record)
+            case InvoiceRecord():
+                return Invoice, _invoice_row(record)
+        raise TypeError(f"not a Karbon record: {type(record).__name__}")
+
+    async def _save_children(self, records: Sequence[Record], *, keep_deleted_at: bool) -> None:
+        timesheets = [r for r in records if isinstance(r, TimesheetRecord)]
+        if timesheets:
+            await self._save_time_entries(timesheets, keep_deleted_at=keep_deleted_at)
+        invoices = [r for r in records if isinstance(r, InvoiceRecord) and r.line_items is not None]
+        if invoices:
+            await self._replace_invoice_lines(invoices)
+
+    async def _save_time_entries(
+        self, timesheets: Sequence[TimesheetRecord], *, keep_deleted_at: bool
+    ) -> None:
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "time_entry_key": entry.time_entry_key,
+                "timesheet_key": entry.timesheet_key,
+                "user_key": entry.user_key,
+                "entry_date": entry.period_start,
+                "period_end": entry.period_end,
+                "entity_key": entry.entity_key,
+                "work_item_key": entry.work_item_key,
+                "client_key": entry.client_key,
+                "client_type": entry.client_type.value if entry.client_type else None,
+                "role_name": entry.role_name,
+                "task_type_name": entry.task_type_name,
+                "minutes": entry.minutes,
+                "hourly_rate": entry.hourly_rate,
+                "billed_status": entry.billed_status.value,
+                "raw": entry.raw,
+                "change_token": None,
+                "last_seen_run_id": self.run_id,
+                "deleted_at": None,
+            }
+            for timesheet in timesheets
+            for entry in timesheet.entries
+        ]
+        for start in range(0, len(rows), 1000):
+            await _upsert(
+                self.session, TimeEntry, rows[start : start + 1000], keep_deleted_at=keep_deleted_at
+            )
+        if not keep_deleted_at:
+            await self._delete_entries_gone_from(timesheets)
+
+    async def _delete_entries_gone_from(self, timesheets: Sequence[TimesheetRecord]) -> None:
+        """A re-read timesheet is complete: its entries Karbon no longer lists are deleted."""
+        kept = [entry.time_entry_key for t in timesheets for entry in t.entries]
+        await self.session.execute(
+            update(TimeEntry)
+            .where(
+                TimeEntry.tenant_id == self.tenant_id,
+                TimeEntry.timesheet_key.in_([t.timesheet_key for t in timesheets]),
+                TimeEntry.time_entry_key.not_in(kept),
+                TimeEntry.deleted_at.is_(None),
+            )
+            .values(deleted_at=func.now())
+        )
+
+    async def _replace_invoice_lines(self, invoices: Sequence[InvoiceRecord]) -> None:
+        await self.session.execute(
+            delete(InvoiceLine).where(
+                InvoiceLine.tenant_id == self.tenant_id,
+                InvoiceLine.invoice_key.in_([i.invoice_key for i in invoices]),
+            )
+        )
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "invoice_key": invoice.invoice_key,
+                "position": position,
+                "line_item_key": line.line_item_key,
+                "billable_item_type": line.billable_item_type.value
+                if line.billable_item_type
+                else None,
+                "billable_item_entity_key": line.billable_item_entity_key,
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "amount": line.amount,
+                "tax_rate": line.tax_rate,
+                "tax_rate_name": line.tax_rate_name,
+                "raw": line.raw,
+            }
+            for invoice in invoices
+            for position, line in enumerate(invoice.line_items or [])
+        ]
+        for chunk in _chunks(rows):
+            await self.session.execute(insert(InvoiceLine).values(chunk))
+
+    async def quarantine(self, stream: str, rejects: Sequence[Reject]) -> None:
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "stream": stream,
+                "record_key": reject.error.key,
+                "field": reject.error.field,
+                "problem": reject.error.problem,
+                "raw": reject.raw,
+                "run_id": self.run_id,
+            }
+            for reject in rejects
+        ]
+        await _upsert(self.session, RejectedRecord, rows)
+
+    async def release_quarantine(self, stream: str, keys: Sequence[str]) -> None:
+        """Records that now parse are no longer rejected."""
+        await self.session.execute(
+            delete(RejectedRecord).where(
+                RejectedRecord.tenant_id == self.tenant_id,
+                RejectedRecord.stream == stream,
+                RejectedRecord.record_key.in_(list(keys)),
+            )
+        )
+
+    async def save_raw(self, stream: str, kind: str, responses: Sequence[KarbonResponse]) -> None:
+        if not responses:
+            return
+        await self.session.execute(
+            insert(RawResponse).values(
+                [
+                    {
+                        "tenant_id": self.tenant_id,
+                        "run_id": self.run_id,
+                        "stream": stream,
+                        "kind": kind,
+                        "url": response.url,
+                        "status": response.status,
+                        "fetched_at": response.fetched_at,
+                        "body": response.body_json,
+                    }
+                    for response in responses
+                ]
+            )
+        )
+
+    async def mark_unseen_deleted(self, model: Any, *, now: datetime, **scope: str) -> int:
+        """After a complete read: what this run did not see is gone from Karbon."""
+        table: Table = model.__table__
+        conditions = [
+            table.c.tenant_id == self.tenant_id,
+            table.c.deleted_at.is_(None),
+            table.c.last_seen_run_id.is_distinct_from(self.run_id),
+            *(table.c[name] == value for name, value in scope.items()),
+        ]
+        result = await self.session.execute(
+            update(table).where(and_(*conditions)).values(deleted_at=now)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
