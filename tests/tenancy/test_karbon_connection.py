@@ -13,9 +13,11 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import KarbonConnection, Tenant
+from app.models import KarbonConnection, SyncKind, SyncRun, SyncState, SyncTrigger, Tenant
 from app.observability import JsonFormatter
 from app.secrets import Secrets
+from app.settings import Settings
+from app.sync.control import sync_job_id
 from app.sync.karbon import RetryPolicy
 from app.sync.karbon import credentials as karbon_credentials
 from app.tenancy import connection
@@ -366,3 +368,40 @@ async def test_keys_never_appear_in_responses_or_logs(
     for secret in (ACCESS_KEY, BEARER_TOKEN):
         assert secret not in everything
         assert secret.split(".")[-1] not in everything
+
+
+async def test_connecting_queues_the_initial_sync_and_disconnecting_cancels_it(
+    client: AsyncClient,
+    firm: Firm,
+    app: FastAPI,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await connect(client, firm)
+    async with sessions() as session:
+        [run] = list(await session.scalars(select(SyncRun)))
+    assert (run.kind, run.trigger, run.state) == (
+        SyncKind.INITIAL,
+        SyncTrigger.CONNECT,
+        SyncState.QUEUED,
+    )
+    queued = await app.state.redis.queued_jobs(queue_name=settings.queue_name)
+    assert sync_job_id(run.id) in {job.job_id for job in queued}
+
+    await connect(client, firm)  # pasting again joins the queued sync
+    async with sessions() as session:
+        assert len(list(await session.scalars(select(SyncRun)))) == 1
+
+    await client.delete("/api/v1/karbon/credentials", headers=firm.headers)
+    async with sessions() as session:
+        cancelled = await session.get(SyncRun, run.id)
+    assert cancelled is not None and cancelled.state == SyncState.CANCELLED
+
+
+async def test_a_refused_key_check_queues_no_sync(
+    client: AsyncClient, firm: Firm, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with fake_karbon(401, JWT_INVALID):
+        await put_credentials(client, firm)
+    async with sessions() as session:
+        assert list(await session.scalars(select(SyncRun))) == []
