@@ -147,6 +147,8 @@ SyncStatusReader = Annotated[Principal, Depends(_sync_status_reader)]
 
 INTEGRATOR_DEPENDENCIES = (_report_reader, _sync_status_reader)
 """The only dependencies integrator keys pass; tests check every other route refuses them."""
+TENANT_DEPENDENCIES = (_tenant_member, _tenant_reader)
+"""Every route that reads or changes a firm's data depends on one of these."""
 
 
 def _platform_operator(principal: SignedInUser) -> Principal:

@@ -15,9 +15,10 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import ProblemError
-from app.models import KarbonConnection, Tenant
+from app.models import KarbonConnection, SyncKind, SyncTrigger, Tenant
 from app.secrets import Secrets
 from app.settings import Settings
+from app.sync.control import request_sync, stop_syncing
 from app.sync.karbon import (
     KarbonAuthError,
     KarbonError,
@@ -176,13 +177,17 @@ async def verify_with_karbon(
 async def start_initial_sync(
     session: AsyncSession, redis: ArqRedis, settings: Settings, tenant_id: UUID
 ) -> None:
-    """Hand the newly connected tenant to the sync engine."""
+    """Hand the newly connected tenant to the sync engine (queued once the request commits)."""
+    await request_sync(
+        session, redis, settings, tenant_id, kind=SyncKind.INITIAL, trigger=SyncTrigger.CONNECT
+    )
 
 
 async def stop_tenant_syncs(
     session: AsyncSession, redis: ArqRedis, settings: Settings, tenant_id: UUID
 ) -> None:
     """Stop the tenant's syncs now: nothing new starts, a running one is cancelled."""
+    await stop_syncing(session, redis, settings, tenant_id)
 
 
 async def connect(
