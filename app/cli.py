@@ -11,6 +11,7 @@ from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.settings import Settings, get_settings
+from app.tenancy.cli import create_operator, reencrypt_credentials
 from app.worker import create_worker
 
 cli = typer.Typer(
@@ -93,6 +94,25 @@ def up() -> None:
     upgrade_to_head(urls.database_url)
     _announce(settings, urls)
     asyncio.run(_serve_all(settings, urls))
+
+
+@cli.command("create-operator")
+def create_operator_command(
+    email: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Create a platform operator (sees /api/v1/ops/* across firms, no firm's data)."""
+    _prepare()
+    user_id = create_operator(email, password)
+    typer.echo(f"Operator {email} created ({user_id}).")
+
+
+@cli.command("reencrypt-credentials")
+def reencrypt_credentials_command() -> None:
+    """Re-encrypt stored Karbon keys with the newest RECKONRY_ENCRYPTION_KEYS key."""
+    _prepare()
+    count = reencrypt_credentials()
+    typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
 
 
 def main() -> None:
