@@ -88,9 +88,12 @@ class SyncEngine:
         self._plan = plan
         self._checkpoint = checkpoint
         self._progress = progress
+        self._keys_accepted = asyncio.Event()
+        self._leader: Stream | None = None
 
     async def run(self, streams: Sequence[Stream] = STREAMS) -> None:
         """Sync every stream; the first failure stops the others and is raised as itself."""
+        self._leader = streams[0]
         try:
             async with asyncio.TaskGroup() as group:
                 for stream in streams:
@@ -103,7 +106,11 @@ class SyncEngine:
     async def _sync_stream(self, stream: Stream) -> None:
         state: dict[str, Any] = self._checkpoint.get(stream.name, {})
         if state.get("done"):
+            self._keys_accepted.set()
             return
+        if stream is not self._leader:
+            # One request first: if Karbon rejects the keys, nothing else was sent.
+            await self._keys_accepted.wait()
         _capture_buffer.set([])
         progress = StreamProgress.restore(self._progress.get(stream.name))
         complete = self._reads_everything(stream) or bool(state.get("census"))
@@ -174,6 +181,7 @@ class SyncEngine:
         if sticky.get("no_list_expand"):
             params.pop("$expand", None)
         async for page in self._client.iter_pages(stream.resource, params, resume_from=resume):
+            self._keys_accepted.set()
             records = window.admit(page.records) if window else page.records
             details = await self._details(stream, records)
             windowed = window is not None and window.since is not None

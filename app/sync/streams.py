@@ -11,7 +11,9 @@ and ``$expand`` forms that Karbon's spec documents for that endpoint are used:
 - WorkItems: no timestamp at all; every run lists them and fingerprints each list record.
 - Timesheets: no timestamp; recent periods (``StartDate gt``) plus every period still holding
   unbilled time (``StartDate gt``, ``EndDate lt``, ``UserKey in (...)``) are re-read.
-- Users: the list is tiny and lacks capacity, so every user's detail is read every run.
+- Users: the list is tiny and lacks capacity; every run lists them all, and reads the detail
+  of new users and users whose list record changed. A capacity change that leaves the list
+  record as it was is picked up by the nightly full reconciliation, which re-reads every detail.
 
 High-water marks follow the usual rules: re-read with ``>=`` (ties are never lost), de-duplicate
 on the key, and cap the new mark at the run's start so changes made during the run are re-read.
@@ -136,7 +138,7 @@ USERS_STREAM = Stream(
     key_field="Id",
     parse=parse_user,
     strategy=Strategy.FULL,
-    detail=DetailPolicy.ALWAYS,
+    detail=DetailPolicy.IF_CHANGED,
 )
 CONTACTS_STREAM = Stream(
     name="contacts",

@@ -14,7 +14,7 @@ from app.db import unit_of_work
 from app.embedded import ServiceUrls
 from app.models import KarbonConnection, SyncKind, SyncTrigger
 from app.sandbox.server import serve_sandbox_in_thread
-from app.sandbox.state import Sandbox, SandboxConfig
+from app.sandbox.state import Sandbox, SandboxConfig, make_access_key, make_bearer_token
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
@@ -109,3 +109,13 @@ async def sync_now(
         )
     outcome = await run_sync(context, str(request.run.id))
     return request.run.id, outcome
+
+
+def rotate_sandbox_keys(sandbox: Sandbox, name: str) -> None:
+    """The firm regenerates its keys in Karbon: the ones Reckonry holds stop working."""
+    tenant = sandbox.tenant(name)
+    with sandbox.lock:
+        del sandbox._by_access_key[tenant.access_key]
+        tenant.access_key = make_access_key(f"{name} rotated", tenant.firm.seed)
+        tenant.bearer_token = make_bearer_token(f"{name} rotated", tenant.firm.seed)
+        sandbox._by_access_key[tenant.access_key] = tenant

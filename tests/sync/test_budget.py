@@ -1,0 +1,100 @@
+"""The per-tenant budget: never above 1.8 req/s in any window, yet fully used under latency."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import respx
+
+from app.sync.karbon import USERS, BudgetRegistry, TenantBudget
+from tests.sync.karbon_fakes import BASE, make_client, run_virtual
+
+
+def send_times(requests: int, latency: tuple[float, float], budget: TenantBudget) -> list[float]:
+    """Fetch ``requests`` user details through one budget; Karbon answers after ``latency``."""
+    rng = random.Random(7)
+    arrivals: list[float] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        arrivals.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(rng.uniform(*latency))
+        return httpx.Response(200, json={"Id": "u"})
+
+    async def go() -> None:
+        async with make_client(budget=budget) as client:
+            keys = [f"u{i}" for i in range(requests)]
+            async for _ in client.iter_details(USERS, keys):
+                pass
+
+    with respx.mock(base_url=BASE) as karbon:
+        karbon.get(path__regex=r"/v3/Users/\w+").mock(side_effect=answer)
+        run_virtual(go())
+    return arrivals
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+def test_no_ten_second_window_holds_more_than_18_requests() -> None:
+    times = send_times(120, (0.05, 1.0), TenantBudget())
+    assert len(times) == 120
+    assert most_in_any_window(times, 10.0) <= 18
+
+
+def test_budget_is_used_even_when_karbon_takes_a_second() -> None:
+    times = send_times(200, (0.5, 1.0), TenantBudget())
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved >= 0.97 * 1.8
+
+
+def test_one_request_at_a_time_would_be_latency_bound() -> None:
+    # The reason for several in flight: with one, 1 s answers cap us near 1 req/s.
+    times = send_times(30, (0.9, 1.0), TenantBudget(max_in_flight=1))
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved < 1.2
+
+
+def test_two_tenants_have_independent_budgets() -> None:
+    async def go() -> tuple[list[float], list[float]]:
+        registry = BudgetRegistry()
+        a, b = registry.for_tenant("a"), registry.for_tenant("b")
+        assert registry.for_tenant("a") is a and a is not b
+        sent: dict[str, list[float]] = {"a": [], "b": []}
+
+        async def use(name: str, budget: TenantBudget) -> None:
+            for _ in range(10):
+                async with budget.slot():
+                    sent[name].append(asyncio.get_running_loop().time())
+
+        await asyncio.gather(use("a", a), use("b", b))
+        return sent["a"], sent["b"]
+
+    times_a, times_b = run_virtual(go())
+    # Each tenant gets its own 1.8 req/s: ten requests each take about 5 s, not 10 s together.
+    assert times_a[-1] < 6 and times_b[-1] < 6
+
+
+def test_registry_keeps_budgets_per_event_loop() -> None:
+    registry = BudgetRegistry()
+
+    async def get() -> TenantBudget:
+        return registry.for_tenant("t")
+
+    assert run_virtual(get()) is not run_virtual(get())
+
+
+def test_stats_report_counts_and_rate() -> None:
+    async def go() -> tuple[int, float]:
+        budget = TenantBudget(window_seconds=10.0)
+        for _ in range(19):
+            async with budget.slot():
+                pass
+        stats = budget.stats()
+        return stats.requests_sent, stats.rate_per_second
+
+    sent, rate = run_virtual(go())
+    assert sent == 19
+    assert 1.7 <= rate <= 1.8

@@ -1,0 +1,245 @@
+"""Parsers absorb Karbon's quirks; stream declarations build only documented queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from app.sync.records import (
+    ClientType,
+    FeeType,
+    PrimaryStatus,
+    RecordValidationError,
+    parse_batch,
+    parse_contact,
+    parse_invoice,
+    parse_organization,
+    parse_timesheet,
+    parse_user,
+    parse_work_item,
+)
+from app.sync.streams import (
+    CONTACTS_STREAM,
+    INVOICES_STREAM,
+    STREAMS,
+    TIMESHEETS_STREAM,
+    USERS_STREAM,
+    WORK_ITEMS_STREAM,
+    NewestFirstWindow,
+    OpenPeriod,
+    fingerprint,
+    timesheet_filters,
+)
+
+WORK_ITEM = {
+    "WorkItemKey": "2LPSrkzbYrn4",
+    "ClientKey": "3LCPr987gNrc",
+    "ClientType": "ClientGroup",
+    "ClientName": "Smith Family Group",
+    "Title": "Payroll",
+    "StartDate": "2021-12-29T00:00:00Z",
+    "PrimaryStatus": "In Progress",
+}
+
+
+@pytest.mark.parametrize("spelling", ["In Progress", "InProgress", "in progress"])
+def test_primary_status_is_normalised_across_list_and_detail(spelling: str) -> None:
+    record = parse_work_item({**WORK_ITEM, "PrimaryStatus": spelling})
+    assert record.primary_status is PrimaryStatus.IN_PROGRESS
+
+
+def test_work_item_detail_adds_fee_settings_and_keeps_client_groups() -> None:
+    detail = {
+        "PrimaryStatus": "ReadyToStart",
+        "FeeSettings": {"FeeType": "FixedFee", "FeeValue": 5150.2},
+    }
+    record = parse_work_item(WORK_ITEM, detail)
+    assert record.fee_type is FeeType.FIXED_FEE
+    assert record.fee_value == Decimal("5150.2")
+    assert record.primary_status is PrimaryStatus.READY_TO_START
+    assert record.client_type is ClientType.CLIENT_GROUP
+    assert record.client_name == "Smith Family Group"
+    assert record.start_date == date(2021, 12, 29)
+    assert record.raw == WORK_ITEM and record.raw_detail == detail
+
+
+def test_time_entries_are_flattened_with_their_timesheet() -> None:
+    key = "WYscpLQXR4J-2m6pSFxRzcF2-2mYzTtly89Lq-3j5ZpPT4RDbT-4kbT4BYLMLhv-QbQFGnqPDDs"
+    sheet = parse_timesheet(
+        {
+            "TimesheetKey": "3MslJsCcnnkm",
+            "UserKey": "2mYzTtly89Lq",
+            "StartDate": "2022-07-04T00:00:00Z",
+            "EndDate": "2022-07-10T00:00:00Z",
+            "Status": "Submitted",
+            "TimeEntries": [
+                {
+                    "TimeEntryKey": key,
+                    "ClientKey": "c1",
+                    "ClientType": "Contact",
+                    "Minutes": 360,
+                    "HourlyRate": 80.1,
+                    "Descriptions": ["x", None],
+                    "BilledStatus": "Unbilled",
+                },
+            ],
+        }
+    )
+    entry = sheet.entries[0]
+    assert entry.time_entry_key == key  # long composite keys are fine
+    assert (entry.user_key, entry.timesheet_key) == ("2mYzTtly89Lq", "3MslJsCcnnkm")
+    assert (entry.period_start, entry.period_end) == (date(2022, 7, 4), date(2022, 7, 10))
+    assert entry.work_item_key is None  # time straight against a client is kept
+    assert entry.hourly_rate == Decimal("80.1")
+    assert entry.descriptions == ["x"]
+
+
+def test_invoice_money_is_exact_and_unit_price_string_is_parsed() -> None:
+    invoice = parse_invoice(
+        {
+            "InvoiceKey": "M2dVbCt4RHk",
+            "InvoiceStatus": "AwaitingPayment",
+            "UpdatedAt": "2023-07-20T23:52:11Z",
+            "InvoiceTotal": 1607.13,
+            "InvoiceDate": "2023-07-21T00:00:00Z",
+            "Client": {"ClientKey": "2xxnBLyCP4Ts", "ClientType": "Organization", "Name": "Acme"},
+            "LineItems": [
+                {
+                    "LineItemKey": "l1",
+                    "BillableItemType": "TimeEntry",
+                    "BillableItemEntityKey": "t",
+                    "Quantity": 1.5,
+                    "UnitPrice": "150.10",
+                    "Amount": 225.15,
+                },
+            ],
+        }
+    )
+    assert invoice.total == Decimal("1607.13")
+    assert invoice.client_key == "2xxnBLyCP4Ts" and invoice.client_type is ClientType.ORGANIZATION
+    line = invoice.line_items[0] if invoice.line_items else None
+    assert line is not None
+    assert (line.unit_price, line.amount, line.invoice_key) == (
+        Decimal("150.10"),
+        Decimal("225.15"),
+        "M2dVbCt4RHk",
+    )
+
+
+def test_invoice_without_lines_says_so() -> None:
+    raw = {"InvoiceKey": "i", "InvoiceStatus": "Paid", "UpdatedAt": "2023-07-20T23:52:11Z"}
+    assert parse_invoice(raw).line_items is None
+
+
+def test_users_contacts_and_organizations() -> None:
+    user = parse_user(
+        {"Id": "u1", "Name": "Jo"}, {"CapacityMinutesPerWeek": 2400, "BillableRate": 150.5}
+    )
+    assert (user.capacity_minutes_per_week, user.billable_rate) == (2400, Decimal("150.5"))
+    contact = parse_contact(
+        {
+            "ContactKey": "c",
+            "FullName": "W",
+            "ClientOwner": "o@x.com",
+            "LastModifiedDateTime": "2022-07-05T07:30:13.7188114Z",
+        }
+    )
+    assert contact.client_type is ClientType.CONTACT and contact.owner_email == "o@x.com"
+    org = parse_organization(
+        {
+            "OrganizationKey": "o",
+            "FullName": "Acme",
+            "LastModifiedDateTime": "2021-12-29T07:01:53Z",
+        },
+        {"ClientManager": "m@x.com"},
+    )
+    assert org.client_type is ClientType.ORGANIZATION and org.manager_email == "m@x.com"
+
+
+def test_a_bad_record_names_entity_key_and_field() -> None:
+    bad_entry = {"TimeEntryKey": "e", "Minutes": "lots", "BilledStatus": "Unbilled"}
+    raw = {
+        "TimesheetKey": "ts1",
+        "UserKey": "u",
+        "StartDate": "2022-07-04T00:00:00Z",
+        "EndDate": "2022-07-10T00:00:00Z",
+        "Status": "Draft",
+        "TimeEntries": [bad_entry],
+    }
+    with pytest.raises(RecordValidationError) as caught:
+        parse_timesheet(raw)
+    assert (caught.value.entity, caught.value.key) == ("Timesheet", "ts1")
+    assert caught.value.field == "TimeEntries[0].Minutes"
+    assert "ts1" in str(caught.value) and "Minutes" in str(caught.value)
+
+
+def test_bad_records_are_quarantined_and_the_rest_of_the_page_kept() -> None:
+    good = {**WORK_ITEM}
+    bad = {**WORK_ITEM, "WorkItemKey": "bad", "PrimaryStatus": "Abandoned"}
+    batch = parse_batch(parse_work_item, [good, bad], key="WorkItemKey")
+    assert [r.raw for r in batch.records] == [good]
+    assert [(r.error.key, r.error.field, r.raw) for r in batch.rejects] == [
+        ("bad", "PrimaryStatus", bad)
+    ]
+
+
+def test_list_params_use_only_documented_forms() -> None:
+    assert CONTACTS_STREAM.list_params() == {"$top": "100", "$orderby": "LastModifiedDateTime desc"}
+    assert INVOICES_STREAM.list_params() == {
+        "$top": "100",
+        "$orderby": "UpdatedAt desc",
+        "$expand": "LineItems",
+    }
+    assert TIMESHEETS_STREAM.list_params("StartDate gt 2024-01-01T00:00:00Z")["$expand"] == (
+        "TimeEntries"
+    )
+    assert all(s.page_size <= 100 for s in STREAMS)
+
+
+def test_detail_policies() -> None:
+    assert USERS_STREAM.needs_detail({"Id": "u"}, "same", full_refresh=False)
+    token = WORK_ITEMS_STREAM.change_token(WORK_ITEM)
+    assert not WORK_ITEMS_STREAM.needs_detail(WORK_ITEM, token, full_refresh=False)
+    assert WORK_ITEMS_STREAM.needs_detail({**WORK_ITEM, "Title": "x"}, token, full_refresh=False)
+    assert WORK_ITEMS_STREAM.needs_detail(WORK_ITEM, None, full_refresh=False)
+    invoice = {"InvoiceKey": "i", "UpdatedAt": "2024-01-01T00:00:00Z"}
+    assert INVOICES_STREAM.needs_detail(invoice, None, full_refresh=False)
+    assert not INVOICES_STREAM.needs_detail({**invoice, "LineItems": []}, None, full_refresh=False)
+    assert not INVOICES_STREAM.needs_detail(invoice, "2024-01-01T00:00:00Z", full_refresh=False)
+
+
+def test_fingerprint_ignores_odata_annotations_and_key_order() -> None:
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1, "@odata.type": "x"})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_newest_first_window_rereads_ties_stops_below_mark_and_caps_at_run_start() -> None:
+    since = datetime(2024, 5, 1, tzinfo=UTC)
+    started = datetime(2024, 5, 2, tzinfo=UTC)
+    window = NewestFirstWindow(CONTACTS_STREAM, since=since, run_started_at=started)
+    page = [
+        {"ContactKey": "new", "LastModifiedDateTime": "2024-05-03T00:00:00Z"},  # after run start
+        {"ContactKey": "tie", "LastModifiedDateTime": "2024-05-01T00:00:00Z"},
+        {"ContactKey": "old", "LastModifiedDateTime": "2024-04-30T00:00:00Z"},
+    ]
+    assert [r["ContactKey"] for r in window.admit(page)] == ["new", "tie"]
+    assert window.exhausted
+    assert window.next_high_water_mark == started
+
+
+def test_timesheet_filters_cover_recent_window_and_open_periods() -> None:
+    filters = timesheet_filters(
+        date(2024, 6, 30),
+        recent_days=28,
+        open_periods=[
+            OpenPeriod(date(2024, 1, 1), date(2024, 1, 7), frozenset({"u2", "o'neil"})),
+            OpenPeriod(date(2024, 6, 24), date(2024, 6, 30), frozenset({"u3"})),  # in window
+        ],
+    )
+    assert filters == [
+        "StartDate gt 2024-06-01T23:59:59Z",
+        "StartDate gt 2023-12-31T23:59:59Z and EndDate lt 2024-01-08T00:00:00Z"
+        " and UserKey in ('o''neil', 'u2')",
+    ]

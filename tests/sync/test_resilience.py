@@ -1,0 +1,195 @@
+"""The sync when things go wrong: faults, a killed worker, revoked keys, a disconnect."""
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from email.message import Message
+from email.parser import BytesParser
+from typing import Any
+from uuid import UUID
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.models import KarbonConnection, RawResponse, SyncKind, SyncRun, SyncState
+from app.sandbox.state import Sandbox
+from app.sync.control import request_sync, stop_syncing
+from app.sync.jobs import run_sync
+from tests.factories import create_user
+from tests.sync.conftest import connect_tenant, rotate_sandbox_keys, sync_now
+from tests.sync.test_engine import assert_same, expected_from, stored
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(BytesParser().parsebytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[_Inbox, int]]:
+    handler = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+async def test_injected_faults_do_not_change_the_result(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    sandbox.update_config(
+        {
+            "faults": {
+                "error_500_rate": 0.05,
+                "error_503_rate": 0.05,
+                "burst_429_rate": 0.02,
+                "burst_429_length": 2,
+                "burst_429_retry_after": 1,
+                "timeout_rate": 0.03,
+                "timeout_seconds": 3.0,
+                "drop_rate": 0.03,
+                "truncate_rate": 0.02,
+                "malformed_rate": 0.02,
+            }
+        }
+    )
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    _, outcome = await sync_now(job_context, tenant_id)
+    assert outcome == "succeeded"
+    assert sum(sandbox.counters("Demo firm")["faults_injected"].values()) > 0
+    assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))
+
+
+async def _pages_committed(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> int:
+    async with sessions() as session:
+        run = await session.get(SyncRun, run_id, populate_existing=True)
+        assert run is not None
+        return sum(stream.get("pages_done", 0) for stream in run.progress.values())
+
+
+@pytest.mark.parametrize("stop_after_pages", [1, 6, 15])
+async def test_a_killed_sync_resumes_with_nothing_lost_or_duplicated(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    stop_after_pages: int,
+) -> None:
+    sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.01}})
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    async with unit_of_work(sessions) as session:
+        request = await request_sync(
+            session, job_context["redis"], job_context["settings"], tenant_id
+        )
+    worker = asyncio.create_task(run_sync(job_context, str(request.run.id)))
+    while await _pages_committed(sessions, request.run.id) < stop_after_pages:
+        assert not worker.done(), "the sync finished before it could be killed"
+        await asyncio.sleep(0.005)
+    worker.cancel()  # the worker dies mid-run, wherever it was
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+
+    assert await run_sync(job_context, str(request.run.id)) == "succeeded"
+    firm = sandbox.tenant("Demo firm").firm
+    assert_same(await stored(sessions, tenant_id), expected_from(firm))
+    async with sessions() as session:
+        run = await session.get(SyncRun, request.run.id)
+        pages = (
+            (await session.execute(select(RawResponse.url).where(RawResponse.kind == "page")))
+            .scalars()
+            .all()
+        )
+    assert run is not None and run.state == SyncState.SUCCEEDED
+    assert len(pages) == len(set(pages)), "a committed page was stored twice"
+    for name, stream in run.progress.items():
+        assert stream["pages_done"] == stream["pages_total"], name
+
+
+async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: tuple[_Inbox, int],
+) -> None:
+    mailbox, port = inbox
+    job_context["settings"] = job_context["settings"].model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    )
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    await create_user(sessions, tenant_id, "admin@acme.example")
+    await sync_now(job_context, tenant_id)
+    before = await stored(sessions, tenant_id)
+
+    rotate_sandbox_keys(sandbox, "Demo firm")
+    sandbox.advance("Demo firm", 14)
+    first_run, outcome = await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
+    assert outcome == "auth failed"
+    _, again = await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
+    assert again == "auth failed"
+
+    async with sessions() as session:
+        run = await session.get(SyncRun, first_run)
+        connection = (
+            await session.execute(
+                select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
+            )
+        ).scalar_one()
+    assert run is not None and run.state == SyncState.AUTH_FAILED
+    assert run.error_code is not None and run.error_code.startswith("karbon_rejected_")
+    assert connection.last_error_likely_cause and "rotated or revoked" in (
+        connection.last_error_likely_cause
+    )
+    assert connection.last_error_steps and any("Settings" in s for s in connection.last_error_steps)
+    assert await stored(sessions, tenant_id) == before, "a failed sync must not touch the data"
+    assert len(mailbox.messages) == 1, "one e-mail per incident"
+    assert mailbox.messages[0]["To"] == "admin@acme.example"
+    # The old AccessKey names no sandbox tenant any more, so its calls count as unattributed.
+    assert sandbox.unattributed.unauthorized == 2, "each run stops at its first 401"
+    assert sandbox.unattributed.requests == 2
+
+
+async def test_new_keys_resume_syncing(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    rotate_sandbox_keys(sandbox, "Demo firm")
+    _, outcome = await sync_now(job_context, tenant_id)
+    assert outcome == "auth failed"
+    new_tenant_keys = await connect_tenant(
+        sessions, job_context["settings"], sandbox, name="Same firm, new keys"
+    )
+    _, outcome = await sync_now(job_context, new_tenant_keys)
+    assert outcome == "succeeded"
+
+
+async def test_a_disconnect_cancels_the_running_sync_and_keeps_its_data(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.01}})
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    async with unit_of_work(sessions) as session:
+        request = await request_sync(
+            session, job_context["redis"], job_context["settings"], tenant_id
+        )
+    worker = asyncio.create_task(run_sync(job_context, str(request.run.id)))
+    while await _pages_committed(sessions, request.run.id) < 3:  # noqa: ASYNC110 (polls the DB)
+        await asyncio.sleep(0.005)
+    async with unit_of_work(sessions) as session:
+        await stop_syncing(session, job_context["redis"], job_context["settings"], tenant_id)
+    assert await asyncio.wait_for(worker, timeout=10) == "cancelled"
+    async with sessions() as session:
+        run = await session.get(SyncRun, request.run.id)
+    assert run is not None and run.state == SyncState.CANCELLED
+    kept = await stored(sessions, tenant_id)
+    assert sum(len(rows) for rows in kept.values()) > 0
