@@ -517,7 +517,8 @@ def _new_org(firm: Firm, sim: _Sim, created: datetime, contact_type: str) -> Org
         restriction_level="Private" if rng.random() < 0.04 else "Public",
         description=f"{base} - client since {created.year}" if rng.random() < 0.3 else None,
         legal_name=f"{base} Pty Ltd" if suffix in ("Pty Ltd", "") else full,
-        entity_type=rng.choice(("Company", "Company", "Trust", "Partnership", "Sole Trader")),
+        entity_type=rng.choice(("Corporation", "Corporation", "Limited Liability", "Estate or Trust",
+                                "Partnership", "Sole Proprietor")),
         created_at=created,
         last_modified=created,
     )
