@@ -41,8 +41,9 @@ def client_for(sandbox: Sandbox, tenant: Tenant | None = None) -> httpx.AsyncCli
     )
 
 
-def make_sandbox(*specs: tuple[str, str, int], clock: Callable[[], float] | None = None,
-                 **config: Any) -> Sandbox:
+def make_sandbox(
+    *specs: tuple[str, str, int], clock: Callable[[], float] | None = None, **config: Any
+) -> Sandbox:
     kwargs: dict[str, Any] = {"config": SandboxConfig(**config), "today": TODAY}
     if clock is not None:
         kwargs["clock"] = clock

@@ -12,16 +12,23 @@ from tests.sandbox.conftest import FakeClock, auth, client_for, make_sandbox
 
 JWT_NOT_PRESENT = {"error": {"statusCode": "401", "message": "JWT not present."}}
 JWT_INVALID = {"error": {"statusCode": "401", "message": "JWT is invalid."}}
-BEARER = {"error": {"statusCode": "401", "message": "Authorization has been denied for this "
-                    "request. The Bearer token is not valid for this AccessKey."}}
+BEARER = {
+    "error": {
+        "statusCode": "401",
+        "message": "Authorization has been denied for this "
+        "request. The Bearer token is not valid for this AccessKey.",
+    }
+}
 
 
 def test_keys_look_like_karbons() -> None:
     key = make_access_key("Firm A", 0)
     assert key.startswith("eyJ") and len(key.split(".")) == 3
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in key.split("."))
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
-                        make_bearer_token("Firm A", 0))
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        make_bearer_token("Firm A", 0),
+    )
     assert make_access_key("Firm A", 0) == key and make_access_key("Firm A", 1) != key
 
 
@@ -32,8 +39,13 @@ async def test_both_401_kinds_and_swapped_keys() -> None:
         ({}, JWT_NOT_PRESENT),
         ({"Authorization": f"Bearer {a.bearer_token}"}, JWT_NOT_PRESENT),
         ({"AccessKey": "", "Authorization": f"Bearer {a.bearer_token}"}, JWT_NOT_PRESENT),
-        ({"AccessKey": "eyJhbGciOiJIUzI1NiJ9.eyJ4IjoxfQ.c2ln",
-          "Authorization": f"Bearer {a.bearer_token}"}, JWT_INVALID),
+        (
+            {
+                "AccessKey": "eyJhbGciOiJIUzI1NiJ9.eyJ4IjoxfQ.c2ln",
+                "Authorization": f"Bearer {a.bearer_token}",
+            },
+            JWT_INVALID,
+        ),
         # users often swap the two keys
         ({"AccessKey": a.bearer_token, "Authorization": f"Bearer {a.access_key}"}, JWT_INVALID),
         ({"AccessKey": a.access_key}, BEARER),
@@ -45,8 +57,13 @@ async def test_both_401_kinds_and_swapped_keys() -> None:
         for headers, body in cases:
             r = await c.get("/v3/Users", headers=headers)
             assert (r.status_code, r.json()) == (401, body), headers
-        ok = await c.get("/v3/Users", headers={"accesskey": a.access_key,
-                                               "authorization": f"bearer {a.bearer_token.upper()}"})
+        ok = await c.get(
+            "/v3/Users",
+            headers={
+                "accesskey": a.access_key,
+                "authorization": f"bearer {a.bearer_token.upper()}",
+            },
+        )
         assert ok.status_code == 200
     counters = sandbox.counters("Firm A")
     assert counters["unauthorized_401"] == 4 and counters["requests"] == 5
@@ -81,8 +98,10 @@ async def test_rate_limit_120_per_minute_with_retry_after() -> None:
         assert r.status_code == 429
         # the first request (t=1000.0) leaves the window at t=1060.0; now t=1012.0
         assert r.headers["Retry-After"] == "48"
-        assert r.json() == {"statusCode": "429",
-                            "message": "Rate limit is exceeded. Try again in 48 seconds."}
+        assert r.json() == {
+            "statusCode": "429",
+            "message": "Rate limit is exceeded. Try again in 48 seconds.",
+        }
         assert (await c.get("/v3/Users", headers=auth(b))).status_code == 200  # per tenant
         clock.advance(47.9)
         assert (await c.get("/v3/Users", headers=auth(a))).status_code == 429
@@ -124,15 +143,23 @@ async def test_counters_are_exact_for_a_known_pattern() -> None:
 
     assert got["requests"] == 15
     assert got["by_route"] == {
-        "GET /v3/Users": 9, "POST /v3/Contacts": 1, "GET /v3/Contacts": 1,
-        "GET <unmatched>": 1, "GET /v3/Invoices": 1, "GET /v3/WorkItems/{key}": 1,
-        "DELETE /v3/WorkItems/{key}": 1}
+        "GET /v3/Users": 9,
+        "POST /v3/Contacts": 1,
+        "GET /v3/Contacts": 1,
+        "GET <unmatched>": 1,
+        "GET /v3/Invoices": 1,
+        "GET /v3/WorkItems/{key}": 1,
+        "DELETE /v3/WorkItems/{key}": 1,
+    }
     assert got["by_status"] == {"200": 10, "400": 1, "401": 1, "404": 1, "405": 2}
     assert got["non_get_attempts"] == 2
     assert got["unauthorized_401"] == 1 and got["rate_limited_429"] == 0
     assert got["unmatched_paths"] == {"/v3/ClientGroups": 1}
-    assert got["max_requests_in_window"] == {"1s": window_max(1.0), "10s": window_max(10.0),
-                                             "60s": window_max(60.0)}
+    assert got["max_requests_in_window"] == {
+        "1s": window_max(1.0),
+        "10s": window_max(10.0),
+        "60s": window_max(60.0),
+    }
     assert got["max_requests_in_window"] == {"1s": 7, "10s": 15, "60s": 15}
     sandbox.reset_counters("Firm A")
     assert sandbox.counters("Firm A")["requests"] == 0
@@ -176,10 +203,13 @@ async def test_counters_over_the_admin_api() -> None:
 
 async def test_gzip_when_accepted() -> None:
     sandbox = make_sandbox(("Firm A", "tiny", 0))
-    transport = httpx.ASGITransport(app=__import__("app.sandbox.app", fromlist=["x"])
-                                    .create_sandbox_app(sandbox))
+    transport = httpx.ASGITransport(
+        app=__import__("app.sandbox.app", fromlist=["x"]).create_sandbox_app(sandbox)
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://s") as c:
-        r = await c.get("/v3/Timesheets?$expand=TimeEntries",
-                        headers={**auth(sandbox.tenant("Firm A")), "Accept-Encoding": "gzip"})
+        r = await c.get(
+            "/v3/Timesheets?$expand=TimeEntries",
+            headers={**auth(sandbox.tenant("Firm A")), "Accept-Encoding": "gzip"},
+        )
     assert r.headers["content-encoding"] == "gzip"
     assert r.json()["value"]

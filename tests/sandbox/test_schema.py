@@ -26,10 +26,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from app.sandbox.model import SPACED_PRIMARY_STATUS
@@ -39,15 +38,17 @@ from tests.sandbox.conftest import auth, client_for, get_all, make_sandbox
 SPEC_PATH = Path(__file__).parents[1] / "karbon_spec" / "KarbonAPI.json"
 SPEC = json.loads(SPEC_PATH.read_text())
 URI = "urn:karbon-api"
-REGISTRY: Registry = Registry().with_resource(URI, Resource(SPEC, specification=DRAFT202012))
+REGISTRY: Registry[Any] = Registry().with_resource(URI, DRAFT202012.create_resource(SPEC))
 
 FORMATS = FormatChecker()
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})$")
 
 
-@FORMATS.checks("date-time")
 def _is_date_time(value: object) -> bool:
     return not isinstance(value, str) or bool(_DATE_TIME.match(value))
+
+
+FORMATS.checks("date-time")(_is_date_time)
 
 
 SPACED_ONLY = {v for k, v in SPACED_PRIMARY_STATUS.items() if k != v}
@@ -58,8 +59,9 @@ def _pointer(*parts: str) -> str:
 
 
 def response_schema(path: str, status: str = "200") -> dict[str, Any]:
-    ptr = _pointer("paths", path, "get", "responses", status, "content", "application/json",
-                   "schema")
+    ptr = _pointer(
+        "paths", path, "get", "responses", status, "content", "application/json", "schema"
+    )
     return {"$ref": f"{URI}#{ptr}"}
 
 
@@ -72,8 +74,11 @@ def errors(schema: dict[str, Any], instance: Any) -> list[ValidationError]:
     return list(validator.iter_errors(instance))
 
 
-def assert_valid(schema: dict[str, Any], instance: Any,
-                 allowed: Callable[[ValidationError], bool] = lambda e: False) -> int:
+def assert_valid(
+    schema: dict[str, Any],
+    instance: Any,
+    allowed: Callable[[ValidationError], bool] = lambda e: False,
+) -> int:
     """Assert ``instance`` is valid except for allowed deviations; returns how many there were."""
     errs = errors(schema, instance)
     bad = [e for e in errs if not allowed(e)]
@@ -82,14 +87,21 @@ def assert_valid(schema: dict[str, Any], instance: Any,
 
 
 def spaced_primary_status(e: ValidationError) -> bool:
-    return (e.validator == "enum" and list(e.absolute_path)[-1:] == ["PrimaryStatus"]
-            and e.instance in SPACED_ONLY)
+    return (
+        e.validator == "enum"
+        and list(e.absolute_path)[-1:] == ["PrimaryStatus"]
+        and e.instance in SPACED_ONLY
+    )
 
 
 def null_data_part(e: ValidationError) -> bool:
     path = list(e.absolute_path)
-    return (len(path) == 3 and path[0] == "Data" and path[2] in ("Work", "Expenses", "Service")
-            and e.instance is None)
+    return (
+        len(path) == 3
+        and path[0] == "Data"
+        and path[2] in ("Work", "Expenses", "Service")
+        and e.instance is None
+    )
 
 
 def null_client_task_recipient(e: ValidationError) -> bool:
@@ -104,8 +116,9 @@ def test_spec_copy_is_the_shared_one() -> None:
     assert (SPEC_PATH.parent / "LICENSE-karbon-api-reference").exists()
 
 
-async def test_users_list_and_detail(shared_client: httpx.AsyncClient,
-                                     shared_sandbox: Sandbox) -> None:
+async def test_users_list_and_detail(
+    shared_client: httpx.AsyncClient, shared_sandbox: Sandbox
+) -> None:
     r = await shared_client.get("/v3/Users")
     assert_valid(response_schema("/v3/Users"), r.json())
     # Quirk: the list gives only Id, Name and EmailAddress.
@@ -135,15 +148,22 @@ async def test_contacts_list(shared_client: httpx.AsyncClient) -> None:
 
 async def test_organizations_list_and_detail(shared_client: httpx.AsyncClient) -> None:
     rows, _ = await get_all(shared_client, "/v3/Organizations")
-    assert_valid(response_schema("/v3/Organizations"),
-                 {"@odata.context": "x", "@odata.count": len(rows), "value": rows})
+    assert_valid(
+        response_schema("/v3/Organizations"),
+        {"@odata.context": "x", "@odata.count": len(rows), "value": rows},
+    )
     # Quirk: no owner/manager in the list; the detail has them.
     assert not any("ClientOwner" in o or "ClientManager" in o for o in rows)
     detail_schema = response_schema("/v3/Organizations/{Organizationkey}")
     with_owner = 0
     for i, o in enumerate(rows):
-        expand = ["", "?$expand=BusinessCards", "?$expand=ClientTeam", "?$expand=Contacts",
-                  "?$expand=BusinessCards,ClientTeam,Contacts"][i % 5]
+        expand = [
+            "",
+            "?$expand=BusinessCards",
+            "?$expand=ClientTeam",
+            "?$expand=Contacts",
+            "?$expand=BusinessCards,ClientTeam,Contacts",
+        ][i % 5]
         d = (await shared_client.get(f"/v3/Organizations/{o['OrganizationKey']}{expand}")).json()
         assert_valid(detail_schema, d)
         with_owner += "ClientOwner" in d
@@ -153,7 +173,8 @@ async def test_organizations_list_and_detail(shared_client: httpx.AsyncClient) -
 
 
 async def test_work_items_list_and_detail_primary_status_quirk(
-        shared_client: httpx.AsyncClient) -> None:
+    shared_client: httpx.AsyncClient,
+) -> None:
     rows, _ = await get_all(shared_client, "/v3/WorkItems")
     body = {"@odata.context": "x", "@odata.count": len(rows), "value": rows}
     deviations = assert_valid(response_schema("/v3/WorkItems"), body, spaced_primary_status)
@@ -175,8 +196,10 @@ async def test_work_items_list_and_detail_primary_status_quirk(
 
 async def test_timesheets_with_and_without_entries(shared_client: httpx.AsyncClient) -> None:
     rows, _ = await get_all(shared_client, "/v3/Timesheets?$expand=TimeEntries")
-    assert_valid(response_schema("/v3/Timesheets"),
-                 {"@odata.context": "x", "@odata.count": len(rows), "value": rows})
+    assert_valid(
+        response_schema("/v3/Timesheets"),
+        {"@odata.context": "x", "@odata.count": len(rows), "value": rows},
+    )
     assert all("TimeEntries" in t for t in rows)
     first = (await shared_client.get("/v3/Timesheets?$expand=TimeEntries")).json()
     assert first["@odata.context"].endswith("$metadata#Timesheets(TimeEntries())")
@@ -185,8 +208,7 @@ async def test_timesheets_with_and_without_entries(shared_client: httpx.AsyncCli
     assert not any("TimeEntries" in t for t in plain["value"])
     entries = [e for t in rows for e in t["TimeEntries"]]
     assert any("WorkItemKey" not in e for e in entries)  # time straight on a client
-    assert {e["BilledStatus"] for e in entries} == {"Unbilled", "Draft", "InterimBilled",
-                                                     "Billed"}
+    assert {e["BilledStatus"] for e in entries} == {"Unbilled", "Draft", "InterimBilled", "Billed"}
 
 
 async def test_invoices_list_value_not_values(shared_sandbox: Sandbox) -> None:
@@ -219,15 +241,17 @@ async def test_invoices_list_with_line_items_switch(shared_sandbox: Sandbox) -> 
     assert not any("LineItems" in i for i in plain)  # only when asked for
 
 
-async def test_invoice_detail_every_expand(shared_client: httpx.AsyncClient,
-                                           shared_sandbox: Sandbox) -> None:
+async def test_invoice_detail_every_expand(
+    shared_client: httpx.AsyncClient, shared_sandbox: Sandbox
+) -> None:
     firm = shared_sandbox.tenant("Firm A").firm
     full = response_schema("/v3/Invoices/{InvoiceKey}")
     bare = {"allOf": [component("BillingInvoice"), {"required": ["@odata.context"]}]}
     lines_only = component("BillingInvoice", "BillingInvoiceLineItems")
     for i, inv in enumerate(firm.visible_invoices()):
-        d = (await shared_client.get(
-            f"/v3/Invoices/{inv.key}?$expand=LineItems,Payments,Data")).json()
+        d = (
+            await shared_client.get(f"/v3/Invoices/{inv.key}?$expand=LineItems,Payments,Data")
+        ).json()
         assert_valid(full, d, null_data_part)
         assert {"LineItems", "Payments", "Data"} <= set(d)
         for line in d["Data"]:
@@ -235,22 +259,26 @@ async def test_invoice_detail_every_expand(shared_client: httpx.AsyncClient,
         for li in d["LineItems"]:
             assert isinstance(li["UnitPrice"], str)  # quirk: a string in the spec
             assert Decimal(str(li["Quantity"])) * Decimal(li["UnitPrice"]) == Decimal(
-                str(li["Amount"]))
+                str(li["Amount"])
+            )
         if i % 7 == 0:
             plain = (await shared_client.get(f"/v3/Invoices/{inv.key}")).json()
             assert_valid(bare, plain)
             assert "LineItems" not in plain and plain["@odata.context"].endswith(
-                "$metadata#Invoices/$entity")
-            with_lines = (await shared_client.get(f"/v3/Invoices/{inv.key}?$expand=LineItems")
-                          ).json()
+                "$metadata#Invoices/$entity"
+            )
+            with_lines = (
+                await shared_client.get(f"/v3/Invoices/{inv.key}?$expand=LineItems")
+            ).json()
             assert_valid(lines_only, with_lines)
             assert with_lines["@odata.context"].endswith("$metadata#Invoices(LineItems())/$entity")
             data = (await shared_client.get(f"/v3/Invoices/{inv.key}?$expand=Data")).json()
             assert "Data" in data and "LineItems" not in data
 
 
-async def test_drafts_are_never_returned(shared_client: httpx.AsyncClient,
-                                         shared_sandbox: Sandbox) -> None:
+async def test_drafts_are_never_returned(
+    shared_client: httpx.AsyncClient, shared_sandbox: Sandbox
+) -> None:
     firm = shared_sandbox.tenant("Firm A").firm
     drafts = [i.key for i in firm.invoices.values() if i.status == "Draft"]
     assert drafts
