@@ -1,7 +1,11 @@
-"""``reckonry sandbox``: serve a simulated Karbon tenant (or several) until Ctrl-C.
+"""``reckonry sandbox``: serve a simulated Karbon tenant (or several) until Ctrl-C, and move a
+running sandbox's firms forward in time.
 
-Mounted by the main CLI as ``app.command("sandbox")(sandbox_command)``; also runnable alone as
-``python -m app.sandbox --size medium --port 8900``.
+The main CLI mounts ``app.command("sandbox")(sandbox_command)`` (and, if it wants,
+``app.command("sandbox-advance")(sandbox_advance_command)``). Standalone::
+
+    python -m app.sandbox serve --size medium --port 8900
+    python -m app.sandbox advance --days 7 --url http://127.0.0.1:8900
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
+import httpx
 import typer
 import uvicorn
 
@@ -91,8 +96,37 @@ def sandbox_command(
     )
 
 
+def sandbox_advance_command(
+    days: Annotated[int, typer.Option(min=0, help="Days to move the firm forward.")] = 1,
+    url: Annotated[
+        str, typer.Option(help="Base URL of the running sandbox.")
+    ] = "http://127.0.0.1:8900",
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant name (see /_sandbox/tenants); default: all.")
+    ] = None,
+) -> None:
+    """Advance a running sandbox's firm(s) by N days: new time, invoices approved, sent, paid or
+    voided, work completed, clients edited, records deleted."""
+    base = url.rstrip("/")
+    with httpx.Client(timeout=600) as client:
+        names = (
+            [tenant]
+            if tenant
+            else [t["name"] for t in client.get(f"{base}/_sandbox/tenants").json()]
+        )
+        for name in names:
+            r = client.post(f"{base}/_sandbox/tenants/{name}/advance", json={"days": days})
+            if r.status_code != 200:
+                typer.echo(f"{name}: {r.status_code} {r.text}", err=True)
+                raise typer.Exit(1)
+            body = r.json()
+            changes = ", ".join(f"{k} {v}" for k, v in body["changes"].items()) or "no changes"
+            typer.echo(f"{name}: today is now {body['today']}; {changes}")
+
+
 app = typer.Typer(add_completion=False, help=__doc__)
-app.command()(sandbox_command)
+app.command("serve")(sandbox_command)
+app.command("advance")(sandbox_advance_command)
 
 
 def main() -> None:

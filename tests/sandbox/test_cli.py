@@ -10,7 +10,9 @@ import uvicorn
 from typer.testing import CliRunner
 
 from app.sandbox import cli
-from app.sandbox.state import make_access_key, make_bearer_token
+from app.sandbox.server import serve_sandbox_in_thread
+from app.sandbox.state import Sandbox, make_access_key, make_bearer_token
+from tests.sandbox.conftest import TODAY
 
 
 def test_sandbox_command_prints_keys_and_serves(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,5 +56,21 @@ def test_sandbox_command_prints_keys_and_serves(monkeypatch: pytest.MonkeyPatch)
 
 def test_unknown_size_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
-    result = CliRunner().invoke(cli.app, ["--size", "huge"])
+    result = CliRunner().invoke(cli.app, ["serve", "--size", "huge"])
     assert result.exit_code != 0
+
+
+def test_advance_command_against_a_running_sandbox() -> None:
+    sandbox = Sandbox.create(("Firm A", "tiny", 0), ("Firm B", "tiny", 1), today=TODAY)
+    with serve_sandbox_in_thread(sandbox) as base:
+        result = CliRunner().invoke(cli.app, ["advance", "--days", "10", "--url", base])
+        assert result.exit_code == 0, result.output
+        assert "Firm A: today is now 2026-08-29" in result.output
+        assert "Firm B: today is now 2026-08-29" in result.output
+        one = CliRunner().invoke(
+            cli.app, ["advance", "--days", "1", "--url", base, "--tenant", "Firm B"]
+        )
+        assert one.exit_code == 0 and "Firm A" not in one.output
+        missing = CliRunner().invoke(cli.app, ["advance", "--url", base, "--tenant", "Nobody"])
+        assert missing.exit_code == 1
+    assert sandbox.tenant("Firm B").firm.today.isoformat() == "2026-08-30"
