@@ -231,7 +231,6 @@ class _Sim:
     rng: random.Random
     keys: _Keys
     profile: SizeProfile
-    day: date
     stats: dict[str, int] = field(default_factory=dict)
     events: list[tuple[date, int, str, str]] = field(default_factory=list)
     seq: int = 0
@@ -261,6 +260,7 @@ class _Sim:
     role_of: dict[str, str] = field(default_factory=dict)  # user key -> role key
     group_of: dict[str, ClientGroup] = field(default_factory=dict)  # member key -> its group
     pools: dict[str, list[str]] = field(default_factory=dict)  # cached key lists for sampling
+    role_pools: dict[tuple[str, ...], list[User]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -292,7 +292,7 @@ def generate_firm(size: str, seed: int = 0, *, today: date | None = None) -> Fir
     )
     kinds = ("Contact", "Organization", "WorkItem", "TimeEntry", "Timesheet")
     firm.deleted = {k: {} for k in kinds}
-    sim = _Sim(rng=rng, keys=keys, profile=profile, day=start)
+    sim = _Sim(rng=rng, keys=keys, profile=profile)
     firm.sim = sim
     _build_staff(firm, sim)
     _build_clients(firm, sim)
@@ -410,18 +410,15 @@ def _build_staff(firm: Firm, sim: _Sim) -> None:
 
 
 def _staff_by_role(firm: Firm, *role_names: str) -> list[User]:
-    cache = _ROLE_CACHE.get(id(firm))
-    if cache is None or cache[0] is not firm or cache[1] != len(firm.users):
-        cache = (firm, len(firm.users), {})
-        _ROLE_CACHE.clear()
-        _ROLE_CACHE[id(firm)] = cache
-    found = cache[2].get(role_names)
+    """Staff with any of ``role_names``, cached on the simulation (the staff never change)."""
+    sim = firm.sim
+    assert isinstance(sim, _Sim)
+    found = sim.role_pools.get(role_names)
     if found is None:
-        found = cache[2][role_names] = [u for u in firm.users.values() if u.role.name in role_names]
+        found = sim.role_pools[role_names] = [
+            u for u in firm.users.values() if u.role.name in role_names
+        ]
     return found
-
-
-_ROLE_CACHE: dict[int, tuple[Firm, int, dict[tuple[str, ...], list[User]]]] = {}
 
 
 def _new_team(firm: Firm, sim: _Sim) -> ClientTeam:
@@ -729,7 +726,6 @@ def _schedule(sim: _Sim, when: date, kind: str, key: str) -> None:
 def _run(firm: Firm, sim: _Sim, until: date) -> None:
     day = firm.today
     while day < until:
-        sim.day = day
         _create_work(firm, sim, day)
         _start_work(firm, sim, day)
         _process_events(firm, sim, day)
@@ -1525,7 +1521,6 @@ def _create_invoice(
     for u in units:
         if u.kind in ("ff", "service") and u.fee > 0 and u.wi is not None:
             inv.fixed_fee_billed[u.wi.key] = inv.fixed_fee_billed.get(u.wi.key, ZERO) + u.fee
-    inv.pdf_token = None
     firm.invoices[key] = inv
     sim.active_clients.add(bill_to)
     _bump(sim, "invoices_drafted")
@@ -1793,9 +1788,8 @@ def _client_changes(firm: Firm, sim: _Sim, day: date) -> None:
             _bump(sim, "clients_edited")
     # Growth: new clients.
     if rng.random() < n_clients * p.new_clients_per_year / 365 / 1.6:
-        key = _add_client(firm, sim, _stamp(sim, day), first_start=day + timedelta(days=7))
+        _add_client(firm, sim, _stamp(sim, day), first_start=day + timedelta(days=7))
         _bump(sim, "clients_created")
-        del key
 
 
 def _edit_client(firm: Firm, sim: _Sim, rec: Contact | Organization, stamp: datetime) -> None:

@@ -126,7 +126,6 @@ class QuerySpec:
 class Query:
     top: int | None = None
     skip: int = 0
-    count: bool = True
     filter_text: str | None = None
     predicate: Callable[[Any], bool] | None = None
     orderby: tuple[tuple[str, bool], ...] = ()  # (property, descending)

@@ -40,23 +40,15 @@ from app.sandbox.model import (
 _encode_str = json.encoder.encode_basestring
 
 
-class Raw(str):
-    """A pre-rendered JSON fragment to embed as is."""
-
-    __slots__ = ()
-
-
 def dumps(obj: Any) -> str:
-    """Serialize ``obj`` to compact JSON; Decimals are written exactly, ``Raw`` verbatim."""
+    """Serialize ``obj`` to compact JSON; Decimals are written exactly, never via float."""
     parts: list[str] = []
     _write(obj, parts.append)
     return "".join(parts)
 
 
 def _write(obj: Any, out: Any) -> None:
-    if isinstance(obj, Raw):
-        out(obj)
-    elif isinstance(obj, str):
+    if isinstance(obj, str):
         out(_encode_str(obj))
     elif obj is None:
         out("null")

@@ -202,7 +202,7 @@ class Counters:
     unmatched_paths: dict[str, int] = field(default_factory=dict)
     first_request_at: float | None = None
     last_request_at: float | None = None
-    log: deque[tuple[float, str, str, int]] = field(default_factory=lambda: deque(maxlen=20000))
+    log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=20000))
     _windows: dict[str, _WindowMax] = field(
         default_factory=lambda: {
             "1s": _WindowMax(1.0),
@@ -227,7 +227,7 @@ class Counters:
             self.rate_limited += 1
         elif status == 401:
             self.unauthorized += 1
-        self.log.append((t, route, key, self.requests))
+        self.log.append((t, route, key))
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -247,7 +247,7 @@ class Counters:
             "last_request_at": self.last_request_at,
         }
         if with_log:
-            out["log"] = [{"t": t, "route": r, "status": s} for t, r, s, _n in self.log]
+            out["log"] = [{"t": t, "route": r, "status": s} for t, r, s in self.log]
         return out
 
 

@@ -346,12 +346,12 @@ class TenantData:
         orderby: tuple[tuple[str, bool], ...],
         filter_text: str | None,
         predicate: Callable[[Any], bool] | None,
-        variant: bool = False,
+        extra_filters: bool = False,
     ) -> list[Any]:
         rows = self.ordered(set_name, orderby)
         if predicate is None or filter_text is None:
             return rows
-        ck = (set_name, filter_text, orderby, variant)
+        ck = (set_name, filter_text, orderby, extra_filters)
         hit = self._filtered.get(ck)
         if hit is not None:
             self._filtered.move_to_end(ck)
