@@ -165,3 +165,21 @@ def test_sandbox_config_defaults_suit_unit_tests() -> None:
     assert config.max_page_size == 100 and config.rate_limit_enabled
     assert not config.invoice_list_includes_line_items
     assert date.today() >= date(2024, 1, 1)
+
+
+async def test_requests_in_flight_are_served_concurrently() -> None:
+    """A client needs several requests in flight to reach 1.8 req/s at 0.5 s latency: the
+    sandbox must not serialize them, and counts them all in the same 1 s window."""
+    import asyncio
+
+    sandbox = make_sandbox(
+        ("Firm A", "tiny", 0), latency=LatencyConfig(distribution="constant", median_seconds=0.4)
+    )
+    with serve_sandbox_in_thread(sandbox) as base:
+        async with httpx.AsyncClient(base_url=base, headers=auth(sandbox.tenant("Firm A"))) as c:
+            started = time.monotonic()
+            replies = await asyncio.gather(*(c.get("/v3/Users") for _ in range(6)))
+            elapsed = time.monotonic() - started
+    assert [r.status_code for r in replies] == [200] * 6
+    assert 0.4 <= elapsed < 1.2  # one latency, not six
+    assert sandbox.counters("Firm A")["max_requests_in_window"]["1s"] == 6
