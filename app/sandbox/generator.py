@@ -750,13 +750,8 @@ def _rate(firm: Firm, sim: _Sim, user_key: str, d: date) -> int:
 
 
 def _client_team(firm: Firm, key: str) -> ClientTeam | None:
-    if key in firm.organizations:
-        return firm.organizations[key].team
-    if key in firm.contacts:
-        return firm.contacts[key].team
-    if key in firm.client_groups:
-        return firm.client_groups[key].team
-    return None
+    client = firm.client(key)
+    return client.team if client is not None else None
 
 
 def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
@@ -1845,26 +1840,14 @@ def _poisson(rng: random.Random, lam: float) -> int:
 def _deletions(firm: Firm, sim: _Sim, day: date) -> None:
     rng = sim.rng
     scale = max(1.0, len(firm.work_items) / 2000)
-    stamp = None
-    # A prospect or "other" contact that never had work.
-    if rng.random() < 0.02 * scale:
-        pool = [c for c in firm.contacts.values() if c.contact_type in ("Prospect", "Other")]
-        if pool:
-            c = rng.choice(pool)
-            if not _has_activity(firm, sim, c.key):
-                stamp = stamp or _stamp(sim, day)
-                del firm.contacts[c.key]
-                firm.deleted["Contact"][c.key] = stamp
-                _bump(sim, "contacts_deleted")
-    if rng.random() < 0.01 * scale:
-        pool_o = [o for o in firm.organizations.values() if o.contact_type == "Prospect"]
-        if pool_o:
-            o = rng.choice(pool_o)
-            if not _has_activity(firm, sim, o.key):
-                stamp = stamp or _stamp(sim, day)
-                del firm.organizations[o.key]
-                firm.deleted["Organization"][o.key] = stamp
-                _bump(sim, "organizations_deleted")
+    stamps: list[datetime] = []  # one deletion time for the day's client deletions
+    # A prospect (or an "other" contact) that never had work.
+    _delete_client(
+        firm, sim, day, 0.02 * scale, firm.contacts, "Contact", ("Prospect", "Other"), stamps
+    )
+    _delete_client(
+        firm, sim, day, 0.01 * scale, firm.organizations, "Organization", ("Prospect",), stamps
+    )
     # A planned work item that is no longer needed.
     if rng.random() < 0.03 * scale:
         planned = [wk for when, lst in sim.starting.items() if when > day for wk in lst]
@@ -1899,6 +1882,31 @@ def _deletions(firm: Firm, sim: _Sim, day: date) -> None:
                 if not ts.entries:
                     del firm.timesheets[ts.key]
                     firm.deleted["Timesheet"][ts.key] = _stamp(sim, day)
+
+
+def _delete_client(
+    firm: Firm,
+    sim: _Sim,
+    day: date,
+    chance: float,
+    table: dict[str, Contact] | dict[str, Organization],
+    kind: str,
+    types: tuple[str, ...],
+    stamps: list[datetime],
+) -> None:
+    if sim.rng.random() >= chance:
+        return
+    pool = [k for k, rec in table.items() if rec.contact_type in types]
+    if not pool:
+        return
+    key = sim.rng.choice(pool)
+    if _has_activity(firm, sim, key):
+        return
+    if not stamps:
+        stamps.append(_stamp(sim, day))
+    del table[key]
+    firm.deleted[kind][key] = stamps[0]
+    _bump(sim, "contacts_deleted" if kind == "Contact" else "organizations_deleted")
 
 
 def _has_activity(firm: Firm, sim: _Sim, client_key: str) -> bool:
