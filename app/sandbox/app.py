@@ -79,9 +79,15 @@ from app.sandbox.store import (
 
 JWT_NOT_PRESENT = {"error": {"statusCode": "401", "message": "JWT not present."}}
 JWT_INVALID = {"error": {"statusCode": "401", "message": "JWT is invalid."}}
-BEARER_INVALID = {"error": {"statusCode": "401", "message": (
-    "Authorization has been denied for this request. The Bearer token is not valid for this "
-    "AccessKey.")}}
+BEARER_INVALID = {
+    "error": {
+        "statusCode": "401",
+        "message": (
+            "Authorization has been denied for this request. "
+            "The Bearer token is not valid for this AccessKey."
+        ),
+    }
+}
 
 _ROUTES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"^/v3/users/?$", re.I), "/v3/Users", "list:Users"),
@@ -127,7 +133,7 @@ class SandboxApp(FastAPI):
             path = scope["path"]
             root = scope.get("root_path", "")
             if root and path.startswith(root):
-                path = path[len(root):]
+                path = path[len(root) :]
             if not path.startswith("/_sandbox"):
                 await _karbon(self.sandbox, scope, path, send)
                 return
@@ -188,8 +194,9 @@ async def _karbon(sandbox: Sandbox, scope: Scope, path: str, send: Send) -> None
     if method != "GET":
         with lock:
             counters.non_get += 1
-        reply = _error(405, "4005", f"The requested resource does not support http method "
-                                    f"'{method}'.")
+        reply = _error(
+            405, "4005", f"The requested resource does not support http method '{method}'."
+        )
         reply.headers["Allow"] = "GET"
         finish(405)
         await _send(send, reply, headers, sandbox)
@@ -213,8 +220,9 @@ async def _karbon(sandbox: Sandbox, scope: Scope, path: str, send: Send) -> None
     with tenant.lock:
         wait = None
         if config.rate_limit_enabled:
-            wait = tenant.limiter.check(now, config.rate_limit_requests,
-                                        config.rate_limit_window_seconds)
+            wait = tenant.limiter.check(
+                now, config.rate_limit_requests, config.rate_limit_window_seconds
+            )
         fault = None if wait is not None else _pick_fault(sandbox, tenant)
     if wait is not None:
         finish(429)
@@ -228,11 +236,22 @@ async def _karbon(sandbox: Sandbox, scope: Scope, path: str, send: Send) -> None
         await _send(send, _too_many(config.faults.burst_429_retry_after), headers, sandbox)
         return
     if fault in ("500", "503"):
-        reply = _error(500, "5001", "Unexpected Internal Error. Please contact Karbon HQ "
-                                    "Technical support with API Request Id of "
-                                    f"{sandbox.rng.randrange(10**19, 10**20)}.") \
-            if fault == "500" else _Reply(503, render.dumps(
-                {"statusCode": "503", "message": "The service is temporarily unavailable."}))
+        reply = (
+            _error(
+                500,
+                "5001",
+                "Unexpected Internal Error. Please contact Karbon HQ "
+                "Technical support with API Request Id of "
+                f"{sandbox.rng.randrange(10**19, 10**20)}.",
+            )
+            if fault == "500"
+            else _Reply(
+                503,
+                render.dumps(
+                    {"statusCode": "503", "message": "The service is temporarily unavailable."}
+                ),
+            )
+        )
         await _delay(sandbox, False)
         finish(reply.status)
         await _send(send, reply, headers, sandbox)
@@ -246,8 +265,11 @@ async def _karbon(sandbox: Sandbox, scope: Scope, path: str, send: Send) -> None
     with tenant.lock:
         try:
             if handler is None:
-                reply = _error(404, "4002", "No HTTP resource was found that matches the request "
-                                            f"URI '{base}{path}'.")
+                reply = _error(
+                    404,
+                    "4002",
+                    f"No HTTP resource was found that matches the request URI '{base}{path}'.",
+                )
             else:
                 reply = _handle(sandbox, tenant, handler, key, path, raw_query, base)
         except ODataError as exc:
@@ -274,10 +296,15 @@ def _pick_fault(sandbox: Sandbox, tenant: Tenant) -> str | None:
         return "429"
     fc = sandbox.config.faults
     r = sandbox.rng.random()
-    for kind, rate in (("500", fc.error_500_rate), ("503", fc.error_503_rate),
-                       ("429", fc.burst_429_rate), ("timeout", fc.timeout_rate),
-                       ("drop", fc.drop_rate), ("truncate", fc.truncate_rate),
-                       ("malformed", fc.malformed_rate)):
+    for kind, rate in (
+        ("500", fc.error_500_rate),
+        ("503", fc.error_503_rate),
+        ("429", fc.burst_429_rate),
+        ("timeout", fc.timeout_rate),
+        ("drop", fc.drop_rate),
+        ("truncate", fc.truncate_rate),
+        ("malformed", fc.malformed_rate),
+    ):
         if r < rate:
             if kind == "429":
                 tenant.burst_remaining = max(0, fc.burst_429_length - 1)
@@ -287,9 +314,16 @@ def _pick_fault(sandbox: Sandbox, tenant: Tenant) -> str | None:
 
 
 def _too_many(seconds: int) -> _Reply:
-    return _Reply(429, render.dumps({"statusCode": "429", "message":
-                                     f"Rate limit is exceeded. Try again in {seconds} seconds."}),
-                  {"Retry-After": str(seconds)})
+    return _Reply(
+        429,
+        render.dumps(
+            {
+                "statusCode": "429",
+                "message": f"Rate limit is exceeded. Try again in {seconds} seconds.",
+            }
+        ),
+        {"Retry-After": str(seconds)},
+    )
 
 
 async def _delay(sandbox: Sandbox, expanded: bool) -> None:
@@ -310,10 +344,15 @@ async def _drop(send: Send) -> None:
 
 async def _send(send: Send, reply: _Reply, req_headers: dict[str, str], sandbox: Sandbox) -> None:
     body = reply.body.encode()
-    headers = [(b"content-type", b"application/json; odata.metadata=minimal; charset=utf-8"),
-               (b"odata-version", b"4.0")]
-    if (sandbox.config.gzip and len(body) > 1024
-            and "gzip" in req_headers.get("accept-encoding", "").lower()):
+    headers = [
+        (b"content-type", b"application/json; odata.metadata=minimal; charset=utf-8"),
+        (b"odata-version", b"4.0"),
+    ]
+    if (
+        sandbox.config.gzip
+        and len(body) > 1024
+        and "gzip" in req_headers.get("accept-encoding", "").lower()
+    ):
         body = gzip.compress(body, compresslevel=1)
         headers.append((b"content-encoding", b"gzip"))
         headers.append((b"vary", b"Accept-Encoding"))
@@ -329,8 +368,15 @@ async def _send(send: Send, reply: _Reply, req_headers: dict[str, str], sandbox:
 # ------------------------------------------------------------------------------------------------
 
 
-def _handle(sandbox: Sandbox, tenant: Tenant, handler: str, key: str | None, path: str,
-            raw_query: str, base: str) -> _Reply:
+def _handle(
+    sandbox: Sandbox,
+    tenant: Tenant,
+    handler: str,
+    key: str | None,
+    path: str,
+    raw_query: str,
+    base: str,
+) -> _Reply:
     firm = tenant.firm
     if handler.startswith("list:"):
         return _list(sandbox, tenant, handler[5:], path, raw_query, base)
@@ -346,8 +392,9 @@ def _handle(sandbox: Sandbox, tenant: Tenant, handler: str, key: str | None, pat
         o = firm.organizations.get(key)
         if o is None:
             return _error(404, "4004", f"No organization exists with a key of {key}.")
-        return _Reply(200, render.dumps(render.organization_detail(firm, o, base, q)),
-                      expanded=bool(q))
+        return _Reply(
+            200, render.dumps(render.organization_detail(firm, o, base, q)), expanded=bool(q)
+        )
     if handler == "work_item":
         _detail_options(raw_query, WORK_ITEM_DETAIL)
         w = firm.work_items.get(key)
@@ -367,8 +414,9 @@ def _detail_options(raw_query: str, spec: QuerySpec) -> list[str]:
     return parse_query(raw_query, spec).expand
 
 
-def _list(sandbox: Sandbox, tenant: Tenant, set_name: str, path: str, raw_query: str,
-          base: str) -> _Reply:
+def _list(
+    sandbox: Sandbox, tenant: Tenant, set_name: str, path: str, raw_query: str, base: str
+) -> _Reply:
     data = tenant.data
     es = data.sets[set_name]
     config = sandbox.config
@@ -378,15 +426,22 @@ def _list(sandbox: Sandbox, tenant: Tenant, set_name: str, path: str, raw_query:
         extra = LAST_MODIFIED_FILTER
     if set_name == "Invoices" and not config.invoice_list_includes_line_items:
         if config.invoice_list_rejects_expand:
-            spec = QuerySpec(spec.entity_set, spec.dto, spec.options - {"$expand"},
-                             spec.properties, spec.filters, spec.orderby, ())
+            spec = QuerySpec(
+                spec.entity_set,
+                spec.dto,
+                spec.options - {"$expand"},
+                spec.properties,
+                spec.filters,
+                spec.orderby,
+                (),
+            )
         q = parse_query(raw_query, spec, extra_filters=extra)
         q.expand = []  # the list ignores $expand=LineItems (the spec documents it on the detail)
     else:
         q = parse_query(raw_query, spec, extra_filters=extra)
     rows = data.matching(set_name, q.orderby, q.filter_text, q.predicate, bool(extra))
     page_size = min(q.top if q.top is not None else config.max_page_size, config.max_page_size)
-    page = rows[q.skip: q.skip + page_size]
+    page = rows[q.skip : q.skip + page_size]
     variant = q.expand[0] if q.expand else ""
     frags = [data.fragment(set_name, variant, r) for r in page]
     context = f"{base}/v3/$metadata#{es.context_suffix}"
@@ -395,16 +450,14 @@ def _list(sandbox: Sandbox, tenant: Tenant, set_name: str, path: str, raw_query:
     parts = ['{"@odata.context":', render.dumps(context), ',"@odata.count":', str(len(rows))]
     next_skip = q.skip + len(page)
     if page and next_skip < len(rows):
-        parts += [',"@odata.nextLink":', render.dumps(_next_link(base, path, raw_query,
-                                                                 next_skip))]
+        parts += [',"@odata.nextLink":', render.dumps(_next_link(base, path, raw_query, next_skip))]
     parts += [',"value":[', ",".join(frags), "]}"]
     return _Reply(200, "".join(parts), expanded=bool(q.expand))
 
 
 def _next_link(base: str, path: str, raw_query: str, skip: int) -> str:
     """The request's own URL (options as the client sent them) with ``$skip`` advanced."""
-    kept = [p for p in raw_query.split("&") if p and unquote(p.split("=", 1)[0]).lower()
-            != "$skip"]
+    kept = [p for p in raw_query.split("&") if p and unquote(p.split("=", 1)[0]).lower() != "$skip"]
     kept.append(f"$skip={skip}")
     return f"{base}{path}?{'&'.join(kept)}"
 
@@ -442,8 +495,10 @@ def _admin_routes(app: FastAPI, sandbox: Sandbox) -> None:
     def all_counters() -> dict[str, Any]:
         with sandbox.lock:
             unattributed = sandbox.unattributed.snapshot()
-        return {"tenants": {n: sandbox.counters(n) for n in sandbox.tenants},
-                "unattributed": unattributed}
+        return {
+            "tenants": {n: sandbox.counters(n) for n in sandbox.tenants},
+            "unattributed": unattributed,
+        }
 
     @app.post("/_sandbox/counters/reset")
     def reset_all() -> dict[str, str]:

@@ -231,7 +231,6 @@ class _Sim:
     rng: random.Random
     keys: _Keys
     profile: SizeProfile
-    day: date
     stats: dict[str, int] = field(default_factory=dict)
     events: list[tuple[date, int, str, str]] = field(default_factory=list)
     seq: int = 0
@@ -261,6 +260,7 @@ class _Sim:
     role_of: dict[str, str] = field(default_factory=dict)  # user key -> role key
     group_of: dict[str, ClientGroup] = field(default_factory=dict)  # member key -> its group
     pools: dict[str, list[str]] = field(default_factory=dict)  # cached key lists for sampling
+    role_pools: dict[tuple[str, ...], list[User]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -290,8 +290,9 @@ def generate_firm(size: str, seed: int = 0, *, today: date | None = None) -> Fir
         domain=domain,
         tax=TAX_CONFIGS[seed % len(TAX_CONFIGS)],
     )
-    firm.deleted = {k: {} for k in ("Contact", "Organization", "WorkItem", "TimeEntry", "Timesheet")}
-    sim = _Sim(rng=rng, keys=keys, profile=profile, day=start)
+    kinds = ("Contact", "Organization", "WorkItem", "TimeEntry", "Timesheet")
+    firm.deleted = {k: {} for k in kinds}
+    sim = _Sim(rng=rng, keys=keys, profile=profile)
     firm.sim = sim
     _build_staff(firm, sim)
     _build_clients(firm, sim)
@@ -348,8 +349,12 @@ def _build_staff(firm: Firm, sim: _Sim) -> None:
         firm.teams[t.key] = t
     teams = {t.name: t for t in firm.teams.values()}
     team_for_role = {
-        "Partner": "Advisory", "Manager": "Tax", "Senior Accountant": "Tax",
-        "Accountant": "Tax", "Bookkeeper": "Bookkeeping", "Administrator": "Operations",
+        "Partner": "Advisory",
+        "Manager": "Tax",
+        "Senior Accountant": "Tax",
+        "Accountant": "Tax",
+        "Bookkeeper": "Bookkeeping",
+        "Administrator": "Operations",
     }
     mix = _role_mix(sim.profile.staff)
     used_emails: set[str] = set()
@@ -399,25 +404,21 @@ def _build_staff(firm: Firm, sim: _Sim) -> None:
         sim.user_clients[user.key] = []
     for wt, (tasks, _b) in WORK_TYPES.items():
         sim.templates[wt] = (keys.new(), f"{wt} template")
-        for t in (*tasks, "Review", "Client Communication"):
-            if t not in sim.task_keys:
-                sim.task_keys[t] = keys.new(12)
+        for task in (*tasks, "Review", "Client Communication"):
+            if task not in sim.task_keys:
+                sim.task_keys[task] = keys.new(12)
 
 
 def _staff_by_role(firm: Firm, *role_names: str) -> list[User]:
-    cache = _ROLE_CACHE.get(id(firm))
-    if cache is None or cache[0] is not firm or cache[1] != len(firm.users):
-        cache = (firm, len(firm.users), {})
-        _ROLE_CACHE.clear()
-        _ROLE_CACHE[id(firm)] = cache
-    found = cache[2].get(role_names)
+    """Staff with any of ``role_names``, cached on the simulation (the staff never change)."""
+    sim = firm.sim
+    assert isinstance(sim, _Sim)
+    found = sim.role_pools.get(role_names)
     if found is None:
-        found = cache[2][role_names] = [u for u in firm.users.values()
-                                         if u.role.name in role_names]
+        found = sim.role_pools[role_names] = [
+            u for u in firm.users.values() if u.role.name in role_names
+        ]
     return found
-
-
-_ROLE_CACHE: dict[int, tuple[Firm, int, dict[tuple[str, ...], list[User]]]] = {}
 
 
 def _new_team(firm: Firm, sim: _Sim) -> ClientTeam:
@@ -440,7 +441,11 @@ def _address(firm: Firm, sim: _Sim) -> Address:
     city, state, zip_code = rng.choice(names.CITIES[firm.tax.country_code])
     return Address(
         f"{rng.randint(1, 240)} {rng.choice(names.STREETS)}",
-        city, state, zip_code, firm.tax.country_code, firm.tax.country,
+        city,
+        state,
+        zip_code,
+        firm.tax.country_code,
+        firm.tax.country,
     )
 
 
@@ -517,7 +522,16 @@ def _new_org(firm: Firm, sim: _Sim, created: datetime, contact_type: str) -> Org
         restriction_level="Private" if rng.random() < 0.04 else "Public",
         description=f"{base} - client since {created.year}" if rng.random() < 0.3 else None,
         legal_name=f"{base} Pty Ltd" if suffix in ("Pty Ltd", "") else full,
-        entity_type=rng.choice(("Company", "Company", "Trust", "Partnership", "Sole Trader")),
+        entity_type=rng.choice(
+            (
+                "Corporation",
+                "Corporation",
+                "Limited Liability",
+                "Estate or Trust",
+                "Partnership",
+                "Sole Proprietor",
+            )
+        ),
         created_at=created,
         last_modified=created,
     )
@@ -561,8 +575,15 @@ def _add_client(firm: Firm, sim: _Sim, created: datetime, *, first_start: date) 
 def _plan_services(sim: _Sim, client_key: str, kind: str, first_start: date) -> None:
     rng, p = sim.rng, sim.profile
 
-    def add(work_type: str, months: int, fee_type: str, offset_days: int, *, recurring_ff: bool
-            = False, rate: float = 0.0) -> None:
+    def add(
+        work_type: str,
+        months: int,
+        fee_type: str,
+        offset_days: int,
+        *,
+        recurring_ff: bool = False,
+        rate: float = 0.0,
+    ) -> None:
         svc = _Service(
             client_key=client_key,
             client_type=kind,
@@ -582,8 +603,12 @@ def _plan_services(sim: _Sim, client_key: str, kind: str, first_start: date) -> 
     tax_type = "Company Tax Return" if kind == "Organization" else "Individual Tax Return"
     add(tax_type, 12, tax_fee, rng.randint(0, 364))
     if kind == "Organization" and rng.random() < p.p_financials:
-        add("Financial Statements", 12, rng.choice(("FixedFee", "TimeAndMaterials")),
-            rng.randint(0, 364))
+        add(
+            "Financial Statements",
+            12,
+            rng.choice(("FixedFee", "TimeAndMaterials")),
+            rng.randint(0, 364),
+        )
     if rng.random() < p.p_quarterly:
         add("Sales Tax", 3, rng.choice(("FixedFee", "TimeAndMaterials")), rng.randint(0, 89))
     if rng.random() < p.p_monthly:
@@ -612,20 +637,28 @@ def _build_clients(firm: Firm, sim: _Sim) -> None:
     # Client groups: families / related entities that share some work.
     n_groups = max(1, round(p.clients * p.group_share / 3))
     clients_only = [
-        (k, kind) for k, kind in client_keys
-        if (firm.contacts[k].contact_type if kind == "Contact"
-            else firm.organizations[k].contact_type) == "Client"
+        (k, kind)
+        for k, kind in client_keys
+        if (
+            firm.contacts[k].contact_type
+            if kind == "Contact"
+            else firm.organizations[k].contact_type
+        )
+        == "Client"
     ]
     rng.shuffle(clients_only)
     for g in range(n_groups):
-        members = clients_only[g * 3: g * 3 + rng.randint(2, 3)]
+        members = clients_only[g * 3 : g * 3 + rng.randint(2, 3)]
         if len(members) < 2:
             break
         first_member = members[0][0]
         member_name = firm.client_name(first_member) or "Group"
         last = member_name.split()[-1] if members[0][1] == "Contact" else member_name.split()[0]
-        team = (firm.contacts[first_member].team if members[0][1] == "Contact"
-                else firm.organizations[first_member].team)
+        team = (
+            firm.contacts[first_member].team
+            if members[0][1] == "Contact"
+            else firm.organizations[first_member].team
+        )
         grp = ClientGroup(
             key=sim.keys.new(),
             name=f"{last} Family Group" if members[0][1] == "Contact" else f"{last} Group",
@@ -637,13 +670,29 @@ def _build_clients(firm: Firm, sim: _Sim) -> None:
         for m in grp.member_keys:
             sim.group_of[m] = grp
         svc_fee = rng.choice(("FixedFee", "TimeAndMaterials"))
-        svc = _Service(grp.key, "ClientGroup", "Group Tax Planning", 12, svc_fee,
-                       start + timedelta(days=rng.randint(0, 364)), sim.keys.new(), None)
+        svc = _Service(
+            grp.key,
+            "ClientGroup",
+            "Group Tax Planning",
+            12,
+            svc_fee,
+            start + timedelta(days=rng.randint(0, 364)),
+            sim.keys.new(),
+            None,
+        )
         _push_service(sim, svc)
         if rng.random() < 0.5:  # occasional ad hoc group advice
-            adhoc = _Service(grp.key, "ClientGroup", "Advisory", 0, "TimeAndMaterials",
-                             start + timedelta(days=rng.randint(0, 200)), None, None,
-                             rate_per_year=0.8)
+            adhoc = _Service(
+                grp.key,
+                "ClientGroup",
+                "Advisory",
+                0,
+                "TimeAndMaterials",
+                start + timedelta(days=rng.randint(0, 200)),
+                None,
+                None,
+                rate_per_year=0.8,
+            )
             _push_service(sim, adhoc)
 
 
@@ -677,7 +726,6 @@ def _schedule(sim: _Sim, when: date, kind: str, key: str) -> None:
 def _run(firm: Firm, sim: _Sim, until: date) -> None:
     day = firm.today
     while day < until:
-        sim.day = day
         _create_work(firm, sim, day)
         _start_work(firm, sim, day)
         _process_events(firm, sim, day)
@@ -702,13 +750,8 @@ def _rate(firm: Firm, sim: _Sim, user_key: str, d: date) -> int:
 
 
 def _client_team(firm: Firm, key: str) -> ClientTeam | None:
-    if key in firm.organizations:
-        return firm.organizations[key].team
-    if key in firm.contacts:
-        return firm.contacts[key].team
-    if key in firm.client_groups:
-        return firm.client_groups[key].team
-    return None
+    client = firm.client(key)
+    return client.team if client is not None else None
 
 
 def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
@@ -723,9 +766,11 @@ def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
         lo, hi = WORK_TYPES[svc.work_type][1]
         budget = int(rng.uniform(lo, hi) * sim.budget_scale / 15) * 15
         budget = max(30, budget)
-        doers = [k for k in team.staff_keys if k in firm.users] or [
-            k for k in (team.manager_key, team.owner_key) if k
-        ] or [next(iter(firm.users))]
+        doers = (
+            [k for k in team.staff_keys if k in firm.users]
+            or [k for k in (team.manager_key, team.owner_key) if k]
+            or [next(iter(firm.users))]
+        )
         admins = [u.key for u in _staff_by_role(firm, "Administrator")]
         if svc.work_type == "Advisory" and rng.random() < 0.4:
             assignee = team.manager_key or team.owner_key or doers[0]
@@ -733,13 +778,17 @@ def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
             assignee = rng.choice(admins)
         else:
             # The client's usual preparer, unless someone else of the firm has far less on.
-            pool = _staff_by_role(firm, "Senior Accountant", "Accountant", "Bookkeeper") or doers
-            spare = min(rng.sample(pool, min(3, len(pool))), key=lambda u: len(sim.queues[u.key]))
             assignee = rng.choice(doers)
-            if len(sim.queues[assignee]) > 2 * len(sim.queues[spare.key]) + 3:
-                assignee = spare.key
-        reviewer = (team.owner_key if rng.random() < 0.4 else None) or team.manager_key or \
-            team.owner_key
+            pool = _staff_by_role(firm, "Senior Accountant", "Accountant", "Bookkeeper")
+            if pool:
+                spare = min(
+                    rng.sample(pool, min(3, len(pool))), key=lambda u: len(sim.queues[u.key])
+                )
+                if len(sim.queues[assignee]) > 2 * len(sim.queues[spare.key]) + 3:
+                    assignee = spare.key
+        reviewer = (
+            (team.owner_key if rng.random() < 0.4 else None) or team.manager_key or team.owner_key
+        )
         if reviewer == assignee:
             reviewer = team.owner_key if team.owner_key != assignee else None
         helpers = [k for k in doers if k != assignee][:1] if rng.random() < 0.35 else []
@@ -748,13 +797,15 @@ def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
             if svc.service_key:
                 if svc.fixed_fee is None:
                     hours = budget / 60
-                    svc.fixed_fee = Decimal(max(100, round(hours * 150 * rng.uniform(0.9, 1.3)
-                                                           / 10) * 10))
+                    svc.fixed_fee = Decimal(
+                        max(100, round(hours * 150 * rng.uniform(0.9, 1.3) / 10) * 10)
+                    )
                 fee_value = svc.fixed_fee
             else:
                 rate = sim.base_rates.get(assignee, 150)
-                fee_value = Decimal(max(150, round(budget / 60 * rate * rng.uniform(0.8, 1.3)
-                                                   / 50) * 50))
+                fee_value = Decimal(
+                    max(150, round(budget / 60 * rate * rng.uniform(0.8, 1.3) / 50) * 50)
+                )
         client_name = firm.client_name(svc.client_key) or ""
         group_key = group_name = None
         grp = sim.group_of.get(svc.client_key) if svc.client_type != "ClientGroup" else None
@@ -796,8 +847,10 @@ def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
             budget_minutes=budget,
         )
         firm.work_items[wi.key] = wi
-        st = _WIState(prep_budget=budget if not reviewer else max(15, int(budget * 0.85 / 15) * 15),
-                      progress_plan=rng.random() < 0.3)
+        st = _WIState(
+            prep_budget=budget if not reviewer else max(15, int(budget * 0.85 / 15) * 15),
+            progress_plan=rng.random() < 0.3,
+        )
         sim.wi_state[wi.key] = st
         _bump(sim, "work_items_created")
         when = max(start, day)
@@ -811,15 +864,22 @@ def _create_work(firm: Firm, sim: _Sim, day: date) -> None:
         _push_service(sim, svc)
 
 
-def _title_and_dates(svc: _Service, start: date, rng: random.Random) -> tuple[str, date,
-                                                                              date | None]:
+def _title_and_dates(
+    svc: _Service, start: date, rng: random.Random
+) -> tuple[str, date, date | None]:
     wt = svc.work_type
-    if wt in ("Individual Tax Return", "Company Tax Return", "Financial Statements",
-              "Group Tax Planning"):
+    if wt in (
+        "Individual Tax Return",
+        "Company Tax Return",
+        "Financial Statements",
+        "Group Tax Planning",
+    ):
         year = start.year if start.month >= 7 else start.year - 1
         title = f"{year}-{str(year + 1)[2:]} {wt}"
         due = start + timedelta(days=rng.choice((45, 60, 75)))
-        deadline = due + timedelta(days=rng.choice((14, 30))) if wt != "Group Tax Planning" else None
+        deadline = (
+            due + timedelta(days=rng.choice((14, 30))) if wt != "Group Tax Planning" else None
+        )
     elif wt == "Sales Tax":
         q = (start.month - 1) // 3 + 1
         title = f"Sales Tax Q{q} {start.year}"
@@ -834,9 +894,18 @@ def _title_and_dates(svc: _Service, start: date, rng: random.Random) -> tuple[st
         due = start + timedelta(days=30)
         deadline = None
     else:
-        topic = rng.choice(("Cash flow forecast", "Business structure", "Succession planning",
-                            "Grant application", "Property purchase", "Budget review",
-                            "Software setup", "Due diligence"))
+        topic = rng.choice(
+            (
+                "Cash flow forecast",
+                "Business structure",
+                "Succession planning",
+                "Grant application",
+                "Property purchase",
+                "Budget review",
+                "Software setup",
+                "Due diligence",
+            )
+        )
         title = f"Advisory - {topic}"
         due = start + timedelta(days=rng.choice((21, 30, 45, 60)))
         deadline = None
@@ -877,8 +946,15 @@ def _timesheet(firm: Firm, sim: _Sim, user: User, week: date) -> Timesheet:
 
 
 def _log(
-    firm: Firm, sim: _Sim, user: User, day: date, minutes: int, task: str,
-    wi: WorkItem | None, client_key: str, client_type: str,
+    firm: Firm,
+    sim: _Sim,
+    user: User,
+    day: date,
+    minutes: int,
+    task: str,
+    wi: WorkItem | None,
+    client_key: str,
+    client_type: str,
 ) -> None:
     week = _monday(day)
     ts = _timesheet(firm, sim, user, week)
@@ -931,10 +1007,12 @@ def _work_day(firm: Firm, sim: _Sim, day: date) -> None:
         while i < len(queue) and left >= 15 and worked < 4:
             wi = queue[i]
             st = sim.wi_state[wi.key]
-            if (wi.primary_status == "Completed" or wi.key not in firm.work_items
-                    or (st.phase == "review" and wi.reviewer_key != user.key)
-                    or (st.phase == "prep" and user.key not in (wi.assignee_key,
-                                                                *wi.helper_keys))):
+            if (
+                wi.primary_status == "Completed"
+                or wi.key not in firm.work_items
+                or (st.phase == "review" and wi.reviewer_key != user.key)
+                or (st.phase == "prep" and user.key not in (wi.assignee_key, *wi.helper_keys))
+            ):
                 queue.pop(i)
                 continue
             if wi.waiting_until is not None:
@@ -944,7 +1022,8 @@ def _work_day(firm: Firm, sim: _Sim, day: date) -> None:
                 wi.waiting_until = None
                 wi.primary_status = "InProgress"
                 wi.secondary_status = "Information received"
-            limit = (st.prep_budget if st.phase == "prep" else wi.budget_minutes) - wi.logged_minutes
+            phase_budget = st.prep_budget if st.phase == "prep" else wi.budget_minutes
+            limit = phase_budget - wi.logged_minutes
             limit = max(15, -(-limit // 15) * 15)
             chunk = min(left, limit, rng.choice(CHUNKS))
             tasks = WORK_TYPES[wi.work_type][0]
@@ -965,8 +1044,17 @@ def _work_day(firm: Firm, sim: _Sim, day: date) -> None:
                 grp = sim.group_of.get(ck)
                 if grp is not None and rng.random() < 0.1:  # ...or on its client group
                     ck, ctype = grp.key, "ClientGroup"
-                _log(firm, sim, user, day, min(left, rng.choice((15, 15, 30, 45))),
-                     "Client Communication", None, ck, ctype)
+                _log(
+                    firm,
+                    sim,
+                    user,
+                    day,
+                    min(left, rng.choice((15, 15, 30, 45))),
+                    "Client Communication",
+                    None,
+                    ck,
+                    ctype,
+                )
 
 
 def _queue_order(wi: WorkItem) -> tuple[date, str]:
@@ -1005,22 +1093,55 @@ def _complete(firm: Firm, sim: _Sim, wi: WorkItem, day: date) -> None:
     if wi.fee_type != "NonBillable":
         sim.candidates[wi.key] = None
         if wi.work_type in ("Individual Tax Return", "Company Tax Return") and rng.random() < 0.35:
-            _add_expense(firm, sim, wi.key, "WorkItem", wi.client_key, "Lodgement fee",
-                         Decimal(rng.choice((55, 75, 95, 120))), day, st)
+            _add_expense(
+                firm,
+                sim,
+                wi.key,
+                "WorkItem",
+                wi.client_key,
+                "Lodgement fee",
+                Decimal(rng.choice((55, 75, 95, 120))),
+                day,
+                st,
+            )
         elif wi.work_type == "Financial Statements" and rng.random() < 0.25:
-            _add_expense(firm, sim, wi.key, "WorkItem", wi.client_key, "Company annual review fee",
-                         Decimal("321.00"), day, st)
+            _add_expense(
+                firm,
+                sim,
+                wi.key,
+                "WorkItem",
+                wi.client_key,
+                "Company annual review fee",
+                Decimal("321.00"),
+                day,
+                st,
+            )
         elif rng.random() < 0.05:
-            _add_expense(firm, sim, wi.key, "WorkItem", wi.client_key, "Printing and binding",
-                         Decimal(rng.randint(15, 90)), day, st)
+            _add_expense(
+                firm,
+                sim,
+                wi.key,
+                "WorkItem",
+                wi.client_key,
+                "Printing and binding",
+                Decimal(rng.randint(15, 90)),
+                day,
+                st,
+            )
 
 
 def _add_expense(
-    firm: Firm, sim: _Sim, entity_key: str, entity_type: str, client_key: str, description: str,
-    amount: Decimal, day: date, st: _WIState | None,
+    firm: Firm,
+    sim: _Sim,
+    entity_key: str,
+    entity_type: str,
+    client_key: str,
+    description: str,
+    amount: Decimal,
+    day: date,
+    st: _WIState | None,
 ) -> None:
-    e = Expense(sim.keys.hex32(), entity_key, entity_type, client_key, description, day,
-                _q(amount))
+    e = Expense(sim.keys.hex32(), entity_key, entity_type, client_key, description, day, _q(amount))
     firm.expenses[e.key] = e
     if st is not None:
         st.expenses.append(e)
@@ -1053,7 +1174,6 @@ def _close_week(firm: Firm, sim: _Sim, monday: date) -> None:
 
 
 def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
-    rng = sim.rng
     cutoff = monday - timedelta(days=1)
     first_of_month = monday.day <= 7
     by_client: dict[str, list[_Unit]] = {}
@@ -1065,15 +1185,26 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
             continue
         st = sim.wi_state[wk]
         done = wi.completed_date is not None and wi.completed_date <= cutoff
-        if not done and (not st.progress_plan or (not first_of_month and (
-                wi.fee_type == "TimeAndMaterials" or st.progress_billed or not wi.logged_minutes))):
-            if not wi.service_key or st.ff_billed >= (wi.fee_value or ZERO):
-                continue  # nothing can be billed for it this week
+        idle = not done and (
+            not st.progress_plan
+            or (
+                not first_of_month
+                and (
+                    wi.fee_type == "TimeAndMaterials" or st.progress_billed or not wi.logged_minutes
+                )
+            )
+        )
+        if idle and (not wi.service_key or st.ff_billed >= (wi.fee_value or ZERO)):
+            continue  # nothing can be billed for it this week
         if wi.fee_type == "TimeAndMaterials":
             st.unbilled = [e for e in st.unbilled if e.billed_status == "Unbilled"]
-        closed = [e for e in st.unbilled if e.billed_status == "Unbilled"
-                  and e.timesheet_key in firm.timesheets
-                  and firm.timesheets[e.timesheet_key].end_date <= cutoff]
+        closed = [
+            e
+            for e in st.unbilled
+            if e.billed_status == "Unbilled"
+            and e.timesheet_key in firm.timesheets
+            and firm.timesheets[e.timesheet_key].end_date <= cutoff
+        ]
         expenses = [x for x in st.expenses if x.billed_by is None and x.date <= cutoff]
         unit: _Unit | None = None
         if wi.fee_type == "TimeAndMaterials":
@@ -1082,8 +1213,12 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
                     unit = _Unit("tm", wk, "Final", closed, expenses, wi=wi)
                 if not [e for e in st.unbilled if e.billed_status == "Unbilled"] and not unit:
                     sim.candidates.pop(wk, None)
-            elif (first_of_month and closed and st.progress_plan
-                  and wi.start_date <= cutoff - timedelta(days=28)):
+            elif (
+                first_of_month
+                and closed
+                and st.progress_plan
+                and wi.start_date <= cutoff - timedelta(days=28)
+            ):
                 value = sum((e.standard_value for e in closed), ZERO)
                 if value >= 500:
                     unit = _Unit("tm", wk, "Interim", closed, [], wi=wi)
@@ -1094,19 +1229,23 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
                 if remaining > 0 and wi.start_date <= monday:
                     unit = _Unit("service", wk, "Final", [], [], fee=remaining, wi=wi)
                 elif done:
-                    _mark_ff_entries(sim, wi, st, "Billed")
-                    if not expenses:
-                        sim.candidates.pop(wk, None)
-                    else:
+                    marked = _mark_ff_entries(firm, sim, wi, st, "Billed")
+                    if expenses:
                         unit = _Unit("ff", wk, "Final", [], expenses, fee=ZERO, wi=wi)
+                    elif marked:
+                        sim.candidates.pop(wk, None)
             elif done:
                 if remaining > 0 or expenses:
                     unit = _Unit("ff", wk, "Final", [], expenses, fee=max(remaining, ZERO), wi=wi)
-                else:
-                    _mark_ff_entries(sim, wi, st, "Billed")
+                elif _mark_ff_entries(firm, sim, wi, st, "Billed"):
                     sim.candidates.pop(wk, None)
-            elif (st.progress_plan and not st.progress_billed and fee >= 1500
-                  and wi.logged_minutes > 0 and remaining == fee):
+            elif (
+                st.progress_plan
+                and not st.progress_billed
+                and fee >= 1500
+                and wi.logged_minutes > 0
+                and remaining == fee
+            ):
                 unit = _Unit("ff", wk, "Interim", [], [], fee=_q(fee / 2), wi=wi)
         if unit is not None:
             bill_to = _bill_to(firm, wi.client_key)
@@ -1116,12 +1255,17 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
             target.setdefault(bill_to, []).append(unit)
     # Time and expenses straight on clients.
     for ck in list(sim.client_candidates):
-        entries = [e for e in sim.client_unbilled.get(ck, ()) if e.billed_status == "Unbilled"
-                   and e.timesheet_key in firm.timesheets
-                   and firm.timesheets[e.timesheet_key].end_date <= cutoff]
+        entries = [
+            e
+            for e in sim.client_unbilled.get(ck, ())
+            if e.billed_status == "Unbilled"
+            and e.timesheet_key in firm.timesheets
+            and firm.timesheets[e.timesheet_key].end_date <= cutoff
+        ]
         expenses = [x for x in sim.client_expenses.get(ck, ()) if x.billed_by is None]
-        sim.client_unbilled[ck] = [e for e in sim.client_unbilled.get(ck, ())
-                                   if e.billed_status == "Unbilled"]
+        sim.client_unbilled[ck] = [
+            e for e in sim.client_unbilled.get(ck, ()) if e.billed_status == "Unbilled"
+        ]
         if not entries and not expenses:
             if not sim.client_unbilled[ck]:
                 sim.client_candidates.pop(ck, None)
@@ -1129,22 +1273,30 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
         bill_to = _bill_to(firm, ck)
         if bill_to is None:
             continue
-        oldest = min([firm.timesheets[e.timesheet_key].end_date for e in entries]
-                     + [x.date for x in expenses])
+        oldest = min(
+            [firm.timesheets[e.timesheet_key].end_date for e in entries]
+            + [x.date for x in expenses]
+        )
         if bill_to in by_client or (cutoff - oldest).days >= 28:
-            by_client.setdefault(bill_to, []).append(_Unit("client", ck, "Final", entries,
-                                                           expenses))
+            by_client.setdefault(bill_to, []).append(
+                _Unit("client", ck, "Final", entries, expenses)
+            )
     for bill_to, units in by_client.items():
         _create_invoice(firm, sim, monday, bill_to, units, recurring=False)
     for bill_to, units in recurring.items():
         _create_invoice(firm, sim, monday, bill_to, units, recurring=True)
 
 
-def _mark_ff_entries(sim: _Sim, wi: WorkItem, st: _WIState, status: str) -> None:
+def _mark_ff_entries(firm: Firm, sim: _Sim, wi: WorkItem, st: _WIState, status: str) -> bool:
+    """Mark a fully billed fixed-fee item's entries as billed by its last invoice; False (and
+    nothing marked) while that invoice is still a draft."""
     inv = sim.last_invoice_of.get(wi.key)
+    if inv is None or firm.invoices[inv].status == "Draft":
+        return False
     for e in st.unbilled:
-        if e.billed_status in ("Unbilled", "InterimBilled") and inv:
+        if e.billed_status in ("Unbilled", "InterimBilled"):
             e.billed_status, e.billed_by = status, inv
+    return True
 
 
 def _bill_to(firm: Firm, client_key: str) -> str | None:
@@ -1188,16 +1340,25 @@ def _create_invoice(
     consolidated = ZERO
     consolidated_data: list[tuple[_Unit, Decimal]] = []
 
-    def add_line(kind: str, entity: str, desc: str, qty: Decimal, price: Decimal,
-                 exempt: bool = False) -> None:
+    def add_line(
+        kind: str, entity: str, desc: str, qty: Decimal, price: Decimal, exempt: bool = False
+    ) -> None:
         amount = _q(qty * price)
         rate, rname = _tax_for(firm, exempt)
-        lines.append(LineItem(
-            key=keys.hex32(), billable_item_type=kind, billable_item_entity_key=entity,
-            description=desc, quantity=qty, unit_price=price, amount=amount,
-            tax_rate=None if on_data else rate, tax_rate_name=None if on_data else rname,
-            tax_amount=ZERO if on_data else _tax_amount(amount, rate),
-        ))
+        lines.append(
+            LineItem(
+                key=keys.hex32(),
+                billable_item_type=kind,
+                billable_item_entity_key=entity,
+                description=desc,
+                quantity=qty,
+                unit_price=price,
+                amount=amount,
+                tax_rate=None if on_data else rate,
+                tax_rate_name=None if on_data else rname,
+                tax_amount=ZERO if on_data else _tax_amount(amount, rate),
+            )
+        )
 
     def data_tax(amount: Decimal, exempt: bool = False) -> DataTax:
         if not on_data:
@@ -1213,24 +1374,44 @@ def _create_invoice(
         for x in u.expenses:
             exempt = x.description in ("Lodgement fee", "Company annual review fee")
             add_line("Expense", x.entity_key, x.description, Decimal("1"), x.amount, exempt)
-            exp_items.append(DataExpenseItem(x.key, x.description, x.amount,
-                                             data_tax(x.amount, exempt)))
+            exp_items.append(
+                DataExpenseItem(x.key, x.description, x.amount, data_tax(x.amount, exempt))
+            )
             x.billed_by = key
         exp_total = sum((x.amount for x in u.expenses), ZERO)
         if u.kind in ("ff", "service"):
             if u.fee > 0:
                 label = "progress billing" if u.invoice_type == "Interim" else "fixed fee"
-                add_line("Entity", u.entity_key, f"{wi.title if wi else ''} - {label}",
-                         Decimal("1"), u.fee)
+                add_line(
+                    "Entity",
+                    u.entity_key,
+                    f"{wi.title if wi else ''} - {label}",
+                    Decimal("1"),
+                    u.fee,
+                )
             if u.kind == "service":
-                data.append(DataLine(wi.service_key or u.entity_key, "Service", u.fee + exp_total,
-                                     None, None,
-                                     DataService(work_type, u.fee, data_tax(u.fee))))
+                service_key = wi.service_key if wi and wi.service_key else u.entity_key
+                data.append(
+                    DataLine(
+                        service_key,
+                        "Service",
+                        u.fee + exp_total,
+                        None,
+                        None,
+                        DataService(work_type, u.fee, data_tax(u.fee)),
+                    )
+                )
             else:
-                work = DataWork("Fixed Fee", work_type, u.invoice_type, u.fee, None,
-                                data_tax(u.fee)) if u.fee > 0 else None
-                data.append(DataLine(u.entity_key, "Work Item", u.fee + exp_total, work,
-                                     exp_items or None, None))
+                work = (
+                    DataWork("Fixed Fee", work_type, u.invoice_type, u.fee, None, data_tax(u.fee))
+                    if u.fee > 0
+                    else None
+                )
+                data.append(
+                    DataLine(
+                        u.entity_key, "Work Item", u.fee + exp_total, work, exp_items or None, None
+                    )
+                )
             if wi is not None and u.fee > 0:
                 st = sim.wi_state[wi.key]
                 st.ff_billed += u.fee
@@ -1251,34 +1432,48 @@ def _create_invoice(
                 for e in u.entries:
                     user = firm.users.get(e.user_key)
                     hours = Decimal(e.minutes) / 60
-                    add_line("TimeEntry", e.key,
-                             f"{e.task_type_name} - {user.name if user else ''}", hours,
-                             e.hourly_rate)
+                    add_line(
+                        "TimeEntry",
+                        e.key,
+                        f"{e.task_type_name} - {user.name if user else ''}",
+                        hours,
+                        e.hourly_rate,
+                    )
             elif style == "by_work":
                 label = wi.title if wi else "Client services"
                 add_line("TimeEntry", u.entity_key, label, Decimal("1"), billed)
             else:
                 consolidated += billed
-            work_entries = [DataTimeEntry(e.key, e.user_key, e.role_name, e.task_type_name, b)
-                            for e, b in zip(u.entries, per_entry, strict=True)]
+            work_entries = [
+                DataTimeEntry(e.key, e.user_key, e.role_name, e.task_type_name, b)
+                for e, b in zip(u.entries, per_entry, strict=True)
+            ]
             fee_label = "Time and Materials"
             if u.kind == "client":
-                work = DataWork(fee_label, work_type, "Final", billed, work_entries,
-                                data_tax(billed))
-                data.append(DataLine(u.entity_key, "Client", billed + exp_total, work,
-                                     exp_items or None, None))
+                work = DataWork(
+                    fee_label, work_type, "Final", billed, work_entries, data_tax(billed)
+                )
+                data.append(
+                    DataLine(
+                        u.entity_key, "Client", billed + exp_total, work, exp_items or None, None
+                    )
+                )
             else:
-                work = DataWork(fee_label, work_type, u.invoice_type, billed, work_entries,
-                                data_tax(billed))
-                data.append(DataLine(u.entity_key, "Work Item", billed + exp_total, work,
-                                     exp_items or None, None))
+                work = DataWork(
+                    fee_label, work_type, u.invoice_type, billed, work_entries, data_tax(billed)
+                )
+                data.append(
+                    DataLine(
+                        u.entity_key, "Work Item", billed + exp_total, work, exp_items or None, None
+                    )
+                )
             consolidated_data.append((u, billed))
             for e in u.entries:
                 e.billed_status, e.billed_by = "Draft", key
         elif u.kind in ("tm", "client") and exp_items:
             etype = "Client" if u.kind == "client" else "Work Item"
             data.append(DataLine(u.entity_key, etype, exp_total, None, exp_items, None))
-        if wi is not None and u.kind in ("ff", "service"):
+        if wi is not None and u.kind in ("ff", "service") and u.fee > 0:
             sim.last_invoice_of[wi.key] = key
     if consolidated > 0:
         add_line("TimeEntry", bill_to, "Professional services", Decimal("1"), consolidated)
@@ -1288,12 +1483,18 @@ def _create_invoice(
     client_contact = firm.contacts.get(bill_to)
     client_org = firm.organizations.get(bill_to)
     if client_org is not None:
-        iclient = InvoiceClient(bill_to, "Organization", client_org.full_name, client_org.address,
-                                client_org.email)
+        iclient = InvoiceClient(
+            bill_to, "Organization", client_org.full_name, client_org.address, client_org.email
+        )
     else:
         assert client_contact is not None
-        iclient = InvoiceClient(bill_to, "Contact", client_contact.full_name,
-                                client_contact.address, client_contact.email)
+        iclient = InvoiceClient(
+            bill_to,
+            "Contact",
+            client_contact.full_name,
+            client_contact.address,
+            client_contact.email,
+        )
     created = _stamp(sim, day, fraction=False)
     inv = Invoice(
         key=key,
@@ -1315,12 +1516,11 @@ def _create_invoice(
     for u in units:
         if u.kind in ("ff", "service") and u.fee > 0 and u.wi is not None:
             inv.fixed_fee_billed[u.wi.key] = inv.fixed_fee_billed.get(u.wi.key, ZERO) + u.fee
-    inv.pdf_token = None
     firm.invoices[key] = inv
     sim.active_clients.add(bill_to)
     _bump(sim, "invoices_drafted")
-    r = rng.random()
-    delay = rng.randint(0, 3) if r < 0.9 else rng.randint(5, 25)
+    # Drafts wait for a manager's review: about a week, sometimes a month.
+    delay = rng.randint(1, 12) if rng.random() < 0.9 else rng.randint(13, 30)
     _schedule(sim, day + timedelta(days=delay), "approve", key)
 
 
@@ -1411,8 +1611,11 @@ def _approve(firm: Firm, sim: _Sim, day: date, key: str) -> None:
                     e.billed_status, e.billed_by = "Billed", key
         elif not fully:
             for e in st.unbilled:
-                if e.billed_status == "Unbilled" and firm.timesheets.get(e.timesheet_key) and (
-                        firm.timesheets[e.timesheet_key].end_date < inv.invoice_date):
+                if (
+                    e.billed_status == "Unbilled"
+                    and firm.timesheets.get(e.timesheet_key)
+                    and (firm.timesheets[e.timesheet_key].end_date < inv.invoice_date)
+                ):
                     e.billed_status, e.billed_by = "InterimBilled", key
     _bump(sim, "invoices_approved")
     r = rng.random()
@@ -1473,8 +1676,15 @@ def _pay(firm: Firm, sim: _Sim, day: date, key: str, *, partial: bool = False) -
     if amount <= 0:
         amount = due
     sim.payment_counter += 1
-    inv.payments.append(Payment(sim.keys.new(), f"KPY-{sim.payment_counter:04d}",
-                                rng.choice(("ManualPayment", "Payment")), day, amount))
+    inv.payments.append(
+        Payment(
+            sim.keys.new(),
+            f"KPY-{sim.payment_counter:04d}",
+            rng.choice(("ManualPayment", "Payment")),
+            day,
+            amount,
+        )
+    )
     inv.updated_at = _stamp(sim, day, fraction=False)
     if partial:
         _bump(sim, "invoices_part_paid")
@@ -1494,7 +1704,7 @@ def _void(firm: Firm, sim: _Sim, day: date, key: str) -> None:
     _bump(sim, "invoices_voided")
     # Release what it billed so the next billing run re-bills it.
     for d in inv.data:
-        for dte in (d.work.time_entries if d.work and d.work.time_entries else ()):
+        for dte in d.work.time_entries if d.work and d.work.time_entries else ():
             e = _entry(firm, sim, dte.time_entry_key)
             if e is not None and e.billed_by == key:
                 e.billed_status, e.billed_by = "Unbilled", None
@@ -1573,9 +1783,8 @@ def _client_changes(firm: Firm, sim: _Sim, day: date) -> None:
             _bump(sim, "clients_edited")
     # Growth: new clients.
     if rng.random() < n_clients * p.new_clients_per_year / 365 / 1.6:
-        key = _add_client(firm, sim, _stamp(sim, day), first_start=day + timedelta(days=7))
+        _add_client(firm, sim, _stamp(sim, day), first_start=day + timedelta(days=7))
         _bump(sim, "clients_created")
-        del key
 
 
 def _edit_client(firm: Firm, sim: _Sim, rec: Contact | Organization, stamp: datetime) -> None:
@@ -1590,16 +1799,20 @@ def _edit_client(firm: Firm, sim: _Sim, rec: Contact | Organization, stamp: date
     elif r < 0.5 and rec.contact_type == "Prospect":
         rec.contact_type = "Client"
     elif r < 0.55 and isinstance(rec, Organization):
-        rec.full_name = rec.full_name.replace("Pty Ltd", "Ltd") if "Pty Ltd" in rec.full_name \
+        rec.full_name = (
+            rec.full_name.replace("Pty Ltd", "Ltd")
+            if "Pty Ltd" in rec.full_name
             else f"{rec.full_name} Holdings"
+        )
     elif r < 0.6:
         rec.address = _address(firm, sim)
     rec.last_modified = stamp
     _bump(sim, "clients_edited")
 
 
-def _sample_key(sim: _Sim, table: dict[str, Contact] | dict[str, Organization],
-                name: str) -> str | None:
+def _sample_key(
+    sim: _Sim, table: dict[str, Contact] | dict[str, Organization], name: str
+) -> str | None:
     """A random live key of ``table``, from a cached key list rebuilt when it goes stale."""
     pool = sim.pools.get(name)
     if pool is None or len(pool) != len(table):
@@ -1609,7 +1822,7 @@ def _sample_key(sim: _Sim, table: dict[str, Contact] | dict[str, Organization],
     key = sim.rng.choice(pool)
     if key not in table:
         pool = sim.pools[name] = list(table)
-        key = sim.rng.choice(pool) if pool else None
+        return sim.rng.choice(pool) if pool else None
     return key
 
 
@@ -1627,26 +1840,14 @@ def _poisson(rng: random.Random, lam: float) -> int:
 def _deletions(firm: Firm, sim: _Sim, day: date) -> None:
     rng = sim.rng
     scale = max(1.0, len(firm.work_items) / 2000)
-    stamp = None
-    # A prospect or "other" contact that never had work.
-    if rng.random() < 0.02 * scale:
-        pool = [c for c in firm.contacts.values() if c.contact_type in ("Prospect", "Other")]
-        if pool:
-            c = rng.choice(pool)
-            if not _has_activity(firm, sim, c.key):
-                stamp = stamp or _stamp(sim, day)
-                del firm.contacts[c.key]
-                firm.deleted["Contact"][c.key] = stamp
-                _bump(sim, "contacts_deleted")
-    if rng.random() < 0.01 * scale:
-        pool_o = [o for o in firm.organizations.values() if o.contact_type == "Prospect"]
-        if pool_o:
-            o = rng.choice(pool_o)
-            if not _has_activity(firm, sim, o.key):
-                stamp = stamp or _stamp(sim, day)
-                del firm.organizations[o.key]
-                firm.deleted["Organization"][o.key] = stamp
-                _bump(sim, "organizations_deleted")
+    stamps: list[datetime] = []  # one deletion time for the day's client deletions
+    # A prospect (or an "other" contact) that never had work.
+    _delete_client(
+        firm, sim, day, 0.02 * scale, firm.contacts, "Contact", ("Prospect", "Other"), stamps
+    )
+    _delete_client(
+        firm, sim, day, 0.01 * scale, firm.organizations, "Organization", ("Prospect",), stamps
+    )
     # A planned work item that is no longer needed.
     if rng.random() < 0.03 * scale:
         planned = [wk for when, lst in sim.starting.items() if when > day for wk in lst]
@@ -1681,6 +1882,31 @@ def _deletions(firm: Firm, sim: _Sim, day: date) -> None:
                 if not ts.entries:
                     del firm.timesheets[ts.key]
                     firm.deleted["Timesheet"][ts.key] = _stamp(sim, day)
+
+
+def _delete_client(
+    firm: Firm,
+    sim: _Sim,
+    day: date,
+    chance: float,
+    table: dict[str, Contact] | dict[str, Organization],
+    kind: str,
+    types: tuple[str, ...],
+    stamps: list[datetime],
+) -> None:
+    if sim.rng.random() >= chance:
+        return
+    pool = [k for k, rec in table.items() if rec.contact_type in types]
+    if not pool:
+        return
+    key = sim.rng.choice(pool)
+    if _has_activity(firm, sim, key):
+        return
+    if not stamps:
+        stamps.append(_stamp(sim, day))
+    del table[key]
+    firm.deleted[kind][key] = stamps[0]
+    _bump(sim, "contacts_deleted" if kind == "Contact" else "organizations_deleted")
 
 
 def _has_activity(firm: Firm, sim: _Sim, client_key: str) -> bool:

@@ -122,7 +122,7 @@ class Organization:
     restriction_level: str
     description: str | None
     legal_name: str
-    entity_type: str  # AccountingDetail.EntityType, e.g. "Company"
+    entity_type: str  # AccountingDetail.EntityType (the spec's enum), e.g. "Corporation"
     created_at: datetime
     last_modified: datetime
     business_card_key: str = ""
@@ -443,23 +443,21 @@ class Firm:
         """Invoices the API returns (drafts are never returned)."""
         return [i for i in self.invoices.values() if i.status != "Draft"]
 
+    def client(self, key: str) -> Contact | Organization | ClientGroup | None:
+        """The contact, organization or client group with this key (None if deleted/unknown)."""
+        return self.contacts.get(key) or self.organizations.get(key) or self.client_groups.get(key)
+
     def client_name(self, key: str) -> str | None:
-        if key in self.contacts:
-            return self.contacts[key].full_name
-        if key in self.organizations:
-            return self.organizations[key].full_name
-        if key in self.client_groups:
-            return self.client_groups[key].name
-        return None
+        c = self.client(key)
+        if c is None:
+            return None
+        return c.name if isinstance(c, ClientGroup) else c.full_name
 
     def client_type(self, key: str) -> str | None:
-        if key in self.contacts:
-            return "Contact"
-        if key in self.organizations:
-            return "Organization"
-        if key in self.client_groups:
-            return "ClientGroup"
-        return None
+        c = self.client(key)
+        if c is None:
+            return None
+        return {Contact: "Contact", Organization: "Organization"}.get(type(c), "ClientGroup")
 
     def counts(self) -> dict[str, int]:
         visible = self.visible_invoices()

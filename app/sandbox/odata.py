@@ -126,15 +126,15 @@ class QuerySpec:
 class Query:
     top: int | None = None
     skip: int = 0
-    count: bool = True
     filter_text: str | None = None
     predicate: Callable[[Any], bool] | None = None
     orderby: tuple[tuple[str, bool], ...] = ()  # (property, descending)
     expand: list[str] = field(default_factory=list)
 
 
-def parse_query(raw_query: str, spec: QuerySpec, *, extra_filters: dict[str, FilterField]
-                | None = None) -> Query:
+def parse_query(
+    raw_query: str, spec: QuerySpec, *, extra_filters: dict[str, FilterField] | None = None
+) -> Query:
     """Validate ``raw_query`` against ``spec``; raise :class:`ODataError` as Karbon would."""
     q = Query()
     seen: dict[str, str] = {}
@@ -143,8 +143,10 @@ def parse_query(raw_query: str, spec: QuerySpec, *, extra_filters: dict[str, Fil
             continue  # ASP.NET ignores custom query parameters
         lname = name.lower()
         if lname in seen:
-            raise ODataError(f"Query option '{name}' was specified more than once, but it must "
-                             "be specified at most once.")
+            raise ODataError(
+                f"Query option '{name}' was specified more than once, but it must "
+                "be specified at most once."
+            )
         seen[lname] = value
         if lname not in OPTION_NAMES:
             raise ODataError(f"The query parameter '{name}' is not supported.")
@@ -153,8 +155,10 @@ def parse_query(raw_query: str, spec: QuerySpec, *, extra_filters: dict[str, Fil
     if "$top" in seen:
         q.top = _non_negative(seen["$top"], "$top")
         if q.top > TOP_LIMIT:
-            raise ODataError(f"The limit of '{TOP_LIMIT}' for Top query has been exceeded. The "
-                             f"value from the incoming request is '{q.top}'.")
+            raise ODataError(
+                f"The limit of '{TOP_LIMIT}' for Top query has been exceeded. The "
+                f"value from the incoming request is '{q.top}'."
+            )
     if "$skip" in seen:
         q.skip = _non_negative(seen["$skip"], "$skip")
     if "$count" in seen:
@@ -165,8 +169,9 @@ def parse_query(raw_query: str, spec: QuerySpec, *, extra_filters: dict[str, Fil
     if "$expand" in seen:
         for item in (s.strip() for s in seen["$expand"].split(",")):
             if item not in spec.expand:
-                raise ODataError(f"Could not find a property named '{item}' on type "
-                                 f"'KarbonService.{spec.dto}'.")
+                raise ODataError(
+                    f"Could not find a property named '{item}' on type 'KarbonService.{spec.dto}'."
+                )
             if item not in q.expand:
                 q.expand.append(item)
     if "$orderby" in seen:
@@ -183,8 +188,10 @@ def parse_query(raw_query: str, spec: QuerySpec, *, extra_filters: dict[str, Fil
 def _non_negative(value: str, option: str) -> int:
     v = value.strip()
     if not re.fullmatch(r"\+?\d+", v):
-        raise ODataError(f"Invalid value '{value}' for {option} query option found. The {option} "
-                         "query option requires a non-negative integer value.")
+        raise ODataError(
+            f"Invalid value '{value}' for {option} query option found. The {option} "
+            "query option requires a non-negative integer value."
+        )
     return int(v)
 
 
@@ -399,13 +406,20 @@ def _fold(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
 
-_EDM = {"string": "Edm.String", "datetime": "Edm.DateTimeOffset", "number": "Edm.Int32",
-        "bool": "Edm.Boolean", "null": "Edm.Null", "key": "Edm.String",
-        "collection": "Collection(Edm.String)"}
+_EDM = {
+    "string": "Edm.String",
+    "datetime": "Edm.DateTimeOffset",
+    "number": "Edm.Int32",
+    "bool": "Edm.Boolean",
+    "null": "Edm.Null",
+    "key": "Edm.String",
+    "collection": "Collection(Edm.String)",
+}
 
 
-def compile_filter(text: str, spec: QuerySpec, filters: dict[str, FilterField]
-                   ) -> Callable[[Any], bool]:
+def compile_filter(
+    text: str, spec: QuerySpec, filters: dict[str, FilterField]
+) -> Callable[[Any], bool]:
     ast = _Parser(text).parse()
     return _Compiler(spec, filters).predicate(ast)
 
@@ -421,8 +435,9 @@ class _Compiler:
             return f
         if name in self.spec.properties:
             raise ODataError(f"The property '{name}' cannot be used in the $filter query option.")
-        raise ODataError(f"Could not find a property named '{name}' on type "
-                         f"'KarbonService.{self.spec.dto}'.")
+        raise ODataError(
+            f"Could not find a property named '{name}' on type 'KarbonService.{self.spec.dto}'."
+        )
 
     def predicate(self, node: tuple[Any, ...], var: str | None = None) -> Callable[[Any], bool]:
         kind = node[0]
@@ -468,11 +483,18 @@ class _Compiler:
         if f.kind != "collection" or fn not in f.ops:
             raise ODataError(f"The property '{prop}' cannot be used in the $filter query option.")
         # body may only compare the range variable with literals.
-        if body[0] == "cmp" and body[1] == "eq" and body[2] == ("prop", var) \
-                and body[3][:2] == ("lit", "string"):
+        if (
+            body[0] == "cmp"
+            and body[1] == "eq"
+            and body[2] == ("prop", var)
+            and body[3][:2] == ("lit", "string")
+        ):
             wanted = {body[3][2]}
-        elif body[0] == "in" and body[1] == ("prop", var) and all(
-                x[:2] == ("lit", "string") for x in body[2]):
+        elif (
+            body[0] == "in"
+            and body[1] == ("prop", var)
+            and all(x[:2] == ("lit", "string") for x in body[2])
+        ):
             wanted = {x[2] for x in body[2]}
         else:
             raise ODataError(f"The property '{prop}' cannot be used in the $filter query option.")
@@ -481,8 +503,9 @@ class _Compiler:
             return lambda r: any(k in wanted for k in get(r))
         return lambda r: all(k in wanted for k in get(r))
 
-    def membership(self, left: tuple[Any, ...], items: list[tuple[Any, ...]], var: str | None
-                   ) -> Callable[[Any], bool]:
+    def membership(
+        self, left: tuple[Any, ...], items: list[tuple[Any, ...]], var: str | None
+    ) -> Callable[[Any], bool]:
         if left[0] != "prop":
             raise ODataError("The left operand of 'in' must be a property.")
         f = self.field(left[1])
@@ -497,8 +520,9 @@ class _Compiler:
         folded = {x[2].casefold() for x in items}
         return lambda r: _fold(get(r)) in folded
 
-    def comparison(self, op: str, left: tuple[Any, ...], right: tuple[Any, ...], var: str | None
-                   ) -> Callable[[Any], bool]:
+    def comparison(
+        self, op: str, left: tuple[Any, ...], right: tuple[Any, ...], var: str | None
+    ) -> Callable[[Any], bool]:
         if op in ("ne", "has"):
             raise operator_not_allowed(op)
         if left[0] == "func":  # day(StartDate) eq 4
@@ -518,7 +542,8 @@ class _Compiler:
                 raise ODataError(
                     "A binary operator with incompatible types was detected. Found operand types "
                     f"'Edm.DateTimeOffset' and '{_EDM.get(lit_kind, lit_kind)}' for operator kind "
-                    f"'{OPERATOR_NAMES[op]}'.")
+                    f"'{OPERATOR_NAMES[op]}'."
+                )
             get = f.get
             cmp = _CMP[op]
             return lambda r: (v := _as_datetime(get(r))) is not None and cmp(v, lit)
@@ -526,15 +551,17 @@ class _Compiler:
             raise ODataError(
                 "A binary operator with incompatible types was detected. Found operand types "
                 f"'Edm.String' and '{_EDM.get(lit_kind, lit_kind)}' for operator kind "
-                f"'{OPERATOR_NAMES[op]}'.")
+                f"'{OPERATOR_NAMES[op]}'."
+            )
         get = f.get
         if f.kind == "key":
             return lambda r: get(r) == lit
         folded = lit.casefold()
         return lambda r: _fold(get(r)) == folded
 
-    def date_part(self, op: str, left: tuple[Any, ...], right: tuple[Any, ...]
-                  ) -> Callable[[Any], bool]:
+    def date_part(
+        self, op: str, left: tuple[Any, ...], right: tuple[Any, ...]
+    ) -> Callable[[Any], bool]:
         _k, fn, args = left
         fn = fn.lower()
         if len(args) != 1 or args[0][0] != "prop":

@@ -31,32 +31,24 @@ from app.sandbox.model import (
     Firm,
     Invoice,
     Organization,
-    Timesheet,
     TimeEntry,
+    Timesheet,
     User,
     WorkItem,
 )
 
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
-
-
-class Raw(str):
-    """A pre-rendered JSON fragment to embed as is."""
-
-    __slots__ = ()
+_encode_str = json.encoder.encode_basestring
 
 
 def dumps(obj: Any) -> str:
-    """Serialize ``obj`` to compact JSON; Decimals are written exactly, ``Raw`` verbatim."""
+    """Serialize ``obj`` to compact JSON; Decimals are written exactly, never via float."""
     parts: list[str] = []
     _write(obj, parts.append)
     return "".join(parts)
 
 
-def _write(obj: Any, out: Any) -> None:  # noqa: C901 - a small hand-written encoder
-    if isinstance(obj, Raw):
-        out(obj)
-    elif isinstance(obj, str):
+def _write(obj: Any, out: Any) -> None:
+    if isinstance(obj, str):
         out(_encode_str(obj))
     elif obj is None:
         out("null")
@@ -139,8 +131,7 @@ def user_detail(u: User, base: str) -> dict[str, Any]:
     _set(obj, "CapacityMinutesPerWeek", u.capacity_minutes_per_week)
     obj["Permissions"] = list(u.permissions)
     obj["Roles"] = [{"Name": u.role.name, "Key": u.role.key}]
-    obj["Teams"] = [{"Key": t.key, "Name": t.name, "ParentTeamKey": t.parent_key}
-                    for t in u.teams]
+    obj["Teams"] = [{"Key": t.key, "Name": t.name, "ParentTeamKey": t.parent_key} for t in u.teams]
     return obj
 
 
@@ -196,11 +187,13 @@ def organization_summary(o: Organization) -> dict[str, Any]:
     return obj
 
 
-def organization_detail(firm: Firm, o: Organization, base: str, expand: list[str]
-                        ) -> dict[str, Any]:
+def organization_detail(
+    firm: Firm, o: Organization, base: str, expand: list[str]
+) -> dict[str, Any]:
     obj: dict[str, Any] = {
-        "@odata.context": (f"{base}/v3/$metadata#Organizations/KarbonService.OrganizationDTO"
-                           "/$entity"),
+        "@odata.context": (
+            f"{base}/v3/$metadata#Organizations/KarbonService.OrganizationDTO/$entity"
+        ),
         "@odata.type": "#KarbonService.OrganizationDTO",
         "OrganizationKey": o.key,
         "FullName": o.full_name,
@@ -232,15 +225,24 @@ def organization_detail(firm: Firm, o: Organization, base: str, expand: list[str
             "PhoneNumbers": [],
         }
         if o.address:
-            card["Addresses"].append({
-                "AddressLines": o.address.lines, "City": o.address.city,
-                "StateProvinceCounty": o.address.state, "ZipCode": o.address.zip_code,
-                "CountryCode": o.address.country_code, "Label": "Physical",
-            })
+            card["Addresses"].append(
+                {
+                    "AddressLines": o.address.lines,
+                    "City": o.address.city,
+                    "StateProvinceCounty": o.address.state,
+                    "ZipCode": o.address.zip_code,
+                    "CountryCode": o.address.country_code,
+                    "Label": "Physical",
+                }
+            )
         if o.phone:
-            card["PhoneNumbers"].append({"Number": o.phone, "CountryCode": o.address.country_code
-                                         if o.address else firm.tax.country_code,
-                                         "Label": "Work"})
+            card["PhoneNumbers"].append(
+                {
+                    "Number": o.phone,
+                    "CountryCode": o.address.country_code if o.address else firm.tax.country_code,
+                    "Label": "Work",
+                }
+            )
         obj["BusinessCards"] = [card]
     if "Contacts" in expand:
         obj["Contacts"] = [
@@ -258,16 +260,19 @@ def organization_detail(firm: Firm, o: Organization, base: str, expand: list[str
                 "UserDefinedIdentifier": c.user_defined_identifier,
                 "LastModifiedDateTime": ts(c.last_modified),
             }
-            for c in firm.contacts.values() if c.organization_key == o.key
+            for c in firm.contacts.values()
+            if c.organization_key == o.key
         ]
     if "ClientTeam" in expand:
-        team = []
+        team: list[dict[str, str | None]] = []
         if o.team.owner_key:
-            team.append({"MemberKey": o.team.owner_key, "MemberType": "User",
-                         "RoleType": "ClientOwner"})
+            team.append(
+                {"MemberKey": o.team.owner_key, "MemberType": "User", "RoleType": "ClientOwner"}
+            )
         if o.team.manager_key:
-            team.append({"MemberKey": o.team.manager_key, "MemberType": "User",
-                         "RoleType": "ClientManager"})
+            team.append(
+                {"MemberKey": o.team.manager_key, "MemberType": "User", "RoleType": "ClientManager"}
+            )
         for k in o.team.staff_keys:
             team.append({"MemberKey": k, "MemberType": "User", "RoleType": None})
         obj["ClientTeam"] = team
@@ -291,11 +296,17 @@ def _work_item_fields(firm: Firm, w: WorkItem, *, spaced: bool) -> dict[str, Any
     obj["ClientName"] = w.client_name
     obj["ClientType"] = w.client_type
     if w.client_type == "Contact":
-        udi = firm.contacts[w.client_key].user_defined_identifier \
-            if w.client_key in firm.contacts else None
+        udi = (
+            firm.contacts[w.client_key].user_defined_identifier
+            if w.client_key in firm.contacts
+            else None
+        )
     elif w.client_type == "Organization":
-        udi = firm.organizations[w.client_key].user_defined_identifier \
-            if w.client_key in firm.organizations else None
+        udi = (
+            firm.organizations[w.client_key].user_defined_identifier
+            if w.client_key in firm.organizations
+            else None
+        )
     else:
         udi = None
     _set(obj, "ClientUserDefinedIdentifier", udi)
@@ -319,8 +330,10 @@ def _work_item_fields(firm: Firm, w: WorkItem, *, spaced: bool) -> dict[str, Any
 
 
 def work_item_summary(firm: Firm, w: WorkItem) -> dict[str, Any]:
-    return {"@odata.type": "#KarbonService.WorkItemSummaryDTO",
-            **_work_item_fields(firm, w, spaced=True)}
+    return {
+        "@odata.type": "#KarbonService.WorkItemSummaryDTO",
+        **_work_item_fields(firm, w, spaced=True),
+    }
 
 
 def work_item_detail(firm: Firm, w: WorkItem, base: str) -> dict[str, Any]:
@@ -333,8 +346,9 @@ def work_item_detail(firm: Firm, w: WorkItem, base: str) -> dict[str, Any]:
         "FeeType": w.fee_type,
         "FeeValue": w.fee_value if w.fee_type == "FixedFee" else None,
     }
-    obj["UserRoleAssignments"] = [{"RoleKey": r, "UserProfileKey": u}
-                                  for r, u in w.role_assignments]
+    obj["UserRoleAssignments"] = [
+        {"RoleKey": r, "UserProfileKey": u} for r, u in w.role_assignments
+    ]
     obj["Description"] = w.description
     obj["ClientTaskRecipient"] = None  # "This property will always return null" (spec)
     return obj
@@ -444,9 +458,16 @@ def _data_line(dl: DataLine) -> dict[str, Any]:
             "WorkType": w.work_type,
             "InvoiceType": w.invoice_type,
             "Billed": w.billed,
-            "TimeEntries": None if w.time_entries is None else [
-                {"TimeEntryKey": t.time_entry_key, "ColleagueKey": t.colleague_key,
-                 "RoleName": t.role_name, "TaskTypeName": t.task_type_name, "Billed": t.billed}
+            "TimeEntries": None
+            if w.time_entries is None
+            else [
+                {
+                    "TimeEntryKey": t.time_entry_key,
+                    "ColleagueKey": t.colleague_key,
+                    "RoleName": t.role_name,
+                    "TaskTypeName": t.task_type_name,
+                    "Billed": t.billed,
+                }
                 for t in w.time_entries
             ],
             **_tax(w.tax),
@@ -455,13 +476,23 @@ def _data_line(dl: DataLine) -> dict[str, Any]:
     if dl.expenses is not None:
         expenses = {
             "Billed": sum((e.billed for e in dl.expenses), Decimal("0.00")),
-            "Expenses": [{"ExpenseKey": e.expense_key, "Description": e.description,
-                          "Billed": e.billed, **_tax(e.tax)} for e in dl.expenses],
+            "Expenses": [
+                {
+                    "ExpenseKey": e.expense_key,
+                    "Description": e.description,
+                    "Billed": e.billed,
+                    **_tax(e.tax),
+                }
+                for e in dl.expenses
+            ],
         }
     service = None
     if dl.service is not None:
-        service = {"WorkType": dl.service.work_type, "Billed": dl.service.billed,
-                   **_tax(dl.service.tax)}
+        service = {
+            "WorkType": dl.service.work_type,
+            "Billed": dl.service.billed,
+            **_tax(dl.service.tax),
+        }
     return {
         "EntityKey": dl.entity_key,
         "EntityType": dl.entity_type,
@@ -474,20 +505,29 @@ def _data_line(dl: DataLine) -> dict[str, Any]:
 
 def invoice_detail(inv: Invoice, base: str, expand: list[str]) -> dict[str, Any]:
     suffix = "".join(f"{e}()" if i == 0 else f",{e}()" for i, e in enumerate(expand))
-    context = f"{base}/v3/$metadata#Invoices({suffix})/$entity" if expand \
+    context = (
+        f"{base}/v3/$metadata#Invoices({suffix})/$entity"
+        if expand
         else f"{base}/v3/$metadata#Invoices/$entity"
+    )
     obj: dict[str, Any] = {"@odata.context": context}
     obj.update(invoice_summary(inv))
     sent = inv.sent_on is not None and inv.pdf_token is not None
-    obj["InvoiceMagicLink"] = (f"{base}/_sandbox/invoice-link?token={inv.pdf_token}"
-                               if sent else None)
+    obj["InvoiceMagicLink"] = (
+        f"{base}/_sandbox/invoice-link?token={inv.pdf_token}" if sent else None
+    )
     obj["InvoicePdfUrl"] = f"/v3/Files?token={inv.pdf_token}" if sent else None
     if "LineItems" in expand:
         obj["LineItems"] = line_items(inv)
     if "Payments" in expand:
         obj["Payments"] = [
-            {"PaymentKey": p.key, "PaymentReference": p.reference, "PaymentType": p.payment_type,
-             "PaymentDate": p.payment_date.isoformat(), "Amount": p.amount}
+            {
+                "PaymentKey": p.key,
+                "PaymentReference": p.reference,
+                "PaymentType": p.payment_type,
+                "PaymentDate": p.payment_date.isoformat(),
+                "Amount": p.amount,
+            }
             for p in inv.payments
         ]
     if "Data" in expand:

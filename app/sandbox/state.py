@@ -128,7 +128,7 @@ def _apply(target: Any, changes: dict[str, Any], prefix: str) -> None:
         if key not in fields:
             raise ValueError(f"unknown config field {prefix}{key}")
         current = getattr(target, key)
-        if dataclasses.is_dataclass(current):
+        if isinstance(current, LatencyConfig | FaultConfig):
             copy = dataclasses.replace(current)
             _apply(copy, value, f"{prefix}{key}.")
             staged[key] = copy
@@ -148,8 +148,11 @@ def _apply(target: Any, changes: dict[str, Any], prefix: str) -> None:
             if not isinstance(value, str):
                 raise ValueError(f"{prefix}{key} must be a string")
             staged[key] = value
-    if isinstance(target, LatencyConfig) and "distribution" in staged and staged[
-            "distribution"] not in ("none", "constant", "uniform", "lognormal"):
+    if (
+        isinstance(target, LatencyConfig)
+        and "distribution" in staged
+        and staged["distribution"] not in ("none", "constant", "uniform", "lognormal")
+    ):
         raise ValueError("latency.distribution must be none, constant, uniform or lognormal")
     if "max_page_size" in staged and staged["max_page_size"] < 1:
         raise ValueError("max_page_size must be at least 1")
@@ -199,9 +202,14 @@ class Counters:
     unmatched_paths: dict[str, int] = field(default_factory=dict)
     first_request_at: float | None = None
     last_request_at: float | None = None
-    log: deque[tuple[float, str, str, int]] = field(default_factory=lambda: deque(maxlen=20000))
-    _windows: dict[str, _WindowMax] = field(default_factory=lambda: {
-        "1s": _WindowMax(1.0), "10s": _WindowMax(10.0), "60s": _WindowMax(60.0)})
+    log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=20000))
+    _windows: dict[str, _WindowMax] = field(
+        default_factory=lambda: {
+            "1s": _WindowMax(1.0),
+            "10s": _WindowMax(10.0),
+            "60s": _WindowMax(60.0),
+        }
+    )
 
     def arrive(self, t: float, route: str) -> None:
         self.requests += 1
@@ -219,7 +227,7 @@ class Counters:
             self.rate_limited += 1
         elif status == 401:
             self.unauthorized += 1
-        self.log.append((t, route, key, self.requests))
+        self.log.append((t, route, key))
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -239,7 +247,7 @@ class Counters:
             "last_request_at": self.last_request_at,
         }
         if with_log:
-            out["log"] = [{"t": t, "route": r, "status": s} for t, r, s, _n in self.log]
+            out["log"] = [{"t": t, "route": r, "status": s} for t, r, s in self.log]
         return out
 
 
@@ -276,10 +284,14 @@ def make_access_key(name: str, seed: int = 0) -> str:
     """A JWT-shaped AccessKey (``eyJ...``), stable for a tenant name and seed."""
     header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     digest = hashlib.sha256(f"{name}:{seed}".encode()).hexdigest()
-    payload = _b64url(json.dumps({"iss": "karbon-sandbox", "tenant": name, "sub": digest[:24]},
-                                 separators=(",", ":")).encode())
-    sig = hmac.new(f"karbon-sandbox:{seed}".encode(), f"{header}.{payload}".encode(),
-                   hashlib.sha256).digest()
+    payload = _b64url(
+        json.dumps(
+            {"iss": "karbon-sandbox", "tenant": name, "sub": digest[:24]}, separators=(",", ":")
+        ).encode()
+    )
+    sig = hmac.new(
+        f"karbon-sandbox:{seed}".encode(), f"{header}.{payload}".encode(), hashlib.sha256
+    ).digest()
     return f"{header}.{payload}.{_b64url(sig)}"
 
 

@@ -25,8 +25,12 @@ _DATE_OPS = frozenset({"eq", "gt", "ge", "lt", "le"})
 _LIST_OPTIONS = frozenset({"$top", "$skip", "$count", "$filter", "$orderby"})
 
 
-def _f(kind: str, get: Callable[[Any], Any], ops: frozenset[str],
-       functions: frozenset[str] = frozenset()) -> FilterField:
+def _f(
+    kind: str,
+    get: Callable[[Any], Any],
+    ops: frozenset[str],
+    functions: frozenset[str] = frozenset(),
+) -> FilterField:
     return FilterField(kind, get, ops, functions)
 
 
@@ -44,10 +48,14 @@ USERS = EntitySet(
     key=lambda u: u.key,
     records=lambda f: list(f.users.values()),
     spec=QuerySpec(
-        "Users", "UserSummaryDTO", frozenset({"$top", "$skip", "$count", "$filter"}),
+        "Users",
+        "UserSummaryDTO",
+        frozenset({"$top", "$skip", "$count", "$filter"}),
         properties=frozenset({"Id", "Name", "EmailAddress"}),
-        filters={"Name": _f("string", lambda u: u.name, _STR),
-                 "EmailAddress": _f("string", lambda u: u.email, _STR)},
+        filters={
+            "Name": _f("string", lambda u: u.name, _STR),
+            "EmailAddress": _f("string", lambda u: u.email, _STR),
+        },
     ),
     context_suffix="Users",
 )
@@ -57,11 +65,26 @@ CONTACTS = EntitySet(
     key=lambda c: c.key,
     records=lambda f: list(f.contacts.values()),
     spec=QuerySpec(
-        "Contacts", "ContactSummaryDTO", _LIST_OPTIONS,
-        properties=frozenset({"ContactKey", "FullName", "PreferredName", "Salutation",
-                              "ClientOwner", "ClientManager", "Address", "EmailAddress",
-                              "PhoneNumber", "RoleOrTitle", "ContactType",
-                              "UserDefinedIdentifier", "LastModifiedDateTime"}),
+        "Contacts",
+        "ContactSummaryDTO",
+        _LIST_OPTIONS,
+        properties=frozenset(
+            {
+                "ContactKey",
+                "FullName",
+                "PreferredName",
+                "Salutation",
+                "ClientOwner",
+                "ClientManager",
+                "Address",
+                "EmailAddress",
+                "PhoneNumber",
+                "RoleOrTitle",
+                "ContactType",
+                "UserDefinedIdentifier",
+                "LastModifiedDateTime",
+            }
+        ),
         filters={
             "FullName": _f("string", lambda c: c.full_name, _STR),
             "EmailAddress": _f("string", lambda c: c.email, _STR),
@@ -69,8 +92,10 @@ CONTACTS = EntitySet(
             "ContactType": _f("string", lambda c: c.contact_type, _STR),
             "ExternalKey": _f("key", lambda c: c.external_key, _EQ),
         },
-        orderby={"FullName": lambda c: c.full_name.casefold(),
-                 "LastModifiedDateTime": lambda c: c.last_modified},
+        orderby={
+            "FullName": lambda c: c.full_name.casefold(),
+            "LastModifiedDateTime": lambda c: c.last_modified,
+        },
     ),
     context_suffix="Contacts/KarbonService.ContactSummaryDTO",
 )
@@ -80,18 +105,31 @@ ORGANIZATIONS = EntitySet(
     key=lambda o: o.key,
     records=lambda f: list(f.organizations.values()),
     spec=QuerySpec(
-        "Organizations", "OrganizationSummaryDTO", _LIST_OPTIONS,
-        properties=frozenset({"OrganizationKey", "FullName", "PhoneNumber", "EmailAddress",
-                              "Website", "ContactType", "LastModifiedDateTime",
-                              "UserDefinedIdentifier"}),
+        "Organizations",
+        "OrganizationSummaryDTO",
+        _LIST_OPTIONS,
+        properties=frozenset(
+            {
+                "OrganizationKey",
+                "FullName",
+                "PhoneNumber",
+                "EmailAddress",
+                "Website",
+                "ContactType",
+                "LastModifiedDateTime",
+                "UserDefinedIdentifier",
+            }
+        ),
         filters={
             "FullName": _f("string", lambda o: o.full_name, _STR),
             "EmailAddress": _f("string", lambda o: o.email, _STR),
             "ContactType": _f("string", lambda o: o.contact_type, _STR),
             "ExternalKey": _f("key", lambda o: o.external_key, _EQ),
         },
-        orderby={"FullName": lambda o: o.full_name.casefold(),
-                 "LastModifiedDateTime": lambda o: o.last_modified},
+        orderby={
+            "FullName": lambda o: o.full_name.casefold(),
+            "LastModifiedDateTime": lambda o: o.last_modified,
+        },
     ),
     context_suffix="Organizations/KarbonService.OrganizationSummaryDTO",
 )
@@ -106,6 +144,7 @@ def _wi_assignee_email(firm: Firm) -> Callable[[Any], str | None]:
     def get(w: Any) -> str | None:
         u = firm.users.get(w.assignee_key)
         return u.email if u else None
+
     return get
 
 
@@ -117,20 +156,44 @@ def _work_items(firm: Firm) -> EntitySet:
         key=lambda w: w.key,
         records=lambda f: list(f.work_items.values()),
         spec=QuerySpec(
-            "WorkItems", "WorkItemSummaryDTO", _LIST_OPTIONS,
-            properties=frozenset({
-                "WorkItemKey", "AssigneeEmailAddress", "AssigneeKey", "AssigneeName", "Title",
-                "ClientKey", "ClientName", "ClientType", "ClientUserDefinedIdentifier",
-                "RelatedClientGroupKey", "ClientGroupKey", "RelatedClientGroupName", "StartDate",
-                "DueDate", "DeadlineDate", "CompletedDate", "ToDoPeriod", "WorkType",
-                "WorkStatus", "PrimaryStatus", "SecondaryStatus", "WorkTemplateKey",
-                "WorkTemplateTile", "WorkScheduleKey"}),
+            "WorkItems",
+            "WorkItemSummaryDTO",
+            _LIST_OPTIONS,
+            properties=frozenset(
+                {
+                    "WorkItemKey",
+                    "AssigneeEmailAddress",
+                    "AssigneeKey",
+                    "AssigneeName",
+                    "Title",
+                    "ClientKey",
+                    "ClientName",
+                    "ClientType",
+                    "ClientUserDefinedIdentifier",
+                    "RelatedClientGroupKey",
+                    "ClientGroupKey",
+                    "RelatedClientGroupName",
+                    "StartDate",
+                    "DueDate",
+                    "DeadlineDate",
+                    "CompletedDate",
+                    "ToDoPeriod",
+                    "WorkType",
+                    "WorkStatus",
+                    "PrimaryStatus",
+                    "SecondaryStatus",
+                    "WorkTemplateKey",
+                    "WorkTemplateTile",
+                    "WorkScheduleKey",
+                }
+            ),
             filters={
                 "AssigneeEmailAddress": _f("string", _wi_assignee_email(firm), _STR),
                 "ClientKey": _f("key", lambda w: w.client_key, _EQ),
                 # Only the spaced form matches; "InProgress" silently matches nothing.
-                "PrimaryStatus": _f("string", lambda w: SPACED_PRIMARY_STATUS[w.primary_status],
-                                    _EQ),
+                "PrimaryStatus": _f(
+                    "string", lambda w: SPACED_PRIMARY_STATUS[w.primary_status], _EQ
+                ),
                 "Title": _f("string", lambda w: w.title, _STR),
                 "WorkScheduleKey": _f("key", lambda w: w.work_schedule_key, _EQ),
                 "WorkStatus": _f("string", lambda w: w.work_status, _STR),
@@ -138,8 +201,10 @@ def _work_items(firm: Firm) -> EntitySet:
                 "WorkType": _f("string", lambda w: w.work_type, _STR),
                 "StartDate": _f("datetime", lambda w: w.start_date, frozenset({"ge", "le"})),
             },
-            orderby={"StartDate": lambda w: w.start_date,
-                     "DeadlineDate": lambda w: w.deadline_date or date.min},
+            orderby={
+                "StartDate": lambda w: w.start_date,
+                "DeadlineDate": lambda w: w.deadline_date or date.min,
+            },
         ),
         context_suffix="WorkItems/KarbonService.WorkItemSummaryDTO",
     )
@@ -150,15 +215,28 @@ TIMESHEETS = EntitySet(
     key=lambda t: t.key,
     records=lambda f: list(f.timesheets.values()),
     spec=QuerySpec(
-        "Timesheets", "TimesheetSummaryDTO", _LIST_OPTIONS | {"$expand"},
-        properties=frozenset({"TimesheetKey", "StartDate", "EndDate", "UserKey", "Status",
-                              "WorkItemKeys", "TimeEntries"}),
+        "Timesheets",
+        "TimesheetSummaryDTO",
+        _LIST_OPTIONS | {"$expand"},
+        properties=frozenset(
+            {
+                "TimesheetKey",
+                "StartDate",
+                "EndDate",
+                "UserKey",
+                "Status",
+                "WorkItemKeys",
+                "TimeEntries",
+            }
+        ),
         filters={
             "TimesheetKey": _f("key", lambda t: t.key, _EQ),
-            "StartDate": _f("datetime", lambda t: t.start_date, _DATE_OPS,
-                            frozenset({"day", "month", "year"})),
-            "EndDate": _f("datetime", lambda t: t.end_date, _DATE_OPS,
-                          frozenset({"day", "month", "year"})),
+            "StartDate": _f(
+                "datetime", lambda t: t.start_date, _DATE_OPS, frozenset({"day", "month", "year"})
+            ),
+            "EndDate": _f(
+                "datetime", lambda t: t.end_date, _DATE_OPS, frozenset({"day", "month", "year"})
+            ),
             "UserKey": _f("key", lambda t: t.user_key, frozenset({"eq", "in"})),
             "Status": _f("string", lambda t: t.status, frozenset({"eq", "in"})),
             "WorkItemKeys": _f("collection", lambda t: t.work_item_keys, frozenset({"any"})),
@@ -174,16 +252,34 @@ INVOICES = EntitySet(
     key=lambda i: i.key,
     records=lambda f: f.visible_invoices(),
     spec=QuerySpec(
-        "Invoices", "InvoiceSummaryDTO", _LIST_OPTIONS | {"$expand"},
-        properties=frozenset({"InvoiceKey", "InvoiceNumber", "TotalAmountDue", "InvoiceTotal",
-                              "InvoiceSubTotal", "InvoiceTaxTotal", "InvoiceDate",
-                              "PaymentDueDate", "UpdatedAt", "CurrencyCode",
-                              "PaymentInstructions", "InvoiceStatus", "Client", "TaxLineItems"}),
+        "Invoices",
+        "InvoiceSummaryDTO",
+        _LIST_OPTIONS | {"$expand"},
+        properties=frozenset(
+            {
+                "InvoiceKey",
+                "InvoiceNumber",
+                "TotalAmountDue",
+                "InvoiceTotal",
+                "InvoiceSubTotal",
+                "InvoiceTaxTotal",
+                "InvoiceDate",
+                "PaymentDueDate",
+                "UpdatedAt",
+                "CurrencyCode",
+                "PaymentInstructions",
+                "InvoiceStatus",
+                "Client",
+                "TaxLineItems",
+            }
+        ),
         filters={"InvoiceStatus": _f("string", lambda i: i.status, _EQ)},
-        orderby={"InvoiceDate": lambda i: i.invoice_date,
-                 "CreatedAt": lambda i: i.created_at,
-                 "UpdatedAt": lambda i: i.updated_at,
-                 "InvoiceNumber": lambda i: i.number},
+        orderby={
+            "InvoiceDate": lambda i: i.invoice_date,
+            "CreatedAt": lambda i: i.created_at,
+            "UpdatedAt": lambda i: i.updated_at,
+            "InvoiceNumber": lambda i: i.number,
+        },
         expand=("LineItems",),
     ),
     context_suffix="Invoices",
@@ -191,11 +287,16 @@ INVOICES = EntitySet(
 
 # Detail endpoints: which $ options they take.
 USER_DETAIL = QuerySpec("Users", "UserProfileDTO", frozenset())
-ORGANIZATION_DETAIL = QuerySpec("Organizations", "OrganizationDTO", frozenset({"$expand"}),
-                                expand=("BusinessCards", "ClientTeam", "Contacts"))
+ORGANIZATION_DETAIL = QuerySpec(
+    "Organizations",
+    "OrganizationDTO",
+    frozenset({"$expand"}),
+    expand=("BusinessCards", "ClientTeam", "Contacts"),
+)
 WORK_ITEM_DETAIL = QuerySpec("WorkItems", "WorkItemDTO", frozenset())
-INVOICE_DETAIL = QuerySpec("Invoices", "InvoiceDTO", frozenset({"$expand"}),
-                           expand=("LineItems", "Payments", "Data"))
+INVOICE_DETAIL = QuerySpec(
+    "Invoices", "InvoiceDTO", frozenset({"$expand"}), expand=("LineItems", "Payments", "Data")
+)
 
 
 class TenantData:
@@ -207,12 +308,17 @@ class TenantData:
         self.firm = firm
         self.version = 0
         self.sets: dict[str, EntitySet] = {
-            "Users": USERS, "Contacts": CONTACTS, "Organizations": ORGANIZATIONS,
-            "WorkItems": _work_items(firm), "Timesheets": TIMESHEETS, "Invoices": INVOICES,
+            "Users": USERS,
+            "Contacts": CONTACTS,
+            "Organizations": ORGANIZATIONS,
+            "WorkItems": _work_items(firm),
+            "Timesheets": TIMESHEETS,
+            "Invoices": INVOICES,
         }
         self._ordered: dict[tuple[str, tuple[tuple[str, bool], ...]], list[Any]] = {}
-        self._filtered: OrderedDict[tuple[str, str, tuple[tuple[str, bool], ...], bool],
-                                    list[Any]] = OrderedDict()
+        self._filtered: OrderedDict[
+            tuple[str, str, tuple[tuple[str, bool], ...], bool], list[Any]
+        ] = OrderedDict()
         self._fragments: dict[tuple[str, str, str], str] = {}
 
     def invalidate(self) -> None:
@@ -234,13 +340,18 @@ class TenantData:
             self._ordered[ck] = rows
         return rows
 
-    def matching(self, set_name: str, orderby: tuple[tuple[str, bool], ...],
-                 filter_text: str | None, predicate: Callable[[Any], bool] | None,
-                 variant: bool = False) -> list[Any]:
+    def matching(
+        self,
+        set_name: str,
+        orderby: tuple[tuple[str, bool], ...],
+        filter_text: str | None,
+        predicate: Callable[[Any], bool] | None,
+        extra_filters: bool = False,
+    ) -> list[Any]:
         rows = self.ordered(set_name, orderby)
         if predicate is None or filter_text is None:
             return rows
-        ck = (set_name, filter_text, orderby, variant)
+        ck = (set_name, filter_text, orderby, extra_filters)
         hit = self._filtered.get(ck)
         if hit is not None:
             self._filtered.move_to_end(ck)
@@ -275,4 +386,3 @@ class TenantData:
         if set_name == "Invoices":
             return render.invoice_summary(rec, with_lines=variant == "LineItems")
         raise KeyError(set_name)
-
