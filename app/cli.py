@@ -10,6 +10,7 @@ from app.api.app import create_app
 from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
+from app.sandbox.cli import sandbox_advance_command, sandbox_command
 from app.settings import Settings, get_settings
 from app.tenancy.cli import create_operator, reencrypt_credentials
 from app.worker import create_worker
@@ -113,6 +114,10 @@ def reencrypt_credentials_command() -> None:
     _prepare()
     count = reencrypt_credentials()
     typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
+
+
+cli.command("sandbox")(sandbox_command)
+cli.command("sandbox-advance")(sandbox_advance_command)
 
 
 def main() -> None:
