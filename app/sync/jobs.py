@@ -168,8 +168,11 @@ async def _set_finished(
 
 async def schedule_syncs(ctx: dict[str, Any]) -> int:
     """Every minute: resume orphaned runs, start due incremental and nightly syncs."""
+    return await schedule_due_syncs(ctx, datetime.now(UTC))
+
+
+async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
     sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    now = datetime.now(UTC)
     started = await _resume_orphaned_runs(ctx, now)
     async with sessions() as session:
         tenants = await _connected_tenants(session)
