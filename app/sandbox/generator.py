@@ -517,7 +517,8 @@ def _new_org(firm: Firm, sim: _Sim, created: datetime, contact_type: str) -> Org
         restriction_level="Private" if rng.random() < 0.04 else "Public",
         description=f"{base} - client since {created.year}" if rng.random() < 0.3 else None,
         legal_name=f"{base} Pty Ltd" if suffix in ("Pty Ltd", "") else full,
-        entity_type=rng.choice(("Company", "Company", "Trust", "Partnership", "Sole Trader")),
+        entity_type=rng.choice(("Corporation", "Corporation", "Limited Liability", "Estate or Trust",
+                                "Partnership", "Sole Proprietor")),
         created_at=created,
         last_modified=created,
     )
@@ -1094,16 +1095,15 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
                 if remaining > 0 and wi.start_date <= monday:
                     unit = _Unit("service", wk, "Final", [], [], fee=remaining, wi=wi)
                 elif done:
-                    _mark_ff_entries(sim, wi, st, "Billed")
-                    if not expenses:
-                        sim.candidates.pop(wk, None)
-                    else:
+                    marked = _mark_ff_entries(firm, sim, wi, st, "Billed")
+                    if expenses:
                         unit = _Unit("ff", wk, "Final", [], expenses, fee=ZERO, wi=wi)
+                    elif marked:
+                        sim.candidates.pop(wk, None)
             elif done:
                 if remaining > 0 or expenses:
                     unit = _Unit("ff", wk, "Final", [], expenses, fee=max(remaining, ZERO), wi=wi)
-                else:
-                    _mark_ff_entries(sim, wi, st, "Billed")
+                elif _mark_ff_entries(firm, sim, wi, st, "Billed"):
                     sim.candidates.pop(wk, None)
             elif (st.progress_plan and not st.progress_billed and fee >= 1500
                   and wi.logged_minutes > 0 and remaining == fee):
@@ -1140,11 +1140,16 @@ def _billing_run(firm: Firm, sim: _Sim, monday: date) -> None:
         _create_invoice(firm, sim, monday, bill_to, units, recurring=True)
 
 
-def _mark_ff_entries(sim: _Sim, wi: WorkItem, st: _WIState, status: str) -> None:
+def _mark_ff_entries(firm: Firm, sim: _Sim, wi: WorkItem, st: _WIState, status: str) -> bool:
+    """Mark a fully billed fixed-fee item's entries as billed by its last invoice; False (and
+    nothing marked) while that invoice is still a draft."""
     inv = sim.last_invoice_of.get(wi.key)
+    if inv is None or firm.invoices[inv].status == "Draft":
+        return False
     for e in st.unbilled:
-        if e.billed_status in ("Unbilled", "InterimBilled") and inv:
+        if e.billed_status in ("Unbilled", "InterimBilled"):
             e.billed_status, e.billed_by = status, inv
+    return True
 
 
 def _bill_to(firm: Firm, client_key: str) -> str | None:
@@ -1278,7 +1283,7 @@ def _create_invoice(
         elif u.kind in ("tm", "client") and exp_items:
             etype = "Client" if u.kind == "client" else "Work Item"
             data.append(DataLine(u.entity_key, etype, exp_total, None, exp_items, None))
-        if wi is not None and u.kind in ("ff", "service"):
+        if wi is not None and u.kind in ("ff", "service") and u.fee > 0:
             sim.last_invoice_of[wi.key] = key
     if consolidated > 0:
         add_line("TimeEntry", bill_to, "Professional services", Decimal("1"), consolidated)

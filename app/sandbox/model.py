@@ -122,7 +122,7 @@ class Organization:
     restriction_level: str
     description: str | None
     legal_name: str
-    entity_type: str  # AccountingDetail.EntityType, e.g. "Company"
+    entity_type: str  # AccountingDetail.EntityType (the spec's enum), e.g. "Corporation"
     created_at: datetime
     last_modified: datetime
     business_card_key: str = ""
