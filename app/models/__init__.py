@@ -14,6 +14,13 @@ from app.models.karbon import (
     WorkItem,
 )
 from app.models.karbon_connection import KarbonConnection
+from app.models.reports import (
+    ReportFact,
+    ReportFixedFee,
+    ReportRefresh,
+    ReportWarning,
+    ReportWipItem,
+)
 from app.models.sync import (
     ACTIVE_STATES,
     StreamState,
@@ -22,13 +29,6 @@ from app.models.sync import (
     SyncSettings,
     SyncState,
     SyncTrigger,
-)
-from app.models.reports import (
-    ReportFact,
-    ReportFixedFee,
-    ReportRefresh,
-    ReportWarning,
-    ReportWipItem,
 )
 from app.models.tenancy import ApiKey, Role, Tenant, User
 
