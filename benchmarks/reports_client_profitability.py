@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.app import create_app
-from app.db import create_engine, create_sessionmaker, unit_of_work
+from app.db import unit_of_work
 from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.models import CompensationPeriod, SyncKind, SyncRun, SyncState, SyncTrigger
@@ -103,7 +103,7 @@ def karbon_records(firm: Firm) -> Iterator[Record]:
 def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
     batch: list[Record] = []
     for record in records:
-        if batch and type(record) is not type(batch[0]) or len(batch) == BATCH:
+        if (batch and type(record) is not type(batch[0])) or len(batch) == BATCH:
             yield batch
             batch = []
         batch.append(record)

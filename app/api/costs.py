@@ -63,7 +63,9 @@ async def put_staff_cost(
     assert principal.tenant_id is not None
     member = await repository.live_staff_member(session, principal.tenant_id, key)
     if member is None:
-        raise ProblemError(404, "staff-not-found", f"No staff member with key {key!r}.")
+        raise ProblemError(
+            404, "staff-not-found", "No synced staff member with this key in your firm."
+        )
     await service.add_compensation(session, principal.tenant_id, key, body)
     refresh_after_commit(session, redis, settings, principal.tenant_id)
     state = await refresh_state(session, principal.tenant_id)

@@ -48,7 +48,7 @@ async def client_report(
     tenant_id = context.tenant_id
     stored = await repository.client(session, tenant_id, key)
     if stored is None and not await repository.client_has_facts(session, tenant_id, key):
-        raise ProblemError(404, "client-not-found", f"No client with key {key!r} in this firm.")
+        raise ProblemError(404, "client-not-found", "No client with this key in your firm.")
     start, end = context.window(start, end)
     where = FactFilter(start=start, end=end, client_key=key)
     totals = await repository.sum_facts(session, tenant_id, where, None)
