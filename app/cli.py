@@ -116,6 +116,69 @@ def reencrypt_credentials_command() -> None:
     typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
 
 
+async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
+    from rich.console import Console
+
+    from app.reports.demo import PASSWORD, run_demo
+    from app.sandbox.server import serve_sandbox_in_thread
+    from app.sandbox.state import Sandbox
+
+    console = Console()
+    sandbox = Sandbox.create(("Demo firm", size, 0))
+    with serve_sandbox_in_thread(sandbox) as karbon_url:
+        settings = settings.model_copy(update={"karbon_base_url": karbon_url})
+        server = _uvicorn_server(settings, urls)
+        background = create_worker(settings, urls, handle_signals=False)
+        worker_task = asyncio.create_task(background.async_run())
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+                await asyncio.sleep(0.1)
+            base = f"http://{settings.api_host}:{settings.api_port}"
+            email = await run_demo(base, sandbox.tenant("Demo firm"), console)
+            _announce(settings, urls)
+            typer.echo(f"Demo login:        {email} / {PASSWORD}")
+            typer.echo(f"Sandbox Karbon:    {karbon_url}")
+            typer.echo("Serving until Ctrl-C.")
+            await serving
+        finally:
+            worker_task.cancel()
+            await background.close()
+
+
+@cli.command()
+def demo(
+    size: str = typer.Option("tiny", help="Sandbox firm size: tiny syncs in about two minutes"),
+) -> None:
+    """Try Reckonry: a sandbox firm synced, costed and reported, then the API keeps running."""
+    settings, urls = _prepare()
+    upgrade_to_head(urls.database_url)
+    typer.echo(
+        f"Starting a sandbox Karbon with a {size} firm; its first sync runs at Karbon's rate "
+        "limit (about two minutes for tiny)."
+    )
+    asyncio.run(_demo(settings, urls, size))
+
+
+@cli.command()
+def report(
+    name: str = typer.Argument("client-profitability", help="client-profitability or summary"),
+    tenant: str = typer.Option(..., help="E-mail of a user of the firm"),
+) -> None:
+    """Print a report for a configured firm as a table."""
+    from rich.console import Console
+
+    from app.reports.demo import profitability_table, tenant_report
+
+    _, urls = _prepare()
+    body = asyncio.run(tenant_report(urls.database_url, tenant, name))
+    console = Console()
+    if name == "summary":
+        console.print_json(data=body)
+    else:
+        console.print(profitability_table(body))
+
+
 cli.command("sandbox")(sandbox_command)
 cli.command("sandbox-advance")(sandbox_advance_command)
 

@@ -1,4 +1,4 @@
-"""The arq worker: background jobs (syncs) and cron schedules.
+"""The arq worker: background jobs (syncs, report refreshes) and cron schedules.
 
 Every job function is listed in `JOBS`, every schedule in `CRON_JOBS`.
 """
@@ -11,6 +11,7 @@ from arq.cron import CronJob, cron
 
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
+from app.reports.jobs import refresh_reports
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
@@ -22,7 +23,7 @@ async def ping(ctx: dict[str, Any]) -> str:
     return "pong"
 
 
-JOBS: list[Any] = [ping, run_sync]
+JOBS: list[Any] = [ping, run_sync, refresh_reports]
 CRON_JOBS: list[CronJob] = [cron(schedule_syncs, second=0, run_at_startup=True, unique=True)]
 
 

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 
-from app.api import health, karbon, sync, tenancy
+from app.api import costs, health, karbon, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_sessionmaker
@@ -47,4 +47,6 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
     app.include_router(tenancy.router)
     app.include_router(karbon.router)
     app.include_router(sync.router)
+    app.include_router(costs.router)
+    app.include_router(reports.router)
     return app

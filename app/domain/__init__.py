@@ -39,7 +39,7 @@ from app.domain.aggregate import (
     in_window,
 )
 from app.domain.attribution import AttributedLine, Directory
-from app.domain.costing import hourly_cost
+from app.domain.costing import Capacity, capacity_of, hourly_cost
 from app.domain.evaluation import Evaluation, evaluate
 from app.domain.facts import Fact, FactSource, build_facts
 from app.domain.figures import (
@@ -95,6 +95,7 @@ __all__ = [
     "AttributedLine",
     "BilledStatus",
     "BillingBasis",
+    "Capacity",
     "Client",
     "ClientType",
     "CompensationPeriod",
@@ -135,6 +136,7 @@ __all__ = [
     "by_work_item",
     "by_work_type",
     "capacity_minutes",
+    "capacity_of",
     "cash_realization",
     "collect_warnings",
     "debtor_days",

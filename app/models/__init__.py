@@ -1,6 +1,7 @@
 """ORM models. Importing this package registers every table on `Base.metadata`."""
 
 from app.models.base import Base
+from app.models.costs import CompensationPeriod, CostSettings, RecognitionPolicyName
 from app.models.karbon import (
     Client,
     Invoice,
@@ -13,6 +14,13 @@ from app.models.karbon import (
     WorkItem,
 )
 from app.models.karbon_connection import KarbonConnection
+from app.models.reports import (
+    ReportFact,
+    ReportFixedFee,
+    ReportRefresh,
+    ReportWarning,
+    ReportWipItem,
+)
 from app.models.sync import (
     ACTIVE_STATES,
     StreamState,
@@ -29,11 +37,19 @@ __all__ = [
     "ApiKey",
     "Base",
     "Client",
+    "CompensationPeriod",
+    "CostSettings",
     "Invoice",
     "InvoiceLine",
     "KarbonConnection",
     "RawResponse",
+    "RecognitionPolicyName",
     "RejectedRecord",
+    "ReportFact",
+    "ReportFixedFee",
+    "ReportRefresh",
+    "ReportWarning",
+    "ReportWipItem",
     "Role",
     "Staff",
     "StreamState",

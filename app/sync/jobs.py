@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
 from app.models.karbon_connection import KarbonConnection
+from app.reports.queue import enqueue_refresh
 from app.settings import Settings
 from app.sync import repository
 from app.sync.access import KarbonAccess
@@ -90,6 +91,7 @@ async def _outcome(
     async with unit_of_work(sessions) as session:
         await _set_finished(session, run.id, SyncState.SUCCEEDED, None, None)
         await clear_sync_error(session, run.tenant_id)
+    await enqueue_refresh(ctx["redis"], ctx["settings"], run.tenant_id)
     return "succeeded"
 
 

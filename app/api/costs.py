@@ -1,0 +1,103 @@
+"""Cost assumptions: staff compensation with effective dates, and the firm's cost settings.
+
+Every change schedules a refresh of the reports once it has committed: reports recompute from
+the new assumptions without a new sync.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from app.api.auth import TenantAdmin, TenantMember
+from app.api.deps import RedisDep, SessionDep, SettingsDep
+from app.api.pagination import Page, PageParamsDep
+from app.api.problems import ProblemError
+from app.api.responses import ADMIN, MEMBER, VALIDATION, problems
+from app.costs import repository, service
+from app.costs.schemas import CompensationBody, CostSettingsBody, CostSettingsView, StaffCostView
+from app.reports.queue import refresh_after_commit
+from app.reports.repository import refresh_state
+
+router = APIRouter(prefix="/api/v1", tags=["cost assumptions"])
+
+_STAFF_NOT_FOUND = {404: "`staff-not-found`: no synced staff member with this key in your firm."}
+
+
+@router.get(
+    "/staff",
+    summary="Staff with Karbon capacity, compensation history and hourly cost",
+    responses=problems({**MEMBER, **VALIDATION}),
+)
+async def list_staff(
+    principal: TenantMember, session: SessionDep, page: PageParamsDep
+) -> Page[StaffCostView]:
+    assert principal.tenant_id is not None
+    tenant_id = principal.tenant_id
+    members = await repository.live_staff_page(
+        session, tenant_id, limit=page.limit, offset=page.offset
+    )
+    state = await refresh_state(session, tenant_id)
+    return Page[StaffCostView](
+        items=await service.staff_views(
+            session, tenant_id, members, state.currency if state else None
+        ),
+        total=await repository.count_live_staff(session, tenant_id),
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.put(
+    "/staff/{key}/cost",
+    summary="Add a compensation period effective from a date (a raise never rewrites the past)",
+    responses=problems({**ADMIN, **_STAFF_NOT_FOUND, **VALIDATION}),
+)
+async def put_staff_cost(
+    principal: TenantAdmin,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    key: Annotated[str, Path(max_length=64)],
+    body: CompensationBody,
+) -> StaffCostView:
+    assert principal.tenant_id is not None
+    member = await repository.live_staff_member(session, principal.tenant_id, key)
+    if member is None:
+        raise ProblemError(
+            404, "staff-not-found", "No synced staff member with this key in your firm."
+        )
+    await service.add_compensation(session, principal.tenant_id, key, body)
+    refresh_after_commit(session, redis, settings, principal.tenant_id)
+    state = await refresh_state(session, principal.tenant_id)
+    views = await service.staff_views(
+        session, principal.tenant_id, [member], state.currency if state else None
+    )
+    return views[0]
+
+
+@router.get(
+    "/cost-settings",
+    summary="Overhead rate, working weeks, default capacity and recognition policy",
+    responses=problems(MEMBER),
+)
+async def get_cost_settings(principal: TenantMember, session: SessionDep) -> CostSettingsView:
+    assert principal.tenant_id is not None
+    return service.settings_view(await repository.cost_settings(session, principal.tenant_id))
+
+
+@router.put(
+    "/cost-settings",
+    summary="Change the cost settings; reports recompute without a new sync",
+    responses=problems({**ADMIN, **VALIDATION}),
+)
+async def put_cost_settings(
+    principal: TenantAdmin,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    body: CostSettingsBody,
+) -> CostSettingsView:
+    assert principal.tenant_id is not None
+    stored = await service.save_settings(session, principal.tenant_id, body)
+    refresh_after_commit(session, redis, settings, principal.tenant_id)
+    return service.settings_view(stored)

@@ -1,0 +1,1 @@
+"""Cost assumptions: per-tenant settings and effective-dated staff compensation."""

@@ -1,0 +1,51 @@
+"""Request and response shapes of the cost-assumption endpoints."""
+
+from datetime import date
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from app.models import RecognitionPolicyName
+
+
+class CostSettingsBody(BaseModel):
+    overhead_rate: Decimal = Field(
+        ge=0, le=10, description="Overhead on top of compensation, e.g. `0.25` for 25%"
+    )
+    working_weeks_per_year: Decimal = Field(gt=0, le=52, description="Weeks a year staff work")
+    default_capacity_hours_per_week: Decimal = Field(
+        gt=0, le=100, description="Capacity of staff for whom Karbon has none"
+    )
+    recognition_policy: RecognitionPolicyName = Field(
+        description="`billing`: revenue when invoiced and sent. `completion`: fixed-fee work "
+        "earns its whole fee on its completed date."
+    )
+
+
+class CostSettingsView(CostSettingsBody):
+    is_default: bool = Field(description="True until the firm has saved its own settings")
+
+
+class CompensationBody(BaseModel):
+    effective_from: date = Field(description="The first day this annual amount applies")
+    annual_amount: Decimal = Field(ge=0, le=100_000_000, decimal_places=2)
+
+
+class CompensationView(BaseModel):
+    effective_from: date
+    annual_amount: str = Field(description="Exact decimal, in `currency`")
+    currency: str | None
+
+
+class StaffCostView(BaseModel):
+    key: str
+    name: str
+    email: str | None
+    capacity_minutes_per_week: int | None = Field(description="As Karbon has it; null if unset")
+    capacity_hours_per_week: Decimal = Field(description="What costing uses (default if unset)")
+    capacity_defaulted: bool
+    compensation: list[CompensationView] = Field(description="Oldest first")
+    hourly_cost: str | None = Field(
+        description="Today's hourly cost from the latest compensation; null when none is entered"
+    )
+    currency: str | None

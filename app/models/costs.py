@@ -1,0 +1,54 @@
+"""Cost assumptions a firm enters in Reckonry: per-tenant settings and effective-dated pay."""
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import Enum, ForeignKey, Numeric, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base
+
+
+class RecognitionPolicyName(enum.StrEnum):
+    BILLING = "billing"
+    COMPLETION = "completion"
+
+
+class CostSettings(Base):
+    """A firm's overhead, working weeks, default capacity and recognition policy."""
+
+    __tablename__ = "cost_settings"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    overhead_rate: Mapped[Decimal] = mapped_column(Numeric(8, 4), default=Decimal(0))
+    working_weeks_per_year: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal(48))
+    default_capacity_hours_per_week: Mapped[Decimal] = mapped_column(
+        Numeric(6, 2), default=Decimal("37.5")
+    )
+    recognition_policy: Mapped[RecognitionPolicyName] = mapped_column(
+        Enum(
+            RecognitionPolicyName,
+            name="recognition_policy",
+            values_callable=lambda members: [m.value for m in members],
+        ),
+        default=RecognitionPolicyName.BILLING,
+    )
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class CompensationPeriod(Base):
+    """A staff member's annual compensation from ``effective_from`` until the next period."""
+
+    __tablename__ = "compensation_periods"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    effective_from: Mapped[date] = mapped_column(primary_key=True)
+    annual_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,119 @@
+"""What the reports read: the domain's evaluation of a tenant, stored after each sync.
+
+`refresh_reports` replaces a tenant's rows in one transaction; reports are sums over
+`report_facts` (every measure column is additive) and reads of the WIP, fixed-fee and
+warning tables. `report_refreshes.version` changes with every refresh, so anything cached
+from an earlier version is known to be stale.
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base
+
+FACT_MONEY = Numeric(30, 10)
+"""The domain's fact scale (ten places), so SQL sums are exact."""
+
+
+def _tenant_fk(*, primary_key: bool = False) -> Mapped[UUID]:
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=primary_key)
+
+
+class ReportRefresh(Base):
+    __tablename__ = "report_refreshes"
+
+    tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    as_of: Mapped[datetime | None]
+    """When the last completed sync finished; None while the first sync is still running."""
+    refreshed_at: Mapped[datetime]
+    currency: Mapped[str | None] = mapped_column(String(8))
+    facts: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportFact(Base):
+    __tablename__ = "report_facts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    source: Mapped[str] = mapped_column(String(16))
+    source_key: Mapped[str] = mapped_column(String(300))
+    fact_date: Mapped[date]
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_known: Mapped[bool]
+    work_item_key: Mapped[str | None] = mapped_column(String(64))
+    staff_key: Mapped[str | None] = mapped_column(String(64))
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+    fee_revenue: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    expense_recoveries: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    approved_not_sent: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    approved_not_sent_expenses: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    cost: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    uncosted_minutes: Mapped[int] = mapped_column(BigInteger)
+    billable_minutes: Mapped[int] = mapped_column(BigInteger)
+    non_billable_minutes: Mapped[int] = mapped_column(BigInteger)
+    standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    billable_standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    defaulted_capacity_minutes: Mapped[int] = mapped_column(BigInteger)
+    collected_before_tax: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    counted_invoice_total: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    counted_amount_due: Mapped[Decimal] = mapped_column(FACT_MONEY)
+
+    __table_args__ = (
+        Index("ix_report_facts_tenant_date", "tenant_id", "fact_date"),
+        Index("ix_report_facts_tenant_client_date", "tenant_id", "client_key", "fact_date"),
+        Index("ix_report_facts_tenant_staff_date", "tenant_id", "staff_key", "fact_date"),
+    )
+
+
+class ReportWipItem(Base):
+    __tablename__ = "report_wip_items"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_known: Mapped[bool]
+    work_item_key: Mapped[str | None] = mapped_column(String(64))
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    since: Mapped[date]
+    age_days: Mapped[int]
+
+    __table_args__ = (Index("ix_report_wip_items_tenant_client", "tenant_id", "client_key"),)
+
+
+class ReportFixedFee(Base):
+    """A fixed-fee work item's fee against what was invoiced and the time it took."""
+
+    __tablename__ = "report_fixed_fees"
+
+    tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
+    work_item_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64))
+    fee_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    invoiced: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    minutes: Mapped[int] = mapped_column(BigInteger)
+    standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    write_up_down: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    wip: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    first_entry_date: Mapped[date | None]
+
+
+class ReportWarning(Base):
+    __tablename__ = "report_warnings"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_key: Mapped[str] = mapped_column(String(300))
+    subject_name: Mapped[str] = mapped_column(Text)
+    minutes: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_report_warnings_tenant_kind", "tenant_id", "kind"),)

@@ -1,0 +1,1 @@
+"""Profitability reports: facts refreshed after each sync, summed in SQL per request."""

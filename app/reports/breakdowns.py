@@ -1,0 +1,274 @@
+"""One client by work item and staff, unbilled work with age, staff utilization, the summary."""
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.problems import ProblemError
+from app.costs.service import domain_settings
+from app.domain import (
+    Measures,
+    StaffMember,
+    billable_share,
+    capacity_minutes,
+    capacity_of,
+    cash_realization,
+    debtor_days,
+    last_365_days,
+    lock_up_days,
+    utilization,
+    wip_days,
+)
+from app.models import ReportFixedFee, ReportWipItem
+from app.reports import repository
+from app.reports.presentation import days, hours, money, ratio
+from app.reports.repository import FactFilter
+from app.reports.schemas import (
+    AgeBucket,
+    ClientReport,
+    ProfitabilityRow,
+    StaffRow,
+    SummaryReport,
+    UtilizationRow,
+    WipRow,
+    WorkItemRow,
+)
+from app.reports.service import ReportContext, figures, figures_view
+
+ZERO = Decimal(0)
+AGE_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, None, "90+"))
+
+
+async def client_report(
+    session: AsyncSession, context: ReportContext, key: str, start: date | None, end: date | None
+) -> ClientReport:
+    tenant_id = context.tenant_id
+    stored = await repository.client(session, tenant_id, key)
+    if stored is None and not await repository.client_has_facts(session, tenant_id, key):
+        raise ProblemError(404, "client-not-found", "No client with this key in your firm.")
+    start, end = context.window(start, end)
+    where = FactFilter(start=start, end=end, client_key=key)
+    totals = await repository.sum_facts(session, tenant_id, where, None)
+    wip = await repository.sum_wip(session, tenant_id, FactFilter(client_key=key), "work_item")
+    names = await repository.client_names(session, tenant_id, [key])
+    return ClientReport(
+        key=key,
+        name=names.get(key),
+        owner_email=stored.owner_email if stored else None,
+        manager_email=stored.manager_email if stored else None,
+        start=start,
+        end=end,
+        as_of=context.as_of,
+        warnings=context.warnings,
+        currency=context.currency,
+        totals=ProfitabilityRow(
+            key=key,
+            name=names.get(key),
+            unbilled_work=money(sum(wip.values(), ZERO)),
+            **figures(totals[0].measures if totals else Measures(), context.currency),
+        ),
+        by_work_item=await _by_work_item(session, context, where, wip),
+        by_staff=await _by_staff(session, context, where),
+    )
+
+
+async def _by_work_item(
+    session: AsyncSession, context: ReportContext, where: FactFilter, wip: dict[Any, Any]
+) -> list[WorkItemRow]:
+    tenant_id = context.tenant_id
+    groups = {
+        g.key: g.measures
+        for g in await repository.sum_facts(session, tenant_id, where, "work_item")
+    }
+    for key in wip:
+        groups.setdefault(key, Measures())
+    keys = [key for key in groups if key is not None]
+    titles = await repository.work_item_titles(session, tenant_id, keys)
+    assert where.client_key is not None
+    fixed = {
+        f.work_item_key: f
+        for f in await repository.fixed_fees(session, tenant_id, where.client_key)
+    }
+    rows = [
+        _work_item_row(key, measures, titles.get(key), fixed.get(key), wip.get(key), context)
+        for key, measures in groups.items()
+    ]
+    return sorted(rows, key=lambda row: (row.key is None, row.title or "", row.key or ""))
+
+
+def _work_item_row(
+    key: str | None,
+    measures: Measures,
+    title: tuple[str, str | None, str | None] | None,
+    fixed: ReportFixedFee | None,
+    wip: Decimal | None,
+    context: ReportContext,
+) -> WorkItemRow:
+    return WorkItemRow(
+        key=key,
+        title=title[0] if title else None,
+        fee_type=(title[1] or "Unknown") if title else None,
+        work_type=title[2] if title else None,
+        unbilled_work=money(wip or ZERO),
+        fee_value=money(fixed.fee_value) if fixed else None,
+        write_up_down=money(fixed.write_up_down) if fixed else None,
+        **figures(measures, context.currency),
+    )
+
+
+async def _by_staff(
+    session: AsyncSession, context: ReportContext, where: FactFilter
+) -> list[StaffRow]:
+    groups = await repository.sum_facts(session, context.tenant_id, where, "staff")
+    groups = [group for group in groups if group.key is not None]
+    names = await repository.staff_names(session, context.tenant_id, [g.key for g in groups])
+    rows = [
+        StaffRow(
+            key=group.key,
+            name=names.get(group.key),
+            currency=context.currency,
+            billable_hours=hours(group.measures.billable_minutes),
+            non_billable_hours=hours(group.measures.non_billable_minutes),
+            cost=money(group.measures.cost),
+            cost_complete=group.measures.cost_is_complete,
+            standard_value=money(group.measures.standard_value),
+        )
+        for group in groups
+    ]
+    return sorted(rows, key=lambda row: (row.name or "", row.key))
+
+
+# -- unbilled work ----------------------------------------------------------------------
+
+
+async def unbilled_work(
+    session: AsyncSession, context: ReportContext, where: FactFilter
+) -> list[WipRow]:
+    items = await repository.wip_items(session, context.tenant_id, where)
+    client_keys = sorted({i.client_key for i in items if i.client_key})
+    names = await repository.client_names(session, context.tenant_id, client_keys)
+    work_keys = [i.work_item_key for i in items if i.work_item_key]
+    titles = await repository.work_item_titles(session, context.tenant_id, work_keys)
+    return [_wip_row(item, names, titles, context.currency) for item in items]
+
+
+def _wip_row(
+    item: ReportWipItem,
+    names: dict[str, str],
+    titles: dict[str, tuple[str, str | None, str | None]],
+    currency: str | None,
+) -> WipRow:
+    title = titles.get(item.work_item_key) if item.work_item_key else None
+    return WipRow(
+        client_key=item.client_key,
+        client_name=names.get(item.client_key) if item.client_key else None,
+        work_item_key=item.work_item_key,
+        work_item_title=title[0] if title else None,
+        fee_type=item.fee_type,
+        work_type=item.work_type,
+        currency=currency,
+        amount=money(item.amount),
+        since=item.since,
+        age_days=item.age_days,
+    )
+
+
+def wip_total(rows: Sequence[WipRow]) -> str:
+    return money(sum((Decimal(row.amount) for row in rows), ZERO))
+
+
+def age_buckets(rows: Sequence[WipRow]) -> list[AgeBucket]:
+    buckets = []
+    for low, high, label in AGE_BUCKETS:
+        amounts = [
+            Decimal(row.amount)
+            for row in rows
+            if row.age_days >= low and (high is None or row.age_days <= high)
+        ]
+        buckets.append(AgeBucket(label=label, amount=money(sum(amounts, ZERO))))
+    return buckets
+
+
+# -- staff utilization ------------------------------------------------------------------
+
+
+async def staff_utilization(
+    session: AsyncSession, context: ReportContext, start: date, end: date
+) -> list[UtilizationRow]:
+    settings = await domain_settings(session, context.tenant_id)
+    groups = await repository.sum_facts(
+        session, context.tenant_id, FactFilter(start=start, end=end), "staff"
+    )
+    measures = {group.key: group.measures for group in groups if group.key is not None}
+    staff = {s.user_key: s for s in await repository.live_staff(session, context.tenant_id)}
+    window_days = (end - start).days + 1
+    rows = []
+    for key in sorted(staff.keys() | measures.keys()):
+        member = staff.get(key)
+        capacity = capacity_of(
+            StaffMember(key, member.name, member.capacity_minutes_per_week) if member else None,
+            settings.default_capacity_hours_per_week,
+        )
+        available = capacity_minutes(
+            capacity.minutes_per_week, settings.working_weeks_per_year, window_days
+        )
+        m = measures.get(key, Measures())
+        rows.append(
+            UtilizationRow(
+                key=key,
+                name=member.name if member else None,
+                currency=context.currency,
+                capacity_hours_per_week=hours(capacity.minutes_per_week),
+                capacity_defaulted=capacity.defaulted,
+                available_hours=hours(available),
+                billable_hours=hours(m.billable_minutes),
+                non_billable_hours=hours(m.non_billable_minutes),
+                utilization=ratio(utilization(m.minutes, available)),
+                billable_utilization=ratio(utilization(m.billable_minutes, available)),
+                billable_share=ratio(billable_share(m)),
+                cost=money(m.cost),
+                cost_complete=m.cost_is_complete,
+                standard_value=money(m.standard_value),
+            )
+        )
+    return rows
+
+
+# -- summary ----------------------------------------------------------------------------
+
+
+async def summary(
+    session: AsyncSession, context: ReportContext, start: date, end: date
+) -> SummaryReport:
+    tenant_id = context.tenant_id
+    window = await _firm_total(session, context, FactFilter(start=start, end=end))
+    year_start, year_end = last_365_days(context.as_of_date)
+    year = await _firm_total(session, context, FactFilter(start=year_start, end=year_end))
+    ever = await _firm_total(session, context, FactFilter())
+    wip = sum((await repository.sum_wip(session, tenant_id, FactFilter(), None)).values(), ZERO)
+    invoice_total = year.counted_invoice_total
+    return SummaryReport(
+        as_of=context.as_of,
+        warnings=context.warnings,
+        currency=context.currency,
+        start=start,
+        end=end,
+        totals=figures_view(window, context.currency),
+        unbilled_work=money(wip),
+        cash_realization=ratio(cash_realization(window)),
+        collected_before_tax=money(window.collected_before_tax),
+        amount_due=money(ever.counted_amount_due),
+        wip_days=days(wip_days(wip, year.fee_revenue)),
+        debtor_days=days(debtor_days(ever.counted_amount_due, invoice_total)),
+        lock_up_days=days(
+            lock_up_days(wip, year.fee_revenue, ever.counted_amount_due, invoice_total)
+        ),
+    )
+
+
+async def _firm_total(session: AsyncSession, context: ReportContext, where: FactFilter) -> Measures:
+    groups = await repository.sum_facts(session, context.tenant_id, where, None)
+    return groups[0].measures if groups else Measures()

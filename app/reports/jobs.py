@@ -1,0 +1,14 @@
+"""The worker's report job: rebuild a tenant's report tables after a sync or a change."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.reports import refresh
+
+
+async def refresh_reports(ctx: dict[str, Any], tenant_id: str) -> str:
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
+    outcome = await refresh.refresh_reports(sessions, UUID(tenant_id))
+    return f"version {outcome.version}: {outcome.facts} facts in {outcome.seconds:.2f} s"

@@ -1,0 +1,252 @@
+"""A tenant's live synced rows and entered compensation, as the domain's plain values.
+
+Columns are selected explicitly (no ORM objects, no raw JSON) because a large firm has
+hundreds of thousands of time entries and this runs after every sync.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.costs import repository as costs_repository
+from app.costs.service import to_domain_periods
+from app.domain import (
+    BilledStatus,
+    Client,
+    ClientType,
+    DataEntityType,
+    FeeType,
+    Invoice,
+    InvoiceDataLine,
+    InvoiceLine,
+    InvoiceStatus,
+    LineType,
+    StaffMember,
+    TenantRecords,
+    TimeEntry,
+    WorkItem,
+)
+from app.domain.money import ZERO
+from app.models import Client as ClientRow
+from app.models import Invoice as InvoiceRow
+from app.models import InvoiceLine as InvoiceLineRow
+from app.models import Staff
+from app.models import TimeEntry as TimeEntryRow
+from app.models import WorkItem as WorkItemRow
+
+
+async def load_records(session: AsyncSession, tenant_id: UUID) -> TenantRecords:
+    return TenantRecords(
+        staff=await _staff(session, tenant_id),
+        compensation=to_domain_periods(
+            await costs_repository.compensation_periods(session, tenant_id)
+        ),
+        clients=await _clients(session, tenant_id),
+        work_items=await _work_items(session, tenant_id),
+        time_entries=await _time_entries(session, tenant_id),
+        invoices=await _invoices(session, tenant_id),
+    )
+
+
+def _client_type(value: str | None) -> ClientType:
+    try:
+        return ClientType(value or "")
+    except ValueError:
+        return ClientType.CONTACT
+
+
+async def _staff(session: AsyncSession, tenant_id: UUID) -> tuple[StaffMember, ...]:
+    query = select(Staff.user_key, Staff.name, Staff.capacity_minutes_per_week).where(
+        Staff.tenant_id == tenant_id, Staff.deleted_at.is_(None)
+    )
+    return tuple(StaffMember(*row) for row in await session.execute(query))
+
+
+async def _clients(session: AsyncSession, tenant_id: UUID) -> tuple[Client, ...]:
+    query = select(
+        ClientRow.client_key,
+        ClientRow.client_type,
+        ClientRow.name,
+        ClientRow.owner_email,
+        ClientRow.manager_email,
+    ).where(ClientRow.tenant_id == tenant_id, ClientRow.deleted_at.is_(None))
+    return tuple(
+        Client(key, _client_type(kind), name, owner, manager)
+        for key, kind, name, owner, manager in await session.execute(query)
+    )
+
+
+async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem, ...]:
+    query = select(
+        WorkItemRow.work_item_key,
+        WorkItemRow.client_key,
+        WorkItemRow.client_type,
+        WorkItemRow.client_name,
+        WorkItemRow.fee_type,
+        WorkItemRow.fee_value,
+        WorkItemRow.primary_status,
+        WorkItemRow.completed_date,
+        WorkItemRow.work_type,
+    ).where(
+        WorkItemRow.tenant_id == tenant_id,
+        WorkItemRow.deleted_at.is_(None),
+        WorkItemRow.client_key.is_not(None),
+    )
+    return tuple(
+        WorkItem(
+            key=row.work_item_key,
+            client_key=row.client_key,
+            client_type=_client_type(row.client_type),
+            client_name=row.client_name or "",
+            fee_type=FeeType(row.fee_type) if row.fee_type else FeeType.UNKNOWN,
+            fee_value=row.fee_value,
+            primary_status=row.primary_status or "",
+            completed_date=row.completed_date,
+            work_type=row.work_type,
+        )
+        for row in await session.execute(query)
+    )
+
+
+async def _time_entries(session: AsyncSession, tenant_id: UUID) -> tuple[TimeEntry, ...]:
+    query = select(
+        TimeEntryRow.time_entry_key,
+        TimeEntryRow.user_key,
+        TimeEntryRow.entry_date,
+        TimeEntryRow.minutes,
+        TimeEntryRow.hourly_rate,
+        TimeEntryRow.billed_status,
+        TimeEntryRow.work_item_key,
+        TimeEntryRow.client_key,
+        TimeEntryRow.client_type,
+    ).where(TimeEntryRow.tenant_id == tenant_id, TimeEntryRow.deleted_at.is_(None))
+    statuses = {status.value: status for status in BilledStatus}
+    return tuple(
+        TimeEntry(
+            key=row.time_entry_key,
+            user_key=row.user_key,
+            entry_date=row.entry_date,
+            minutes=row.minutes,
+            hourly_rate=row.hourly_rate if row.hourly_rate is not None else ZERO,
+            billed_status=statuses[row.billed_status],
+            work_item_key=row.work_item_key,
+            client_key=row.client_key,
+            client_type=_client_type(row.client_type) if row.client_type else None,
+        )
+        for row in await session.execute(query)
+    )
+
+
+async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ...]:
+    lines = await _invoice_lines(session, tenant_id)
+    query = select(
+        InvoiceRow.invoice_key,
+        InvoiceRow.invoice_number,
+        InvoiceRow.status,
+        InvoiceRow.invoice_date,
+        InvoiceRow.karbon_updated_at,
+        InvoiceRow.client_key,
+        InvoiceRow.client_type,
+        InvoiceRow.client_name,
+        InvoiceRow.currency_code,
+        InvoiceRow.total,
+        InvoiceRow.subtotal,
+        InvoiceRow.amount_due,
+        InvoiceRow.data_lines,
+    ).where(
+        InvoiceRow.tenant_id == tenant_id,
+        InvoiceRow.deleted_at.is_(None),
+        InvoiceRow.client_key.is_not(None),
+    )
+    statuses = {status.value: status for status in InvoiceStatus}
+    return tuple(
+        Invoice(
+            key=row.invoice_key,
+            number=row.invoice_number or "",
+            status=statuses[row.status],
+            invoice_date=row.invoice_date or row.karbon_updated_at.date(),
+            client_key=row.client_key,
+            client_type=_client_type(row.client_type),
+            client_name=row.client_name or "",
+            currency=row.currency_code or "",
+            invoice_total=row.total or ZERO,
+            invoice_sub_total=row.subtotal or ZERO,
+            total_amount_due=row.amount_due or ZERO,
+            lines=tuple(lines.get(row.invoice_key, ())),
+            data_lines=_data_tab(row.data_lines, row.invoice_key in lines),
+        )
+        for row in await session.execute(query)
+        if row.status in statuses
+    )
+
+
+async def _invoice_lines(session: AsyncSession, tenant_id: UUID) -> dict[str, list[InvoiceLine]]:
+    query = (
+        select(
+            InvoiceLineRow.invoice_key,
+            InvoiceLineRow.position,
+            InvoiceLineRow.line_item_key,
+            InvoiceLineRow.billable_item_type,
+            InvoiceLineRow.billable_item_entity_key,
+            InvoiceLineRow.amount,
+        )
+        .where(InvoiceLineRow.tenant_id == tenant_id)
+        .order_by(InvoiceLineRow.invoice_key, InvoiceLineRow.position)
+    )
+    types = {kind.value: kind for kind in LineType}
+    by_invoice: dict[str, list[InvoiceLine]] = defaultdict(list)
+    for invoice_key, position, key, kind, entity_key, amount in await session.execute(query):
+        by_invoice[invoice_key].append(
+            InvoiceLine(
+                key=key or f"{invoice_key}:{position}",
+                item_type=types.get(kind or "", LineType.ENTITY),
+                entity_key=entity_key,
+                amount=amount,
+            )
+        )
+    return by_invoice
+
+
+def _data_tab(
+    raw_lines: list[dict[str, Any]] | None, has_lines: bool
+) -> tuple[InvoiceDataLine, ...] | None:
+    """The Data tab only for invoices without presentation lines.
+
+    Rule 2 attributes by each line's `BillableItemEntityKey`. The Data tab names a recurring
+    service by its service key, not the work item it billed, so preferring it would leave that
+    fixed fee unbilled (and count it again as WIP); it is used only when no line is known.
+    """
+    if raw_lines is None or has_lines:
+        return None
+    return _data_lines(raw_lines)
+
+
+def _data_lines(raw_lines: Iterable[dict[str, Any]]) -> tuple[InvoiceDataLine, ...]:
+    """The Data tab as Karbon sends it: `Work`, `Service` and `Expenses` each with `Billed`."""
+    entity_types = {kind.value: kind for kind in DataEntityType}
+    return tuple(
+        InvoiceDataLine(
+            entity_key=str(raw.get("EntityKey") or ""),
+            entity_type=entity_types.get(str(raw.get("EntityType")), DataEntityType.CLIENT),
+            billed=_amount(raw.get("Billed")) or ZERO,
+            work_billed=_part_billed(raw, "Work"),
+            expenses_billed=_part_billed(raw, "Expenses"),
+            service_billed=_part_billed(raw, "Service"),
+            service_work_type=(raw.get("Service") or {}).get("WorkType"),
+        )
+        for raw in raw_lines
+    )
+
+
+def _part_billed(raw: dict[str, Any], part: str) -> Decimal | None:
+    section = raw.get(part)
+    return _amount(section.get("Billed")) if isinstance(section, dict) else None
+
+
+def _amount(value: Any) -> Decimal | None:
+    return Decimal(str(value)) if value is not None else None

@@ -1,0 +1,247 @@
+"""Rebuild one tenant's report tables from its synced rows and cost assumptions.
+
+Everything is replaced in one transaction, so a report reads either the previous refresh or
+this one, never a mix. Rows are written with COPY: a large firm has over half a million facts.
+"""
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.costs.service import domain_settings
+from app.db import unit_of_work
+from app.domain import (
+    MEASURE_NAMES,
+    DataWarning,
+    Evaluation,
+    Fact,
+    FixedFeePosition,
+    WipItem,
+    evaluate,
+)
+from app.models import (
+    Invoice,
+    ReportFact,
+    ReportFixedFee,
+    ReportRefresh,
+    ReportWarning,
+    ReportWipItem,
+    SyncRun,
+    SyncState,
+)
+from app.reports.loading import load_records
+
+logger = logging.getLogger(__name__)
+
+FACT_COLUMNS = (
+    "tenant_id",
+    "source",
+    "source_key",
+    "fact_date",
+    "client_key",
+    "client_known",
+    "work_item_key",
+    "staff_key",
+    "fee_type",
+    "work_type",
+    *MEASURE_NAMES,
+)
+WIP_COLUMNS = (
+    "tenant_id",
+    "client_key",
+    "client_known",
+    "work_item_key",
+    "fee_type",
+    "work_type",
+    "amount",
+    "since",
+    "age_days",
+)
+FIXED_FEE_COLUMNS = (
+    "tenant_id",
+    "work_item_key",
+    "client_key",
+    "fee_value",
+    "invoiced",
+    "minutes",
+    "standard_value",
+    "write_up_down",
+    "wip",
+    "first_entry_date",
+)
+WARNING_COLUMNS = ("tenant_id", "kind", "subject_key", "subject_name", "minutes")
+REPORT_TABLES = (ReportFact, ReportWipItem, ReportFixedFee, ReportWarning)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    version: int
+    facts: int
+    seconds: float
+
+
+async def refresh_reports(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> RefreshOutcome:
+    started = time.perf_counter()
+    async with unit_of_work(sessions) as session:
+        # Refreshes of one tenant take turns; the later one reads the later data.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"reports:{tenant_id}"}
+        )
+        as_of = await last_completed_sync(session, tenant_id)
+        records = await load_records(session, tenant_id)
+        settings = await domain_settings(session, tenant_id)
+        evaluation = evaluate(records, settings, (as_of or datetime.now(UTC)).date())
+        await _replace_rows(session, tenant_id, evaluation)
+        version = await _mark_refreshed(
+            session, tenant_id, as_of, len(evaluation.facts), time.perf_counter() - started
+        )
+    seconds = time.perf_counter() - started
+    logger.info(
+        "reports refreshed",
+        extra={"tenant_id": str(tenant_id), "facts": len(evaluation.facts), "seconds": seconds},
+    )
+    return RefreshOutcome(version, len(evaluation.facts), seconds)
+
+
+async def last_completed_sync(session: AsyncSession, tenant_id: UUID) -> datetime | None:
+    query = select(func.max(SyncRun.finished_at)).where(
+        SyncRun.tenant_id == tenant_id, SyncRun.state == SyncState.SUCCEEDED
+    )
+    finished: datetime | None = (await session.execute(query)).scalar_one()
+    return finished
+
+
+async def _replace_rows(session: AsyncSession, tenant_id: UUID, evaluation: Evaluation) -> None:
+    for model in REPORT_TABLES:
+        await session.execute(delete(model).where(model.tenant_id == tenant_id))
+    await _copy(session, ReportFact, FACT_COLUMNS, _fact_rows(tenant_id, evaluation.facts))
+    await _copy(session, ReportWipItem, WIP_COLUMNS, _wip_rows(tenant_id, evaluation.wip))
+    await _copy(
+        session,
+        ReportFixedFee,
+        FIXED_FEE_COLUMNS,
+        _fixed_fee_rows(tenant_id, evaluation.fixed_fees),
+    )
+    await _copy(
+        session, ReportWarning, WARNING_COLUMNS, _warning_rows(tenant_id, evaluation.warnings)
+    )
+
+
+async def _copy(
+    session: AsyncSession, model: Any, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    records = list(rows)
+    if not records:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(model.__tablename__, records=records, columns=list(columns))
+
+
+def _fact_rows(tenant_id: UUID, facts: Iterable[Fact]) -> Iterable[tuple[Any, ...]]:
+    for fact in facts:
+        measures = fact.measures
+        yield (
+            tenant_id,
+            fact.source.value,
+            fact.source_key,
+            fact.fact_date,
+            fact.client_key,
+            fact.client_known,
+            fact.work_item_key,
+            fact.staff_key,
+            fact.fee_type.value if fact.fee_type else None,
+            fact.work_type,
+            *(getattr(measures, name) for name in MEASURE_NAMES),
+        )
+
+
+def _wip_rows(tenant_id: UUID, items: Iterable[WipItem]) -> Iterable[tuple[Any, ...]]:
+    for item in items:
+        yield (
+            tenant_id,
+            item.client_key,
+            item.client_known,
+            item.work_item_key,
+            item.fee_type.value if item.fee_type else None,
+            item.work_type,
+            item.amount,
+            item.since,
+            item.age_days,
+        )
+
+
+def _fixed_fee_rows(
+    tenant_id: UUID, positions: Iterable[FixedFeePosition]
+) -> Iterable[tuple[Any, ...]]:
+    for position in positions:
+        yield (
+            tenant_id,
+            position.work_item.key,
+            position.work_item.client_key,
+            position.fee_value,
+            position.invoiced,
+            position.minutes,
+            position.standard_value,
+            position.write_up_down,
+            position.wip,
+            position.first_entry_date,
+        )
+
+
+def _warning_rows(tenant_id: UUID, warnings: Iterable[DataWarning]) -> Iterable[tuple[Any, ...]]:
+    for warning in warnings:
+        yield (
+            tenant_id,
+            warning.kind.value,
+            warning.subject_key,
+            warning.subject_name,
+            warning.minutes,
+        )
+
+
+async def _mark_refreshed(
+    session: AsyncSession, tenant_id: UUID, as_of: datetime | None, facts: int, seconds: float
+) -> int:
+    values = {
+        "as_of": as_of,
+        "refreshed_at": datetime.now(UTC),
+        "currency": await _main_currency(session, tenant_id),
+        "facts": facts,
+        "duration_ms": int(seconds * 1000),
+    }
+    statement = insert(ReportRefresh).values(tenant_id=tenant_id, version=1, **values)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["tenant_id"],
+        set_={**values, "version": ReportRefresh.version + 1},
+    ).returning(ReportRefresh.version)
+    version: int = (await session.execute(upsert)).scalar_one()
+    return version
+
+
+async def _main_currency(session: AsyncSession, tenant_id: UUID) -> str | None:
+    """The currency most of the firm's invoices are in (a Karbon tenant bills in one)."""
+    query = (
+        select(Invoice.currency_code)
+        .where(
+            Invoice.tenant_id == tenant_id,
+            Invoice.deleted_at.is_(None),
+            Invoice.currency_code.is_not(None),
+        )
+        .group_by(Invoice.currency_code)
+        .order_by(func.count().desc(), Invoice.currency_code)
+        .limit(1)
+    )
+    currency: str | None = (await session.execute(query)).scalar_one_or_none()
+    return currency

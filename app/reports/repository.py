@@ -1,0 +1,227 @@
+"""Report queries: sums of fact measures grouped in SQL, and reads of the stored WIP.
+
+Every query is scoped to one tenant. Grouping by owner or manager joins the client's live
+row; the facts carry everything else a filter or grouping needs.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain import MEASURE_NAMES, Measures
+from app.models import (
+    Client,
+    Invoice,
+    ReportFact,
+    ReportFixedFee,
+    ReportRefresh,
+    ReportWarning,
+    ReportWipItem,
+    Staff,
+    WorkItem,
+)
+from app.reports.schemas import GroupBy
+
+
+@dataclass(frozen=True, slots=True)
+class FactFilter:
+    start: date | None = None
+    end: date | None = None
+    owner: str | None = None
+    manager: str | None = None
+    fee_type: str | None = None
+    client_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    key: Any
+    month: date | None
+    measures: Measures
+
+
+async def refresh_state(session: AsyncSession, tenant_id: UUID) -> ReportRefresh | None:
+    return await session.get(ReportRefresh, tenant_id)
+
+
+def _client_join(table: Any) -> ColumnElement[bool]:
+    return and_(
+        Client.tenant_id == table.tenant_id,
+        Client.client_key == table.client_key,
+        Client.deleted_at.is_(None),
+    )
+
+
+def _group_column(table: Any, group_by: GroupBy | str) -> Any:
+    match group_by:
+        case GroupBy.OWNER:
+            return Client.owner_email
+        case GroupBy.MANAGER:
+            return Client.manager_email
+        case GroupBy.WORK_TYPE:
+            return table.work_type
+        case "work_item":
+            return table.work_item_key
+        case "staff":
+            return table.staff_key
+    return table.client_key
+
+
+def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = [table.tenant_id == tenant_id]
+    if where.start is not None and table is ReportFact:
+        conditions.append(ReportFact.fact_date >= where.start)
+    if where.end is not None and table is ReportFact:
+        conditions.append(ReportFact.fact_date <= where.end)
+    if where.fee_type is not None:
+        conditions.append(table.fee_type == where.fee_type)
+    if where.client_key is not None:
+        conditions.append(table.client_key == where.client_key)
+    if where.owner is not None:
+        conditions.append(Client.owner_email == where.owner)
+    if where.manager is not None:
+        conditions.append(Client.manager_email == where.manager)
+    return query.where(*conditions)
+
+
+def _needs_client(group_by: GroupBy | str | None, where: FactFilter) -> bool:
+    return group_by in (GroupBy.OWNER, GroupBy.MANAGER) or bool(where.owner or where.manager)
+
+
+async def sum_facts(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | str | None,
+    *,
+    monthly: bool = False,
+) -> list[Grouped]:
+    key = _group_column(ReportFact, group_by) if group_by else literal(None)
+    month = func.date_trunc("month", ReportFact.fact_date) if monthly else literal(None)
+    sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
+    query = select(key, month, *sums).select_from(ReportFact)
+    if _needs_client(group_by, where):
+        query = query.outerjoin(Client, _client_join(ReportFact))
+    query = _filtered(query, ReportFact, tenant_id, where).group_by(key, month)
+    return [
+        Grouped(row[0], _as_date(row[1]), _measures(row[2:]))
+        for row in await session.execute(query)
+    ]
+
+
+def _as_date(value: Any) -> date | None:
+    return value.date() if value is not None else None
+
+
+def _measures(values: Sequence[Any]) -> Measures:
+    return Measures(**{name: value for name, value in zip(MEASURE_NAMES, values, strict=True)})
+
+
+async def sum_wip(
+    session: AsyncSession, tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None
+) -> dict[Any, Any]:
+    key = _group_column(ReportWipItem, group_by) if group_by else literal(None)
+    query = select(key, func.sum(ReportWipItem.amount)).select_from(ReportWipItem)
+    if _needs_client(group_by, where):
+        query = query.outerjoin(Client, _client_join(ReportWipItem))
+    query = _filtered(query, ReportWipItem, tenant_id, where).group_by(key)
+    return {row[0]: row[1] for row in await session.execute(query)}
+
+
+async def wip_items(
+    session: AsyncSession, tenant_id: UUID, where: FactFilter
+) -> Sequence[ReportWipItem]:
+    query = select(ReportWipItem)
+    if where.owner or where.manager:
+        query = query.join(Client, _client_join(ReportWipItem))
+    query = _filtered(query, ReportWipItem, tenant_id, where)
+    return (await session.execute(query)).scalars().all()
+
+
+async def fixed_fees(
+    session: AsyncSession, tenant_id: UUID, client_key: str
+) -> Sequence[ReportFixedFee]:
+    query = select(ReportFixedFee).where(
+        ReportFixedFee.tenant_id == tenant_id, ReportFixedFee.client_key == client_key
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def warnings(session: AsyncSession, tenant_id: UUID) -> Sequence[ReportWarning]:
+    query = (
+        select(ReportWarning)
+        .where(ReportWarning.tenant_id == tenant_id)
+        .order_by(ReportWarning.kind, ReportWarning.subject_key)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def client_names(
+    session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
+) -> dict[str, str]:
+    """Synced clients by name; Client Groups by the name work items and invoices give them."""
+    if not keys:
+        return {}
+    sources = union(
+        select(Client.client_key, Client.name, literal(0).label("rank")).where(
+            Client.tenant_id == tenant_id, Client.client_key.in_(keys)
+        ),
+        select(WorkItem.client_key, WorkItem.client_name, literal(1)).where(
+            WorkItem.tenant_id == tenant_id, WorkItem.client_key.in_(keys)
+        ),
+        select(Invoice.client_key, Invoice.client_name, literal(2)).where(
+            Invoice.tenant_id == tenant_id, Invoice.client_key.in_(keys)
+        ),
+    ).subquery()
+    query = select(sources.c[0], sources.c[1]).order_by(sources.c[2].desc())
+    return {key: name for key, name in await session.execute(query) if name}
+
+
+async def client(session: AsyncSession, tenant_id: UUID, key: str) -> Client | None:
+    query = select(Client).where(
+        Client.tenant_id == tenant_id, Client.client_key == key, Client.deleted_at.is_(None)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def client_has_facts(session: AsyncSession, tenant_id: UUID, key: str) -> bool:
+    facts = select(ReportFact.id).where(
+        ReportFact.tenant_id == tenant_id, ReportFact.client_key == key
+    )
+    wip = select(ReportWipItem.id).where(
+        ReportWipItem.tenant_id == tenant_id, ReportWipItem.client_key == key
+    )
+    query = select(facts.exists() | wip.exists())
+    return bool((await session.execute(query)).scalar_one())
+
+
+async def work_item_titles(
+    session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
+) -> dict[str, tuple[str, str | None, str | None]]:
+    """Title, fee type and work type of each work item."""
+    query = select(
+        WorkItem.work_item_key, WorkItem.title, WorkItem.fee_type, WorkItem.work_type
+    ).where(WorkItem.tenant_id == tenant_id, WorkItem.work_item_key.in_(list(keys)))
+    return {
+        key: (title, fee_type, work_type)
+        for key, title, fee_type, work_type in await session.execute(query)
+    }
+
+
+async def live_staff(session: AsyncSession, tenant_id: UUID) -> Sequence[Staff]:
+    query = select(Staff).where(Staff.tenant_id == tenant_id, Staff.deleted_at.is_(None))
+    return (await session.execute(query)).scalars().all()
+
+
+async def staff_names(
+    session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
+) -> dict[str, str]:
+    query = select(Staff.user_key, Staff.name).where(
+        Staff.tenant_id == tenant_id, Staff.user_key.in_(list(keys))
+    )
+    return {key: name for key, name in await session.execute(query)}

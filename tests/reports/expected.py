@@ -1,0 +1,138 @@
+"""Report figures computed straight from the sandbox's own firm, by DOMAIN.md's rules.
+
+Deliberately independent of `app.domain`: plain loops over the sandbox dataclasses.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from app.sandbox.model import Firm, TimeEntry, Timesheet
+
+COUNTED = {"AwaitingPayment", "Paid", "Exported"}
+ZERO = Decimal(0)
+
+
+@dataclass
+class ClientFigures:
+    fee_revenue: Decimal = ZERO
+    expense_recoveries: Decimal = ZERO
+    approved_not_sent: Decimal = ZERO
+    cost: Decimal = ZERO
+    billable_minutes: int = 0
+    non_billable_minutes: int = 0
+    standard_value: Decimal = ZERO
+    unbilled_work: Decimal = ZERO
+    uncosted_minutes: int = 0
+
+
+@dataclass
+class Costing:
+    annual: dict[str, Decimal]
+    overhead_rate: Decimal
+    working_weeks: Decimal
+    default_capacity_hours: Decimal
+
+
+@dataclass
+class Expected:
+    clients: dict[str, ClientFigures] = field(default_factory=lambda: defaultdict(ClientFigures))
+    staff_minutes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _entries(firm: Firm, start: date, end: date) -> list[tuple[Timesheet, TimeEntry]]:
+    return [
+        (sheet, entry)
+        for sheet in firm.timesheets.values()
+        if start <= sheet.start_date <= end
+        for entry in sheet.entries
+    ]
+
+
+def _client_of_entry(firm: Firm, entry: TimeEntry) -> str:
+    item = firm.work_items.get(entry.work_item_key or "")
+    return item.client_key if item else entry.client_key
+
+
+def _hourly_cost(firm: Firm, user_key: str, costing: Costing) -> Decimal | None:
+    annual = costing.annual.get(user_key)
+    if annual is None:
+        return None
+    capacity = firm.users[user_key].capacity_minutes_per_week
+    hours = Decimal(capacity) / 60 if capacity else costing.default_capacity_hours
+    return annual * (1 + costing.overhead_rate) / (hours * costing.working_weeks)
+
+
+def _line_client(firm: Firm, invoice_client: str, entity_key: str) -> tuple[str, str | None]:
+    """Rule 2: (client, work item) of a line."""
+    entries = firm.time_entry_index()
+    item = firm.work_items.get(entity_key)
+    if item is None and entity_key in entries:
+        item = firm.work_items.get(entries[entity_key].work_item_key or "")
+    return (item.client_key, item.key) if item else (invoice_client, None)
+
+
+def expected_figures(firm: Firm, start: date, end: date, costing: Costing) -> Expected:
+    expected = Expected()
+    for sheet, entry in _entries(firm, start, end):
+        figures = expected.clients[_client_of_entry(firm, entry)]
+        item = firm.work_items.get(entry.work_item_key or "")
+        value = Decimal(entry.minutes) * entry.hourly_rate / 60
+        if item is not None and item.fee_type == "NonBillable":
+            figures.non_billable_minutes += entry.minutes
+        else:
+            figures.billable_minutes += entry.minutes
+        figures.standard_value += value
+        rate = _hourly_cost(firm, sheet.user_key, costing)
+        if rate is None:
+            figures.uncosted_minutes += entry.minutes
+        else:
+            figures.cost += Decimal(entry.minutes) / 60 * rate
+        expected.staff_minutes[sheet.user_key] += entry.minutes
+    for invoice in firm.visible_invoices():
+        if not start <= invoice.invoice_date <= end:
+            continue
+        for line in invoice.line_items:
+            client, _ = _line_client(firm, invoice.client.client_key, line.billable_item_entity_key)
+            figures = expected.clients[client]
+            is_fee = line.billable_item_type != "Expense"
+            if invoice.status in COUNTED:
+                if is_fee:
+                    figures.fee_revenue += line.amount
+                else:
+                    figures.expense_recoveries += line.amount
+            elif invoice.status == "Approved" and is_fee:
+                figures.approved_not_sent += line.amount
+    _add_wip(firm, expected)
+    return expected
+
+
+def _add_wip(firm: Firm, expected: Expected) -> None:
+    """Rule 9, as of the last sync (all dates)."""
+    ff_invoiced: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for invoice in firm.visible_invoices():
+        if invoice.status == "Voided":
+            continue
+        for line in invoice.line_items:
+            _, item_key = _line_client(
+                firm, invoice.client.client_key, line.billable_item_entity_key
+            )
+            if item_key and line.billable_item_type != "Expense":
+                ff_invoiced[item_key] += line.amount
+    has_time: set[str] = set()
+    for entry in firm.time_entries():
+        item = firm.work_items.get(entry.work_item_key or "")
+        if item is not None:
+            has_time.add(item.key)
+        if entry.billed_status not in ("Unbilled", "Draft"):
+            continue
+        if item is None or item.fee_type == "TimeAndMaterials":
+            value = Decimal(entry.minutes) * entry.hourly_rate / 60
+            expected.clients[_client_of_entry(firm, entry)].unbilled_work += value
+    for item in firm.work_items.values():
+        if item.fee_type != "FixedFee":
+            continue
+        if item.key in has_time or item.primary_status == "Completed":
+            wip = max(ZERO, (item.fee_value or ZERO) - ff_invoiced[item.key])
+            expected.clients[item.client_key].unbilled_work += wip
