@@ -2,16 +2,19 @@
 
 import asyncio
 import logging
+from uuid import UUID
 
 import typer
 import uvicorn
 
 from app.api.app import create_app
+from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.sandbox.cli import sandbox_advance_command, sandbox_command
 from app.settings import Settings, get_settings
+from app.sync.rebuild import rebuild_from_raw
 from app.tenancy.cli import create_operator, reencrypt_credentials
 from app.worker import create_worker
 
@@ -177,6 +180,25 @@ def report(
         console.print_json(data=body)
     else:
         console.print(profitability_table(body))
+
+
+@cli.command()
+def rebuild(tenant_id: str = typer.Argument(..., help="The firm's tenant id")) -> None:
+    """Re-derive a firm's normalized Karbon tables from the stored raw responses (no network)."""
+    _, urls = _prepare()
+
+    async def run() -> None:
+        engine = create_engine(urls.database_url, pool_size=2)
+        try:
+            summary = await rebuild_from_raw(create_sessionmaker(engine), UUID(tenant_id))
+        finally:
+            await engine.dispose()
+        typer.echo(
+            f"Rebuilt {summary.records} records from {summary.pages} stored pages "
+            f"({summary.rejected} rejected): {summary.by_stream}"
+        )
+
+    asyncio.run(run())
 
 
 cli.command("sandbox")(sandbox_command)
