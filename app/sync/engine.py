@@ -9,7 +9,7 @@ write is an upsert keyed by tenant and Karbon key, a page applied twice changes 
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -180,11 +180,13 @@ class SyncEngine:
         params = stream.list_params(odata_filter)
         if sticky.get("no_list_expand"):
             params.pop("$expand", None)
-        async for page in self._client.iter_pages(stream.resource, params, resume_from=resume):
+        windowed = window is not None and window.since is not None
+        pages = self._client.iter_pages(stream.resource, params, resume_from=resume)
+        # A windowed read may stop at any page, so only a complete read asks ahead.
+        async for page in pages if windowed else _prefetching(pages):
             self._keys_accepted.set()
             records = window.admit(page.records) if window else page.records
             details = await self._details(stream, records)
-            windowed = window is not None and window.since is not None
             progress.page_read(page, stream.page_size, windowed=windowed)
             finished_read = page.next_link is None or (window is not None and window.exhausted)
             checkpoint = {
@@ -193,7 +195,7 @@ class SyncEngine:
                 "next_link": None if finished_read else page.next_link,
                 "newest_seen": _iso(window.newest_seen if window else None),
             }
-            await self._apply_page(stream, records, details, checkpoint, progress)
+            await self._apply_page(stream, records, details, checkpoint, progress, page)
             if window is not None and window.exhausted:
                 return
 
@@ -252,8 +254,9 @@ class SyncEngine:
         details: dict[str, Raw],
         checkpoint: dict[str, Any],
         progress: "StreamProgress",
+        page: Page,
     ) -> None:
-        responses = _take_captured()
+        responses = _take_captured(stream, page)
         progress.details_done += len(details)
         progress.requests += len(responses)
         async with unit_of_work(self._sessions) as session:
@@ -380,6 +383,24 @@ class StreamProgress:
         }
 
 
+async def _prefetching(pages: AsyncGenerator[Page, None]) -> AsyncIterator[Page]:
+    """Ask for the next page while the caller works on this one, so the request budget does
+    not sit idle while a page's detail calls finish and its transaction commits."""
+    ahead: asyncio.Future[Page] = asyncio.ensure_future(anext(pages))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(anext(pages))
+            yield page
+    finally:
+        ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
+        await pages.aclose()
+
+
 def _most_telling(group: ExceptionGroup) -> Exception:
     """A cancellation or rejected keys explain a run's end better than what they caused."""
     leaves: list[Exception] = []
@@ -397,12 +418,23 @@ def _most_telling(group: ExceptionGroup) -> Exception:
     return leaves[0]
 
 
-def _take_captured() -> list[KarbonResponse]:
+def _take_captured(stream: Stream | None = None, page: Page | None = None) -> list[KarbonResponse]:
+    """The responses that arrived since the last take, except a page read ahead of `page`:
+    that one is stored with its own page, in its own transaction."""
     buffer = _capture_buffer.get()
     if buffer is None:
         return []
-    taken = list(buffer)
-    buffer.clear()
+    ahead = [
+        response
+        for response in buffer
+        if stream is not None
+        and page is not None
+        and response is not page.response
+        and response.status == 200
+        and _is_list_response(stream, response)
+    ]
+    taken = [response for response in buffer if all(response is not a for a in ahead)]
+    buffer[:] = ahead
     return taken
 
 

@@ -109,6 +109,8 @@ async def _until_lock_lost(work: Any, lost: asyncio.Event) -> None:
         watcher.cancel()
         if not task.done():
             task.cancel()
+            # Let the sync unwind (its requests and transactions) before the client closes.
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def _start(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> SyncRun | None:

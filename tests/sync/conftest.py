@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.embedded import ServiceUrls
-from app.models import KarbonConnection, SyncKind, SyncTrigger
+from app.models import SyncKind, SyncTrigger
 from app.sandbox.server import serve_sandbox_in_thread
 from app.sandbox.state import Sandbox, SandboxConfig, make_access_key, make_bearer_token
 from app.secrets import resolve_secrets
@@ -22,8 +22,7 @@ from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.retry import RetryPolicy
-from app.tenancy.crypto import CredentialCipher, mask
-from tests.factories import create_tenant
+from tests.factories import connect_karbon, create_tenant
 
 SANDBOX_TODAY = date(2026, 11, 2)
 FAST_RETRIES = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=8)
@@ -77,20 +76,12 @@ async def connect_tenant(
     sandbox_tenant: str = "Demo firm",
     name: str = "Acme CPA",
 ) -> UUID:
-    """A Reckonry tenant holding the sandbox tenant's keys, encrypted as the product does."""
+    """A Reckonry tenant holding the sandbox tenant's keys."""
     tenant_id = await create_tenant(sessions, name)
     keys = sandbox.tenant(sandbox_tenant)
-    cipher = CredentialCipher(resolve_secrets(settings))
-    async with unit_of_work(sessions) as session:
-        session.add(
-            KarbonConnection(
-                tenant_id=tenant_id,
-                access_key_encrypted=cipher.encrypt(keys.access_key),
-                bearer_token_encrypted=cipher.encrypt(keys.bearer_token),
-                access_key_masked=mask(keys.access_key),
-                bearer_token_masked=mask(keys.bearer_token),
-            )
-        )
+    await connect_karbon(
+        sessions, resolve_secrets(settings), tenant_id, keys.access_key, keys.bearer_token
+    )
     return tenant_id
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -160,10 +160,12 @@ class KarbonClient:
         finally:
             for task in pending:
                 task.cancel()
+            # Wait for them to unwind: no request may outlive this call (or the client).
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def iter_pages(
         self, resource: Resource, params: Params | None = None, *, resume_from: str | None = None
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Every page of a list endpoint, following ``@odata.nextLink`` exactly as given.
 
         ``resume_from`` is a next link saved with an earlier page's checkpoint; ``params`` are

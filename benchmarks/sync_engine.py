@@ -1,0 +1,241 @@
+"""Sync engine benchmark: request rate against the 1.8 req/s budget, requests against the
+fewest the plan needs, a medium firm's first sync against its floor, and how many tenants one
+worker process keeps at 95% of their budget.
+
+    uv run python benchmarks/sync_engine.py rate     [--size small] [--seconds 120]
+    uv run python benchmarks/sync_engine.py plan     [--size medium]
+    uv run python benchmarks/sync_engine.py tenants  [--tenants 25,50,100] [--seconds 90]
+
+`rate` runs real initial syncs (the worker's own job code, a real database and Redis) against
+the sandbox Karbon in its own process, with Karbon-like latency (log-normal, median 0.5 s) and
+its 120-per-minute limit on, for `--seconds` or until the sync ends. `plan` prints the fewest
+requests a first sync of a firm needs and the time that takes at 1.8 req/s. `tenants` syncs
+many small firms at once in this one process and reports each one's achieved rate and this
+process's CPU use. Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise;
+each run works in a scratch database that is dropped afterwards.
+"""
+
+import argparse
+import asyncio
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+from arq.connections import ArqRedis
+
+from app.db import create_engine, create_sessionmaker, unit_of_work
+from app.embedded import resolve_service_urls
+from app.models import SyncKind, SyncTrigger
+from app.sandbox.generator import generate_firm
+from app.secrets import resolve_secrets
+from app.settings import Settings
+from app.sync.access import KarbonAccess
+from app.sync.control import request_sync
+from app.sync.jobs import run_sync
+from app.sync.karbon.budget import BudgetRegistry
+from tests.factories import connect_karbon, create_tenant
+from tests.services import scratch_database
+
+BUDGET = 1.8
+PAGE = 100
+
+
+def plan_minimum(counts: dict[str, int], *, page: int = PAGE, lines_in_list: bool) -> int:
+    """The fewest requests a first sync needs: every list page, plus the detail calls the
+    list cannot replace (user capacity, organization owner/manager, work item fees, and the
+    invoice lines when the list does not carry them)."""
+    pages = sum(
+        math.ceil(counts[entity] / page)
+        for entity in ("users", "contacts", "organizations", "work_items", "timesheets", "invoices")
+    )
+    details = counts["users"] + counts["organizations"] + counts["work_items"]
+    if not lines_in_list:
+        details += counts["invoices"]
+    return pages + details
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def sandbox_process(size: str, tenants: int, page: int) -> Iterator[str]:
+    """The sandbox Karbon in its own process, so its CPU is not counted as the worker's."""
+    port = _free_port()
+    command = [
+        sys.executable, "-c", "from app.cli import main; main()", "sandbox",
+        "--size", size, "--tenants", str(tenants), "--port", str(port),
+        "--latency", "lognormal", "--latency-median", "0.5", "--latency-sigma", "0.4",
+        "--page-size", str(page), "--invoice-list-line-items",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("the sandbox did not start")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@asynccontextmanager
+async def job_context(karbon_url: str) -> AsyncIterator[dict[str, Any]]:
+    settings = Settings(RECKONRY_ENV="test", KARBON_BASE_URL=karbon_url)
+    urls = resolve_service_urls(settings)
+    async with scratch_database(urls.database_url) as database_url:
+        engine = create_engine(database_url, pool_size=20)
+        redis = ArqRedis.from_url(urls.redis_url)
+        try:
+            yield {
+                "settings": settings,
+                "sessions": create_sessionmaker(engine),
+                "secrets": resolve_secrets(settings),
+                "redis": redis,
+                "karbon": KarbonAccess(
+                    base_url=karbon_url, budgets=BudgetRegistry(rate_per_second=BUDGET)
+                ),
+            }
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+
+async def start_syncs(context: dict[str, Any], sandbox_tenants: list[dict[str, Any]]) -> list[str]:
+    run_ids = []
+    for index, tenant in enumerate(sandbox_tenants):
+        tenant_id: UUID = await create_tenant(context["sessions"], f"Benchmark firm {index}")
+        await connect_karbon(
+            context["sessions"],
+            context["secrets"],
+            tenant_id,
+            tenant["access_key"],
+            tenant["bearer_token"],
+        )
+        async with unit_of_work(context["sessions"]) as session:
+            request = await request_sync(
+                session,
+                context["redis"],
+                context["settings"],
+                tenant_id,
+                kind=SyncKind.INITIAL,
+                trigger=SyncTrigger.MANUAL,
+            )
+        run_ids.append(str(request.run.id))
+    return run_ids
+
+
+async def run_for(context: dict[str, Any], run_ids: list[str], seconds: float) -> bool:
+    """Run every sync concurrently; stop after `seconds`. True when all finished."""
+    jobs = [asyncio.create_task(run_sync(context, run_id)) for run_id in run_ids]
+    _, pending = await asyncio.wait(jobs, timeout=seconds)
+    for job in pending:
+        job.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return not pending
+
+
+async def admin(base: str, path: str) -> Any:
+    """Read the sandbox's admin API (counters, tenants)."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        return (await client.get(f"/_sandbox/{path}")).json()
+
+
+def achieved_rate(counters: dict[str, Any]) -> float:
+    first, last, requests = (
+        counters["first_request_at"],
+        counters["last_request_at"],
+        counters["requests"],
+    )
+    if not first or not last or requests < 2 or last <= first:
+        return 0.0
+    return float((requests - 1) / (last - first))
+
+
+async def bench_rate(size: str, seconds: float) -> None:
+    with sandbox_process(size, 1, PAGE) as base:
+        [tenant] = await admin(base, "tenants")
+        async with job_context(base) as context:
+            run_ids = await start_syncs(context, [tenant])
+            started = time.monotonic()
+            finished = await run_for(context, run_ids, seconds)
+            wall = time.monotonic() - started
+        counters = await admin(base, f"tenants/{tenant['name']}/counters")
+    rate = achieved_rate(counters)
+    print(f"firm: {size}, {tenant['counts']}")
+    print(f"sync {'finished' if finished else 'stopped'} after {wall:.1f} s")
+    print(f"requests: {counters['requests']}, 429s: {counters['rate_limited_429']}, "
+          f"non-GET: {counters['non_get_attempts']}")  # fmt: skip
+    print(f"achieved: {rate:.3f} req/s = {rate / BUDGET:.1%} of the {BUDGET} req/s budget")
+    print(f"busiest windows: {counters['max_requests_in_window']} (limit 18 per 10 s)")
+    if finished:
+        minimum = plan_minimum(tenant["counts"], lines_in_list=True)
+        print(f"requests made {counters['requests']} vs plan minimum {minimum}")
+
+
+def bench_plan(size: str) -> None:
+    firm = generate_firm(size, 0)
+    counts = firm.counts()
+    for lines_in_list in (True, False):
+        minimum = plan_minimum(counts, lines_in_list=lines_in_list)
+        hours = minimum / BUDGET / 3600
+        where = "carries" if lines_in_list else "lacks"
+        print(f"{size} firm, invoice list {where} lines: {minimum} requests, "
+              f"floor {hours:.2f} h at {BUDGET} req/s")  # fmt: skip
+
+
+async def bench_tenants(counts: list[int], seconds: float) -> None:
+    for tenants in counts:
+        with sandbox_process("tiny", tenants, 7) as base:
+            sandbox_tenants = await admin(base, "tenants")
+            async with job_context(base) as context:
+                run_ids = await start_syncs(context, sandbox_tenants)
+                cpu, wall = time.process_time(), time.monotonic()
+                await run_for(context, run_ids, seconds)
+                cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            rates = [
+                achieved_rate(await admin(base, f"tenants/{t['name']}/counters"))
+                for t in sandbox_tenants
+            ]
+        at_95 = sum(rate >= 0.95 * BUDGET for rate in rates)
+        print(f"{tenants} tenants: {at_95} at >=95% of budget, slowest {min(rates):.3f} req/s, "
+              f"mean {sum(rates) / len(rates):.3f} req/s; worker CPU {cpu / wall:.0%} "
+              f"of one core over {wall:.0f} s")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("rate", "plan", "tenants"))
+    parser.add_argument("--size", default=None)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--tenants", default="25,50,100")
+    args = parser.parse_args()
+    os.environ.setdefault("RECKONRY_LOG_LEVEL", "WARNING")
+    if args.mode == "plan":
+        bench_plan(args.size or "medium")
+    elif args.mode == "rate":
+        asyncio.run(bench_rate(args.size or "small", args.seconds or 120))
+    else:
+        counts = [int(n) for n in args.tenants.split(",")]
+        asyncio.run(bench_tenants(counts, args.seconds or 90))
+
+
+if __name__ == "__main__":
+    main()
