@@ -52,7 +52,7 @@ class Principal:
     kind: Literal["user", "api_key"]
 
 
-def get_secrets(request: Request) -> Secrets:
+async def get_secrets(request: Request) -> Secrets:
     """Resolved once per application: the local secrets file is read only on first use."""
     cached: Secrets | None = getattr(request.app.state, "secrets", None)
     if cached is None:
@@ -133,7 +133,7 @@ async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> Tenant | 
 AnyPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def _signed_in_user(principal: AnyPrincipal) -> Principal:
+async def _signed_in_user(principal: AnyPrincipal) -> Principal:
     if principal.kind != "user":
         raise _forbidden(
             "api-key-not-allowed",
@@ -145,7 +145,7 @@ def _signed_in_user(principal: AnyPrincipal) -> Principal:
 SignedInUser = Annotated[Principal, Depends(_signed_in_user)]
 
 
-def _tenant_member(principal: SignedInUser) -> Principal:
+async def _tenant_member(principal: SignedInUser) -> Principal:
     if principal.tenant_id is None:
         raise _forbidden(
             "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
@@ -156,7 +156,7 @@ def _tenant_member(principal: SignedInUser) -> Principal:
 TenantMember = Annotated[Principal, Depends(_tenant_member)]
 
 
-def _tenant_admin(principal: TenantMember) -> Principal:
+async def _tenant_admin(principal: TenantMember) -> Principal:
     if principal.role != Role.ADMIN:
         raise _forbidden("admin-required", "Only the firm's admins may do this.")
     return principal
@@ -165,7 +165,7 @@ def _tenant_admin(principal: TenantMember) -> Principal:
 TenantAdmin = Annotated[Principal, Depends(_tenant_admin)]
 
 
-def _tenant_reader(principal: AnyPrincipal) -> Principal:
+async def _tenant_reader(principal: AnyPrincipal) -> Principal:
     if principal.tenant_id is None:
         raise _forbidden(
             "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
@@ -173,11 +173,13 @@ def _tenant_reader(principal: AnyPrincipal) -> Principal:
     return principal
 
 
-def _report_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+async def _report_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
     return principal
 
 
-def _sync_status_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+async def _sync_status_reader(
+    principal: Annotated[Principal, Depends(_tenant_reader)],
+) -> Principal:
     return principal
 
 
@@ -192,7 +194,7 @@ TENANT_DEPENDENCIES = (_tenant_member, _tenant_reader)
 """Every route that reads or changes a firm's data depends on one of these."""
 
 
-def _platform_operator(principal: SignedInUser) -> Principal:
+async def _platform_operator(principal: SignedInUser) -> Principal:
     if principal.role != Role.OPERATOR:
         raise _forbidden("operator-required", "Only platform operators may do this.")
     return principal
