@@ -3,25 +3,33 @@
 Every tenant route takes one of the dependencies below and scopes its queries to
 `principal.tenant_id`. Integrator keys pass only `ReportReader` and `SyncStatusReader`;
 platform operators (users without a tenant) pass only `PlatformOperator` and `SignedInUser`.
+
+The principal is read with its tenant in one query, so the trial check that report routes add
+finds the tenant in the session instead of asking the database again. Nothing about a principal
+is cached across requests: a revoked key or a deactivated user is refused at once.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
 from app.api.problems import ProblemError
-from app.models import Role
+from app.models import ApiKey, Role, Tenant, User
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
 from app.tenancy.security import hash_api_key, is_api_key, read_session_token
 from app.tenancy.trial import trial_state
 
 TOKEN_URL = "/api/v1/auth/token"
+_PRINCIPAL_TENANT = "principal_tenant"
+P = TypeVar("P", User, ApiKey)
 
 _password_flow = OAuth2PasswordBearer(
     tokenUrl=TOKEN_URL,
@@ -44,7 +52,7 @@ class Principal:
     kind: Literal["user", "api_key"]
 
 
-def get_secrets(request: Request) -> Secrets:
+async def get_secrets(request: Request) -> Secrets:
     """Resolved once per application: the local secrets file is read only on first use."""
     cached: Secrets | None = getattr(request.app.state, "secrets", None)
     if cached is None:
@@ -76,12 +84,12 @@ async def get_principal(
     if not token:
         raise _unauthenticated("Send `Authorization: Bearer <token or integrator key>`.")
     if is_api_key(token):
-        key = await repository.usable_api_key(session, hash_api_key(token))
+        key = await _usable_api_key_with_tenant(session, hash_api_key(token))
         if key is None:
             raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
         return Principal(key.tenant_id, None, key.id, None, "api_key")
     user_id = read_session_token(secrets.secret_key, token)
-    user = await repository.user_by_id(session, user_id) if user_id else None
+    user = await _user_with_tenant(session, user_id) if user_id else None
     if user is None or not user.is_active:
         raise _unauthenticated(
             "The token is invalid or has expired: sign in again.", "invalid-token"
@@ -89,10 +97,43 @@ async def get_principal(
     return Principal(user.tenant_id, user.id, None, user.role, "user")
 
 
+async def _usable_api_key_with_tenant(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    query = (
+        select(ApiKey, Tenant)
+        .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    )
+    return _keeping_tenant(session, (await session.execute(query)).first())
+
+
+async def _user_with_tenant(session: AsyncSession, user_id: UUID) -> User | None:
+    """The user, with its tenant (if any) loaded into the session alongside."""
+    query = select(User, Tenant).outerjoin(Tenant, Tenant.id == User.tenant_id)
+    return _keeping_tenant(
+        session, (await session.execute(query.where(User.id == user_id))).first()
+    )
+
+
+def _keeping_tenant(session: AsyncSession, row: Row[P, Tenant] | None) -> P | None:
+    """The principal of a (principal, tenant) row; the tenant stays with the session for the
+    trial check (the session's identity map alone would not keep it alive)."""
+    if row is None:
+        return None
+    session.info[_PRINCIPAL_TENANT] = row[1]
+    return row[0]
+
+
+async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
+    tenant = session.info.get(_PRINCIPAL_TENANT)
+    if isinstance(tenant, Tenant) and tenant.id == tenant_id:
+        return tenant
+    return await repository.tenant(session, tenant_id)
+
+
 AnyPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def _signed_in_user(principal: AnyPrincipal) -> Principal:
+async def _signed_in_user(principal: AnyPrincipal) -> Principal:
     if principal.kind != "user":
         raise _forbidden(
             "api-key-not-allowed",
@@ -104,7 +145,7 @@ def _signed_in_user(principal: AnyPrincipal) -> Principal:
 SignedInUser = Annotated[Principal, Depends(_signed_in_user)]
 
 
-def _tenant_member(principal: SignedInUser) -> Principal:
+async def _tenant_member(principal: SignedInUser) -> Principal:
     if principal.tenant_id is None:
         raise _forbidden(
             "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
@@ -115,7 +156,7 @@ def _tenant_member(principal: SignedInUser) -> Principal:
 TenantMember = Annotated[Principal, Depends(_tenant_member)]
 
 
-def _tenant_admin(principal: TenantMember) -> Principal:
+async def _tenant_admin(principal: TenantMember) -> Principal:
     if principal.role != Role.ADMIN:
         raise _forbidden("admin-required", "Only the firm's admins may do this.")
     return principal
@@ -124,7 +165,7 @@ def _tenant_admin(principal: TenantMember) -> Principal:
 TenantAdmin = Annotated[Principal, Depends(_tenant_admin)]
 
 
-def _tenant_reader(principal: AnyPrincipal) -> Principal:
+async def _tenant_reader(principal: AnyPrincipal) -> Principal:
     if principal.tenant_id is None:
         raise _forbidden(
             "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
@@ -132,11 +173,13 @@ def _tenant_reader(principal: AnyPrincipal) -> Principal:
     return principal
 
 
-def _report_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+async def _report_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
     return principal
 
 
-def _sync_status_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+async def _sync_status_reader(
+    principal: Annotated[Principal, Depends(_tenant_reader)],
+) -> Principal:
     return principal
 
 
@@ -151,7 +194,7 @@ TENANT_DEPENDENCIES = (_tenant_member, _tenant_reader)
 """Every route that reads or changes a firm's data depends on one of these."""
 
 
-def _platform_operator(principal: SignedInUser) -> Principal:
+async def _platform_operator(principal: SignedInUser) -> Principal:
     if principal.role != Role.OPERATOR:
         raise _forbidden("operator-required", "Only platform operators may do this.")
     return principal
@@ -162,7 +205,7 @@ PlatformOperator = Annotated[Principal, Depends(_platform_operator)]
 
 async def _active_trial_or_subscription(principal: ReportReader, session: SessionDep) -> Principal:
     assert principal.tenant_id is not None
-    tenant = await repository.tenant(session, principal.tenant_id)
+    tenant = await _principal_tenant(session, principal.tenant_id)
     if tenant is None:
         raise _unauthenticated("This firm no longer exists.", "invalid-token")
     state = trial_state(tenant, datetime.now(UTC))

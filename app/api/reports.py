@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.api.auth import ActiveTrialOrSubscription
 from app.api.deps import SessionDep
@@ -37,7 +37,8 @@ from app.reports.service import (
     ProfitabilityQuery,
     client_profitability,
     page_of,
-    profitability_report,
+    profitability_page_json,
+    profitability_rows,
     report_context,
 )
 
@@ -86,7 +87,7 @@ async def get_client_profitability(
     sort: Sort = "fee_revenue",
     order: Order = Order.DESC,
     format: Annotated[str, Query(pattern="^(json|csv)$", description="`csv`: every row")] = "json",
-) -> ClientProfitabilityReport | StreamingResponse:
+) -> Response:
     assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     query = ProfitabilityQuery(
@@ -100,14 +101,16 @@ async def get_client_profitability(
         sort,
         order,
     )
-    result = await client_profitability(session, context, query)
     if format == "csv":
+        query, result = await client_profitability(session, context, query)
+        rows = await profitability_rows(session, context, query, result, result.groups)
         return StreamingResponse(
-            _csv(result.rows),
+            _csv(rows),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="client-profitability.csv"'},
         )
-    return profitability_report(context, result, query, page.limit, page.offset)
+    body = await profitability_page_json(session, context, query, page.limit, page.offset)
+    return Response(body, media_type="application/json")
 
 
 def _csv(rows: list[ProfitabilityRow]) -> Iterator[str]:

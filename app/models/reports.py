@@ -2,8 +2,10 @@
 
 `refresh_reports` replaces a tenant's rows in one transaction; reports are sums over
 `report_facts` (every measure column is additive) and reads of the WIP, fixed-fee and
-warning tables. `report_refreshes.version` changes with every refresh, so anything cached
-from an earlier version is known to be stale.
+warning tables. `report_monthly_sums` holds the same measures summed per month, client, fee
+type and work type, so a report over whole months reads far fewer rows than there are facts.
+`report_refreshes.version` changes with every refresh, so anything cached from an earlier
+version is known to be stale.
 """
 
 from datetime import date, datetime
@@ -70,6 +72,35 @@ class ReportFact(Base):
         Index("ix_report_facts_tenant_client_date", "tenant_id", "client_key", "fact_date"),
         Index("ix_report_facts_tenant_staff_date", "tenant_id", "staff_key", "fact_date"),
     )
+
+
+class ReportMonthlySum(Base):
+    """The facts of one month, client, fee type and work type, summed at refresh time."""
+
+    __tablename__ = "report_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+    fee_revenue: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    expense_recoveries: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    approved_not_sent: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    approved_not_sent_expenses: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    cost: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    uncosted_minutes: Mapped[int] = mapped_column(BigInteger)
+    billable_minutes: Mapped[int] = mapped_column(BigInteger)
+    non_billable_minutes: Mapped[int] = mapped_column(BigInteger)
+    standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    billable_standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    defaulted_capacity_minutes: Mapped[int] = mapped_column(BigInteger)
+    collected_before_tax: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    counted_invoice_total: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    counted_amount_due: Mapped[Decimal] = mapped_column(FACT_MONEY)
+
+    __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
 
 
 class ReportWipItem(Base):

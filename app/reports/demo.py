@@ -158,9 +158,8 @@ async def tenant_report(database_url: str, email: str, name: str) -> dict[str, A
                 start, end = context.window(None, None)
                 summary = await breakdowns.summary(session, context, start, end)
                 return summary.model_dump(mode="json", by_alias=True)
-            query = ProfitabilityQuery()
-            result = await client_profitability(session, context, query)
-            report = profitability_report(context, result, query, 200, 0)
+            query, result = await client_profitability(session, context, ProfitabilityQuery())
+            report = await profitability_report(session, context, result, query, 200, 0)
             return report.model_dump(mode="json", by_alias=True)
     finally:
         await engine.dispose()

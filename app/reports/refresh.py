@@ -2,6 +2,7 @@
 
 Everything is replaced in one transaction, so a report reads either the previous refresh or
 this one, never a mix. Rows are written with COPY: a large firm has over half a million facts.
+The monthly sums are then summed from the facts in SQL, in the same transaction.
 """
 
 import logging
@@ -12,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as upsert_into
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.costs.service import domain_settings
@@ -37,6 +38,8 @@ from app.models import (
     SyncRun,
     SyncState,
 )
+from app.models.reports import ReportMonthlySum
+from app.reports.cache import forget_tenant
 from app.reports.loading import load_records
 
 logger = logging.getLogger(__name__)
@@ -78,7 +81,8 @@ FIXED_FEE_COLUMNS = (
     "first_entry_date",
 )
 WARNING_COLUMNS = ("tenant_id", "kind", "subject_key", "subject_name", "minutes")
-REPORT_TABLES = (ReportFact, ReportWipItem, ReportFixedFee, ReportWarning)
+REPORT_TABLES = (ReportFact, ReportMonthlySum, ReportWipItem, ReportFixedFee, ReportWarning)
+MONTHLY_DIMENSIONS = ("client_key", "fee_type", "work_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,7 @@ async def refresh_reports(
         version = await _mark_refreshed(
             session, tenant_id, as_of, len(evaluation.facts), time.perf_counter() - started
         )
+    forget_tenant(tenant_id)
     seconds = time.perf_counter() - started
     logger.info(
         "reports refreshed",
@@ -135,6 +140,20 @@ async def _replace_rows(session: AsyncSession, tenant_id: UUID, evaluation: Eval
     await _copy(
         session, ReportWarning, WARNING_COLUMNS, _warning_rows(tenant_id, evaluation.warnings)
     )
+    await _sum_months(session, tenant_id)
+
+
+async def _sum_months(session: AsyncSession, tenant_id: UUID) -> None:
+    month = func.date_trunc("month", ReportFact.fact_date).cast(ReportMonthlySum.month.type)
+    dimensions = [getattr(ReportFact, name) for name in MONTHLY_DIMENSIONS]
+    sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
+    monthly = (
+        select(ReportFact.tenant_id, month, *dimensions, *sums)
+        .where(ReportFact.tenant_id == tenant_id)
+        .group_by(ReportFact.tenant_id, month, *dimensions)
+    )
+    columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *MEASURE_NAMES]
+    await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
 
 
 async def _copy(
@@ -221,7 +240,7 @@ async def _mark_refreshed(
         "facts": facts,
         "duration_ms": int(seconds * 1000),
     }
-    statement = insert(ReportRefresh).values(tenant_id=tenant_id, version=1, **values)
+    statement = upsert_into(ReportRefresh).values(tenant_id=tenant_id, version=1, **values)
     upsert = statement.on_conflict_do_update(
         index_elements=["tenant_id"],
         set_={**values, "version": ReportRefresh.version + 1},

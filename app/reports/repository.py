@@ -1,16 +1,29 @@
 """Report queries: sums of fact measures grouped in SQL, and reads of the stored WIP.
 
 Every query is scoped to one tenant. Grouping by owner or manager joins the client's live
-row; the facts carry everything else a filter or grouping needs.
+row; the facts carry everything else a filter or grouping needs. A windowed sum by client,
+owner, manager or work type reads the monthly sums for the months wholly inside the window and
+the facts only for the days at its edges.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain import MEASURE_NAMES, Measures
@@ -25,7 +38,11 @@ from app.models import (
     Staff,
     WorkItem,
 )
+from app.models.reports import ReportMonthlySum
 from app.reports.schemas import GroupBy
+
+FACT_ONLY_GROUPINGS = ("work_item", "staff")
+"""Groupings the monthly sums do not carry: these always sum the facts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +118,65 @@ async def sum_facts(
     *,
     monthly: bool = False,
 ) -> list[Grouped]:
-    key = _group_column(ReportFact, group_by) if group_by else literal(None)
-    month = func.date_trunc("month", ReportFact.fact_date) if monthly else literal(None)
-    sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
-    query = select(key, month, *sums).select_from(ReportFact)
+    source = _measure_source(tenant_id, where, group_by)
+    key = _group_column(source, group_by) if group_by else literal(None)
+    month = func.date_trunc("month", source.fact_date) if monthly else literal(None)
+    sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
+    query = select(key, month, *sums).select_from(_from_clause(source))
     if _needs_client(group_by, where):
-        query = query.outerjoin(Client, _client_join(ReportFact))
-    query = _filtered(query, ReportFact, tenant_id, where).group_by(key, month)
+        query = query.outerjoin(Client, _client_join(source))
+    query = _filtered(query, source, tenant_id, where).group_by(key, month)
     return [
         Grouped(row[0], _as_date(row[1]), _measures(row[2:]))
         for row in await session.execute(query)
     ]
+
+
+def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None) -> Any:
+    """The facts, or for a window and a grouping the monthly sums carry, the window's whole
+    months from the monthly sums and its edge days from the facts (same columns)."""
+    if where.start is None or where.end is None or group_by in FACT_ONLY_GROUPINGS:
+        return ReportFact
+    return _months_and_edges(tenant_id, where.start, where.end).c
+
+
+def _from_clause(source: Any) -> Any:
+    return source if source is ReportFact else source.tenant_id.table
+
+
+def whole_months(start: date, end: date) -> tuple[date, date]:
+    """`[first, until)`: the first days of the months lying wholly inside `[start, end]`
+    (empty when `first >= until`)."""
+    first = start if start.day == 1 else _next_month(start)
+    until = (end + timedelta(days=1)).replace(day=1)
+    return first, until
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _months_and_edges(tenant_id: UUID, start: date, end: date) -> Subquery:
+    first, until = whole_months(start, end)
+    in_window = and_(ReportFact.fact_date >= start, ReportFact.fact_date <= end)
+    edges = select(*_summed_columns(ReportFact, ReportFact.fact_date)).where(
+        ReportFact.tenant_id == tenant_id, in_window
+    )
+    if first >= until:
+        return edges.subquery()
+    months = select(*_summed_columns(ReportMonthlySum, ReportMonthlySum.month)).where(
+        ReportMonthlySum.tenant_id == tenant_id,
+        ReportMonthlySum.month >= first,
+        ReportMonthlySum.month < until,
+    )
+    edges = edges.where(or_(ReportFact.fact_date < first, ReportFact.fact_date >= until))
+    return union_all(edges, months).subquery()
+
+
+def _summed_columns(table: Any, day: Any) -> list[Any]:
+    dimensions = [table.tenant_id, day.label("fact_date"), table.client_key]
+    dimensions += [table.fee_type, table.work_type]
+    return dimensions + [getattr(table, name) for name in MEASURE_NAMES]
 
 
 def _as_date(value: Any) -> date | None:

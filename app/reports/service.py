@@ -1,6 +1,5 @@
 """The reports: SQL sums of facts turned into figures with the domain's ratio functions."""
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import ProblemError
 from app.domain import (
+    MEASURE_NAMES,
     Measures,
     effective_hourly_rate,
     last_365_days,
@@ -21,6 +21,7 @@ from app.domain import (
 )
 from app.models import ReportWarning
 from app.reports import repository
+from app.reports.cache import CONTEXT_TTL_SECONDS, LruCache, TenantTtlCache
 from app.reports.presentation import hours, money, ratio
 from app.reports.repository import FactFilter, Grouped
 from app.reports.schemas import (
@@ -73,7 +74,19 @@ class ReportContext:
         return window
 
 
+_contexts: TenantTtlCache[ReportContext] = TenantTtlCache(CONTEXT_TTL_SECONDS)
+
+
 async def report_context(session: AsyncSession, tenant_id: UUID) -> ReportContext:
+    """The refresh version, `as_of` and warnings; kept per process (see `app.reports.cache`)."""
+    context = _contexts.get(tenant_id)
+    if context is None:
+        context = await _read_report_context(session, tenant_id)
+        _contexts.put(tenant_id, context)
+    return context
+
+
+async def _read_report_context(session: AsyncSession, tenant_id: UUID) -> ReportContext:
     state = await repository.refresh_state(session, tenant_id)
     warnings = [_warning_view(w) for w in await repository.warnings(session, tenant_id)]
     if state is None or state.as_of is None:
@@ -151,8 +164,19 @@ class ProfitabilityQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class SortedRows:
-    rows: list[ProfitabilityRow]
+class RankedGroup:
+    group: Grouped
+    unbilled: Decimal | None
+    """The group's WIP; None in a monthly series."""
+
+
+@dataclass(frozen=True, slots=True)
+class SortedGroups:
+    """A report's groups in the order asked for; rows are built only for what is shown."""
+
+    groups: list[RankedGroup]
+    names: dict[Any, str]
+    """Every group's name when sorted by name; otherwise filled in per page."""
     totals: ProfitabilityRow
     start: date
     end: date
@@ -175,41 +199,41 @@ SORT_KEYS: dict[str, Callable[[Measures, Decimal | None], Decimal | int | None]]
 """Every figure a profitability row can be sorted by (plus `name` and `month`)."""
 SORT_FIELDS = (*SORT_KEYS, "name", "month")
 
-
-class _RowCache:
-    """Computed reports of the current refresh version, per process (a small LRU)."""
-
-    def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._rows: OrderedDict[tuple[Any, ...], SortedRows] = OrderedDict()
-
-    def get(self, key: tuple[Any, ...]) -> SortedRows | None:
-        found = self._rows.get(key)
-        if found is not None:
-            self._rows.move_to_end(key)
-        return found
-
-    def put(self, key: tuple[Any, ...], rows: SortedRows) -> None:
-        self._rows[key] = rows
-        while len(self._rows) > self._size:
-            self._rows.popitem(last=False)
-
-
-_cache = _RowCache()
+_sorted_groups: LruCache[SortedGroups] = LruCache(128)
+_pages: LruCache[bytes] = LruCache(512)
 
 
 async def client_profitability(
     session: AsyncSession, context: ReportContext, query: ProfitabilityQuery
-) -> SortedRows:
+) -> tuple[ProfitabilityQuery, SortedGroups]:
+    """The report's groups, sorted; `query` comes back with its window filled in."""
     start, end = context.window(query.start, query.end)
     query = replace(query, start=start, end=end)
     # The refresh version is in the key: a new refresh makes earlier entries unreachable.
     key = (context.tenant_id, context.version, query)
-    cached = _cache.get(key)
-    if cached is None:
-        cached = await _compute_profitability(session, context, query, start, end)
-        _cache.put(key, cached)
-    return cached
+    found = _sorted_groups.get(key)
+    if found is None:
+        found = await _compute_profitability(session, context, query, start, end)
+        _sorted_groups.put(key, found)
+    return query, found
+
+
+async def profitability_page_json(
+    session: AsyncSession,
+    context: ReportContext,
+    query: ProfitabilityQuery,
+    limit: int,
+    offset: int,
+) -> bytes:
+    """One page of the report as JSON, serialized once per refresh version."""
+    query, result = await client_profitability(session, context, query)
+    key = (context.tenant_id, context.version, query, limit, offset)
+    body = _pages.get(key)
+    if body is None:
+        report = await profitability_report(session, context, result, query, limit, offset)
+        body = report.model_dump_json(by_alias=True).encode()
+        _pages.put(key, body)
+    return body
 
 
 async def _compute_profitability(
@@ -218,7 +242,7 @@ async def _compute_profitability(
     query: ProfitabilityQuery,
     start: date,
     end: date,
-) -> SortedRows:
+) -> SortedGroups:
     where = FactFilter(start, end, query.owner, query.manager, query.fee_type)
     monthly = query.interval is Interval.MONTH
     groups = await repository.sum_facts(
@@ -228,22 +252,17 @@ async def _compute_profitability(
     if not monthly:
         known = {group.key for group in groups}
         groups += [Grouped(k, None, Measures()) for k in wip if k not in known]
-    names = await _group_names(session, context.tenant_id, query.group_by, groups)
-    rows = [
-        (
-            group,
-            _profitability_row(group, names, context.currency, None if monthly else wip),
-        )
-        for group in groups
-    ]
-    rows.sort(key=lambda pair: _sort_value(pair, query.sort), reverse=query.order is Order.DESC)
-    rows = _nones_last(rows, query.sort)
-    totals = _totals(groups, wip, context.currency, monthly)
-    return SortedRows([row for _, row in rows], totals, start, end)
+    ranked = [RankedGroup(g, None if monthly else wip.get(g.key) or ZERO) for g in groups]
+    names: dict[Any, str] = {}
+    if query.sort == "name":
+        names = await _group_names(session, context.tenant_id, query.group_by, groups)
+    ordered = _sorted(ranked, names, query.sort, query.order)
+    totals = _totals(groups, None if monthly else wip, context.currency)
+    return SortedGroups(ordered, names, totals, start, end)
 
 
 async def _group_names(
-    session: AsyncSession, tenant_id: UUID, group_by: GroupBy, groups: list[Grouped]
+    session: AsyncSession, tenant_id: UUID, group_by: GroupBy, groups: Sequence[Grouped]
 ) -> dict[Any, str]:
     keys = sorted({group.key for group in groups if group.key is not None})
     if group_by is GroupBy.CLIENT:
@@ -251,73 +270,95 @@ async def _group_names(
     return {key: key for key in keys}
 
 
-def _profitability_row(
-    group: Grouped, names: dict[Any, str], currency: str | None, wip: dict[Any, Any] | None
-) -> ProfitabilityRow:
-    unbilled = None if wip is None else money(wip.get(group.key) or ZERO)
-    return ProfitabilityRow(
-        key=group.key,
-        name=names.get(group.key),
-        month=group.month,
-        unbilled_work=unbilled,
-        **figures(group.measures, currency),
+def _sorted(
+    ranked: list[RankedGroup], names: dict[Any, str], sort: str, order: Order
+) -> list[RankedGroup]:
+    """Sorted by the figure asked for; a ratio with no denominator has no place in an order,
+    so such rows go last."""
+    if sort == "name":
+        return sorted(
+            ranked,
+            key=lambda r: ((names.get(r.group.key) or "").lower(), r.group.key or ""),
+            reverse=order is Order.DESC,
+        )
+    if sort == "month":
+        return sorted(
+            ranked,
+            key=lambda r: (r.group.month or date.min, r.group.key or ""),
+            reverse=order is Order.DESC,
+        )
+    figure = SORT_KEYS[sort]
+    valued = [(figure(r.group.measures, r.unbilled), r) for r in ranked]
+    present = [(value, r) for value, r in valued if value is not None]
+    present.sort(key=lambda pair: (pair[0], pair[1].group.key or ""), reverse=order is Order.DESC)
+    missing = sorted(
+        (r for value, r in valued if value is None),
+        key=lambda r: r.group.key or "",
+        reverse=order is Order.DESC,
     )
+    return [r for _, r in present] + missing
 
 
 def _totals(
-    groups: list[Grouped], wip: dict[Any, Any], currency: str | None, monthly: bool
+    groups: list[Grouped], wip: dict[Any, Any] | None, currency: str | None
 ) -> ProfitabilityRow:
-    total = Measures()
-    for group in groups:
-        total = total + group.measures
-    unbilled = None if monthly else money(sum(wip.values(), ZERO))
+    nothing = Measures()
+    total = Measures(
+        **{
+            name: sum((getattr(group.measures, name) for group in groups), getattr(nothing, name))
+            for name in MEASURE_NAMES
+        }
+    )
+    unbilled = None if wip is None else money(sum(wip.values(), ZERO))
     return ProfitabilityRow(
         key=None, name="Total", unbilled_work=unbilled, **figures(total, currency)
     )
 
 
-def _sort_value(pair: tuple[Grouped, ProfitabilityRow], sort: str) -> tuple[Any, ...]:
-    group, row = pair
-    if sort == "name":
-        return ((row.name or "").lower(), row.key or "")
-    if sort == "month":
-        return (group.month or date.min, row.key or "")
-    wip = Decimal(row.unbilled_work) if row.unbilled_work is not None else None
-    value = SORT_KEYS[sort](group.measures, wip)
-    return (value if value is not None else ZERO, row.key or "")
+def _profitability_row(
+    ranked: RankedGroup, names: dict[Any, str], currency: str | None
+) -> ProfitabilityRow:
+    group = ranked.group
+    return ProfitabilityRow(
+        key=group.key,
+        name=names.get(group.key),
+        month=group.month,
+        unbilled_work=None if ranked.unbilled is None else money(ranked.unbilled),
+        **figures(group.measures, currency),
+    )
 
 
-def _nones_last(
-    rows: list[tuple[Grouped, ProfitabilityRow]], sort: str
-) -> list[tuple[Grouped, ProfitabilityRow]]:
-    """A ratio with no denominator has no place in an order: such rows go last."""
-    if sort not in SORT_KEYS:
-        return rows
-    present = [pair for pair in rows if _sort_figure(pair, sort) is not None]
-    missing = [pair for pair in rows if _sort_figure(pair, sort) is None]
-    return present + missing
-
-
-def _sort_figure(pair: tuple[Grouped, ProfitabilityRow], sort: str) -> Any:
-    group, row = pair
-    wip = Decimal(row.unbilled_work) if row.unbilled_work is not None else None
-    return SORT_KEYS[sort](group.measures, wip)
+async def profitability_rows(
+    session: AsyncSession,
+    context: ReportContext,
+    query: ProfitabilityQuery,
+    result: SortedGroups,
+    shown: Sequence[RankedGroup],
+) -> list[ProfitabilityRow]:
+    """Rows for `shown` (a page, or every group for an export), named."""
+    names = result.names
+    if query.sort != "name":
+        groups = [ranked.group for ranked in shown]
+        names = await _group_names(session, context.tenant_id, query.group_by, groups)
+    return [_profitability_row(ranked, names, context.currency) for ranked in shown]
 
 
 def page_of(rows: Sequence[Any], limit: int, offset: int) -> list[Any]:
     return list(rows[offset : offset + limit])
 
 
-def profitability_report(
+async def profitability_report(
+    session: AsyncSession,
     context: ReportContext,
-    result: SortedRows,
+    result: SortedGroups,
     query: ProfitabilityQuery,
     limit: int,
     offset: int,
 ) -> ClientProfitabilityReport:
+    shown = page_of(result.groups, limit, offset)
     return ClientProfitabilityReport(
-        items=page_of(result.rows, limit, offset),
-        total=len(result.rows),
+        items=await profitability_rows(session, context, query, result, shown),
+        total=len(result.groups),
         limit=limit,
         offset=offset,
         as_of=context.as_of,
