@@ -5,14 +5,18 @@ worker process keeps at 95% of their budget.
     uv run python benchmarks/sync_engine.py rate     [--size small] [--seconds 120]
     uv run python benchmarks/sync_engine.py plan     [--size medium]
     uv run python benchmarks/sync_engine.py tenants  [--tenants 25,50,100] [--seconds 90]
+                                                     [--size small]
 
 `rate` runs real initial syncs (the worker's own job code, a real database and Redis) against
 the sandbox Karbon in its own process, with Karbon-like latency (log-normal, median 0.5 s) and
 its 120-per-minute limit on, for `--seconds` or until the sync ends. `plan` prints the fewest
 requests a first sync of a firm needs and the time that takes at 1.8 req/s. `tenants` syncs
-many small firms at once in this one process and reports each one's achieved rate and this
-process's CPU use. Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise;
-each run works in a scratch database that is dropped afterwards.
+many firms (small by default: their first sync outlasts the measurement) at once in this one
+process and reports each one's achieved rate and this process's CPU use; the sandbox serving
+them runs in another process on the same machine.
+
+Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise; each run works in a
+scratch database that is dropped afterwards.
 """
 
 import argparse
@@ -201,9 +205,9 @@ def bench_plan(size: str) -> None:
               f"floor {hours:.2f} h at {BUDGET} req/s")  # fmt: skip
 
 
-async def bench_tenants(counts: list[int], seconds: float) -> None:
+async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
     for tenants in counts:
-        with sandbox_process("tiny", tenants, 7) as base:
+        with sandbox_process(size, tenants, PAGE) as base:
             sandbox_tenants = await admin(base, "tenants")
             async with job_context(base) as context:
                 run_ids = await start_syncs(context, sandbox_tenants)
@@ -234,7 +238,7 @@ def main() -> None:
         asyncio.run(bench_rate(args.size or "small", args.seconds or 120))
     else:
         counts = [int(n) for n in args.tenants.split(",")]
-        asyncio.run(bench_tenants(counts, args.seconds or 90))
+        asyncio.run(bench_tenants(counts, args.seconds or 90, args.size or "small"))
 
 
 if __name__ == "__main__":

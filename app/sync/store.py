@@ -50,7 +50,9 @@ async def _upsert(
     if not rows:
         return
     table: Table = model.__table__
-    statement = insert(table).values(list(rows))
+    # Rows go as parameters (executemany): SQLAlchemy batches them into multi-row INSERTs
+    # from one cached statement instead of compiling a new statement for every page.
+    statement = insert(table)
     keys = {c.name for c in table.primary_key.columns}
     written = [name for name in rows[0] if name not in keys]
     if keep_deleted_at:
@@ -58,7 +60,8 @@ async def _upsert(
     changes: dict[str, Any] = {name: statement.excluded[name] for name in written}
     if "synced_at" in table.c:
         changes["synced_at"] = func.now()
-    await session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changes))
+    upsert = statement.on_conflict_do_update(index_elements=sorted(keys), set_=changes)
+    await session.execute(upsert, list(rows))
 
 
 def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | None) -> Row:
@@ -160,11 +163,6 @@ def _invoice_row(record: InvoiceRecord) -> Row:
         row["raw_detail"] = record.raw_detail
         row["data_lines"] = [line.raw for line in record.data_lines or []] or None
     return row
-
-
-def _chunks(rows: list[Row], size: int = 1000) -> list[list[Row]]:
-    """Keeps each statement under PostgreSQL's limit of bind parameters."""
-    return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
 def _group_by_columns(rows: Sequence[Row]) -> list[list[Row]]:
@@ -305,8 +303,8 @@ class RecordStore:
             for invoice in invoices
             for position, line in enumerate(invoice.line_items or [])
         ]
-        for chunk in _chunks(rows):
-            await self.session.execute(insert(InvoiceLine).values(chunk))
+        if rows:
+            await self.session.execute(insert(InvoiceLine), rows)
 
     async def quarantine(self, stream: str, rejects: Sequence[Reject]) -> None:
         rows = [
@@ -336,23 +334,20 @@ class RecordStore:
     async def save_raw(self, stream: str, kind: str, responses: Sequence[KarbonResponse]) -> None:
         if not responses:
             return
-        await self.session.execute(
-            insert(RawResponse).values(
-                [
-                    {
-                        "tenant_id": self.tenant_id,
-                        "run_id": self.run_id,
-                        "stream": stream,
-                        "kind": kind,
-                        "url": response.url,
-                        "status": response.status,
-                        "fetched_at": response.fetched_at,
-                        "body": response.body_json,
-                    }
-                    for response in responses
-                ]
-            )
-        )
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "run_id": self.run_id,
+                "stream": stream,
+                "kind": kind,
+                "url": response.url,
+                "status": response.status,
+                "fetched_at": response.fetched_at,
+                "body": response.body_json,
+            }
+            for response in responses
+        ]
+        await self.session.execute(insert(RawResponse), rows)
 
     async def count_live(self, model: Any, **scope: str) -> int:
         table: Table = model.__table__
