@@ -34,7 +34,9 @@ def create_worker(
         ctx["settings"] = settings
         ctx["secrets"] = resolve_secrets(settings)
         ctx["karbon"] = KarbonAccess.from_settings(settings)
-        ctx["engine"] = create_engine(urls.database_url)
+        # A busy worker queues its page commits rather than failing syncs: many tenants'
+        # streams share the pool, and waiting only slows them down.
+        ctx["engine"] = create_engine(urls.database_url, pool_size=20, pool_timeout=600)
         ctx["sessions"] = create_sessionmaker(ctx["engine"])
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ async def job_context(karbon_url: str) -> AsyncIterator[dict[str, Any]]:
     settings = Settings(RECKONRY_ENV="test", KARBON_BASE_URL=karbon_url)
     urls = resolve_service_urls(settings)
     async with scratch_database(urls.database_url) as database_url:
-        engine = create_engine(database_url, pool_size=20)
+        engine = create_engine(database_url, pool_size=20, pool_timeout=600)  # as a worker
         redis = ArqRedis.from_url(urls.redis_url)
         try:
             yield {

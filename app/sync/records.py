@@ -35,6 +35,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.domain.values import BilledStatus, ClientType, InvoiceStatus
+from app.domain.values import LineType as BillableItemType
+
 Raw = dict[str, Any]
 
 
@@ -52,38 +55,11 @@ class FeeType(StrEnum):
     NON_BILLABLE = "NonBillable"
 
 
-class ClientType(StrEnum):
-    CONTACT = "Contact"
-    ORGANIZATION = "Organization"
-    CLIENT_GROUP = "ClientGroup"
-
-
 class TimesheetStatus(StrEnum):
     DRAFT = "Draft"
     SUBMITTED = "Submitted"
     APPROVED = "Approved"
     DECLINED = "Declined"
-
-
-class BilledStatus(StrEnum):
-    UNBILLED = "Unbilled"
-    DRAFT = "Draft"
-    INTERIM_BILLED = "InterimBilled"
-    BILLED = "Billed"
-
-
-class InvoiceStatus(StrEnum):
-    APPROVED = "Approved"
-    AWAITING_PAYMENT = "AwaitingPayment"
-    PAID = "Paid"
-    EXPORTED = "Exported"
-    VOIDED = "Voided"
-
-
-class BillableItemType(StrEnum):
-    TIME_ENTRY = "TimeEntry"
-    EXPENSE = "Expense"
-    ENTITY = "Entity"
 
 
 def _squash(text: str) -> str:
