@@ -1,11 +1,12 @@
 """The sync when things go wrong: faults, a killed worker, revoked keys, a disconnect."""
 
 import asyncio
+import io
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from email.message import Message
 from email.parser import BytesParser
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import pytest
@@ -21,6 +22,8 @@ from app.sync.jobs import run_sync
 from tests.factories import create_user
 from tests.sync.conftest import connect_tenant, rotate_sandbox_keys, sync_now
 from tests.sync.test_engine import assert_same, expected_from, stored
+
+T = TypeVar("T")
 
 
 class _Inbox:
@@ -72,6 +75,35 @@ async def test_injected_faults_do_not_change_the_result(
     assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))
 
 
+def _task_stacks() -> str:
+    """Every pending task's stack: what a stalled sync was waiting for."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"\n{task!r:.300}\n")
+        task.print_stack(limit=15, file=out)
+    return out.getvalue()
+
+
+async def _within(awaitable: Awaitable[T], seconds: float = 60) -> T:
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait([task], timeout=seconds)
+    if not done:
+        raise AssertionError(f"still waiting after {seconds} s:{_task_stacks()}")
+    return task.result()
+
+
+async def _wait_for_pages(
+    sessions: async_sessionmaker[AsyncSession], run_id: UUID, pages: int, worker: asyncio.Task[str]
+) -> None:
+    async def committed() -> None:
+        while await _pages_committed(sessions, run_id) < pages:
+            if worker.done():
+                raise AssertionError(f"the sync ended before page {pages}: {worker.result()}")
+            await asyncio.sleep(0.005)
+
+    await _within(committed())
+
+
 async def _pages_committed(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> int:
     async with sessions() as session:
         run = await session.get(SyncRun, run_id, populate_existing=True)
@@ -93,14 +125,12 @@ async def test_a_killed_sync_resumes_with_nothing_lost_or_duplicated(
             session, job_context["redis"], job_context["settings"], tenant_id
         )
     worker = asyncio.create_task(run_sync(job_context, str(request.run.id)))
-    while await _pages_committed(sessions, request.run.id) < stop_after_pages:
-        assert not worker.done(), "the sync finished before it could be killed"
-        await asyncio.sleep(0.005)
+    await _wait_for_pages(sessions, request.run.id, stop_after_pages, worker)
     worker.cancel()  # the worker dies mid-run, wherever it was
     with pytest.raises(asyncio.CancelledError):
-        await worker
+        await _within(worker)
 
-    assert await run_sync(job_context, str(request.run.id)) == "succeeded"
+    assert await _within(run_sync(job_context, str(request.run.id))) == "succeeded"
     firm = sandbox.tenant("Demo firm").firm
     assert_same(await stored(sessions, tenant_id), expected_from(firm))
     async with sessions() as session:
@@ -183,11 +213,10 @@ async def test_a_disconnect_cancels_the_running_sync_and_keeps_its_data(
             session, job_context["redis"], job_context["settings"], tenant_id
         )
     worker = asyncio.create_task(run_sync(job_context, str(request.run.id)))
-    while await _pages_committed(sessions, request.run.id) < 3:  # noqa: ASYNC110 (polls the DB)
-        await asyncio.sleep(0.005)
+    await _wait_for_pages(sessions, request.run.id, 3, worker)
     async with unit_of_work(sessions) as session:
         await stop_syncing(session, job_context["redis"], job_context["settings"], tenant_id)
-    assert await asyncio.wait_for(worker, timeout=10) == "cancelled"
+    assert await _within(worker) == "cancelled"
     async with sessions() as session:
         run = await session.get(SyncRun, request.run.id)
     assert run is not None and run.state == SyncState.CANCELLED
