@@ -69,10 +69,12 @@ def _squash(text: str) -> str:
 def _lenient(enum: type[StrEnum]) -> BeforeValidator:
     """Accept an enum value however Karbon spaces or cases it ("In Progress", "InProgress")."""
     by_squashed = {_squash(member.value): member for member in enum}
+    exact = {member.value: member for member in enum}
 
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
-            return by_squashed.get(_squash(value), value)
+            # Most values arrive exactly as spelled: skip squashing them (a hot path).
+            return exact.get(value) or by_squashed.get(_squash(value), value)
         return value
 
     return BeforeValidator(normalise)
