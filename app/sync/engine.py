@@ -273,9 +273,12 @@ class SyncEngine:
     async def _save_raw(
         self, store: RecordStore, stream: Stream, responses: list[KarbonResponse]
     ) -> None:
-        pages = [r for r in responses if _is_list_response(stream, r)]
+        pages: list[KarbonResponse] = []
+        details: list[KarbonResponse] = []
+        for response in responses:
+            (pages if _is_list_response(stream, response) else details).append(response)
         await store.save_raw(stream.name, "page", pages)
-        await store.save_raw(stream.name, "detail", [r for r in responses if r not in pages])
+        await store.save_raw(stream.name, "detail", details)
 
     async def _finish_stream(
         self,

@@ -25,6 +25,7 @@ from app.tenancy.connection import mark_error_alerted, record_sync_error
 logger = logging.getLogger(__name__)
 
 WHERE_KEYS_LIVE = "In Karbon, open Settings → Developer (Connected Apps → Manage)."
+ALERT_SUBJECT = "Reckonry stopped syncing from Karbon: your API keys were rejected"
 PASTE_AGAIN = (
     "Paste the new AccessKey and Bearer token in Reckonry under Settings → Karbon; "
     "syncing resumes on its own."
@@ -112,13 +113,9 @@ async def alert_admins_once(
         .scalars()
         .all()
     )
-    await send_email(settings, list(admins), _subject(failure), _body(failure))
+    await send_email(settings, list(admins), ALERT_SUBJECT, _body(failure))
     await mark_error_alerted(session, tenant_id, datetime.now(UTC))
     return True
-
-
-def _subject(failure: SyncFailure) -> str:
-    return "Reckonry stopped syncing from Karbon: your API keys were rejected"
 
 
 def _body(failure: SyncFailure) -> str:

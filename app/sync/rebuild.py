@@ -7,7 +7,6 @@ normalized column (new ones included). What a sync marked deleted stays deleted.
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import RawResponse
+from app.sync.karbon.client import list_records
 from app.sync.records import Raw, parse_batch
 from app.sync.store import RecordStore
 from app.sync.streams import STREAMS, Stream
@@ -36,7 +36,7 @@ async def rebuild_from_raw(
         details = await _latest_details(sessions, tenant_id, stream)
         async with unit_of_work(sessions) as session:
             async for response in _responses(session, tenant_id, stream, "page"):
-                records = _records_of(response.body)
+                records = list_records(response.body) or []
                 store = RecordStore(session, tenant_id, response.run_id)
                 batch = parse_batch(stream.parse, records, details, key=stream.key_field)
                 tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
@@ -78,10 +78,3 @@ async def _responses(
     )
     async for response in await session.stream_scalars(query):
         yield response
-
-
-def _records_of(body: Any) -> list[Raw]:
-    if not isinstance(body, dict):
-        return []
-    records = body.get("value", body.get("values"))
-    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []

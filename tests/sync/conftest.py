@@ -85,10 +85,10 @@ async def connect_tenant(
     return tenant_id
 
 
-async def sync_now(
+async def queue_sync(
     context: dict[str, Any], tenant_id: UUID, kind: SyncKind = SyncKind.INITIAL
-) -> tuple[UUID, str]:
-    """Request a sync and run its job in this process, as a worker would."""
+) -> UUID:
+    """Request a sync as the API would; its run waits for a worker."""
     async with unit_of_work(context["sessions"]) as session:
         request = await request_sync(
             session,
@@ -98,8 +98,16 @@ async def sync_now(
             kind=kind,
             trigger=SyncTrigger.MANUAL,
         )
-    outcome = await run_sync(context, str(request.run.id))
-    return request.run.id, outcome
+    return request.run.id
+
+
+async def sync_now(
+    context: dict[str, Any], tenant_id: UUID, kind: SyncKind = SyncKind.INITIAL
+) -> tuple[UUID, str]:
+    """Request a sync and run its job in this process, as a worker would."""
+    run_id = await queue_sync(context, tenant_id, kind)
+    outcome = await run_sync(context, str(run_id))
+    return run_id, outcome
 
 
 def rotate_sandbox_keys(sandbox: Sandbox, name: str) -> None:

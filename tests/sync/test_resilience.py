@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.models import KarbonConnection, RawResponse, SyncKind, SyncRun, SyncState
 from app.sandbox.state import Sandbox
-from app.sync.control import request_sync, stop_syncing
+from app.sync.control import stop_syncing
 from app.sync.jobs import run_sync
 from tests.factories import create_user
-from tests.sync.conftest import connect_tenant, rotate_sandbox_keys, sync_now
+from tests.sync.conftest import connect_tenant, queue_sync, rotate_sandbox_keys, sync_now
 from tests.sync.test_engine import assert_same, expected_from, stored
 
 T = TypeVar("T")
@@ -104,6 +104,16 @@ async def _wait_for_pages(
     await _within(committed())
 
 
+async def _start_slow_sync(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> tuple[UUID, UUID, asyncio.Task[str]]:
+    """A first sync slow enough (10 ms a request) to be stopped part way, running now."""
+    sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.01}})
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    run_id = await queue_sync(job_context, tenant_id)
+    return tenant_id, run_id, asyncio.create_task(run_sync(job_context, str(run_id)))
+
+
 async def _pages_committed(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> int:
     async with sessions() as session:
         run = await session.get(SyncRun, run_id, populate_existing=True)
@@ -118,23 +128,17 @@ async def test_a_killed_sync_resumes_with_nothing_lost_or_duplicated(
     sessions: async_sessionmaker[AsyncSession],
     stop_after_pages: int,
 ) -> None:
-    sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.01}})
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
-    async with unit_of_work(sessions) as session:
-        request = await request_sync(
-            session, job_context["redis"], job_context["settings"], tenant_id
-        )
-    worker = asyncio.create_task(run_sync(job_context, str(request.run.id)))
-    await _wait_for_pages(sessions, request.run.id, stop_after_pages, worker)
+    tenant_id, run_id, worker = await _start_slow_sync(sandbox, job_context, sessions)
+    await _wait_for_pages(sessions, run_id, stop_after_pages, worker)
     worker.cancel()  # the worker dies mid-run, wherever it was
     with pytest.raises(asyncio.CancelledError):
         await _within(worker)
 
-    assert await _within(run_sync(job_context, str(request.run.id))) == "succeeded"
+    assert await _within(run_sync(job_context, str(run_id))) == "succeeded"
     firm = sandbox.tenant("Demo firm").firm
     assert_same(await stored(sessions, tenant_id), expected_from(firm))
     async with sessions() as session:
-        run = await session.get(SyncRun, request.run.id)
+        run = await session.get(SyncRun, run_id)
         pages = (
             (await session.execute(select(RawResponse.url).where(RawResponse.kind == "page")))
             .scalars()
@@ -206,19 +210,13 @@ async def test_new_keys_resume_syncing(
 async def test_a_disconnect_cancels_the_running_sync_and_keeps_its_data(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.01}})
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
-    async with unit_of_work(sessions) as session:
-        request = await request_sync(
-            session, job_context["redis"], job_context["settings"], tenant_id
-        )
-    worker = asyncio.create_task(run_sync(job_context, str(request.run.id)))
-    await _wait_for_pages(sessions, request.run.id, 3, worker)
+    tenant_id, run_id, worker = await _start_slow_sync(sandbox, job_context, sessions)
+    await _wait_for_pages(sessions, run_id, 3, worker)
     async with unit_of_work(sessions) as session:
         await stop_syncing(session, job_context["redis"], job_context["settings"], tenant_id)
     assert await _within(worker) == "cancelled"
     async with sessions() as session:
-        run = await session.get(SyncRun, request.run.id)
+        run = await session.get(SyncRun, run_id)
     assert run is not None and run.state == SyncState.CANCELLED
     kept = await stored(sessions, tenant_id)
     assert sum(len(rows) for rows in kept.values()) > 0

@@ -274,11 +274,21 @@ class KarbonClient:
         return None if text is None else redact(text, self._secrets)
 
 
-def _page_from(response: KarbonResponse) -> Page:
-    body = response.body_json
+def list_records(body: Any) -> list[dict[str, Any]] | None:
+    """The records of a list page's body, or None when the body is not a list page."""
+    if not isinstance(body, dict):
+        return None
     # The Invoices list schema names its array "values"; the API itself answers "value".
     records = body.get("value", body.get("values"))
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return None
+    return records
+
+
+def _page_from(response: KarbonResponse) -> Page:
+    body = response.body_json
+    records = list_records(body)
+    if records is None:
         raise KarbonProtocolError(f"{response.url} is not a list page: no 'value' array")
     next_link = body.get("@odata.nextLink")
     count = body.get("@odata.count")
