@@ -19,6 +19,7 @@ from app.api.deps import SessionDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import NOT_AUTHENTICATED, VALIDATION, problems
 from app.reports import breakdowns
+from app.reports.ordering import SORT_FIELDS
 from app.reports.repository import FactFilter
 from app.reports.schemas import (
     ClientProfitabilityReport,
@@ -33,7 +34,6 @@ from app.reports.schemas import (
     UnbilledWorkReport,
 )
 from app.reports.service import (
-    SORT_FIELDS,
     ProfitabilityQuery,
     client_profitability,
     page_of,
@@ -102,8 +102,8 @@ async def get_client_profitability(
         order,
     )
     if format == "csv":
-        query, result = await client_profitability(session, context, query)
-        rows = await profitability_rows(session, context, query, result, result.groups)
+        query, ranking = await client_profitability(session, context, query, limit=None)
+        rows = await profitability_rows(session, context, query, ranking)
         return StreamingResponse(
             _csv(rows),
             media_type="text/csv",

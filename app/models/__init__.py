@@ -15,10 +15,13 @@ from app.models.karbon import (
 )
 from app.models.karbon_connection import KarbonConnection
 from app.models.reports import (
+    ReportClientName,
     ReportFact,
     ReportFixedFee,
     ReportRefresh,
+    ReportSummedWindow,
     ReportWarning,
+    ReportWindowSum,
     ReportWipItem,
 )
 from app.models.sync import (
@@ -45,10 +48,13 @@ __all__ = [
     "RawResponse",
     "RecognitionPolicyName",
     "RejectedRecord",
+    "ReportClientName",
     "ReportFact",
     "ReportFixedFee",
     "ReportRefresh",
+    "ReportSummedWindow",
     "ReportWarning",
+    "ReportWindowSum",
     "ReportWipItem",
     "Role",
     "Staff",

@@ -4,8 +4,10 @@
 `report_facts` (every measure column is additive) and reads of the WIP, fixed-fee and
 warning tables. `report_monthly_sums` holds the same measures summed per month, client, fee
 type and work type, so a report over whole months reads far fewer rows than there are facts.
-`report_refreshes.version` changes with every refresh, so anything cached from an earlier
-version is known to be stale.
+`report_client_names` keeps each client's name as of the refresh, so a report can sort by
+name in SQL. `report_window_sums` holds each client's sums over the windows reports are most
+often asked for (`report_summed_windows`). `report_refreshes.version` changes with every
+refresh, so anything cached from an earlier version is known to be stale.
 """
 
 from datetime import date, datetime
@@ -25,6 +27,26 @@ def _tenant_fk(*, primary_key: bool = False) -> Mapped[UUID]:
     return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=primary_key)
 
 
+class MeasureColumns:
+    """The additive measures of `app.domain.Measures`, one column each: a fact's own, or a
+    sum of facts."""
+
+    fee_revenue: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    expense_recoveries: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    approved_not_sent: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    approved_not_sent_expenses: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    cost: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    uncosted_minutes: Mapped[int] = mapped_column(BigInteger)
+    billable_minutes: Mapped[int] = mapped_column(BigInteger)
+    non_billable_minutes: Mapped[int] = mapped_column(BigInteger)
+    standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    billable_standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    defaulted_capacity_minutes: Mapped[int] = mapped_column(BigInteger)
+    collected_before_tax: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    counted_invoice_total: Mapped[Decimal] = mapped_column(FACT_MONEY)
+    counted_amount_due: Mapped[Decimal] = mapped_column(FACT_MONEY)
+
+
 class ReportRefresh(Base):
     __tablename__ = "report_refreshes"
 
@@ -38,7 +60,7 @@ class ReportRefresh(Base):
     duration_ms: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportFact(Base):
+class ReportFact(MeasureColumns, Base):
     __tablename__ = "report_facts"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -52,20 +74,6 @@ class ReportFact(Base):
     staff_key: Mapped[str | None] = mapped_column(String(64))
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
-    fee_revenue: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    expense_recoveries: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    approved_not_sent: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    approved_not_sent_expenses: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    cost: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    uncosted_minutes: Mapped[int] = mapped_column(BigInteger)
-    billable_minutes: Mapped[int] = mapped_column(BigInteger)
-    non_billable_minutes: Mapped[int] = mapped_column(BigInteger)
-    standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    billable_standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    defaulted_capacity_minutes: Mapped[int] = mapped_column(BigInteger)
-    collected_before_tax: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    counted_invoice_total: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    counted_amount_due: Mapped[Decimal] = mapped_column(FACT_MONEY)
 
     __table_args__ = (
         Index("ix_report_facts_tenant_date", "tenant_id", "fact_date"),
@@ -74,7 +82,7 @@ class ReportFact(Base):
     )
 
 
-class ReportMonthlySum(Base):
+class ReportMonthlySum(MeasureColumns, Base):
     """The facts of one month, client, fee type and work type, summed at refresh time."""
 
     __tablename__ = "report_monthly_sums"
@@ -85,22 +93,48 @@ class ReportMonthlySum(Base):
     client_key: Mapped[str | None] = mapped_column(String(64))
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
-    fee_revenue: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    expense_recoveries: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    approved_not_sent: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    approved_not_sent_expenses: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    cost: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    uncosted_minutes: Mapped[int] = mapped_column(BigInteger)
-    billable_minutes: Mapped[int] = mapped_column(BigInteger)
-    non_billable_minutes: Mapped[int] = mapped_column(BigInteger)
-    standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    billable_standard_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    defaulted_capacity_minutes: Mapped[int] = mapped_column(BigInteger)
-    collected_before_tax: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    counted_invoice_total: Mapped[Decimal] = mapped_column(FACT_MONEY)
-    counted_amount_due: Mapped[Decimal] = mapped_column(FACT_MONEY)
 
     __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
+class ReportClientName(Base):
+    """A client's name as of the refresh: the synced client's, else (for a Client Group) the
+    one its work items or invoices give."""
+
+    __tablename__ = "report_client_names"
+
+    tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+
+
+class ReportSummedWindow(Base):
+    """A date window whose per-client sums `report_window_sums` keeps: the trailing year a
+    report opens on and each calendar year."""
+
+    __tablename__ = "report_summed_windows"
+
+    tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
+    window_start: Mapped[date] = mapped_column(primary_key=True)
+    window_end: Mapped[date] = mapped_column(primary_key=True)
+
+
+class ReportWindowSum(MeasureColumns, Base):
+    """One client's measures summed over one summed window, with the client's WIP: the rows a
+    report over that window would otherwise sum from the monthly sums on every request."""
+
+    __tablename__ = "report_window_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    window_start: Mapped[date]
+    window_end: Mapped[date]
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    unbilled: Mapped[Decimal] = mapped_column(FACT_MONEY)
+
+    __table_args__ = (
+        Index("ix_report_window_sums_tenant_window", "tenant_id", "window_start", "window_end"),
+    )
 
 
 class ReportWipItem(Base):

@@ -158,8 +158,10 @@ async def tenant_report(database_url: str, email: str, name: str) -> dict[str, A
                 start, end = context.window(None, None)
                 summary = await breakdowns.summary(session, context, start, end)
                 return summary.model_dump(mode="json", by_alias=True)
-            query, result = await client_profitability(session, context, ProfitabilityQuery())
-            report = await profitability_report(session, context, result, query, 200, 0)
+            query, ranking = await client_profitability(
+                session, context, ProfitabilityQuery(), limit=200
+            )
+            report = await profitability_report(session, context, query, ranking, 200, 0)
             return report.model_dump(mode="json", by_alias=True)
     finally:
         await engine.dispose()

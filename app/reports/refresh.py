@@ -9,11 +9,12 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, literal, select, text, union_all
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as upsert_into
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,20 +28,29 @@ from app.domain import (
     FixedFeePosition,
     WipItem,
     evaluate,
+    last_365_days,
 )
 from app.models import (
+    Client,
     Invoice,
+    ReportClientName,
     ReportFact,
     ReportFixedFee,
     ReportRefresh,
+    ReportSummedWindow,
     ReportWarning,
+    ReportWindowSum,
     ReportWipItem,
     SyncRun,
     SyncState,
+    WorkItem,
 )
 from app.models.reports import ReportMonthlySum
+from app.reports import repository
 from app.reports.cache import forget_tenant
 from app.reports.loading import load_records
+from app.reports.repository import SUM_NAMES, FactFilter
+from app.reports.schemas import GroupBy
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +91,16 @@ FIXED_FEE_COLUMNS = (
     "first_entry_date",
 )
 WARNING_COLUMNS = ("tenant_id", "kind", "subject_key", "subject_name", "minutes")
-REPORT_TABLES = (ReportFact, ReportMonthlySum, ReportWipItem, ReportFixedFee, ReportWarning)
+REPORT_TABLES = (
+    ReportFact,
+    ReportMonthlySum,
+    ReportClientName,
+    ReportSummedWindow,
+    ReportWindowSum,
+    ReportWipItem,
+    ReportFixedFee,
+    ReportWarning,
+)
 MONTHLY_DIMENSIONS = ("client_key", "fee_type", "work_type")
 
 
@@ -106,6 +125,7 @@ async def refresh_reports(
         settings = await domain_settings(session, tenant_id)
         evaluation = evaluate(records, settings, (as_of or datetime.now(UTC)).date())
         await _replace_rows(session, tenant_id, evaluation)
+        await _sum_windows(session, tenant_id, (as_of or datetime.now(UTC)).date())
         version = await _mark_refreshed(
             session, tenant_id, as_of, len(evaluation.facts), time.perf_counter() - started
         )
@@ -141,6 +161,7 @@ async def _replace_rows(session: AsyncSession, tenant_id: UUID, evaluation: Eval
         session, ReportWarning, WARNING_COLUMNS, _warning_rows(tenant_id, evaluation.warnings)
     )
     await _sum_months(session, tenant_id)
+    await _name_clients(session, tenant_id)
 
 
 async def _sum_months(session: AsyncSession, tenant_id: UUID) -> None:
@@ -154,6 +175,56 @@ async def _sum_months(session: AsyncSession, tenant_id: UUID) -> None:
     )
     columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *MEASURE_NAMES]
     await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
+
+
+def windows_to_sum(as_of: date, first: date, last: date) -> set[tuple[date, date]]:
+    """The windows reports are most often asked for: the trailing year a report opens on and
+    each calendar year from the first fact's to the later of the last fact's and `as_of`'s."""
+    years = range(first.year, max(last.year, as_of.year) + 1)
+    return {last_365_days(as_of)} | {(date(y, 1, 1), date(y, 12, 31)) for y in years}
+
+
+async def _sum_windows(session: AsyncSession, tenant_id: UUID, as_of: date) -> None:
+    """Each client's sums over each window of `windows_to_sum`, exactly as a report over that
+    window would sum them from the monthly sums and the facts."""
+    span = select(func.min(ReportFact.fact_date), func.max(ReportFact.fact_date)).where(
+        ReportFact.tenant_id == tenant_id
+    )
+    first, last = (await session.execute(span)).one()
+    for start, end in sorted(windows_to_sum(as_of, first or as_of, last or as_of)):
+        session.add(ReportSummedWindow(tenant_id=tenant_id, window_start=start, window_end=end))
+        sums = repository.grouped_sums(
+            tenant_id, FactFilter(start, end), GroupBy.CLIENT, monthly=False
+        )
+        rows = select(literal(tenant_id), literal(start), literal(end), sums.c.key, *sums.c[2:])
+        columns = ["tenant_id", "window_start", "window_end", "client_key", *SUM_NAMES]
+        await session.execute(insert(ReportWindowSum).from_select(columns, rows))
+    await session.flush()
+
+
+async def _name_clients(session: AsyncSession, tenant_id: UUID) -> None:
+    """Synced clients by their name; Client Groups (not synced as clients) by the name their
+    work items, else their invoices, give them."""
+    sources = union_all(
+        select(Client.client_key, Client.name, literal(0).label("rank")).where(
+            Client.tenant_id == tenant_id
+        ),
+        select(WorkItem.client_key, WorkItem.client_name, literal(1)).where(
+            WorkItem.tenant_id == tenant_id
+        ),
+        select(Invoice.client_key, Invoice.client_name, literal(2)).where(
+            Invoice.tenant_id == tenant_id
+        ),
+    ).subquery()
+    key, name, rank = sources.c
+    names = (
+        select(literal(tenant_id), key, name)
+        .where(key.is_not(None), name.is_not(None), name != "")
+        .ext(distinct_on(key))
+        .order_by(key, rank)
+    )
+    columns = ["tenant_id", "client_key", "name"]
+    await session.execute(insert(ReportClientName).from_select(columns, names))
 
 
 async def _copy(

@@ -3,25 +3,30 @@
 Every query is scoped to one tenant. Grouping by owner or manager joins the client's live
 row; the facts carry everything else a filter or grouping needs. A windowed sum by client,
 owner, manager or work type reads the monthly sums for the months wholly inside the window and
-the facts only for the days at its edges.
+the facts only for the days at its edges; over a window whose per-client sums the refresh
+kept (the trailing year and each calendar year), it reads one row per client instead.
+`rank_groups` orders, pages, counts and totals the groups in the same statement.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Numeric,
     Select,
     Subquery,
     and_,
     func,
     literal,
+    null,
     or_,
     select,
-    union,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,18 +34,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain import MEASURE_NAMES, Measures
 from app.models import (
     Client,
-    Invoice,
+    ReportClientName,
     ReportFact,
     ReportFixedFee,
     ReportRefresh,
+    ReportSummedWindow,
     ReportWarning,
+    ReportWindowSum,
     ReportWipItem,
     Staff,
     WorkItem,
 )
 from app.models.reports import ReportMonthlySum
+from app.reports.ordering import FIGURES
 from app.reports.schemas import GroupBy
 
+ZERO = Decimal(0)
+SUM_NAMES = (*MEASURE_NAMES, "unbilled")
+"""What a report's group sums: the measures and the WIP."""
 FACT_ONLY_GROUPINGS = ("work_item", "staff")
 """Groupings the monthly sums do not carry: these always sum the facts."""
 
@@ -118,18 +129,164 @@ async def sum_facts(
     *,
     monthly: bool = False,
 ) -> list[Grouped]:
+    rows = _measure_rows(tenant_id, where, group_by, monthly=monthly).subquery()
+    sums = [func.sum(rows.c[name]) for name in MEASURE_NAMES]
+    query = select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month)
+    return [Grouped(row[0], row[1], _measures(row[2:])) for row in await session.execute(query)]
+
+
+def _measure_rows(
+    tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None, *, monthly: bool
+) -> Select[Any]:
+    """The rows to sum, filtered: `key`, `month` (NULL unless `monthly`) and the measures."""
     source = _measure_source(tenant_id, where, group_by)
     key = _group_column(source, group_by) if group_by else literal(None)
-    month = func.date_trunc("month", source.fact_date) if monthly else literal(None)
-    sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
-    query = select(key, month, *sums).select_from(_from_clause(source))
+    month = (func.date_trunc("month", source.fact_date) if monthly else null()).cast(Date)
+    measures = [getattr(source, name).label(name) for name in MEASURE_NAMES]
+    query = select(key.label("key"), month.label("month"), *measures)
+    query = query.select_from(_from_clause(source))
     if _needs_client(group_by, where):
         query = query.outerjoin(Client, _client_join(source))
-    query = _filtered(query, source, tenant_id, where).group_by(key, month)
-    return [
-        Grouped(row[0], _as_date(row[1]), _measures(row[2:]))
-        for row in await session.execute(query)
-    ]
+    return _filtered(query, source, tenant_id, where)
+
+
+def _wip_rows(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[Any]:
+    """The WIP as rows shaped like `_measure_rows`: no measures, `unbilled` the amount."""
+    key = _group_column(ReportWipItem, group_by)
+    zeros = [literal(0).label(name) for name in MEASURE_NAMES]
+    month = null().cast(Date).label("month")
+    query = select(key.label("key"), month, *zeros, ReportWipItem.amount)
+    query = query.select_from(ReportWipItem)
+    if _needs_client(group_by, where):
+        query = query.outerjoin(Client, _client_join(ReportWipItem))
+    return _filtered(query, ReportWipItem, tenant_id, where)
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    sort: str
+    """A figure of `ordering.FIGURES`, `name` or `month`."""
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RankedGroup:
+    key: Any
+    month: date | None
+    measures: Measures
+    unbilled: Decimal | None
+    """The group's WIP; None in a monthly series."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    groups: list[RankedGroup]
+    """The groups asked for (a page, or all), in order."""
+    count: int
+    """How many groups there are in all."""
+    totals: RankedGroup
+    """Every group summed."""
+
+
+async def rank_groups(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy,
+    ordering: Ordering,
+    *,
+    monthly: bool,
+    summed: bool = False,
+    limit: int | None,
+    offset: int = 0,
+) -> Ranking:
+    """Sums per group (and month), ordered, counted and totalled in one statement. `summed`:
+    the window is one whose per-client sums are kept (see `grouped_sums`)."""
+    grouped = grouped_sums(tenant_id, where, group_by, monthly=monthly, summed=summed)
+    query = (
+        select(grouped, func.count().over(), *(func.sum(grouped.c[n]).over() for n in SUM_NAMES))
+        .order_by(*_order(grouped, group_by, ordering))
+        .limit(limit)
+        .offset(offset)
+    )
+    if ordering.sort == "name" and group_by is GroupBy.CLIENT:
+        query = query.outerjoin(ReportClientName, _named(grouped, tenant_id))
+    rows = (await session.execute(query)).all()
+    if not rows and offset:  # past the end: the count and totals come with the first row
+        first = await rank_groups(
+            session, tenant_id, where, group_by, ordering, monthly=monthly, summed=summed, limit=1
+        )
+        return Ranking([], first.count, first.totals)
+    width = len(grouped.c)
+    groups = [_ranked(row[:width], monthly) for row in rows]
+    if not rows:
+        return Ranking([], 0, RankedGroup(None, None, Measures(), None if monthly else ZERO))
+    totals = _ranked((None, None, *rows[0][width + 1 :]), monthly)
+    return Ranking(groups, rows[0][width], totals)
+
+
+def grouped_sums(
+    tenant_id: UUID, where: FactFilter, group_by: GroupBy, *, monthly: bool, summed: bool = False
+) -> Subquery:
+    """One row per group (per month in a series): `key`, `month`, the measures and the WIP
+    (`unbilled`) summed. `summed`: read the per-client sums kept for the window (only for a
+    window in `report_summed_windows`, grouped by client, owner or manager, every fee type)."""
+    if summed:
+        return _grouped_window_sums(tenant_id, where, group_by)
+    rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly)
+    unbilled = null().cast(Numeric) if monthly else literal(0)
+    rows = rows.add_columns(unbilled.label("unbilled"))
+    if not monthly:
+        rows = union_all(rows, _wip_rows(tenant_id, where, group_by))
+    rows = rows.subquery()
+    sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES]
+    return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month).subquery()
+
+
+def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Subquery:
+    assert where.fee_type is None and group_by is not GroupBy.WORK_TYPE
+    table = ReportWindowSum
+    key = _group_column(table, group_by).label("key")
+    month = null().cast(Date).label("month")
+    if group_by is GroupBy.CLIENT:  # a row per client already
+        query = select(key, month, *(getattr(table, n).label(n) for n in SUM_NAMES))
+    else:
+        sums = [func.sum(getattr(table, n)).label(n) for n in SUM_NAMES]
+        query = select(key, month, *sums).group_by(key)
+    query = query.select_from(table)
+    if _needs_client(group_by, where):
+        query = query.outerjoin(Client, _client_join(table))
+    query = query.where(table.window_start == where.start, table.window_end == where.end)
+    return _filtered(query, table, tenant_id, where).subquery()
+
+
+def _order(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> list[ColumnElement[Any]]:
+    def direct(column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return column.desc() if ordering.descending else column.asc()
+
+    # Text orders by code point whatever the database's collation, so the order is the same
+    # on every server.
+    key = func.coalesce(grouped.c.key, "").collate("C")
+    match ordering.sort:
+        case "name":
+            name = ReportClientName.name if group_by is GroupBy.CLIENT else grouped.c.key
+            first = direct(func.lower(func.coalesce(name, "")).collate("C"))
+        case "month":
+            first = direct(func.coalesce(grouped.c.month, date.min))
+        case figure:
+            first = direct(FIGURES[figure](grouped.c)).nulls_last()
+    return [first, direct(key), direct(grouped.c.month)]
+
+
+def _named(grouped: Subquery, tenant_id: UUID) -> ColumnElement[bool]:
+    return and_(
+        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == grouped.c.key
+    )
+
+
+def _ranked(values: Sequence[Any], monthly: bool) -> RankedGroup:
+    key, month, *sums = values
+    return RankedGroup(key, month, _measures(sums[:-1]), None if monthly else sums[-1] or ZERO)
 
 
 def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None) -> Any:
@@ -179,10 +336,6 @@ def _summed_columns(table: Any, day: Any) -> list[Any]:
     return dimensions + [getattr(table, name) for name in MEASURE_NAMES]
 
 
-def _as_date(value: Any) -> date | None:
-    return value.date() if value is not None else None
-
-
 def _measures(values: Sequence[Any]) -> Measures:
     return Measures(**{name: value for name, value in zip(MEASURE_NAMES, values, strict=True)})
 
@@ -217,6 +370,13 @@ async def fixed_fees(
     return (await session.execute(query)).scalars().all()
 
 
+async def summed_windows(session: AsyncSession, tenant_id: UUID) -> frozenset[tuple[date, date]]:
+    query = select(ReportSummedWindow.window_start, ReportSummedWindow.window_end).where(
+        ReportSummedWindow.tenant_id == tenant_id
+    )
+    return frozenset((start, end) for start, end in await session.execute(query))
+
+
 async def warnings(session: AsyncSession, tenant_id: UUID) -> Sequence[ReportWarning]:
     query = (
         select(ReportWarning)
@@ -229,22 +389,13 @@ async def warnings(session: AsyncSession, tenant_id: UUID) -> Sequence[ReportWar
 async def client_names(
     session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
 ) -> dict[str, str]:
-    """Synced clients by name; Client Groups by the name work items and invoices give them."""
+    """Clients' names as of the last refresh (see `ReportClientName`)."""
     if not keys:
         return {}
-    sources = union(
-        select(Client.client_key, Client.name, literal(0).label("rank")).where(
-            Client.tenant_id == tenant_id, Client.client_key.in_(keys)
-        ),
-        select(WorkItem.client_key, WorkItem.client_name, literal(1)).where(
-            WorkItem.tenant_id == tenant_id, WorkItem.client_key.in_(keys)
-        ),
-        select(Invoice.client_key, Invoice.client_name, literal(2)).where(
-            Invoice.tenant_id == tenant_id, Invoice.client_key.in_(keys)
-        ),
-    ).subquery()
-    query = select(sources.c[0], sources.c[1]).order_by(sources.c[2].desc())
-    return {key: name for key, name in await session.execute(query) if name}
+    query = select(ReportClientName.client_key, ReportClientName.name).where(
+        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key.in_(keys)
+    )
+    return {key: name for key, name in await session.execute(query)}
 
 
 async def client(session: AsyncSession, tenant_id: UUID, key: str) -> Client | None:

@@ -1,6 +1,6 @@
 """The reports: SQL sums of facts turned into figures with the domain's ratio functions."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import ProblemError
 from app.domain import (
-    MEASURE_NAMES,
     Measures,
     effective_hourly_rate,
     last_365_days,
@@ -22,8 +21,8 @@ from app.domain import (
 from app.models import ReportWarning
 from app.reports import repository
 from app.reports.cache import CONTEXT_TTL_SECONDS, LruCache, TenantTtlCache
-from app.reports.presentation import hours, money, ratio
-from app.reports.repository import FactFilter, Grouped
+from app.reports.presentation import hours, money, optional_money, ratio
+from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking
 from app.reports.schemas import (
     ClientProfitabilityReport,
     Figures,
@@ -54,6 +53,8 @@ class ReportContext:
     as_of: datetime | None
     currency: str | None
     warnings: list[ReportWarningView]
+    summed_windows: frozenset[tuple[date, date]]
+    """Windows whose per-client sums the last refresh kept."""
 
     @property
     def as_of_date(self) -> date:
@@ -97,6 +98,7 @@ async def _read_report_context(session: AsyncSession, tenant_id: UUID) -> Report
         as_of=state.as_of if state else None,
         currency=state.currency if state else None,
         warnings=warnings,
+        summed_windows=await repository.summed_windows(session, tenant_id),
     )
 
 
@@ -134,13 +136,9 @@ def figures(m: Measures, currency: str | None) -> dict[str, Any]:
         "non_billable_hours": hours(m.non_billable_minutes),
         "standard_value": money(m.standard_value),
         "realization": ratio(realization(m)),
-        "effective_rate": _optional_money(effective_hourly_rate(m)),
+        "effective_rate": optional_money(effective_hourly_rate(m)),
         "approved_not_sent": money(m.approved_not_sent),
     }
-
-
-def _optional_money(value: Decimal | None) -> str | None:
-    return money(value) if value is not None else None
 
 
 def figures_view(m: Measures, currency: str | None) -> Figures:
@@ -163,59 +161,49 @@ class ProfitabilityQuery:
     order: Order = Order.DESC
 
 
-@dataclass(frozen=True, slots=True)
-class RankedGroup:
-    group: Grouped
-    unbilled: Decimal | None
-    """The group's WIP; None in a monthly series."""
-
-
-@dataclass(frozen=True, slots=True)
-class SortedGroups:
-    """A report's groups in the order asked for; rows are built only for what is shown."""
-
-    groups: list[RankedGroup]
-    names: dict[Any, str]
-    """Every group's name when sorted by name; otherwise filled in per page."""
-    totals: ProfitabilityRow
-    start: date
-    end: date
-
-
-SORT_KEYS: dict[str, Callable[[Measures, Decimal | None], Decimal | int | None]] = {
-    "fee_revenue": lambda m, _: m.fee_revenue,
-    "expense_recoveries": lambda m, _: m.expense_recoveries,
-    "cost": lambda m, _: m.cost,
-    "profit": lambda m, _: profit(m),
-    "margin": lambda m, _: margin(m),
-    "billable_hours": lambda m, _: m.billable_minutes,
-    "non_billable_hours": lambda m, _: m.non_billable_minutes,
-    "standard_value": lambda m, _: m.standard_value,
-    "realization": lambda m, _: realization(m),
-    "effective_rate": lambda m, _: effective_hourly_rate(m),
-    "approved_not_sent": lambda m, _: m.approved_not_sent,
-    "unbilled_work": lambda _, wip: wip,
-}
-"""Every figure a profitability row can be sorted by (plus `name` and `month`)."""
-SORT_FIELDS = (*SORT_KEYS, "name", "month")
-
-_sorted_groups: LruCache[SortedGroups] = LruCache(128)
 _pages: LruCache[bytes] = LruCache(512)
 
 
 async def client_profitability(
-    session: AsyncSession, context: ReportContext, query: ProfitabilityQuery
-) -> tuple[ProfitabilityQuery, SortedGroups]:
-    """The report's groups, sorted; `query` comes back with its window filled in."""
+    session: AsyncSession,
+    context: ReportContext,
+    query: ProfitabilityQuery,
+    *,
+    limit: int | None,
+    offset: int = 0,
+) -> tuple[ProfitabilityQuery, Ranking]:
+    """The groups asked for (`limit=None`: all), in order; `query` comes back with its window
+    filled in. Summing, ordering, counting and totalling happen in the database."""
+    query = _windowed(context, query)
+    assert query.start is not None and query.end is not None
+    where = FactFilter(query.start, query.end, query.owner, query.manager, query.fee_type)
+    monthly = query.interval is Interval.MONTH
+    ranking = await repository.rank_groups(
+        session,
+        context.tenant_id,
+        where,
+        query.group_by,
+        Ordering(query.sort, descending=query.order is Order.DESC),
+        monthly=monthly,
+        summed=not monthly and _reads_window_sums(context, query),
+        limit=limit,
+        offset=offset,
+    )
+    return query, ranking
+
+
+def _reads_window_sums(context: ReportContext, query: ProfitabilityQuery) -> bool:
+    """The kept per-client sums answer every fee type grouped by client, owner or manager."""
+    return (
+        (query.start, query.end) in context.summed_windows
+        and query.fee_type is None
+        and query.group_by is not GroupBy.WORK_TYPE
+    )
+
+
+def _windowed(context: ReportContext, query: ProfitabilityQuery) -> ProfitabilityQuery:
     start, end = context.window(query.start, query.end)
-    query = replace(query, start=start, end=end)
-    # The refresh version is in the key: a new refresh makes earlier entries unreachable.
-    key = (context.tenant_id, context.version, query)
-    found = _sorted_groups.get(key)
-    if found is None:
-        found = await _compute_profitability(session, context, query, start, end)
-        _sorted_groups.put(key, found)
-    return query, found
+    return replace(query, start=start, end=end)
 
 
 async def profitability_page_json(
@@ -226,43 +214,21 @@ async def profitability_page_json(
     offset: int,
 ) -> bytes:
     """One page of the report as JSON, serialized once per refresh version."""
-    query, result = await client_profitability(session, context, query)
-    key = (context.tenant_id, context.version, query, limit, offset)
+    # The refresh version is in the key: a new refresh makes earlier entries unreachable.
+    key = (context.tenant_id, context.version, _windowed(context, query), limit, offset)
     body = _pages.get(key)
     if body is None:
-        report = await profitability_report(session, context, result, query, limit, offset)
+        query, ranking = await client_profitability(
+            session, context, query, limit=limit, offset=offset
+        )
+        report = await profitability_report(session, context, query, ranking, limit, offset)
         body = report.model_dump_json(by_alias=True).encode()
         _pages.put(key, body)
     return body
 
 
-async def _compute_profitability(
-    session: AsyncSession,
-    context: ReportContext,
-    query: ProfitabilityQuery,
-    start: date,
-    end: date,
-) -> SortedGroups:
-    where = FactFilter(start, end, query.owner, query.manager, query.fee_type)
-    monthly = query.interval is Interval.MONTH
-    groups = await repository.sum_facts(
-        session, context.tenant_id, where, query.group_by, monthly=monthly
-    )
-    wip = await repository.sum_wip(session, context.tenant_id, where, query.group_by)
-    if not monthly:
-        known = {group.key for group in groups}
-        groups += [Grouped(k, None, Measures()) for k in wip if k not in known]
-    ranked = [RankedGroup(g, None if monthly else wip.get(g.key) or ZERO) for g in groups]
-    names: dict[Any, str] = {}
-    if query.sort == "name":
-        names = await _group_names(session, context.tenant_id, query.group_by, groups)
-    ordered = _sorted(ranked, names, query.sort, query.order)
-    totals = _totals(groups, None if monthly else wip, context.currency)
-    return SortedGroups(ordered, names, totals, start, end)
-
-
 async def _group_names(
-    session: AsyncSession, tenant_id: UUID, group_by: GroupBy, groups: Sequence[Grouped]
+    session: AsyncSession, tenant_id: UUID, group_by: GroupBy, groups: Sequence[RankedGroup]
 ) -> dict[Any, str]:
     keys = sorted({group.key for group in groups if group.key is not None})
     if group_by is GroupBy.CLIENT:
@@ -270,77 +236,27 @@ async def _group_names(
     return {key: key for key in keys}
 
 
-def _sorted(
-    ranked: list[RankedGroup], names: dict[Any, str], sort: str, order: Order
-) -> list[RankedGroup]:
-    """Sorted by the figure asked for; a ratio with no denominator has no place in an order,
-    so such rows go last."""
-    if sort == "name":
-        return sorted(
-            ranked,
-            key=lambda r: ((names.get(r.group.key) or "").lower(), r.group.key or ""),
-            reverse=order is Order.DESC,
-        )
-    if sort == "month":
-        return sorted(
-            ranked,
-            key=lambda r: (r.group.month or date.min, r.group.key or ""),
-            reverse=order is Order.DESC,
-        )
-    figure = SORT_KEYS[sort]
-    valued = [(figure(r.group.measures, r.unbilled), r) for r in ranked]
-    present = [(value, r) for value, r in valued if value is not None]
-    present.sort(key=lambda pair: (pair[0], pair[1].group.key or ""), reverse=order is Order.DESC)
-    missing = sorted(
-        (r for value, r in valued if value is None),
-        key=lambda r: r.group.key or "",
-        reverse=order is Order.DESC,
-    )
-    return [r for _, r in present] + missing
-
-
-def _totals(
-    groups: list[Grouped], wip: dict[Any, Any] | None, currency: str | None
-) -> ProfitabilityRow:
-    nothing = Measures()
-    total = Measures(
-        **{
-            name: sum((getattr(group.measures, name) for group in groups), getattr(nothing, name))
-            for name in MEASURE_NAMES
-        }
-    )
-    unbilled = None if wip is None else money(sum(wip.values(), ZERO))
-    return ProfitabilityRow(
-        key=None, name="Total", unbilled_work=unbilled, **figures(total, currency)
-    )
-
-
 def _profitability_row(
-    ranked: RankedGroup, names: dict[Any, str], currency: str | None
+    group: RankedGroup, name: str | None, currency: str | None
 ) -> ProfitabilityRow:
-    group = ranked.group
     return ProfitabilityRow(
         key=group.key,
-        name=names.get(group.key),
+        name=name,
         month=group.month,
-        unbilled_work=None if ranked.unbilled is None else money(ranked.unbilled),
+        unbilled_work=optional_money(group.unbilled),
         **figures(group.measures, currency),
     )
 
 
 async def profitability_rows(
-    session: AsyncSession,
-    context: ReportContext,
-    query: ProfitabilityQuery,
-    result: SortedGroups,
-    shown: Sequence[RankedGroup],
+    session: AsyncSession, context: ReportContext, query: ProfitabilityQuery, ranking: Ranking
 ) -> list[ProfitabilityRow]:
-    """Rows for `shown` (a page, or every group for an export), named."""
-    names = result.names
-    if query.sort != "name":
-        groups = [ranked.group for ranked in shown]
-        names = await _group_names(session, context.tenant_id, query.group_by, groups)
-    return [_profitability_row(ranked, names, context.currency) for ranked in shown]
+    """The ranking's groups as rows, named."""
+    names = await _group_names(session, context.tenant_id, query.group_by, ranking.groups)
+    return [
+        _profitability_row(group, names.get(group.key), context.currency)
+        for group in ranking.groups
+    ]
 
 
 def page_of(rows: Sequence[Any], limit: int, offset: int) -> list[Any]:
@@ -350,23 +266,23 @@ def page_of(rows: Sequence[Any], limit: int, offset: int) -> list[Any]:
 async def profitability_report(
     session: AsyncSession,
     context: ReportContext,
-    result: SortedGroups,
     query: ProfitabilityQuery,
+    ranking: Ranking,
     limit: int,
     offset: int,
 ) -> ClientProfitabilityReport:
-    shown = page_of(result.groups, limit, offset)
+    assert query.start is not None and query.end is not None
     return ClientProfitabilityReport(
-        items=await profitability_rows(session, context, query, result, shown),
-        total=len(result.groups),
+        items=await profitability_rows(session, context, query, ranking),
+        total=ranking.count,
         limit=limit,
         offset=offset,
         as_of=context.as_of,
         warnings=context.warnings,
         currency=context.currency,
-        start=result.start,
-        end=result.end,
+        start=query.start,
+        end=query.end,
         group_by=query.group_by,
         interval=query.interval,
-        totals=result.totals,
+        totals=_profitability_row(ranking.totals, "Total", context.currency),
     )
