@@ -18,18 +18,23 @@ exactly as the sandbox's Karbon API serves it, without the 1.8 req/s budget): mi
 large firm. Later runs reuse the loaded database (migrated to head first). Every run then:
 
 1. refreshes the report tables (timed): this is what lands after each sync;
-2. in-process over the ASGI transport: the first (uncached) call of several distinct
-   full-year queries, computed calls (a new window each call, so never cached), and the same
-   full-year report repeated (served from the response cache after the first call);
+2. in-process over the ASGI transport, one request at a time: the first call of several
+   distinct full-year queries; full-year queries each different from the last (calendar
+   years and the trailing year, every sort and order, by client, owner or manager, later
+   pages), so none is served from the response cache; other 365-day windows (read from
+   the monthly sums and the facts, not from the per-client sums kept for the full years);
+   and the same full-year report repeated (response cache hits);
 3. `GET /healthz` of the same app, same middleware, measured the same way;
 4. over real HTTP: uvicorn on 127.0.0.1 in a subprocess and a concurrent httpx load
    generator in this process (the same 2 cores serve both: the generator's own cost caps both
    rates), for the repeated full-year report and for `/healthz`;
-5. the targets: full-year p95 under 100 ms, report req/s at least half of `/healthz` req/s.
+5. the targets: uncached full-year p95 under 100 ms; the report's req/s at least half of
+   `/healthz`'s.
 """
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -56,6 +61,7 @@ from app.db import unit_of_work
 from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.models import CompensationPeriod, SyncKind, SyncRun, SyncState, SyncTrigger
+from app.reports.ordering import SORT_FIELDS
 from app.reports.refresh import refresh_reports
 from app.sandbox import render
 from app.sandbox.generator import generate_firm
@@ -311,13 +317,8 @@ async def concurrent(
     return Measured(durations, time.perf_counter() - started)
 
 
-def verdict(p95_ms: float, ratio: float) -> str:
-    p95 = "met" if p95_ms < P95_TARGET_MS else "NOT met"
-    rate = "met" if ratio >= RATIO_TARGET else "NOT met"
-    return (
-        f"p95 {p95_ms:.2f} ms < {P95_TARGET_MS:.0f} ms: {p95};  "
-        f"ratio {ratio:.2f} >= {RATIO_TARGET}: {rate}"
-    )
+def met(done: bool) -> str:
+    return "met" if done else "NOT met"
 
 
 async def in_process(
@@ -337,16 +338,20 @@ async def in_process(
 
         print("\n[in-process, ASGI transport, one request at a time]")
         print(f"groups in the full-year report: {(await get(YEAR)).json()['total']}")
-        print("first call after the refresh (uncached: sums in PostgreSQL, sort in Python):")
+        print("first call after the refresh (uncached):")
         for extra in DISTINCT_QUERIES[1:]:
             begun = time.perf_counter()
             await get({**YEAR, **extra})
             print(f"  {json.dumps(extra):<56} {(time.perf_counter() - begun) * 1000:8.2f} ms")
 
-        windows = iter(range(1_000_000))
+        full_years = iter(full_year_queries())
+        other_windows = iter(range(1_000_000))
 
-        async def computed() -> None:
-            end = date(2025, 12, 31) - timedelta(days=next(windows) % 300)
+        async def full_year() -> None:
+            await get(next(full_years))
+
+        async def other_window() -> None:
+            end = date(2025, 12, 30) - timedelta(days=next(other_windows) % 300)
             start = end - timedelta(days=364)
             await get({"from": start.isoformat(), "to": end.isoformat()})
 
@@ -356,15 +361,30 @@ async def in_process(
         async def healthz() -> None:
             (await client.get("/healthz")).raise_for_status()
 
-        uncached = await sequential(computed, min(calls, 100))
-        print(uncached.line("full year, a new window each call (all cache misses)"))
+        uncached = await sequential(full_year, calls)
+        print(uncached.line("full year, a new query each call (uncached)"))
+        others = await sequential(other_window, min(calls, 100))
+        print(others.line("other 365-day windows, a new one each call (uncached)"))
         served = await sequential(repeated, calls)
         print(served.line("full year, the same query (cache hits)"))
         trivial = await sequential(healthz, calls)
         print(trivial.line("GET /healthz"))
-        print(f"in-process: computed p95 {uncached.percentile_ms(0.95):.2f} ms (misses);")
-        ratio = served.rate / trivial.rate
-        print("in-process (cache hits): " + verdict(served.percentile_ms(0.95), ratio))
+        p95 = uncached.percentile_ms(0.95)
+        target = f"{P95_TARGET_MS:.0f} ms"
+        print(f"uncached full year p95 {p95:.2f} ms < {target}: {met(p95 < P95_TARGET_MS)}")
+
+
+def full_year_queries() -> Iterator[dict[str, str]]:
+    """Distinct full-year queries (so none is a cache hit): the calendar years and the
+    trailing year a report opens on, by every sort and order, grouped by client, owner or
+    manager, a page further on each round."""
+    windows = [YEAR, {"from": "2024-01-01", "to": "2024-12-31"}, {}]
+    groupings = ["client", "client", "owner", "manager"]
+    for page in itertools.count():
+        for sort, order, window in itertools.product(SORT_FIELDS, ("desc", "asc"), windows):
+            group_by = groupings[page % len(groupings)]
+            offset = str(50 * (page // len(groupings)))
+            yield {**window, "sort": sort, "order": order, "group_by": group_by, "offset": offset}
 
 
 @asynccontextmanager
@@ -406,7 +426,8 @@ async def over_http(
         trivial = await concurrent(client, "/healthz", {}, {}, seconds)
         print(trivial.line("GET /healthz"))
         ratio = report.rate / trivial.rate
-        print("HTTP (cache hits): " + verdict(report.percentile_ms(0.95), ratio))
+        reached = met(ratio >= RATIO_TARGET)
+        print(f"report req/s {ratio:.2f} of /healthz's >= {RATIO_TARGET}: {reached}")
 
 
 async def run(arguments: argparse.Namespace) -> None:
