@@ -16,8 +16,9 @@ Where the rules leave room, these readings apply (each is tested):
 * Invoice totals (collected before tax, ``InvoiceTotal``, ``TotalAmountDue``) are shared across
   an invoice's lines in proportion to line amounts, so debtor figures follow lines to clients.
 * A line keyed to a time entry that has no work item belongs to the invoice's client (rule 2
-  read literally). The Data tab, when present, replaces presentation lines; its amounts are
-  taken as before tax.
+  read literally). The Data tab, when present, replaces presentation lines, except on a
+  recurring invoice (its Data tab names only services, its lines the fixed-fee work item); its
+  amounts are taken as before tax.
 * Effective hourly rate divides by all hours (billable and non-billable) of the same facts.
 * Unbilled time on a work item whose fee type is unknown is WIP at standard value, shown under
   the unknown fee type. Fixed-fee WIP is aged from completion, or from its first time entry

@@ -8,8 +8,9 @@ and is flagged, but its time and revenue are kept under that key.
 
 Invoice lines: when an invoice carries its Data tab, the Data lines replace the presentation
 lines, because presentation lines may be consolidated ("Professional services") while the Data
-tab says which work items were billed. A Data line splits into a fee part (work or service) and
-an expense part. Both sources are before tax.
+tab says which work items were billed. A recurring invoice is the exception: its Data tab names
+only services, and its presentation lines name the fixed-fee work item. A Data line splits into
+a fee part (work or service) and an expense part. Both sources are before tax.
 """
 
 from collections.abc import Iterable, Mapping
@@ -114,7 +115,8 @@ class Directory:
 
 
 def billing_lines(invoice: Invoice) -> list[BillingLine]:
-    if invoice.data_lines is not None:
+    if _attributed_by_data_tab(invoice):
+        assert invoice.data_lines is not None
         return [
             part
             for index, data_line in enumerate(invoice.data_lines)
@@ -129,6 +131,17 @@ def billing_lines(invoice: Invoice) -> list[BillingLine]:
         )
         for line in invoice.lines
     ]
+
+
+def _attributed_by_data_tab(invoice: Invoice) -> bool:
+    """The Data tab when there is one, except on a recurring invoice: its Data tab names only
+    services (no work item), while its presentation lines name the fixed-fee work item billed,
+    which the work item's revenue and WIP need."""
+    data = invoice.data_lines
+    if data is None:
+        return False
+    recurring = bool(data) and all(d.entity_type is DataEntityType.SERVICE for d in data)
+    return not (recurring and invoice.lines)
 
 
 def _data_line_parts(invoice_key: str, index: int, data: InvoiceDataLine) -> list[BillingLine]:

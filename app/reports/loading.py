@@ -178,7 +178,7 @@ async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ..
             invoice_sub_total=row.subtotal or ZERO,
             total_amount_due=row.amount_due or ZERO,
             lines=tuple(lines.get(row.invoice_key, ())),
-            data_lines=_data_tab(row.data_lines, row.invoice_key in lines),
+            data_lines=None if row.data_lines is None else _data_lines(row.data_lines),
         )
         for row in await session.execute(query)
         if row.status in statuses
@@ -210,20 +210,6 @@ async def _invoice_lines(session: AsyncSession, tenant_id: UUID) -> dict[str, li
             )
         )
     return by_invoice
-
-
-def _data_tab(
-    raw_lines: list[dict[str, Any]] | None, has_lines: bool
-) -> tuple[InvoiceDataLine, ...] | None:
-    """The Data tab only for invoices without presentation lines.
-
-    Rule 2 attributes by each line's `BillableItemEntityKey`. The Data tab names a recurring
-    service by its service key, not the work item it billed, so preferring it would leave that
-    fixed fee unbilled (and count it again as WIP); it is used only when no line is known.
-    """
-    if raw_lines is None or has_lines:
-        return None
-    return _data_lines(raw_lines)
 
 
 def _data_lines(raw_lines: Iterable[dict[str, Any]]) -> tuple[InvoiceDataLine, ...]:

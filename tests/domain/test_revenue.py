@@ -234,3 +234,26 @@ def test_data_tab_attributes_a_consolidated_invoice_to_its_work_items() -> None:
     assert by_item[None].fee_revenue == D("150")
     assert by_item[None].expense_recoveries == D("40")
     assert totals(records).fee_revenue == D("1150")
+
+
+def test_a_recurring_invoice_is_attributed_by_its_lines_to_the_fixed_fee_work_item() -> None:
+    service = InvoiceDataLine(
+        "S1", DataEntityType.SERVICE, D("300"), service_billed=D("300"), service_work_type="Tax"
+    )
+    recurring = work_item("W1", fee_type=FeeType.FIXED_FEE, fee_value="300")
+    records = TenantRecords(
+        clients=(client("C1"),),
+        work_items=(recurring,),
+        invoices=(invoice("I1", lines=(line("L1", "W1", "300"),), data_lines=(service,)),),
+    )
+    evaluation = evaluate(records, CostSettings(), AS_OF)
+    assert aggregate_facts(evaluation.facts, by_work_item)["W1"].fee_revenue == D("300")
+    assert sum(item.amount for item in evaluation.wip) == 0  # billed in full: no WIP left
+    without_lines = TenantRecords(
+        clients=records.clients,
+        work_items=records.work_items,
+        invoices=(invoice("I1", data_lines=(service,)),),
+    )
+    # With nothing else to go by, the service's revenue stays with the invoice's client.
+    assert per_work_item(without_lines)[None].fee_revenue == D("300")
+    assert per_client(without_lines)["C1"].fee_revenue == D("300")

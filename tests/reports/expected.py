@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from app.sandbox.model import Firm, TimeEntry, Timesheet
+from app.sandbox.model import Firm, Invoice, TimeEntry, Timesheet
 
 COUNTED = {"AwaitingPayment", "Paid", "Exported"}
 ZERO = Decimal(0)
@@ -73,6 +73,38 @@ def _line_client(firm: Firm, invoice_client: str, entity_key: str) -> tuple[str,
     return (item.client_key, item.key) if item else (invoice_client, None)
 
 
+Part = tuple[str, str | None, bool, Decimal]
+"""A billed amount: its client, its work item, whether it is a fee (else an expense)."""
+
+
+def _billed_parts(firm: Firm, invoice: Invoice) -> list[Part]:
+    """Rule 2 over what an invoice is attributed by: its Data tab (the sync fetches it with
+    each invoice), which names the work items billed even when the lines are consolidated;
+    but a recurring invoice's Data tab names only services, so its lines, which name the
+    fixed-fee work item, are used instead."""
+    client = invoice.client.client_key
+    recurring = all(data.entity_type == "Service" for data in invoice.data)
+    if not invoice.data or recurring:
+        return [
+            (
+                *_line_client(firm, client, line.billable_item_entity_key),
+                line.billable_item_type != "Expense",
+                line.amount,
+            )
+            for line in invoice.line_items
+        ]
+    parts: list[Part] = []
+    for data in invoice.data:
+        item = firm.work_items.get(data.entity_key) if data.entity_type == "Work Item" else None
+        owner = (item.client_key, item.key) if item else (client, None)
+        fee = (data.work.billed if data.work else ZERO) + (
+            data.service.billed if data.service else ZERO
+        )
+        expenses = sum((expense.billed for expense in data.expenses or []), ZERO)
+        parts += [(*owner, True, fee)] + ([(*owner, False, expenses)] if expenses else [])
+    return parts
+
+
 def expected_figures(firm: Firm, start: date, end: date, costing: Costing) -> Expected:
     expected = Expected()
     for sheet, entry in _entries(firm, start, end):
@@ -93,17 +125,15 @@ def expected_figures(firm: Firm, start: date, end: date, costing: Costing) -> Ex
     for invoice in firm.visible_invoices():
         if not start <= invoice.invoice_date <= end:
             continue
-        for line in invoice.line_items:
-            client, _ = _line_client(firm, invoice.client.client_key, line.billable_item_entity_key)
+        for client, _, is_fee, amount in _billed_parts(firm, invoice):
             figures = expected.clients[client]
-            is_fee = line.billable_item_type != "Expense"
             if invoice.status in COUNTED:
                 if is_fee:
-                    figures.fee_revenue += line.amount
+                    figures.fee_revenue += amount
                 else:
-                    figures.expense_recoveries += line.amount
+                    figures.expense_recoveries += amount
             elif invoice.status == "Approved" and is_fee:
-                figures.approved_not_sent += line.amount
+                figures.approved_not_sent += amount
     _add_wip(firm, expected)
     return expected
 
@@ -114,12 +144,9 @@ def _add_wip(firm: Firm, expected: Expected) -> None:
     for invoice in firm.visible_invoices():
         if invoice.status == "Voided":
             continue
-        for line in invoice.line_items:
-            _, item_key = _line_client(
-                firm, invoice.client.client_key, line.billable_item_entity_key
-            )
-            if item_key and line.billable_item_type != "Expense":
-                ff_invoiced[item_key] += line.amount
+        for _, item_key, is_fee, amount in _billed_parts(firm, invoice):
+            if item_key and is_fee:
+                ff_invoiced[item_key] += amount
     has_time: set[str] = set()
     for entry in firm.time_entries():
         item = firm.work_items.get(entry.work_item_key or "")
