@@ -29,6 +29,8 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -73,8 +75,99 @@ def _free_port() -> int:
         return port
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PROC = Path("/proc")
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None when /proc cannot tell."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every local PostgreSQL process (server, backends, background workers)."""
+    seconds: dict[int, float] = {}
+    for entry in _PROC.glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+        except OSError:
+            continue
+        used = _process_cpu(int(entry.name))
+        if used is not None:
+            seconds[int(entry.name)] = used
+    return seconds
+
+
+def _machine_busy() -> tuple[float, float]:
+    """Seconds the machine's cores spent busy and in total, summed over cores."""
+    try:
+        ticks = [int(n) for n in (_PROC / "stat").read_text().split("\n")[0].split()[1:9]]
+    except OSError:
+        return 0.0, 0.0
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / _TICKS, sum(ticks) / _TICKS
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds used over one measurement by the worker (this process), the sandbox
+    process and PostgreSQL, and the machine's busy share (None where /proc cannot tell)."""
+
+    wall: float
+    worker: float
+    sandbox: float | None
+    postgres: float | None
+    machine_busy: float | None
+
+    def share(self, seconds: float | None) -> str:
+        return "n/a" if seconds is None else f"{seconds / self.wall:.0%}"
+
+
+class CpuMeter:
+    """Samples CPU time at start and stop; PostgreSQL processes that end in between are lost,
+    which only undercounts (a worker keeps its pooled connections for the whole run)."""
+
+    def __init__(self, sandbox_pid: int) -> None:
+        self._sandbox_pid = sandbox_pid
+        self._wall = time.monotonic()
+        self._worker = time.process_time()
+        self._sandbox = _process_cpu(sandbox_pid)
+        self._postgres = _postgres_cpu()
+        self._machine = _machine_busy()
+
+    def stop(self) -> CpuUse:
+        sandbox = _process_cpu(self._sandbox_pid)
+        postgres = _postgres_cpu()
+        busy, total = _machine_busy()
+        return CpuUse(
+            wall=time.monotonic() - self._wall,
+            worker=time.process_time() - self._worker,
+            sandbox=None if sandbox is None or self._sandbox is None else sandbox - self._sandbox,
+            postgres=(
+                sum(used - self._postgres.get(pid, 0.0) for pid, used in postgres.items())
+                if postgres
+                else None
+            ),
+            machine_busy=(
+                (busy - self._machine[0]) / (total - self._machine[1]) if total > 0 else None
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SandboxProcess:
+    base_url: str
+    pid: int
+
+
 @contextmanager
-def sandbox_process(size: str, tenants: int, page: int) -> Iterator[str]:
+def sandbox_process(size: str, tenants: int, page: int) -> Iterator[SandboxProcess]:
     """The sandbox Karbon in its own process, so its CPU is not counted as the worker's."""
     port = _free_port()
     command = [
@@ -94,7 +187,7 @@ def sandbox_process(size: str, tenants: int, page: int) -> Iterator[str]:
                 time.sleep(0.2)
         else:
             raise RuntimeError("the sandbox did not start")
-        yield base
+        yield SandboxProcess(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -174,7 +267,8 @@ def achieved_rate(counters: dict[str, Any]) -> float:
 
 
 async def bench_rate(size: str, seconds: float) -> None:
-    with sandbox_process(size, 1, PAGE) as base:
+    with sandbox_process(size, 1, PAGE) as sandbox:
+        base = sandbox.base_url
         [tenant] = await admin(base, "tenants")
         async with job_context(base) as context:
             run_ids = await start_syncs(context, [tenant])
@@ -207,21 +301,30 @@ def bench_plan(size: str) -> None:
 
 async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
     for tenants in counts:
-        with sandbox_process(size, tenants, PAGE) as base:
+        with sandbox_process(size, tenants, PAGE) as sandbox:
+            base = sandbox.base_url
             sandbox_tenants = await admin(base, "tenants")
             async with job_context(base) as context:
                 run_ids = await start_syncs(context, sandbox_tenants)
-                cpu, wall = time.process_time(), time.monotonic()
+                meter = CpuMeter(sandbox.pid)
                 await run_for(context, run_ids, seconds)
-                cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-            rates = [
-                achieved_rate(await admin(base, f"tenants/{t['name']}/counters"))
-                for t in sandbox_tenants
-            ]
-        at_95 = sum(rate >= 0.95 * BUDGET for rate in rates)
-        print(f"{tenants} tenants: {at_95} at >=95% of budget, slowest {min(rates):.3f} req/s, "
-              f"mean {sum(rates) / len(rates):.3f} req/s; worker CPU {cpu / wall:.0%} "
-              f"of one core over {wall:.0f} s")  # fmt: skip
+                cpu = meter.stop()
+            counters = [await admin(base, f"tenants/{t['name']}/counters") for t in sandbox_tenants]
+        report_tenants(tenants, counters, cpu)
+
+
+def report_tenants(tenants: int, counters: list[dict[str, Any]], cpu: CpuUse) -> None:
+    rates = [achieved_rate(c) for c in counters]
+    requests = sum(c["requests"] for c in counters)
+    at_95 = sum(rate >= 0.95 * BUDGET for rate in rates)
+    per_request = 1000 * cpu.worker / requests if requests else float("nan")
+    print(f"{tenants} tenants: {at_95} at >=95% of budget, slowest {min(rates):.3f} req/s, "
+          f"mean {sum(rates) / len(rates):.3f} req/s, {requests} requests, "
+          f"{sum(c['rate_limited_429'] for c in counters)} 429s")  # fmt: skip
+    print(f"  worker CPU {cpu.share(cpu.worker)} of one core, {per_request:.2f} ms per request; "
+          f"sandbox {cpu.share(cpu.sandbox)}, PostgreSQL {cpu.share(cpu.postgres)}; "
+          f"machine busy {'n/a' if cpu.machine_busy is None else f'{cpu.machine_busy:.0%}'} "
+          f"of {os.cpu_count()} cores over {cpu.wall:.0f} s")  # fmt: skip
 
 
 def main() -> None:
