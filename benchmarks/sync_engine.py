@@ -47,6 +47,7 @@ from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
+from app.worker import tune_garbage_collector
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 
@@ -335,6 +336,7 @@ def main() -> None:
     parser.add_argument("--tenants", default="25,50,100")
     args = parser.parse_args()
     os.environ.setdefault("RECKONRY_LOG_LEVEL", "WARNING")
+    tune_garbage_collector()  # as `reckonry worker` does
     if args.mode == "plan":
         bench_plan(args.size or "medium")
     elif args.mode == "rate":
