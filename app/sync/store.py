@@ -5,13 +5,27 @@ items) are written only when this run made that detail call: an unchanged record
 detail was not re-read keeps what was stored.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    String,
+    Table,
+    all_,
+    and_,
+    any_,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -37,6 +51,17 @@ from app.sync.records import (
 )
 
 Row = dict[str, Any]
+
+
+def _one_of(column: SQLColumnExpression[str], keys: Iterable[str]) -> ColumnElement[bool]:
+    """`column IN (keys)` as `column = ANY(array)`: one statement text for any number of keys,
+    compiled and prepared once, where an IN list makes a new statement for every length."""
+    return column == any_(literal(list(keys), ARRAY(String)))
+
+
+def _none_of(column: SQLColumnExpression[str], keys: Iterable[str]) -> ColumnElement[bool]:
+    """`column NOT IN (keys)` as `column <> ALL(array)`, for the same reason."""
+    return column != all_(literal(list(keys), ARRAY(String)))
 
 
 def _key_column(table: Table) -> str:
@@ -185,7 +210,7 @@ class RecordStore:
         table: Table = model.__table__
         key = table.c[_key_column(table)]
         query = select(key, table.c.change_token).where(
-            table.c.tenant_id == self.tenant_id, key.in_(list(keys))
+            table.c.tenant_id == self.tenant_id, _one_of(key, keys)
         )
         return {row[0]: row[1] for row in await self.session.execute(query)}
 
@@ -268,8 +293,8 @@ class RecordStore:
             update(TimeEntry)
             .where(
                 TimeEntry.tenant_id == self.tenant_id,
-                TimeEntry.timesheet_key.in_([t.timesheet_key for t in timesheets]),
-                TimeEntry.time_entry_key.not_in(kept),
+                _one_of(TimeEntry.timesheet_key, [t.timesheet_key for t in timesheets]),
+                _none_of(TimeEntry.time_entry_key, kept),
                 TimeEntry.deleted_at.is_(None),
             )
             .values(deleted_at=func.now())
@@ -279,7 +304,7 @@ class RecordStore:
         await self.session.execute(
             delete(InvoiceLine).where(
                 InvoiceLine.tenant_id == self.tenant_id,
-                InvoiceLine.invoice_key.in_([i.invoice_key for i in invoices]),
+                _one_of(InvoiceLine.invoice_key, [i.invoice_key for i in invoices]),
             )
         )
         rows = [
@@ -327,7 +352,7 @@ class RecordStore:
             delete(RejectedRecord).where(
                 RejectedRecord.tenant_id == self.tenant_id,
                 RejectedRecord.stream == stream,
-                RejectedRecord.record_key.in_(list(keys)),
+                _one_of(RejectedRecord.record_key, keys),
             )
         )
 
