@@ -12,8 +12,22 @@ the sandbox Karbon in its own process, with Karbon-like latency (log-normal, med
 its 120-per-minute limit on, for `--seconds` or until the sync ends. `plan` prints the fewest
 requests a first sync of a firm needs and the time that takes at 1.8 req/s. `tenants` syncs
 many firms (small by default: their first sync outlasts the measurement) at once in this one
-process and reports each one's achieved rate and this process's CPU use; the sandbox serving
-them runs in another process on the same machine.
+process, tuned as `reckonry worker` tunes its own, and reports how many keep 95% of the budget,
+the slowest and mean rates, this process's CPU (share of one core, milliseconds per Karbon
+request) and the CPU of the sandbox process, of PostgreSQL and of the whole machine, sampled
+from /proc where it exists. The sandbox runs in another process on the same machine.
+
+Last measured with `tenants --seconds 60` on 2 cores shared by worker, sandbox and PostgreSQL:
+
+    tenants  at >=95%  slowest  mean   worker CPU  ms/request  sandbox  PostgreSQL
+    25       25        1.745    1.754  18%         4.2         5%       8%
+    50       34        1.689    1.712  36%         4.2         8%       4%
+    100      0         1.521    1.548  75%         4.9         14%      18%
+
+The machine was two-thirds busy at 100 tenants, so it is the worker's one event loop, not the
+stand-in or PostgreSQL, that falls behind: a request's turn comes late whenever the loop is
+busy, and a late request's share of the budget is lost. One core at 4.2 ms per request would
+serve 1000 / (4.2 x 1.8) = 132 tenants flat out; held at 95%, one process keeps about 50.
 
 Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise; each run works in a
 scratch database that is dropped afterwards.
