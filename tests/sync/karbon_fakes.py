@@ -46,6 +46,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._virtual_now
 
+    def stall(self, seconds: float) -> None:
+        """As if the callback now running kept the loop busy for `seconds`: timers falling due
+        meanwhile fire late."""
+        self._virtual_now += seconds
+
 
 def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
     loop = VirtualTimeLoop()

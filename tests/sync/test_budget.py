@@ -9,13 +9,23 @@ import httpx
 import respx
 
 from app.sync.karbon import USERS, BudgetRegistry, TenantBudget
-from tests.sync.karbon_fakes import BASE, make_client, run_virtual
+from tests.sync.karbon_fakes import BASE, VirtualTimeLoop, make_client, run_virtual
 
 
-def send_times(requests: int, latency: tuple[float, float], budget: TenantBudget) -> list[float]:
-    """Fetch ``requests`` user details through one budget; Karbon answers after ``latency``."""
+def send_times(
+    requests: int, latency: tuple[float, float], budget: TenantBudget, *, busy: bool = False
+) -> list[float]:
+    """Fetch ``requests`` user details through one budget; Karbon answers after ``latency``.
+    ``busy``: other work keeps the event loop busy now and then, so tasks resume late."""
     rng = random.Random(7)
     arrivals: list[float] = []
+
+    async def other_work() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        while True:
+            await asyncio.sleep(rng.uniform(0.0, 0.1))
+            loop.stall(rng.uniform(0.0, 0.08))
 
     async def answer(request: httpx.Request) -> httpx.Response:
         arrivals.append(asyncio.get_running_loop().time())
@@ -23,10 +33,13 @@ def send_times(requests: int, latency: tuple[float, float], budget: TenantBudget
         return httpx.Response(200, json={"Id": "u"})
 
     async def go() -> None:
+        busy_loop = asyncio.create_task(other_work()) if busy else None
         async with make_client(budget=budget) as client:
             keys = [f"u{i}" for i in range(requests)]
             async for _ in client.iter_details(USERS, keys):
                 pass
+        if busy_loop:
+            busy_loop.cancel()
 
     with respx.mock(base_url=BASE) as karbon:
         karbon.get(path__regex=r"/v3/Users/\w+").mock(side_effect=answer)
@@ -48,6 +61,15 @@ def test_budget_is_used_even_when_karbon_takes_a_second() -> None:
     times = send_times(200, (0.5, 1.0), TenantBudget())
     achieved = (len(times) - 1) / (times[-1] - times[0])
     assert achieved >= 0.97 * 1.8
+
+
+def test_requests_resumed_late_by_a_busy_worker_catch_up_within_the_limit() -> None:
+    # Many tenants share a worker's event loop, so a request often leaves a little after its
+    # turn; the next one makes that up instead of the tenant losing the budget for good.
+    times = send_times(300, (0.5, 1.0), TenantBudget(), busy=True)
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved >= 0.97 * 1.8
+    assert most_in_any_window(times, 10.0) <= 18
 
 
 def test_one_request_at_a_time_would_be_latency_bound() -> None:
