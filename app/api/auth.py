@@ -5,18 +5,20 @@ Every tenant route takes one of the dependencies below and scopes its queries to
 platform operators (users without a tenant) pass only `PlatformOperator` and `SignedInUser`.
 
 The principal is read with its tenant in one query, so the trial check that report routes add
-finds the tenant in the session instead of asking the database again. Nothing about a principal
-is cached across requests: a revoked key or a deactivated user is refused at once.
+finds the tenant in the session instead of asking the database again. Principals are kept in
+this process for a second (`app.tenancy.principal_cache`): revoking a key or deactivating a
+member empties that cache on commit, so this process refuses at once and
+others within the second.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
@@ -24,12 +26,12 @@ from app.api.problems import ProblemError
 from app.models import ApiKey, Role, Tenant, User
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
+from app.tenancy.principal_cache import principals
 from app.tenancy.security import hash_api_key, is_api_key, read_session_token
 from app.tenancy.trial import trial_state
 
 TOKEN_URL = "/api/v1/auth/token"
 _PRINCIPAL_TENANT = "principal_tenant"
-P = TypeVar("P", User, ApiKey)
 
 _password_flow = OAuth2PasswordBearer(
     tokenUrl=TOKEN_URL,
@@ -74,6 +76,21 @@ def _forbidden(type_: str, detail: str) -> ProblemError:
     return ProblemError(403, type_, detail, title="Forbidden")
 
 
+@dataclass(frozen=True, slots=True)
+class TenantTerms:
+    """What the trial check reads of the principal's tenant."""
+
+    id: UUID
+    trial_started_at: datetime | None
+    subscription_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    principal: Principal
+    tenant: TenantTerms | None
+
+
 async def get_principal(
     session: SessionDep,
     secrets: SecretsDep,
@@ -83,51 +100,66 @@ async def get_principal(
     token = password_token or (bearer.credentials if bearer else None)
     if not token:
         raise _unauthenticated("Send `Authorization: Bearer <token or integrator key>`.")
-    if is_api_key(token):
-        key = await _usable_api_key_with_tenant(session, hash_api_key(token))
-        if key is None:
-            raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
-        return Principal(key.tenant_id, None, key.id, None, "api_key")
-    user_id = read_session_token(secrets.secret_key, token)
-    user = await _user_with_tenant(session, user_id) if user_id else None
-    if user is None or not user.is_active:
-        raise _unauthenticated(
-            "The token is invalid or has expired: sign in again.", "invalid-token"
-        )
-    return Principal(user.tenant_id, user.id, None, user.role, "user")
+    known = await _known_principal(session, secrets, token)
+    session.info[_PRINCIPAL_TENANT] = known.tenant
+    return known.principal
 
 
-async def _usable_api_key_with_tenant(session: AsyncSession, key_hash: str) -> ApiKey | None:
+async def _known_principal(session: AsyncSession, secrets: Secrets, token: str) -> _Known:
+    """From this process's cache (see `app.tenancy.principal_cache`), else the database."""
+    api_key = is_api_key(token)
+    user_id = None if api_key else read_session_token(secrets.secret_key, token)
+    if not api_key and user_id is None:
+        raise _invalid_token()
+    cache_key = hash_api_key(token) if api_key else f"user:{user_id}"
+    known: _Known | None = principals.get(cache_key)
+    if known is None:
+        if user_id is None:
+            known = await _api_key_principal(session, cache_key)
+        else:
+            known = await _user_principal(session, user_id)
+        principals.put(cache_key, known)
+    return known
+
+
+def _invalid_token() -> ProblemError:
+    return _unauthenticated("The token is invalid or has expired: sign in again.", "invalid-token")
+
+
+async def _api_key_principal(session: AsyncSession, key_hash: str) -> _Known:
     query = (
         select(ApiKey, Tenant)
         .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
         .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
-    return _keeping_tenant(session, (await session.execute(query)).first())
-
-
-async def _user_with_tenant(session: AsyncSession, user_id: UUID) -> User | None:
-    """The user, with its tenant (if any) loaded into the session alongside."""
-    query = select(User, Tenant).outerjoin(Tenant, Tenant.id == User.tenant_id)
-    return _keeping_tenant(
-        session, (await session.execute(query.where(User.id == user_id))).first()
-    )
-
-
-def _keeping_tenant(session: AsyncSession, row: Row[P, Tenant] | None) -> P | None:
-    """The principal of a (principal, tenant) row; the tenant stays with the session for the
-    trial check (the session's identity map alone would not keep it alive)."""
+    row = (await session.execute(query)).first()
     if row is None:
+        raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
+    key, tenant = row
+    return _Known(Principal(key.tenant_id, None, key.id, None, "api_key"), _terms(tenant))
+
+
+async def _user_principal(session: AsyncSession, user_id: UUID) -> _Known:
+    query = select(User, Tenant).outerjoin(Tenant, Tenant.id == User.tenant_id)
+    row = (await session.execute(query.where(User.id == user_id))).first()
+    if row is None or not row[0].is_active:
+        raise _invalid_token()
+    user, tenant = row
+    principal = Principal(user.tenant_id, user.id, None, user.role, "user")
+    return _Known(principal, _terms(tenant))
+
+
+def _terms(tenant: Tenant | None) -> TenantTerms | None:
+    if tenant is None:
         return None
-    session.info[_PRINCIPAL_TENANT] = row[1]
-    return row[0]
+    return TenantTerms(tenant.id, tenant.trial_started_at, tenant.subscription_active)
 
 
-async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
-    tenant = session.info.get(_PRINCIPAL_TENANT)
-    if isinstance(tenant, Tenant) and tenant.id == tenant_id:
-        return tenant
-    return await repository.tenant(session, tenant_id)
+async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
+    terms = session.info.get(_PRINCIPAL_TENANT)
+    if isinstance(terms, TenantTerms) and terms.id == tenant_id:
+        return terms
+    return _terms(await repository.tenant(session, tenant_id))
 
 
 AnyPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -6,11 +6,12 @@ context, which each process keeps for at most `CONTEXT_TTL_SECONDS`: a refresh r
 process forgets it at once; a refresh run by a worker elsewhere is seen within that time.
 """
 
-import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 from uuid import UUID
+
+from app.caching import TtlCache
 
 T = TypeVar("T")
 
@@ -44,22 +45,9 @@ def forget_tenant(tenant_id: UUID) -> None:
         cache.forget(tenant_id)
 
 
-class TenantTtlCache(Generic[T]):
-    """One value per tenant, trusted for `ttl` seconds or until forgotten."""
+class TenantTtlCache(TtlCache[UUID, T]):
+    """One value per tenant, trusted for `ttl` seconds or until `forget_tenant`."""
 
     def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._entries: dict[UUID, tuple[float, T]] = {}
+        super().__init__(ttl)
         _tenant_caches.append(self)
-
-    def get(self, tenant_id: UUID) -> T | None:
-        found = self._entries.get(tenant_id)
-        if found is None or found[0] < time.monotonic():
-            return None
-        return found[1]
-
-    def put(self, tenant_id: UUID, value: T) -> None:
-        self._entries[tenant_id] = (time.monotonic() + self._ttl, value)
-
-    def forget(self, tenant_id: UUID) -> None:
-        self._entries.pop(tenant_id, None)

@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import Page, PageParams
 from app.api.problems import ProblemError
+from app.db import after_commit
 from app.models import ApiKey, Role, Tenant, User
 from app.tenancy import repository
+from app.tenancy.principal_cache import forget_principals
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
     AccessToken,
@@ -147,6 +149,7 @@ async def deactivate_member(
         )
     user.is_active = False
     await session.flush()
+    after_commit(session, forget_principals)
 
 
 async def create_api_key(
@@ -192,6 +195,7 @@ async def revoke_api_key(
     if key.revoked_at is None:
         key.revoked_at = now
         await session.flush()
+        after_commit(session, forget_principals)
 
 
 async def ops_tenants(session: AsyncSession, params: PageParams, now: datetime) -> Page[OpsTenant]:

@@ -4,10 +4,19 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-
-from app.models import Tenant
+from typing import Protocol
 
 TRIAL_LENGTH = timedelta(days=7)
+
+
+class TrialTerms(Protocol):
+    """What the trial clock reads of a tenant."""
+
+    @property
+    def trial_started_at(self) -> datetime | None: ...
+
+    @property
+    def subscription_active(self) -> bool: ...
 
 
 class TrialStatus(StrEnum):
@@ -29,7 +38,7 @@ class TrialState:
         return self.status is not TrialStatus.ENDED
 
 
-def trial_state(tenant: Tenant, now: datetime) -> TrialState:
+def trial_state(tenant: TrialTerms, now: datetime) -> TrialState:
     started = tenant.trial_started_at
     ends = started + TRIAL_LENGTH if started else None
     days_left = max(0, math.ceil((ends - now) / timedelta(days=1))) if ends else None
