@@ -22,6 +22,7 @@ from app.domain import (
     utilization,
     wip_days,
 )
+from app.domain.money import ZERO
 from app.models import ReportFixedFee, ReportWipItem
 from app.reports import repository
 from app.reports.presentation import days, hours, money, ratio
@@ -38,7 +39,6 @@ from app.reports.schemas import (
 )
 from app.reports.service import ReportContext, figures, figures_view
 
-ZERO = Decimal(0)
 AGE_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, None, "90+"))
 
 

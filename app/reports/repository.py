@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain import MEASURE_NAMES, Measures
+from app.domain.money import ZERO
 from app.models import (
     Client,
     ReportClientName,
@@ -49,7 +50,6 @@ from app.models.reports import ReportMonthlySum
 from app.reports.ordering import FIGURES
 from app.reports.schemas import GroupBy
 
-ZERO = Decimal(0)
 SUM_NAMES = (*MEASURE_NAMES, "unbilled")
 """What a report's group sums: the measures and the WIP."""
 FACT_ONLY_GROUPINGS = ("work_item", "staff")
@@ -144,10 +144,22 @@ def _measure_rows(
     month = (func.date_trunc("month", source.fact_date) if monthly else null()).cast(Date)
     measures = [getattr(source, name).label(name) for name in MEASURE_NAMES]
     query = select(key.label("key"), month.label("month"), *measures)
-    query = query.select_from(_from_clause(source))
+    return _scoped(query, source, tenant_id, where, group_by)
+
+
+def _scoped(
+    query: Select[Any],
+    table: Any,
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | str | None,
+) -> Select[Any]:
+    """`query` over `table`, joined to each row's live client where the grouping or a filter
+    needs it, and filtered to the tenant and `where`."""
+    query = query.select_from(_from_clause(table))
     if _needs_client(group_by, where):
-        query = query.outerjoin(Client, _client_join(source))
-    return _filtered(query, source, tenant_id, where)
+        query = query.outerjoin(Client, _client_join(table))
+    return _filtered(query, table, tenant_id, where)
 
 
 def _wip_rows(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[Any]:
@@ -156,10 +168,7 @@ def _wip_rows(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[A
     zeros = [literal(0).label(name) for name in MEASURE_NAMES]
     month = null().cast(Date).label("month")
     query = select(key.label("key"), month, *zeros, ReportWipItem.amount)
-    query = query.select_from(ReportWipItem)
-    if _needs_client(group_by, where):
-        query = query.outerjoin(Client, _client_join(ReportWipItem))
-    return _filtered(query, ReportWipItem, tenant_id, where)
+    return _scoped(query, ReportWipItem, tenant_id, where, group_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +262,8 @@ def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) 
     else:
         sums = [func.sum(getattr(table, n)).label(n) for n in SUM_NAMES]
         query = select(key, month, *sums).group_by(key)
-    query = query.select_from(table)
-    if _needs_client(group_by, where):
-        query = query.outerjoin(Client, _client_join(table))
     query = query.where(table.window_start == where.start, table.window_end == where.end)
-    return _filtered(query, table, tenant_id, where).subquery()
+    return _scoped(query, table, tenant_id, where, group_by).subquery()
 
 
 def _order(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> list[ColumnElement[Any]]:
@@ -298,7 +304,8 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
 
 
 def _from_clause(source: Any) -> Any:
-    return source if source is ReportFact else source.tenant_id.table
+    """A mapped table as itself; the months-and-edges union (its columns) as its subquery."""
+    return source if isinstance(source, type) else source.tenant_id.table
 
 
 def whole_months(start: date, end: date) -> tuple[date, date]:
@@ -344,11 +351,10 @@ async def sum_wip(
     session: AsyncSession, tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None
 ) -> dict[Any, Any]:
     key = _group_column(ReportWipItem, group_by) if group_by else literal(None)
-    query = select(key, func.sum(ReportWipItem.amount)).select_from(ReportWipItem)
-    if _needs_client(group_by, where):
-        query = query.outerjoin(Client, _client_join(ReportWipItem))
-    query = _filtered(query, ReportWipItem, tenant_id, where).group_by(key)
-    return {row[0]: row[1] for row in await session.execute(query)}
+    query = _scoped(
+        select(key, func.sum(ReportWipItem.amount)), ReportWipItem, tenant_id, where, group_by
+    )
+    return {row[0]: row[1] for row in await session.execute(query.group_by(key))}
 
 
 async def wip_items(

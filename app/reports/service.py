@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -33,7 +32,6 @@ from app.reports.schemas import (
     ReportWarningView,
 )
 
-ZERO = Decimal(0)
 WARNING_MESSAGES = {
     "missing_compensation": "No compensation entered: the cost of this person's time is "
     "missing, so cost is understated and profit overstated.",
