@@ -36,7 +36,7 @@ from app.reports.schemas import (
 from app.reports.service import (
     ProfitabilityQuery,
     client_profitability,
-    page_of,
+    paged_fields,
     profitability_page_json,
     profitability_rows,
     report_context,
@@ -177,13 +177,7 @@ async def get_unbilled_work(
         reverse=order is Order.DESC,
     )
     return UnbilledWorkReport(
-        items=page_of(rows, page.limit, page.offset),
-        total=len(rows),
-        limit=page.limit,
-        offset=page.offset,
-        as_of=context.as_of,
-        warnings=context.warnings,
-        currency=context.currency,
+        **paged_fields(rows, page, context),
         total_amount=breakdowns.wip_total(rows),
         by_age=breakdowns.age_buckets(rows),
     )
@@ -206,13 +200,7 @@ async def get_staff_utilization(
     start, end = context.window(start, end)
     rows = await breakdowns.staff_utilization(session, context, start, end)
     return StaffUtilizationReport(
-        items=page_of(rows, page.limit, page.offset),
-        total=len(rows),
-        limit=page.limit,
-        offset=page.offset,
-        as_of=context.as_of,
-        warnings=context.warnings,
-        currency=context.currency,
+        **paged_fields(rows, page, context),
         start=start,
         end=end,
     )

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.pagination import PageParams
 from app.api.problems import ProblemError
 from app.domain import (
     Measures,
@@ -257,8 +258,18 @@ async def profitability_rows(
     ]
 
 
-def page_of(rows: Sequence[Any], limit: int, offset: int) -> list[Any]:
-    return list(rows[offset : offset + limit])
+def paged_fields(rows: Sequence[Any], page: PageParams, context: ReportContext) -> dict[str, Any]:
+    """What every paged report carries: the page of `rows`, its place among them, and the
+    context's `as_of`, warnings and currency."""
+    return {
+        "items": list(rows[page.offset : page.offset + page.limit]),
+        "total": len(rows),
+        "limit": page.limit,
+        "offset": page.offset,
+        "as_of": context.as_of,
+        "warnings": context.warnings,
+        "currency": context.currency,
+    }
 
 
 async def profitability_report(
