@@ -18,6 +18,7 @@ from sqlalchemy import (
     all_,
     and_,
     any_,
+    bindparam,
     delete,
     func,
     literal,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -68,17 +69,40 @@ def _key_column(table: Table) -> str:
     return next(c.name for c in table.primary_key.columns if c.name != "tenant_id")
 
 
+def _insert_from_arrays(table: Table, columns: Sequence[str]) -> Insert:
+    """`INSERT ... SELECT FROM unnest(one array per column)`: any number of rows in one
+    statement, prepared once per column set.
+
+    Not executemany: asyncpg cannot cancel an executemany while it streams rows (the task
+    waits forever on the server, which waits for the rest of the rows), and a sync can be
+    cancelled at any moment. unnest yields rows in array order, so serial ids follow it.
+    One dimension: a JSON value that is itself a list is one element, not a nested array."""
+    arrays = (bindparam(name, type_=ARRAY(table.c[name].type, dimensions=1)) for name in columns)
+    source = func.unnest(*arrays).table_valued(*columns).render_derived()
+    return insert(table).from_select(list(columns), select(*(source.c[name] for name in columns)))
+
+
+def _as_arrays(rows: Sequence[Row]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+async def _insert(session: AsyncSession, model: Any, rows: Sequence[Row]) -> None:
+    if rows:
+        await session.execute(_insert_from_arrays(model.__table__, list(rows[0])), _as_arrays(rows))
+
+
 async def _upsert(
     session: AsyncSession, model: Any, rows: Sequence[Row], *, keep_deleted_at: bool = False
 ) -> None:
-    """Insert or update `rows`; on update every given column is written (bar the keys)."""
+    """Insert or update `rows` (all with the same columns); on update every given column is
+    written (bar the keys). Of rows with the same key, the last is written."""
     if not rows:
         return
     table: Table = model.__table__
-    # Rows go as parameters (executemany): SQLAlchemy batches them into multi-row INSERTs
-    # from one cached statement instead of compiling a new statement for every page.
-    statement = insert(table)
-    keys = {c.name for c in table.primary_key.columns}
+    keys = [c.name for c in table.primary_key.columns]
+    # One statement cannot update a row twice, so a key Karbon repeats is written once.
+    rows = list({tuple(row[key] for key in keys): row for row in rows}.values())
+    statement = _insert_from_arrays(table, list(rows[0]))
     written = [name for name in rows[0] if name not in keys]
     if keep_deleted_at:
         written = [name for name in written if name != "deleted_at"]
@@ -86,7 +110,7 @@ async def _upsert(
     if "synced_at" in table.c:
         changes["synced_at"] = func.now()
     upsert = statement.on_conflict_do_update(index_elements=sorted(keys), set_=changes)
-    await session.execute(upsert, list(rows))
+    await session.execute(upsert, _as_arrays(rows))
 
 
 def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | None) -> Row:
@@ -279,10 +303,7 @@ class RecordStore:
             for timesheet in timesheets
             for entry in timesheet.entries
         ]
-        for start in range(0, len(rows), 1000):
-            await _upsert(
-                self.session, TimeEntry, rows[start : start + 1000], keep_deleted_at=keep_deleted_at
-            )
+        await _upsert(self.session, TimeEntry, rows, keep_deleted_at=keep_deleted_at)
         if not keep_deleted_at:
             await self._delete_entries_gone_from(timesheets)
 
@@ -301,6 +322,7 @@ class RecordStore:
         )
 
     async def _replace_invoice_lines(self, invoices: Sequence[InvoiceRecord]) -> None:
+        invoices = list({invoice.invoice_key: invoice for invoice in invoices}.values())
         await self.session.execute(
             delete(InvoiceLine).where(
                 InvoiceLine.tenant_id == self.tenant_id,
@@ -329,7 +351,7 @@ class RecordStore:
             for position, line in enumerate(invoice.line_items or [])
         ]
         if rows:
-            await self.session.execute(insert(InvoiceLine), rows)
+            await _insert(self.session, InvoiceLine, rows)
 
     async def quarantine(self, stream: str, rejects: Sequence[Reject]) -> None:
         rows = [
@@ -372,7 +394,7 @@ class RecordStore:
             }
             for response in responses
         ]
-        await self.session.execute(insert(RawResponse), rows)
+        await _insert(self.session, RawResponse, rows)
 
     async def count_live(self, model: Any, **scope: str) -> int:
         table: Table = model.__table__

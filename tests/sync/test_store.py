@@ -1,0 +1,109 @@
+"""Writing a page of records: repeated keys, and a write cancelled half-way."""
+
+import asyncio
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.models import TimeEntry, Timesheet
+from app.sync.records import TimesheetRecord, parse_timesheet
+from app.sync.store import RecordStore
+from tests.factories import create_tenant
+
+
+def _timesheet(key: str, entries: int, *, minutes: int = 60) -> TimesheetRecord:
+    return parse_timesheet(
+        {
+            "TimesheetKey": key,
+            "UserKey": "user-1",
+            "StartDate": "2026-10-05T00:00:00Z",
+            "EndDate": "2026-10-11T00:00:00Z",
+            "Status": "Approved",
+            "TimeEntries": [
+                {
+                    "TimeEntryKey": f"{key}-{n}",
+                    "Minutes": minutes,
+                    "BilledStatus": "Unbilled",
+                    "Descriptions": ["x" * 400],
+                }
+                for n in range(entries)
+            ],
+        }
+    )
+
+
+async def _save(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, records: list[Any]
+) -> None:
+    async with unit_of_work(sessions) as session:
+        await RecordStore(session, tenant_id, uuid4()).save(records, {})
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession], model: Any) -> int:
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_a_key_repeated_within_a_page_is_written_once_with_its_last_values(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    tenant_id = await create_tenant(sessions)
+    first, last = _timesheet("ts-1", 2, minutes=30), _timesheet("ts-1", 2, minutes=45)
+
+    await _save(sessions, tenant_id, [first, last])
+
+    async with sessions() as session:
+        minutes = (await session.execute(select(TimeEntry.minutes))).scalars().all()
+    assert sorted(minutes) == [45, 45]
+    assert await _count(sessions, Timesheet) == 1
+
+
+async def _wait_until_writing(engine: AsyncEngine, task: "asyncio.Task[None]") -> None:
+    """Until PostgreSQL runs (or is being sent) the page's INSERT into time_entries."""
+    while not task.done():
+        async with engine.connect() as connection:
+            running = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE state = 'active' AND query LIKE 'INSERT INTO time_entries%'"
+                )
+            )
+        if running:
+            return
+        await asyncio.sleep(0.005)
+
+
+async def _end_stuck_writes(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'INSERT INTO time_entries%' AND pid <> pg_backend_pid()"
+            )
+        )
+
+
+async def test_a_page_write_cancelled_mid_statement_ends_promptly_and_keeps_what_was_stored(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """An arq timeout or a worker shutdown can cancel a sync in the middle of a page's write;
+    the task must end, its connection come back usable, and the page be rolled back."""
+    tenant_id = await create_tenant(sessions)
+    await _save(sessions, tenant_id, [_timesheet("kept", 3)])
+    page = [_timesheet(f"ts-{n}", 500) for n in range(100)]  # 50,000 entries
+
+    write = asyncio.create_task(_save(sessions, tenant_id, page))
+    await _wait_until_writing(engine, write)
+    assert not write.done(), "the write finished before it could be cancelled"
+    write.cancel()
+    done, _ = await asyncio.wait([write], timeout=15)
+    if not done:
+        await _end_stuck_writes(engine)  # so that the tests after this one are not blocked
+
+    assert done, "the cancelled write never ended"
+    assert write.cancelled()
+    assert await _count(sessions, TimeEntry) == 3
+    assert await _count(sessions, Timesheet) == 1
