@@ -7,6 +7,7 @@ detail was not re-read keeps what was stored.
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -65,13 +66,16 @@ def _none_of(column: SQLColumnExpression[str], keys: Iterable[str]) -> ColumnEle
     return column != all_(literal(list(keys), ARRAY(String)))
 
 
+@cache
 def _key_column(table: Table) -> str:
     return next(c.name for c in table.primary_key.columns if c.name != "tenant_id")
 
 
-def _insert_from_arrays(table: Table, columns: Sequence[str]) -> Insert:
+@cache
+def _insert_statement(table: Table, columns: tuple[str, ...]) -> Insert:
     """`INSERT ... SELECT FROM unnest(one array per column)`: any number of rows in one
-    statement, prepared once per column set.
+    statement. Built once per column set: building statements per page cost CPU and left
+    cyclic garbage that the collector then had to clear while every tenant waited.
 
     Not executemany: asyncpg cannot cancel an executemany while it streams rows (the task
     waits forever on the server, which waits for the rest of the rows), and a sync can be
@@ -82,35 +86,47 @@ def _insert_from_arrays(table: Table, columns: Sequence[str]) -> Insert:
     return insert(table).from_select(list(columns), select(*(source.c[name] for name in columns)))
 
 
+@cache
+def _upsert_statement(table: Table, columns: tuple[str, ...], keep_deleted_at: bool) -> Insert:
+    """On conflict every given column is written (bar the keys, and `deleted_at` if kept)."""
+    statement = _insert_statement(table, columns)
+    keys = _primary_key(table)
+    written = [name for name in columns if name not in keys]
+    if keep_deleted_at:
+        written = [name for name in written if name != "deleted_at"]
+    changes: dict[str, Any] = {name: statement.excluded[name] for name in written}
+    if "synced_at" in table.c:
+        changes["synced_at"] = func.now()
+    return statement.on_conflict_do_update(index_elements=sorted(keys), set_=changes)
+
+
+@cache
+def _primary_key(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.primary_key.columns)
+
+
 def _as_arrays(rows: Sequence[Row]) -> dict[str, list[Any]]:
     return {name: [row[name] for row in rows] for name in rows[0]}
 
 
 async def _insert(session: AsyncSession, model: Any, rows: Sequence[Row]) -> None:
     if rows:
-        await session.execute(_insert_from_arrays(model.__table__, list(rows[0])), _as_arrays(rows))
+        statement = _insert_statement(model.__table__, tuple(rows[0]))
+        await session.execute(statement, _as_arrays(rows))
 
 
 async def _upsert(
     session: AsyncSession, model: Any, rows: Sequence[Row], *, keep_deleted_at: bool = False
 ) -> None:
-    """Insert or update `rows` (all with the same columns); on update every given column is
-    written (bar the keys). Of rows with the same key, the last is written."""
+    """Insert or update `rows` (all with the same columns). Of rows with the same key, the
+    last is written: one statement cannot update a row twice."""
     if not rows:
         return
     table: Table = model.__table__
-    keys = [c.name for c in table.primary_key.columns]
-    # One statement cannot update a row twice, so a key Karbon repeats is written once.
+    keys = _primary_key(table)
     rows = list({tuple(row[key] for key in keys): row for row in rows}.values())
-    statement = _insert_from_arrays(table, list(rows[0]))
-    written = [name for name in rows[0] if name not in keys]
-    if keep_deleted_at:
-        written = [name for name in written if name != "deleted_at"]
-    changes: dict[str, Any] = {name: statement.excluded[name] for name in written}
-    if "synced_at" in table.c:
-        changes["synced_at"] = func.now()
-    upsert = statement.on_conflict_do_update(index_elements=sorted(keys), set_=changes)
-    await session.execute(upsert, _as_arrays(rows))
+    statement = _upsert_statement(table, tuple(rows[0]), keep_deleted_at)
+    await session.execute(statement, _as_arrays(rows))
 
 
 def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | None) -> Row:
