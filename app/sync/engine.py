@@ -389,14 +389,12 @@ class StreamProgress:
 async def _prefetching(pages: AsyncGenerator[Page, None]) -> AsyncIterator[Page]:
     """Ask for the next page while the caller works on this one, so the request budget does
     not sit idle while a page's detail calls finish and its transaction commits."""
-    ahead: asyncio.Future[Page] = asyncio.ensure_future(anext(pages))
+    # The end is None, not StopAsyncIteration: a future holding that exception would tie
+    # this frame, and the last page it holds, into a cycle only the garbage collector frees.
+    ahead: asyncio.Future[Page | None] = asyncio.ensure_future(anext(pages, None))
     try:
-        while True:
-            try:
-                page = await ahead
-            except StopAsyncIteration:
-                return
-            ahead = asyncio.ensure_future(anext(pages))
+        while (page := await ahead) is not None:
+            ahead = asyncio.ensure_future(anext(pages, None))
             yield page
     finally:
         ahead.cancel()

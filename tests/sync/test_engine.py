@@ -1,5 +1,8 @@
 """The sync against the sandbox Karbon: what it stores, incrementally and under faults."""
 
+import gc
+import weakref
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -21,6 +24,7 @@ from app.models import (
 )
 from app.sandbox.model import Firm
 from app.sandbox.state import Sandbox
+from app.sync.engine import _prefetching
 from tests.sync.conftest import connect_tenant, sync_now
 
 Snapshot = dict[str, dict[str, tuple[Any, ...]]]
@@ -169,3 +173,29 @@ async def test_an_incremental_sync_after_changes_equals_a_fresh_full_sync(
     firm = sandbox.tenant("Demo firm").firm
     assert_same(await stored(sessions, fresh_tenant), expected_from(firm))
     assert_same(await stored(sessions, incremental_tenant), expected_from(firm))
+
+
+class _Page:
+    """A stand-in page that can be weakly referenced."""
+
+
+async def test_reading_ahead_lets_the_last_page_go_once_the_list_ends() -> None:
+    """The read-ahead's end must not tie the last page into a cycle that only the garbage
+    collector frees: at many tenants those collections stopped the event loop."""
+    seen: list[weakref.ref[_Page]] = []
+
+    async def pages() -> AsyncGenerator[_Page, None]:
+        for _ in range(3):
+            page = _Page()
+            seen.append(weakref.ref(page))
+            yield page
+
+    gc.collect()
+    gc.disable()
+    try:
+        read = [page async for page in _prefetching(pages())]  # type: ignore[arg-type]
+        assert len(read) == 3
+        del read
+        assert all(ref() is None for ref in seen)
+    finally:
+        gc.enable()
