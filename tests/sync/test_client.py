@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import json
 import logging
+import weakref
 from typing import Any
 
 import httpx
@@ -327,3 +329,34 @@ def test_validate_credentials_succeeds_on_200() -> None:
         check = run_virtual(validate_credentials(BASE, ACCESS_KEY, BEARER))
     assert check.ok and check.error is None and check.user_count == 12
     assert route.call_count == 1
+
+
+class _RememberingTransport(httpx.AsyncBaseTransport):
+    """Answers every request with one user and keeps a weak reference to each response."""
+
+    def __init__(self) -> None:
+        self.responses: list[weakref.ref[httpx.Response]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = ok({"value": [{"UserKey": "u1"}]})
+        self.responses.append(weakref.ref(response))
+        return response
+
+
+def test_a_read_response_is_freed_without_waiting_for_the_cycle_collector() -> None:
+    """httpx ties a response and its stream in a reference cycle; left to the collector,
+    many tenants' responses piled up and each collection stopped the event loop."""
+    transport = _RememberingTransport()
+
+    async def go() -> KarbonResponse:
+        async with make_client(transport=transport) as client:
+            return await client.get("/v3/Users")
+
+    gc.collect()
+    gc.disable()
+    try:
+        result = run_virtual(go())
+        assert result.body_json == {"value": [{"UserKey": "u1"}]}
+        assert transport.responses and all(ref() is None for ref in transport.responses)
+    finally:
+        gc.enable()
