@@ -258,6 +258,35 @@ async def start_syncs(context: dict[str, Any], sandbox_tenants: list[dict[str, A
     return run_ids
 
 
+class LoopLag:
+    """How late a timer's task resumes on this event loop: what a request woken by its budget
+    waits behind other tenants' work before it can be sent."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self._interval = interval
+        self._lags: list[float] = []
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self._interval
+            await asyncio.sleep(self._interval)
+            self._lags.append(loop.time() - due)
+
+    def stop(self) -> str:
+        self._task.cancel()
+        lags = sorted(self._lags) or [0.0]
+
+        def at(share: float) -> str:
+            return f"{1000 * lags[min(len(lags) - 1, int(share * len(lags)))]:.0f}"
+
+        return (
+            f"event loop lag ms p50 {at(0.5)}, p95 {at(0.95)}, p99 {at(0.99)}, "
+            f"max {1000 * lags[-1]:.0f}"
+        )
+
+
 async def run_for(context: dict[str, Any], run_ids: list[str], seconds: float) -> bool:
     """Run every sync concurrently; stop after `seconds`. True when all finished."""
     jobs = [asyncio.create_task(run_sync(context, run_id)) for run_id in run_ids]
@@ -325,11 +354,12 @@ async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
             sandbox_tenants = await admin(base, "tenants")
             async with job_context(base) as context:
                 run_ids = await start_syncs(context, sandbox_tenants)
-                meter = CpuMeter(sandbox.pid)
+                meter, lag = CpuMeter(sandbox.pid), LoopLag()
                 await run_for(context, run_ids, seconds)
-                cpu = meter.stop()
+                cpu, lags = meter.stop(), lag.stop()
             counters = [await admin(base, f"tenants/{t['name']}/counters") for t in sandbox_tenants]
         report_tenants(tenants, counters, cpu)
+        print(f"  {lags}")
 
 
 def report_tenants(tenants: int, counters: list[dict[str, Any]], cpu: CpuUse) -> None:
