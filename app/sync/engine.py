@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Float, Integer, bindparam, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,6 +45,22 @@ RECENT_TIMESHEET_DAYS = 42
 _capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
     "capture_buffer", default=None
 )
+
+
+_RECORD_PROGRESS = (
+    update(SyncRun)
+    .where(SyncRun.id == bindparam("run"), SyncRun.state == SyncState.RUNNING)
+    .values(
+        progress=SyncRun.progress.op("||")(bindparam("progress_change", type_=JSONB)),
+        checkpoint=SyncRun.checkpoint.op("||")(bindparam("checkpoint_change", type_=JSONB)),
+        requests_made=SyncRun.requests_made + bindparam("new_requests", type_=Integer),
+        request_rate=bindparam("rate", type_=Float),
+        heartbeat_at=bindparam("heartbeat", type_=SyncRun.heartbeat_at.type),
+    )
+    .returning(SyncRun.id)
+)
+"""A page's progress and checkpoint, merged into its run's while the run still runs.
+Built once: it runs after every page of every tenant."""
 
 
 class SyncCancelledError(Exception):
@@ -273,12 +289,9 @@ class SyncEngine:
     async def _save_raw(
         self, store: RecordStore, stream: Stream, responses: list[KarbonResponse]
     ) -> None:
-        pages: list[KarbonResponse] = []
-        details: list[KarbonResponse] = []
-        for response in responses:
-            (pages if _is_list_response(stream, response) else details).append(response)
-        await store.save_raw(stream.name, "page", pages)
-        await store.save_raw(stream.name, "detail", details)
+        pages = [("page", r) for r in responses if _is_list_response(stream, r)]
+        details = [("detail", r) for r in responses if not _is_list_response(stream, r)]
+        await store.save_raw(stream.name, pages + details)
 
     async def _finish_stream(
         self,
@@ -328,23 +341,15 @@ class SyncEngine:
     ) -> None:
         self._checkpoint[stream.name] = checkpoint
         self._progress[stream.name] = progress.as_json()
-        statement = (
-            update(SyncRun)
-            .where(SyncRun.id == self._plan.run_id, SyncRun.state == SyncState.RUNNING)
-            .values(
-                progress=SyncRun.progress.op("||")(
-                    bindparam("progress", {stream.name: progress.as_json()}, type_=JSONB)
-                ),
-                checkpoint=SyncRun.checkpoint.op("||")(
-                    bindparam("checkpoint", {stream.name: checkpoint}, type_=JSONB)
-                ),
-                requests_made=SyncRun.requests_made + new_requests,
-                request_rate=self._client.budget.stats().rate_per_second,
-                heartbeat_at=_now(),
-            )
-            .returning(SyncRun.id)
-        )
-        if (await session.execute(statement)).scalar_one_or_none() is None:
+        values = {
+            "run": self._plan.run_id,
+            "progress_change": {stream.name: progress.as_json()},
+            "checkpoint_change": {stream.name: checkpoint},
+            "new_requests": new_requests,
+            "rate": self._client.budget.stats().rate_per_second,
+            "heartbeat": _now(),
+        }
+        if (await session.execute(_RECORD_PROGRESS, values)).scalar_one_or_none() is None:
             raise SyncCancelledError(f"sync run {self._plan.run_id} is no longer running")
 
 

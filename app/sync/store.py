@@ -5,15 +5,15 @@ items) are written only when this run made that detail call: an unchanged record
 detail was not re-read keeps what was stored.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    ColumnElement,
-    SQLColumnExpression,
+    BindParameter,
+    Select,
     String,
     Table,
     all_,
@@ -22,12 +22,12 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    literal,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import (
@@ -55,15 +55,32 @@ from app.sync.records import (
 Row = dict[str, Any]
 
 
-def _one_of(column: SQLColumnExpression[str], keys: Iterable[str]) -> ColumnElement[bool]:
-    """`column IN (keys)` as `column = ANY(array)`: one statement text for any number of keys,
-    compiled and prepared once, where an IN list makes a new statement for every length."""
-    return column == any_(literal(list(keys), ARRAY(String)))
+def _keys(name: str) -> BindParameter[Any]:
+    """A list of keys as one array parameter: `= ANY(:name)` is one statement for any number
+    of keys, where an IN list makes a new statement for every length."""
+    return bindparam(name, type_=ARRAY(String))
 
 
-def _none_of(column: SQLColumnExpression[str], keys: Iterable[str]) -> ColumnElement[bool]:
-    """`column NOT IN (keys)` as `column <> ALL(array)`, for the same reason."""
-    return column != all_(literal(list(keys), ARRAY(String)))
+TENANT = bindparam("tenant", type_=PG_UUID(as_uuid=True))
+
+_ENTRIES_GONE = (
+    update(TimeEntry)
+    .where(
+        TimeEntry.tenant_id == TENANT,
+        TimeEntry.timesheet_key == any_(_keys("timesheets")),
+        TimeEntry.time_entry_key != all_(_keys("kept")),
+        TimeEntry.deleted_at.is_(None),
+    )
+    .values(deleted_at=func.now())
+)
+_LINES_OF = delete(InvoiceLine).where(
+    InvoiceLine.tenant_id == TENANT, InvoiceLine.invoice_key == any_(_keys("invoices"))
+)
+_RELEASED = delete(RejectedRecord).where(
+    RejectedRecord.tenant_id == TENANT,
+    RejectedRecord.stream == bindparam("stream", type_=String),
+    RejectedRecord.record_key == any_(_keys("records")),
+)
 
 
 @cache
@@ -98,6 +115,14 @@ def _upsert_statement(table: Table, columns: tuple[str, ...], keep_deleted_at: b
     if "synced_at" in table.c:
         changes["synced_at"] = func.now()
     return statement.on_conflict_do_update(index_elements=sorted(keys), set_=changes)
+
+
+@cache
+def _tokens_query(table: Table) -> Select[str, str | None]:
+    key = table.c[_key_column(table)]
+    return select(key, table.c.change_token).where(
+        table.c.tenant_id == TENANT, key == any_(_keys("keys"))
+    )
 
 
 @cache
@@ -247,12 +272,9 @@ class RecordStore:
         self.run_id = run_id
 
     async def stored_tokens(self, model: Any, keys: Sequence[str]) -> dict[str, str | None]:
-        table: Table = model.__table__
-        key = table.c[_key_column(table)]
-        query = select(key, table.c.change_token).where(
-            table.c.tenant_id == self.tenant_id, _one_of(key, keys)
-        )
-        return {row[0]: row[1] for row in await self.session.execute(query)}
+        query = _tokens_query(model.__table__)
+        rows = await self.session.execute(query, {"tenant": self.tenant_id, "keys": list(keys)})
+        return {row[0]: row[1] for row in rows}
 
     async def save(
         self, records: Sequence[Record], tokens: dict[str, str], *, keep_deleted_at: bool = False
@@ -325,25 +347,19 @@ class RecordStore:
 
     async def _delete_entries_gone_from(self, timesheets: Sequence[TimesheetRecord]) -> None:
         """A re-read timesheet is complete: its entries Karbon no longer lists are deleted."""
-        kept = [entry.time_entry_key for t in timesheets for entry in t.entries]
         await self.session.execute(
-            update(TimeEntry)
-            .where(
-                TimeEntry.tenant_id == self.tenant_id,
-                _one_of(TimeEntry.timesheet_key, [t.timesheet_key for t in timesheets]),
-                _none_of(TimeEntry.time_entry_key, kept),
-                TimeEntry.deleted_at.is_(None),
-            )
-            .values(deleted_at=func.now())
+            _ENTRIES_GONE,
+            {
+                "tenant": self.tenant_id,
+                "timesheets": [t.timesheet_key for t in timesheets],
+                "kept": [entry.time_entry_key for t in timesheets for entry in t.entries],
+            },
         )
 
     async def _replace_invoice_lines(self, invoices: Sequence[InvoiceRecord]) -> None:
         invoices = list({invoice.invoice_key: invoice for invoice in invoices}.values())
         await self.session.execute(
-            delete(InvoiceLine).where(
-                InvoiceLine.tenant_id == self.tenant_id,
-                _one_of(InvoiceLine.invoice_key, [i.invoice_key for i in invoices]),
-            )
+            _LINES_OF, {"tenant": self.tenant_id, "invoices": [i.invoice_key for i in invoices]}
         )
         rows = [
             {
@@ -387,16 +403,11 @@ class RecordStore:
     async def release_quarantine(self, stream: str, keys: Sequence[str]) -> None:
         """Records that now parse are no longer rejected."""
         await self.session.execute(
-            delete(RejectedRecord).where(
-                RejectedRecord.tenant_id == self.tenant_id,
-                RejectedRecord.stream == stream,
-                _one_of(RejectedRecord.record_key, keys),
-            )
+            _RELEASED, {"tenant": self.tenant_id, "stream": stream, "records": list(keys)}
         )
 
-    async def save_raw(self, stream: str, kind: str, responses: Sequence[KarbonResponse]) -> None:
-        if not responses:
-            return
+    async def save_raw(self, stream: str, responses: Sequence[tuple[str, KarbonResponse]]) -> None:
+        """Keep each response as Karbon sent it, with its kind (`page` or `detail`)."""
         rows = [
             {
                 "tenant_id": self.tenant_id,
@@ -408,7 +419,7 @@ class RecordStore:
                 "fetched_at": response.fetched_at,
                 "body": response.body_json,
             }
-            for response in responses
+            for kind, response in responses
         ]
         await _insert(self.session, RawResponse, rows)
 
