@@ -202,7 +202,9 @@ class SyncEngine:
         async for page in pages if windowed else _prefetching(pages):
             self._keys_accepted.set()
             records = window.admit(page.records) if window else page.records
-            details = await self._details(stream, records)
+            # Fingerprinting a record is not cheap: once per page, for details and storage.
+            tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
+            details = await self._details(stream, records, tokens)
             progress.page_read(page, stream.page_size, windowed=windowed)
             finished_read = page.next_link is None or (window is not None and window.exhausted)
             checkpoint = {
@@ -211,7 +213,7 @@ class SyncEngine:
                 "next_link": None if finished_read else page.next_link,
                 "newest_seen": _iso(window.newest_seen if window else None),
             }
-            await self._apply_page(stream, records, details, checkpoint, progress, page)
+            await self._apply_page(stream, records, tokens, details, checkpoint, progress, page)
             if window is not None and window.exhausted:
                 return
 
@@ -242,18 +244,23 @@ class SyncEngine:
             window.newest_seen = datetime.fromisoformat(state["newest_seen"])
         return window
 
-    async def _details(self, stream: Stream, records: list[Raw]) -> dict[str, Raw]:
+    async def _details(
+        self, stream: Stream, records: list[Raw], tokens: dict[str, str]
+    ) -> dict[str, Raw]:
         if stream.detail is DetailPolicy.NEVER or not records:
             return {}
-        keys = [stream.key_of(raw) for raw in records]
         async with self._sessions() as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            stored = await store.stored_tokens(STREAM_MODELS[stream.name], keys)
+            stored = await store.stored_tokens(STREAM_MODELS[stream.name], list(tokens))
+        full = self._plan.complete_read
         wanted = [
             stream.key_of(raw)
             for raw in records
             if stream.needs_detail(
-                raw, stored.get(stream.key_of(raw)), full_refresh=self._plan.complete_read
+                raw,
+                stored.get(stream.key_of(raw)),
+                full_refresh=full,
+                token=tokens[stream.key_of(raw)],
             )
         ]
         details: dict[str, Raw] = {}
@@ -267,6 +274,7 @@ class SyncEngine:
         self,
         stream: Stream,
         records: list[Raw],
+        tokens: dict[str, str],
         details: dict[str, Raw],
         checkpoint: dict[str, Any],
         progress: "StreamProgress",
@@ -278,7 +286,6 @@ class SyncEngine:
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             batch = parse_batch(stream.parse, records, details, key=stream.key_field)
-            tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
             await store.save(batch.records, tokens)
             await store.quarantine(stream.name, batch.rejects)
             await store.release_quarantine(stream.name, list(tokens.keys() - _rejected(batch)))

@@ -107,13 +107,16 @@ class Stream:
             return str(raw[self.cursor_field])
         return fingerprint(raw)
 
-    def needs_detail(self, raw: Raw, stored_token: str | None, *, full_refresh: bool) -> bool:
+    def needs_detail(
+        self, raw: Raw, stored_token: str | None, *, full_refresh: bool, token: str | None = None
+    ) -> bool:
         """Whether this list record needs its detail GET on this run.
 
         ``stored_token`` is the change token saved for the record last time (None if new);
-        a full reconciliation re-reads every detail the stream may need.
+        ``token`` its change token now, when the caller has it already. A full
+        reconciliation re-reads every detail the stream may need.
         """
-        changed = full_refresh or stored_token != self.change_token(raw)
+        changed = full_refresh or stored_token != (token or self.change_token(raw))
         match self.detail:
             case DetailPolicy.NEVER:
                 return False
