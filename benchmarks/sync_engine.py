@@ -17,21 +17,24 @@ the slowest and mean rates, this process's CPU (share of one core, milliseconds 
 request) and the CPU of the sandbox process, of PostgreSQL and of the whole machine, sampled
 from /proc where it exists. The sandbox runs in another process on the same machine.
 
-Last measured with `tenants --seconds 60` on 2 cores shared by worker, sandbox and PostgreSQL,
-with the budget's 0.1 s catch-up (before it, 50 tenants kept 34 at 95% and 100 a mean of 1.548):
+Last measured with `tenants --seconds 60` on 2 cores shared by worker, sandbox and PostgreSQL
+(lag: how late a 10 ms timer resumed on the worker's event loop, p95 / p99):
 
-    tenants  at >=95%  slowest  mean   worker CPU  ms/request  sandbox  PostgreSQL
-    25       25        1.745    1.754  18%         4.2         5%       8%
-    50       50        1.725    1.738  42%         4.9         9%       6%
-    75       2         1.658    1.684  68%         5.4         13%      11%
-    100      0         1.061    1.633  75%         4.6         15%      21%
+    tenants  at >=95%  slowest  mean   worker CPU  ms/request  lag ms    PostgreSQL
+    50       50        1.745    1.757  39%         4.5         14 / 88   6%
+    75       75        1.725    1.745  57%         4.4         47 / 115  6%
+    100      93        1.693    1.728  64%         3.7         69 / 132  11%
+    100      88        1.605    1.718  66%         3.9         91 / 173  16%
+    100      94        1.669    1.726  69%         4.1         97 / 167  17%
 
-(25 was measured before the catch-up.) The machine was at most two-thirds busy, so it is the
-worker's one event loop, not the stand-in or PostgreSQL, that falls behind: past about half a
-core busy, a task waits behind others long enough that its request leaves later than the
-budget's catch-up covers, and that share of the budget is lost. One core at 4.2 ms per request
-would serve 1000 / (4.2 x 1.8) = 132 tenants flat out; held at 95%, one process keeps about
-50 to 60, and 100 needs about 2 ms per request.
+Runs of the same code vary: other runs at 100 kept 100, 99, 98 and 96 of 100, and a few
+kept under half (mean 1.69 to 1.70), always on a machine where PostgreSQL and the worker both
+used more CPU per request. Before the write path was reworked (executemany, statements built
+per page, httpx responses and the read-ahead left to the cycle collector), 75 tenants kept 2
+and 100 kept none, at 4.6 to 5.4 ms per request, with young garbage collections of up to
+0.75 s. What is left is queueing: with the event loop two-thirds busy, a request woken by its
+budget sometimes waits behind other tenants' page work for longer than the budget's 0.1 s
+catch-up, and that share of the budget is lost.
 
 Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise; each run works in a
 scratch database that is dropped afterwards.
