@@ -61,12 +61,12 @@ def _keys(name: str) -> BindParameter[Any]:
     return bindparam(name, type_=ARRAY(String))
 
 
-TENANT = bindparam("tenant", type_=PG_UUID(as_uuid=True))
+_TENANT = bindparam("tenant", type_=PG_UUID(as_uuid=True))
 
 _ENTRIES_GONE = (
     update(TimeEntry)
     .where(
-        TimeEntry.tenant_id == TENANT,
+        TimeEntry.tenant_id == _TENANT,
         TimeEntry.timesheet_key == any_(_keys("timesheets")),
         TimeEntry.time_entry_key != all_(_keys("kept")),
         TimeEntry.deleted_at.is_(None),
@@ -74,10 +74,10 @@ _ENTRIES_GONE = (
     .values(deleted_at=func.now())
 )
 _LINES_OF = delete(InvoiceLine).where(
-    InvoiceLine.tenant_id == TENANT, InvoiceLine.invoice_key == any_(_keys("invoices"))
+    InvoiceLine.tenant_id == _TENANT, InvoiceLine.invoice_key == any_(_keys("invoices"))
 )
 _RELEASED = delete(RejectedRecord).where(
-    RejectedRecord.tenant_id == TENANT,
+    RejectedRecord.tenant_id == _TENANT,
     RejectedRecord.stream == bindparam("stream", type_=String),
     RejectedRecord.record_key == any_(_keys("records")),
 )
@@ -121,7 +121,7 @@ def _upsert_statement(table: Table, columns: tuple[str, ...], keep_deleted_at: b
 def _tokens_query(table: Table) -> Select[str, str | None]:
     key = table.c[_key_column(table)]
     return select(key, table.c.change_token).where(
-        table.c.tenant_id == TENANT, key == any_(_keys("keys"))
+        table.c.tenant_id == _TENANT, key == any_(_keys("keys"))
     )
 
 
