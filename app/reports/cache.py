@@ -6,9 +6,7 @@ context, which each process keeps for at most `CONTEXT_TTL_SECONDS`: a refresh r
 process forgets it at once; a refresh run by a worker elsewhere is seen within that time.
 """
 
-from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from app.caching import TtlCache
@@ -16,24 +14,6 @@ from app.caching import TtlCache
 T = TypeVar("T")
 
 CONTEXT_TTL_SECONDS = 1.0
-
-
-class LruCache(Generic[T]):
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[Hashable, T] = OrderedDict()
-
-    def get(self, key: Hashable) -> T | None:
-        found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-        return found
-
-    def put(self, key: Hashable, value: T) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
 
 
 _tenant_caches: list["TenantTtlCache[Any]"] = []

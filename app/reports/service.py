@@ -1,6 +1,6 @@
 """The reports: SQL sums of facts turned into figures with the domain's ratio functions."""
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import PageParams
 from app.api.problems import ProblemError
+from app.caching import LruCache
 from app.domain import (
     Measures,
     effective_hourly_rate,
@@ -20,7 +21,7 @@ from app.domain import (
 )
 from app.models import ReportWarning
 from app.reports import repository
-from app.reports.cache import CONTEXT_TTL_SECONDS, LruCache, TenantTtlCache
+from app.reports.cache import CONTEXT_TTL_SECONDS, TenantTtlCache
 from app.reports.presentation import hours, money, optional_money, ratio
 from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking
 from app.reports.schemas import (
@@ -160,7 +161,7 @@ class ProfitabilityQuery:
     order: Order = Order.DESC
 
 
-_pages: LruCache[bytes] = LruCache(512)
+_pages: LruCache[Hashable, bytes] = LruCache(512)
 
 
 async def client_profitability(
