@@ -4,12 +4,10 @@ Every change schedules a refresh of the reports once it has committed: reports r
 the new assumptions without a new sync.
 """
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from app.api.auth import TenantAdmin, TenantMember
-from app.api.deps import RedisDep, SessionDep, SettingsDep
+from app.api.deps import KarbonKey, RedisDep, SessionDep, SettingsDep
 from app.api.pagination import Page, PageParamsDep
 from app.api.problems import ProblemError
 from app.api.responses import ADMIN, MEMBER, VALIDATION, problems
@@ -57,7 +55,7 @@ async def put_staff_cost(
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
-    key: Annotated[str, Path(max_length=64)],
+    key: KarbonKey,
     body: CompensationBody,
 ) -> StaffCostView:
     assert principal.tenant_id is not None

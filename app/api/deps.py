@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
@@ -34,3 +34,8 @@ async def get_app_settings(request: Request) -> Settings:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+KarbonKey = Annotated[str, Path(min_length=1, max_length=1024)]
+"""A Karbon key in a path. Karbon sets no length for its keys (time entry keys are long
+composites), so the bound only turns away input no key could be."""

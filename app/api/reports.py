@@ -11,11 +11,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
 from app.api.auth import ActiveTrialOrSubscription
-from app.api.deps import SessionDep
+from app.api.deps import KarbonKey, SessionDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import NOT_AUTHENTICATED, VALIDATION, problems
 from app.reports import breakdowns
@@ -141,7 +141,7 @@ def _csv(rows: list[ProfitabilityRow]) -> Iterator[str]:
 async def get_client_report(
     principal: ActiveTrialOrSubscription,
     session: SessionDep,
-    client_key: Annotated[str, Path(max_length=64)],
+    client_key: KarbonKey,
     start: From = None,
     end: To = None,
 ) -> ClientReport:

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import Enum, ForeignKey, Numeric, String, func
+from sqlalchemy import Enum, ForeignKey, Numeric, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -48,7 +48,7 @@ class CompensationPeriod(Base):
     tenant_id: Mapped[UUID] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    staff_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_key: Mapped[str] = mapped_column(Text, primary_key=True)
     effective_from: Mapped[date] = mapped_column(primary_key=True)
     annual_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

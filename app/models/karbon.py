@@ -38,9 +38,9 @@ class Staff(SyncedRecord, Base):
     __tablename__ = "staff"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_key: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    email: Mapped[str | None] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(Text)
     capacity_minutes_per_week: Mapped[int | None]
     billable_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     raw_detail: Mapped[Json | None] = mapped_column(JSONB)
@@ -52,12 +52,12 @@ class Client(SyncedRecord, Base):
     __tablename__ = "clients"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_key: Mapped[str] = mapped_column(Text, primary_key=True)
     client_type: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(Text)
     contact_type: Mapped[str | None] = mapped_column(Text)
-    owner_email: Mapped[str | None] = mapped_column(String(320))
-    manager_email: Mapped[str | None] = mapped_column(String(320))
+    owner_email: Mapped[str | None] = mapped_column(Text)
+    manager_email: Mapped[str | None] = mapped_column(Text)
     user_defined_identifier: Mapped[str | None] = mapped_column(Text)
     last_modified_at: Mapped[datetime | None]
     raw_detail: Mapped[Json | None] = mapped_column(JSONB)
@@ -67,12 +67,12 @@ class WorkItem(SyncedRecord, Base):
     __tablename__ = "work_items"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    work_item_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    work_item_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_key: Mapped[str | None] = mapped_column(Text)
     client_type: Mapped[str | None] = mapped_column(String(32))
     client_name: Mapped[str | None] = mapped_column(Text)
-    related_client_group_key: Mapped[str | None] = mapped_column(String(64))
-    assignee_key: Mapped[str | None] = mapped_column(String(64))
+    related_client_group_key: Mapped[str | None] = mapped_column(Text)
+    assignee_key: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
     start_date: Mapped[date | None]
     due_date: Mapped[date | None]
@@ -90,8 +90,8 @@ class Timesheet(SyncedRecord, Base):
     __tablename__ = "timesheets"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    timesheet_key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    user_key: Mapped[str] = mapped_column(String(64))
+    timesheet_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_key: Mapped[str] = mapped_column(Text)
     start_date: Mapped[date]
     end_date: Mapped[date]
     status: Mapped[str] = mapped_column(String(32))
@@ -103,15 +103,15 @@ class TimeEntry(SyncedRecord, Base):
     __tablename__ = "time_entries"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    time_entry_key: Mapped[str] = mapped_column(String(256), primary_key=True)
-    timesheet_key: Mapped[str] = mapped_column(String(128))
-    user_key: Mapped[str] = mapped_column(String(64))
+    time_entry_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    timesheet_key: Mapped[str] = mapped_column(Text)
+    user_key: Mapped[str] = mapped_column(Text)
     entry_date: Mapped[date]
     """The timesheet's start date: the date Reckonry gives the entry."""
     period_end: Mapped[date]
-    entity_key: Mapped[str | None] = mapped_column(String(64))
-    work_item_key: Mapped[str | None] = mapped_column(String(64))
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    entity_key: Mapped[str | None] = mapped_column(Text)
+    work_item_key: Mapped[str | None] = mapped_column(Text)
+    client_key: Mapped[str | None] = mapped_column(Text)
     client_type: Mapped[str | None] = mapped_column(String(32))
     role_name: Mapped[str | None] = mapped_column(Text)
     task_type_name: Mapped[str | None] = mapped_column(Text)
@@ -129,18 +129,18 @@ class Invoice(SyncedRecord, Base):
     __tablename__ = "invoices"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    invoice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_key: Mapped[str] = mapped_column(Text, primary_key=True)
     invoice_number: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32))
     invoice_date: Mapped[date | None]
     payment_due_date: Mapped[date | None]
     karbon_updated_at: Mapped[datetime]
-    currency_code: Mapped[str | None] = mapped_column(String(8))
+    currency_code: Mapped[str | None] = mapped_column(Text)
     total: Mapped[Decimal | None] = mapped_column(MONEY)
     subtotal: Mapped[Decimal | None] = mapped_column(MONEY)
     tax_total: Mapped[Decimal | None] = mapped_column(MONEY)
     amount_due: Mapped[Decimal | None] = mapped_column(MONEY)
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(Text)
     client_type: Mapped[str | None] = mapped_column(String(32))
     client_name: Mapped[str | None] = mapped_column(Text)
     lines_known: Mapped[bool] = mapped_column(default=False)
@@ -155,11 +155,11 @@ class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
-    invoice_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_key: Mapped[str] = mapped_column(Text, primary_key=True)
     position: Mapped[int] = mapped_column(primary_key=True)
-    line_item_key: Mapped[str | None] = mapped_column(String(64))
+    line_item_key: Mapped[str | None] = mapped_column(Text)
     billable_item_type: Mapped[str | None] = mapped_column(String(32))
-    billable_item_entity_key: Mapped[str | None] = mapped_column(String(256))
+    billable_item_entity_key: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     quantity: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
     unit_price: Mapped[Decimal | None] = mapped_column(MONEY)
@@ -195,7 +195,7 @@ class RejectedRecord(Base):
 
     tenant_id: Mapped[UUID] = _tenant_fk()
     stream: Mapped[str] = mapped_column(String(32), primary_key=True)
-    record_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    record_key: Mapped[str] = mapped_column(Text, primary_key=True)
     field: Mapped[str] = mapped_column(Text)
     problem: Mapped[str] = mapped_column(Text)
     raw: Mapped[Json] = mapped_column(JSONB)

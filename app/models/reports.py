@@ -55,7 +55,7 @@ class ReportRefresh(Base):
     as_of: Mapped[datetime | None]
     """When the last completed sync finished; None while the first sync is still running."""
     refreshed_at: Mapped[datetime]
-    currency: Mapped[str | None] = mapped_column(String(8))
+    currency: Mapped[str | None] = mapped_column(Text)
     facts: Mapped[int] = mapped_column(BigInteger)
     duration_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -66,12 +66,12 @@ class ReportFact(MeasureColumns, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[UUID] = _tenant_fk()
     source: Mapped[str] = mapped_column(String(16))
-    source_key: Mapped[str] = mapped_column(String(300))
+    source_key: Mapped[str] = mapped_column(Text)
     fact_date: Mapped[date]
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(Text)
     client_known: Mapped[bool]
-    work_item_key: Mapped[str | None] = mapped_column(String(64))
-    staff_key: Mapped[str | None] = mapped_column(String(64))
+    work_item_key: Mapped[str | None] = mapped_column(Text)
+    staff_key: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
 
@@ -90,7 +90,7 @@ class ReportMonthlySum(MeasureColumns, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[UUID] = _tenant_fk()
     month: Mapped[date] = mapped_column(comment="First day of the month")
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
 
@@ -104,7 +104,7 @@ class ReportClientName(Base):
     __tablename__ = "report_client_names"
 
     tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
-    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_key: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
 
 
@@ -129,7 +129,7 @@ class ReportWindowSum(MeasureColumns, Base):
     tenant_id: Mapped[UUID] = _tenant_fk()
     window_start: Mapped[date]
     window_end: Mapped[date]
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(Text)
     unbilled: Mapped[Decimal] = mapped_column(FACT_MONEY)
 
     __table_args__ = (
@@ -142,9 +142,9 @@ class ReportWipItem(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[UUID] = _tenant_fk()
-    client_key: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(Text)
     client_known: Mapped[bool]
-    work_item_key: Mapped[str | None] = mapped_column(String(64))
+    work_item_key: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
     amount: Mapped[Decimal] = mapped_column(FACT_MONEY)
@@ -160,8 +160,8 @@ class ReportFixedFee(Base):
     __tablename__ = "report_fixed_fees"
 
     tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
-    work_item_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_key: Mapped[str] = mapped_column(String(64))
+    work_item_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_key: Mapped[str] = mapped_column(Text)
     fee_value: Mapped[Decimal] = mapped_column(FACT_MONEY)
     invoiced: Mapped[Decimal] = mapped_column(FACT_MONEY)
     minutes: Mapped[int] = mapped_column(BigInteger)
@@ -177,7 +177,7 @@ class ReportWarning(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[UUID] = _tenant_fk()
     kind: Mapped[str] = mapped_column(String(32))
-    subject_key: Mapped[str] = mapped_column(String(300))
+    subject_key: Mapped[str] = mapped_column(Text)
     subject_name: Mapped[str] = mapped_column(Text)
     minutes: Mapped[int] = mapped_column(BigInteger)
 

@@ -62,6 +62,21 @@ async def test_unknown_staff_is_404(client: AsyncClient, synced_firm: SyncedFirm
     assert response.status_code == 404 and problem_type(response) == "staff-not-found"
 
 
+async def test_staff_keys_of_any_plausible_length_are_looked_up(
+    client: AsyncClient, synced_firm: SyncedFirm
+) -> None:
+    # Karbon sets no length for its keys: a long one is looked up, not refused as invalid.
+    body = {"effective_from": "2024-01-01", "annual_amount": "1"}
+    long_key = await client.put(
+        f"/api/v1/staff/{'k' * 600}/cost", headers=synced_firm.headers, json=body
+    )
+    assert long_key.status_code == 404 and problem_type(long_key) == "staff-not-found"
+    absurd = await client.put(
+        f"/api/v1/staff/{'k' * 1025}/cost", headers=synced_firm.headers, json=body
+    )
+    assert absurd.status_code == 422 and problem_type(absurd) == "validation-error"
+
+
 async def test_members_cannot_change_costs(client: AsyncClient, synced_firm: SyncedFirm) -> None:
     created = await client.post(
         "/api/v1/members",

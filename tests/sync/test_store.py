@@ -107,3 +107,20 @@ async def test_a_page_write_cancelled_mid_statement_ends_promptly_and_keeps_what
     assert write.cancelled()
     assert await _count(sessions, TimeEntry) == 3
     assert await _count(sessions, Timesheet) == 1
+
+
+async def test_keys_of_any_length_are_stored_whole(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Karbon sets no length for its keys; time entry keys are long composites. Two keys that
+    # share a long prefix must stay two records.
+    tenant_id = await create_tenant(sessions)
+    prefix = "k" * 600
+    await _save(sessions, tenant_id, [_timesheet(f"{prefix}-a", 2), _timesheet(f"{prefix}-b", 1)])
+
+    async with sessions() as session:
+        sheets = (await session.execute(select(Timesheet.timesheet_key))).scalars().all()
+        entries = (await session.execute(select(TimeEntry.time_entry_key))).scalars().all()
+    assert sorted(sheets) == [f"{prefix}-a", f"{prefix}-b"]
+    assert sorted(entries) == [f"{prefix}-a-0", f"{prefix}-a-1", f"{prefix}-b-0"]
+
