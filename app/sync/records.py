@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     AliasPath,
     BaseModel,
@@ -87,7 +88,14 @@ def _date_part(value: Any) -> Any:
     return value
 
 
+def _utc_unless_stated(value: datetime) -> datetime:
+    """Karbon's times are UTC; one sent without an offset is read as UTC, not as this
+    machine's local time."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 KarbonDate = Annotated[date, BeforeValidator(_date_part)]
+KarbonTime = Annotated[datetime, AfterValidator(_utc_unless_stated)]
 Money = Decimal
 
 
@@ -117,7 +125,7 @@ class ClientRecord(_Record):
     owner_email: str | None = Field(None, validation_alias="ClientOwner")
     manager_email: str | None = Field(None, validation_alias="ClientManager")
     user_defined_identifier: str | None = Field(None, validation_alias="UserDefinedIdentifier")
-    last_modified: datetime = Field(validation_alias="LastModifiedDateTime")
+    last_modified: KarbonTime = Field(validation_alias="LastModifiedDateTime")
     raw: Raw = Field(repr=False)
     raw_detail: Raw | None = Field(None, repr=False)
 
@@ -242,7 +250,7 @@ class InvoiceRecord(_Record):
     )
     invoice_date: KarbonDate | None = Field(None, validation_alias="InvoiceDate")
     payment_due_date: KarbonDate | None = Field(None, validation_alias="PaymentDueDate")
-    updated_at: datetime = Field(validation_alias="UpdatedAt")
+    updated_at: KarbonTime = Field(validation_alias="UpdatedAt")
     currency_code: str | None = Field(None, validation_alias="CurrencyCode")
     total: Money | None = Field(None, validation_alias="InvoiceTotal")
     subtotal: Money | None = Field(None, validation_alias="InvoiceSubTotal")

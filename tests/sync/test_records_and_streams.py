@@ -158,6 +158,18 @@ def test_users_contacts_and_organizations() -> None:
     assert org.client_type is ClientType.ORGANIZATION and org.manager_email == "m@x.com"
 
 
+def test_karbon_times_without_an_offset_are_utc() -> None:
+    stated = parse_contact(
+        {"ContactKey": "c", "FullName": "W", "LastModifiedDateTime": "2022-07-05T07:30:13+02:00"}
+    )
+    unstated = parse_contact(
+        {"ContactKey": "c", "FullName": "W", "LastModifiedDateTime": "2022-07-05T07:30:13"}
+    )
+    assert stated.last_modified == datetime(2022, 7, 5, 5, 30, 13, tzinfo=UTC)
+    assert unstated.last_modified == datetime(2022, 7, 5, 7, 30, 13, tzinfo=UTC)
+    assert unstated.last_modified.utcoffset() is not None
+
+
 def test_a_bad_record_names_entity_key_and_field() -> None:
     bad_entry = {"TimeEntryKey": "e", "Minutes": "lots", "BilledStatus": "Unbilled"}
     raw = {
