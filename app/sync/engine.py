@@ -138,6 +138,9 @@ class SyncEngine:
             progress.karbon_count = None
             window = await self._read(stream, {"census": True}, progress, complete=True)
         await self._finish_stream(stream, window, progress, complete=complete)
+        # A run resumed after the first stream's last page reads no page of it: the others
+        # still go once it finishes.
+        self._keys_accepted.set()
 
     def _reads_everything(self, stream: Stream) -> bool:
         """Whether this run reads the stream's whole list, so it can see what was deleted."""

@@ -150,6 +150,41 @@ async def test_a_killed_sync_resumes_with_nothing_lost_or_duplicated(
         assert stream["pages_done"] == stream["pages_total"], name
 
 
+async def _users_read(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> None:
+    """Until the users stream's page is committed; it may be marked done just after."""
+    while True:
+        async with sessions() as session:
+            run = await session.get(SyncRun, run_id, populate_existing=True)
+            assert run is not None
+            users = run.checkpoint.get("users", {})
+            if users.get("read") == 1 or users.get("done"):
+                return
+        await asyncio.sleep(0.005)
+
+
+async def test_a_sync_resumed_after_its_first_stream_read_everything_runs_the_rest(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Killed after the first stream's last page committed but before that stream finished:
+    # on resume it reads nothing, and the others, which wait for its first answer to know
+    # the keys work, must still start.
+    tenant_id, run_id, worker = await _start_slow_sync(sandbox, job_context, sessions)
+    await _within(_users_read(sessions, run_id))
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await _within(worker)
+    async with unit_of_work(sessions) as session:
+        run = await session.get(SyncRun, run_id)
+        assert run is not None
+        # Only that: a stream already done would let the others go on its own.
+        run.checkpoint = {"users": {"read": 1, "next_link": None}}
+
+    assert await _within(run_sync(job_context, str(run_id))) == "succeeded"
+    assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))
+
+
 async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
     sandbox: Sandbox,
     job_context: dict[str, Any],
