@@ -25,14 +25,15 @@ def async_database_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def json_text(value: Any) -> str:
+def json_text(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
     """JSON for JSON/JSONB columns, by orjson: raw Karbon bodies are the bulk of what a sync
     writes, and orjson encodes them several times faster than the standard library. Integers
-    beyond 64 bits, which orjson declines, go through the standard library."""
+    beyond 64 bits, which orjson declines, go through the standard library. `default` gives
+    a JSON form to values that have none (orjson itself writes UUIDs and date-times)."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
     except orjson.JSONEncodeError:
-        return json.dumps(value)
+        return json.dumps(value, default=default)
 
 
 def create_engine(

@@ -7,6 +7,7 @@ detail was not re-read keeps what was stored.
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -16,20 +17,24 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     all_,
     and_,
     any_,
     bindparam,
+    cast,
+    column,
     delete,
     func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import json_text
 from app.models import (
     Client,
     Invoice,
@@ -85,22 +90,26 @@ _RELEASED = delete(RejectedRecord).where(
 
 @cache
 def _key_column(table: Table) -> str:
-    return next(c.name for c in table.primary_key.columns if c.name != "tenant_id")
+    return next(name for name in _primary_key(table) if name != "tenant_id")
 
 
 @cache
 def _insert_statement(table: Table, columns: tuple[str, ...]) -> Insert:
-    """`INSERT ... SELECT FROM unnest(one array per column)`: any number of rows in one
-    statement. Built once per column set: building statements per page cost CPU and left
-    cyclic garbage that the collector then had to clear while every tenant waited.
+    """`INSERT ... SELECT FROM jsonb_to_recordset(:rows)`: any number of rows in one statement,
+    sent as one JSON document. Built once per column set: building statements per page cost
+    CPU and left cyclic garbage that the collector then had to clear while every tenant waited.
 
-    Not executemany: asyncpg cannot cancel an executemany while it streams rows (the task
-    waits forever on the server, which waits for the rest of the rows), and a sync can be
-    cancelled at any moment. unnest yields rows in array order, so serial ids follow it.
-    One dimension: a JSON value that is itself a list is one element, not a nested array."""
-    arrays = (bindparam(name, type_=ARRAY(table.c[name].type, dimensions=1)) for name in columns)
-    source = func.unnest(*arrays).table_valued(*columns).render_derived()
-    return insert(table).from_select(list(columns), select(*(source.c[name] for name in columns)))
+    One document, not one array per column: the driver encodes an array element by element in
+    Python (a page of time entries is some ten thousand elements), while orjson writes the
+    document, raw JSON of every row included, in one call: writing a page of timesheets or
+    invoices takes about a third less CPU. Not executemany: asyncpg cannot cancel an
+    executemany while it streams rows (the task waits forever on the server, which waits for
+    the rest of the rows), and a sync can be cancelled at any moment. Rows come out in
+    document order, so serial ids follow it."""
+    rows = func.jsonb_to_recordset(cast(bindparam("rows", type_=Text), JSONB))
+    source = rows.table_valued(*(column(name, table.c[name].type) for name in columns))
+    derived = source.render_derived(with_types=True)
+    return insert(table).from_select(list(columns), select(*(derived.c[name] for name in columns)))
 
 
 @cache
@@ -130,14 +139,24 @@ def _primary_key(table: Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.primary_key.columns)
 
 
-def _as_arrays(rows: Sequence[Row]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in rows[0]}
+def _rows_document(rows: Sequence[Row]) -> dict[str, str]:
+    return {"rows": json_text(rows, default=_exact_text)}
+
+
+def _exact_text(value: Any) -> str:
+    """Column values JSON has no form for, as text PostgreSQL reads back exactly: money stays
+    a decimal, never a float."""
+    if isinstance(value, date):  # a datetime too
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
 async def _insert(session: AsyncSession, model: Any, rows: Sequence[Row]) -> None:
     if rows:
         statement = _insert_statement(model.__table__, tuple(rows[0]))
-        await session.execute(statement, _as_arrays(rows))
+        await session.execute(statement, _rows_document(rows))
 
 
 async def _upsert(
@@ -151,7 +170,7 @@ async def _upsert(
     keys = _primary_key(table)
     rows = list({tuple(row[key] for key in keys): row for row in rows}.values())
     statement = _upsert_statement(table, tuple(rows[0]), keep_deleted_at)
-    await session.execute(statement, _as_arrays(rows))
+    await session.execute(statement, _rows_document(rows))
 
 
 def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | None) -> Row:
@@ -382,8 +401,7 @@ class RecordStore:
             for invoice in invoices
             for position, line in enumerate(invoice.line_items or [])
         ]
-        if rows:
-            await _insert(self.session, InvoiceLine, rows)
+        await _insert(self.session, InvoiceLine, rows)
 
     async def quarantine(self, stream: str, rejects: Sequence[Reject]) -> None:
         rows = [

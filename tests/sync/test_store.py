@@ -1,6 +1,7 @@
 """Writing a page of records: repeated keys, and a write cancelled half-way."""
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -124,3 +125,34 @@ async def test_keys_of_any_length_are_stored_whole(
     assert sorted(sheets) == [f"{prefix}-a", f"{prefix}-b"]
     assert sorted(entries) == [f"{prefix}-a-0", f"{prefix}-a-1", f"{prefix}-b-0"]
 
+
+async def test_money_and_raw_json_are_stored_exactly(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Rows go to PostgreSQL as one JSON document: money must not pass through a float, and a
+    # raw body with an integer beyond 64 bits (which orjson declines) must still be written.
+    tenant_id = await create_tenant(sessions)
+    raw = {
+        "TimesheetKey": "ts-1",
+        "UserKey": "user-1",
+        "StartDate": "2026-10-05T00:00:00Z",
+        "EndDate": "2026-10-11T00:00:00Z",
+        "Status": "Approved",
+        "Huge": 2**70,
+        "TimeEntries": [
+            {
+                "TimeEntryKey": "e-1",
+                "Minutes": 90,
+                "BilledStatus": "Unbilled",
+                "HourlyRate": "1234567890123.4567",
+            },
+        ],
+    }
+    await _save(sessions, tenant_id, [parse_timesheet(raw)])
+
+    async with sessions() as session:
+        entry = (await session.execute(select(TimeEntry.hourly_rate, TimeEntry.raw))).one()
+        sheet_raw = (await session.execute(select(Timesheet.raw))).scalar_one()
+    assert entry.hourly_rate == Decimal("1234567890123.4567")
+    assert entry.raw["HourlyRate"] == "1234567890123.4567"
+    assert sheet_raw["Huge"] == 2**70
