@@ -1,11 +1,19 @@
 """One request budget per tenant: 1.8 requests/second, shared by every request of that tenant.
 
-Three things make up a budget:
-- an aiolimiter bucket just over size 1, so requests leave ``1 / rate`` seconds apart (a
-  request that left late lets the next one catch up by at most 0.1 s) and no burst ever
-  exceeds the rate (a bucket of size ``rate`` would let ``rate`` requests out at once);
-- a semaphore allowing a few requests in flight, so a slow Karbon answer does not idle the budget;
-- a tenant-wide pause, set when Karbon answers 429, that every request of the tenant waits out.
+What the budget promises, at the moment each request leaves:
+- at most 18 requests in any 10 seconds (1.8/s) and at most 2 in any second (the rate
+  rounded up; Karbon's published ceiling is 2/s), each window held 2% longer than Karbon
+  counts it, so network jitter bunching requests on their way still cannot put one more in
+  Karbon's window;
+- requests paced at 1.8/s by an aiolimiter bucket, so they are spread out, never a burst.
+
+The windows are the hard limit; the pacing may run a little ahead of them. That lets a
+request that left late (its task resumed late on a busy worker's event loop) be made up by
+the ones after it, as long as no window overfills: the budget a busy worker loses is what
+the windows cannot give back, not every late start.
+
+A semaphore allows a few requests in flight, so a slow Karbon answer does not idle the budget;
+a tenant-wide pause, set when Karbon answers 429, is waited out by every request.
 
 aiolimiter works in one process and one event loop, so budgets are kept per event loop
 (``BudgetRegistry``). The clock is the event loop's, which lets tests run on virtual time.
@@ -14,6 +22,7 @@ aiolimiter works in one process and one event loop, so budgets are kept per even
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,15 +34,28 @@ from aiolimiter import AsyncLimiter
 KARBON_RATE_PER_SECOND = 1.8
 DEFAULT_MAX_IN_FLIGHT = 6
 RATE_WINDOW_SECONDS = 60.0
-# Spacing is stretched by 2% (about 200 ms over 10 s) so that network and scheduling jitter,
-# which can bunch requests up on their way (more so on a busy machine), still never lands 19
-# in any 10 s window at Karbon. It costs 2% of the budget: 1.765 of 1.8 requests/second.
-_SPACING_MARGIN = 1.02
-# A request that leaves late (its task resumed late on a busy event loop) lets the next one
-# follow sooner, by up to this much, so a busy worker does not lose budget to scheduling. Any
-# window of W seconds then holds at most 1 + (W + catch-up) / spacing requests: 17.8, so 18,
-# in 10 s, with 0.1 s of the margin left for jitter on the way.
-_CATCH_UP_SECONDS = 0.1
+_WINDOW_MARGIN = 1.02
+"""Each window is held 2% longer than Karbon counts it: 18 in 10.2 s, 2 in 1.02 s. Over the
+long run that leaves 1.765 of the 1.8 requests/second."""
+_CATCH_UP_SECONDS = 0.5
+"""How far the pacing lets requests after a late one follow sooner."""
+
+
+class SlidingWindow:
+    """At most `limit` sends in any `seconds`: the times of the last `limit` sends."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self._seconds = seconds
+        self._sent: deque[float] = deque(maxlen=limit)
+
+    def opens_in(self, now: float) -> float:
+        """Seconds until one more send fits (0 when it fits now)."""
+        if len(self._sent) < (self._sent.maxlen or 0):
+            return 0.0
+        return max(0.0, self._sent[0] + self._seconds - now)
+
+    def record(self, now: float) -> None:
+        self._sent.append(now)
 
 
 @dataclass(frozen=True)
@@ -60,11 +82,14 @@ class TenantBudget:
     ) -> None:
         self.rate_per_second = rate_per_second
         self.max_in_flight = max_in_flight
-        spacing = _SPACING_MARGIN / rate_per_second
-        # A bucket of 1 + catch-up/spacing, draining one request per spacing (GCRA with that
-        # tolerance): a token bucket of size `rate` would let `rate` requests out at once.
-        bucket = 1 + _CATCH_UP_SECONDS / spacing
-        self._limiter = AsyncLimiter(bucket, bucket * spacing)
+        # A bucket of 1 + catch-up * rate, draining at the rate (GCRA with that tolerance).
+        bucket = 1 + _CATCH_UP_SECONDS * rate_per_second
+        self._limiter = AsyncLimiter(bucket, bucket / rate_per_second)
+        self._windows = (
+            SlidingWindow(max(1, math.floor(rate_per_second * 10 + 1e-9)), 10 * _WINDOW_MARGIN),
+            SlidingWindow(math.ceil(rate_per_second), 1 * _WINDOW_MARGIN),
+        )
+        self._turn = asyncio.Lock()
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._window = window_seconds
         self._sent_at: deque[float] = deque()
@@ -82,8 +107,9 @@ class TenantBudget:
     async def slot(self) -> AsyncIterator[None]:
         """Hold the right to send exactly one request now."""
         async with self._in_flight:
-            await self._wait_for_turn()
-            self._record_send()
+            async with self._turn:  # one request at a time takes its turn
+                await self._wait_for_turn()
+                self._record_send()
             self._active += 1
             try:
                 yield
@@ -93,9 +119,16 @@ class TenantBudget:
     async def _wait_for_turn(self) -> None:
         while True:
             await self._wait_out_pause()
+            await self._wait_for_windows()
             await self._limiter.acquire()
             if self._now() >= self._resume_at:  # no 429 arrived while we queued
                 return
+
+    async def _wait_for_windows(self) -> None:
+        # Only the request holding the turn sends, so a window that opened stays open; the loop
+        # only covers a timer that fires a hair early.
+        while (wait := max(window.opens_in(self._now()) for window in self._windows)) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
 
     async def _wait_out_pause(self) -> None:
         # A loop, not an Event: another 429 may extend the pause while we sleep.
@@ -104,6 +137,8 @@ class TenantBudget:
 
     def _record_send(self) -> None:
         now = self._now()
+        for window in self._windows:
+            window.record(now)
         self._sent_at.append(now)
         self._requests_sent += 1
         while self._sent_at and self._sent_at[0] <= now - self._window:
