@@ -256,15 +256,11 @@ class SyncEngine:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             stored = await store.stored_tokens(STREAM_MODELS[stream.name], list(tokens))
         full = self._plan.complete_read
+        keyed = [(stream.key_of(raw), raw) for raw in records]
         wanted = [
-            stream.key_of(raw)
-            for raw in records
-            if stream.needs_detail(
-                raw,
-                stored.get(stream.key_of(raw)),
-                full_refresh=full,
-                token=tokens[stream.key_of(raw)],
-            )
+            key
+            for key, raw in keyed
+            if stream.needs_detail(raw, stored.get(key), full_refresh=full, token=tokens[key])
         ]
         details: dict[str, Raw] = {}
         async for key, response in self._client.iter_details(

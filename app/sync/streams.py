@@ -108,15 +108,15 @@ class Stream:
         return fingerprint(raw)
 
     def needs_detail(
-        self, raw: Raw, stored_token: str | None, *, full_refresh: bool, token: str | None = None
+        self, raw: Raw, stored_token: str | None, *, token: str, full_refresh: bool
     ) -> bool:
         """Whether this list record needs its detail GET on this run.
 
-        ``stored_token`` is the change token saved for the record last time (None if new);
-        ``token`` its change token now, when the caller has it already. A full
-        reconciliation re-reads every detail the stream may need.
+        ``stored_token`` is the change token saved for the record last time (None if new),
+        ``token`` its ``change_token`` now. A full reconciliation re-reads every detail the
+        stream may need.
         """
-        changed = full_refresh or stored_token != (token or self.change_token(raw))
+        changed = full_refresh or stored_token != token
         match self.detail:
             case DetailPolicy.NEVER:
                 return False

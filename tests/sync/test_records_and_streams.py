@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,7 @@ from app.sync.streams import (
     WORK_ITEMS_STREAM,
     NewestFirstWindow,
     OpenPeriod,
+    Stream,
     fingerprint,
     timesheet_filters,
 )
@@ -211,15 +213,18 @@ def test_list_params_use_only_documented_forms() -> None:
 
 
 def test_detail_policies() -> None:
-    assert USERS_STREAM.needs_detail({"Id": "u"}, "same", full_refresh=False)
+    def needs_detail(stream: Stream, raw: dict[str, Any], stored: str | None) -> bool:
+        return stream.needs_detail(raw, stored, token=stream.change_token(raw), full_refresh=False)
+
+    assert needs_detail(USERS_STREAM, {"Id": "u"}, "same")
     token = WORK_ITEMS_STREAM.change_token(WORK_ITEM)
-    assert not WORK_ITEMS_STREAM.needs_detail(WORK_ITEM, token, full_refresh=False)
-    assert WORK_ITEMS_STREAM.needs_detail({**WORK_ITEM, "Title": "x"}, token, full_refresh=False)
-    assert WORK_ITEMS_STREAM.needs_detail(WORK_ITEM, None, full_refresh=False)
+    assert not needs_detail(WORK_ITEMS_STREAM, WORK_ITEM, token)
+    assert needs_detail(WORK_ITEMS_STREAM, {**WORK_ITEM, "Title": "x"}, token)
+    assert needs_detail(WORK_ITEMS_STREAM, WORK_ITEM, None)
     invoice = {"InvoiceKey": "i", "UpdatedAt": "2024-01-01T00:00:00Z"}
-    assert INVOICES_STREAM.needs_detail(invoice, None, full_refresh=False)
-    assert not INVOICES_STREAM.needs_detail({**invoice, "LineItems": []}, None, full_refresh=False)
-    assert not INVOICES_STREAM.needs_detail(invoice, "2024-01-01T00:00:00Z", full_refresh=False)
+    assert needs_detail(INVOICES_STREAM, invoice, None)
+    assert not needs_detail(INVOICES_STREAM, {**invoice, "LineItems": []}, None)
+    assert not needs_detail(INVOICES_STREAM, invoice, "2024-01-01T00:00:00Z")
 
 
 def test_fingerprint_ignores_odata_annotations_and_key_order() -> None:
