@@ -17,24 +17,29 @@ the slowest and mean rates, this process's CPU (share of one core, milliseconds 
 request) and the CPU of the sandbox process, of PostgreSQL and of the whole machine, sampled
 from /proc where it exists. The sandbox runs in another process on the same machine.
 
-Last measured with `tenants --seconds 60` on 2 cores shared by worker, sandbox and PostgreSQL
-(lag: how late a 10 ms timer resumed on the worker's event loop, p95 / p99):
+Last measured on 2 cores shared by worker, sandbox and PostgreSQL. `rate`, a small firm's
+whole first sync: 1.765 req/s (98.0% of 1.8), 261 requests against a plan minimum of 261,
+busiest windows 2 in 1 s and 18 in 10 s, no 429. `tenants --seconds 60` (lag: how late a
+10 ms timer resumed on the worker's event loop, p95 / p99):
 
-    tenants  at >=95%  slowest  mean   worker CPU  ms/request  lag ms    PostgreSQL
-    50       50        1.745    1.757  39%         4.5         14 / 88   6%
-    75       75        1.725    1.745  57%         4.4         47 / 115  6%
-    100      93        1.693    1.728  64%         3.7         69 / 132  11%
-    100      88        1.605    1.718  66%         3.9         91 / 173  16%
-    100      94        1.669    1.726  69%         4.1         97 / 167  17%
+    tenants  at >=95%  slowest  mean   worker CPU  ms/request  lag ms     PostgreSQL
+    100      100       1.715    1.741  60%         3.5         85 / 175   10%
+    100      100       1.741    1.760  58%         3.3         55 / 117    5%
+    100      100       1.729    1.746  62%         3.6         71 / 157   20%
+    100      97        1.678    1.735  67%         3.9         119 / 203  21%
+    100      100       1.735    1.759  58%         3.3         52 / 112   13%
+    125      90        1.688    1.712  71%         3.4         120 / 249  24%
+    150      5         1.025    1.654  79%         3.2         136 / 240  25%
 
-Runs of the same code vary: other runs at 100 kept 100, 99, 98 and 96 of 100, and a few
-kept under half (mean 1.69 to 1.70), always on a machine where PostgreSQL and the worker both
-used more CPU per request. Before the write path was reworked (executemany, statements built
-per page, httpx responses and the read-ahead left to the cycle collector), 75 tenants kept 2
-and 100 kept none, at 4.6 to 5.4 ms per request, with young garbage collections of up to
-0.75 s. What is left is queueing: with the event loop two-thirds busy, a request woken by its
-budget sometimes waits behind other tenants' page work for longer than the budget's 0.1 s
-catch-up, and that share of the budget is lost.
+At 150 the event loop is saturated (lag p50 up to about 100 ms). Other runs there kept 22,
+30 and 113 of 150; in two of them a tenant barely started, in another four tenants' sync
+locks expired mid-run. Earlier figures at 100 tenants:
+- with the page writes as they are now but the earlier budget (a leaky bucket whose catch-up
+  after a late request was 0.1 s): 98, 100 and 100 of 100, slowest 1.701 to 1.718;
+- with rows sent as one array per column: usually 88 to 100 of 100 at 3.7 to 4.5 ms per
+  request, and a few runs under half;
+- before statements were built once and httpx responses and the read-ahead stopped waiting
+  for the cycle collector: 75 tenants kept 2 and 100 kept none, at 4.6 to 5.4 ms per request.
 
 Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise; each run works in a
 scratch database that is dropped afterwards.
@@ -48,6 +53,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -290,14 +296,16 @@ class LoopLag:
         )
 
 
-async def run_for(context: dict[str, Any], run_ids: list[str], seconds: float) -> bool:
-    """Run every sync concurrently; stop after `seconds`. True when all finished."""
+async def run_for(context: dict[str, Any], run_ids: list[str], seconds: float) -> Counter[str]:
+    """Run every sync concurrently; stop after `seconds`. How the syncs ended: their outcome,
+    the exception that ended one, or `still running`."""
     jobs = [asyncio.create_task(run_sync(context, run_id)) for run_id in run_ids]
-    _, pending = await asyncio.wait(jobs, timeout=seconds)
+    done, pending = await asyncio.wait(jobs, timeout=seconds)
     for job in pending:
         job.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    return not pending
+    ended = Counter(repr(job.exception()) if job.exception() else str(job.result()) for job in done)
+    return ended + Counter({"still running": len(pending)})
 
 
 async def admin(base: str, path: str) -> Any:
@@ -324,7 +332,7 @@ async def bench_rate(size: str, seconds: float) -> None:
         async with job_context(base) as context:
             run_ids = await start_syncs(context, [tenant])
             started = time.monotonic()
-            finished = await run_for(context, run_ids, seconds)
+            finished = "still running" not in await run_for(context, run_ids, seconds)
             wall = time.monotonic() - started
         counters = await admin(base, f"tenants/{tenant['name']}/counters")
     rate = achieved_rate(counters)
@@ -358,11 +366,12 @@ async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
             async with job_context(base) as context:
                 run_ids = await start_syncs(context, sandbox_tenants)
                 meter, lag = CpuMeter(sandbox.pid), LoopLag()
-                await run_for(context, run_ids, seconds)
+                ended = await run_for(context, run_ids, seconds)
                 cpu, lags = meter.stop(), lag.stop()
             counters = [await admin(base, f"tenants/{t['name']}/counters") for t in sandbox_tenants]
         report_tenants(tenants, counters, cpu)
         print(f"  {lags}")
+        print(f"  syncs: {', '.join(f'{n} {how}' for how, n in ended.most_common())}")
 
 
 def report_tenants(tenants: int, counters: list[dict[str, Any]], cpu: CpuUse) -> None:
