@@ -250,6 +250,24 @@ def test_malformed_json_then_good_json_succeeds() -> None:
     assert get_users(recorder).body_json == {"value": []}
 
 
+@pytest.mark.parametrize(
+    "note",
+    [b"x\\u0000y", b"x\\ud800y", b"x\\uDC00y", b"x\xed\xa0\x80y"],
+    ids=["nul", "surrogate-escaped", "surrogate-escaped-upper-case", "surrogate-bytes"],
+)
+def test_text_postgresql_cannot_store_is_replaced(note: bytes) -> None:
+    # A NUL or a lone surrogate would fail every write of its page, on every run.
+    content = b'{"value": [{"' + note + b'": "' + note + b'", "Name": "ok"}]}'
+    body = get_users(Recorder(httpx.Response(200, content=content))).body_json
+    assert body == {"value": [{"x\ufffdy": "x\ufffdy", "Name": "ok"}]}
+
+
+def test_escaped_text_that_postgresql_can_store_is_kept() -> None:
+    content = b'{"value": [{"Name": "\\\\u0000 \\ud83d\\ude00 \xed\x95\x9c"}]}'
+    body = get_users(Recorder(httpx.Response(200, content=content))).body_json
+    assert body == {"value": [{"Name": "\\u0000 \U0001f600 \ud55c"}]}
+
+
 def test_secrets_never_appear_in_errors_logs_or_repr(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     echo = f"JWT is invalid: {ACCESS_KEY} / {BEARER}"

@@ -175,6 +175,24 @@ async def test_an_incremental_sync_after_changes_equals_a_fresh_full_sync(
     assert_same(await stored(sessions, incremental_tenant), expected_from(firm))
 
 
+async def test_text_postgresql_cannot_store_does_not_stop_the_sync(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # PostgreSQL holds no NUL character; Karbon's JSON may. The record is kept, the NUL
+    # replaced, and the rest of the firm synced.
+    firm = sandbox.tenant("Demo firm").firm
+    organization = next(iter(firm.organizations.values()))
+    organization.full_name = "Acme\x00 Ltd"
+    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    _, outcome = await sync_now(job_context, tenant_id)
+    assert outcome == "succeeded"
+    assert_same(await stored(sessions, tenant_id), expected_from(firm))
+    async with sessions() as session:
+        client = await session.get(Client, (tenant_id, organization.key))
+    assert client is not None and client.name == "Acme\ufffd Ltd"
+    assert client.raw["FullName"] == "Acme\ufffd Ltd"
+
+
 class _Page:
     """A stand-in page that can be weakly referenced."""
 

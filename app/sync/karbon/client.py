@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, Self
 
 import httpx
 
+from app.sync.karbon.body import decode_json
 from app.sync.karbon.budget import TenantBudget
 from app.sync.karbon.endpoints import Resource, assert_allowed
 from app.sync.karbon.errors import (
@@ -254,12 +254,13 @@ class KarbonClient:
             await self._sleep_before_retry(malformed)
 
     async def _capture(self, response: httpx.Response) -> KarbonResponse:
+        url = str(response.url)
         try:
-            body = json.loads(response.content) if response.content else None
+            body = decode_json(response.content, url=url) if response.content else None
         except ValueError:
             body = None
         result = KarbonResponse(
-            url=str(response.url),
+            url=url,
             fetched_at=self._clock(),
             status=response.status_code,
             body_json=body,
