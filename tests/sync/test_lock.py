@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import uuid
 
 from redis.asyncio import Redis
@@ -51,3 +52,36 @@ async def test_a_holder_that_lost_the_lock_learns_it_and_frees_nothing(
         await redis.set(key, "someone-else")
         await asyncio.wait_for(lost.wait(), timeout=2)
     assert await redis.get(key) == b"someone-else"
+
+
+async def test_one_call_renews_every_lock_and_reports_only_the_lost_one(
+    redis: Redis, redis_prefix: str
+) -> None:
+    # Renewing lock by lock queued behind redis-py's pool on a busy worker until locks expired.
+    renewals = 0
+    evaluate = redis.eval
+
+    async def counting_eval(script: str, *args: object) -> object:
+        nonlocal renewals
+        renewals += "pexpire" in script
+        return await evaluate(script, *args)  # type: ignore[misc]
+
+    redis.eval = counting_eval  # type: ignore[method-assign]
+    keys = [_key(redis_prefix) for _ in range(40)]
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        started = loop.time()
+        held = [await stack.enter_async_context(hold_lock(redis, k, ttl_seconds=0.3)) for k in keys]
+        await asyncio.sleep(0.5)
+        # One call per 0.1 s (a third of the TTL) for all forty, not forty.
+        assert 1 <= renewals <= (loop.time() - started) / 0.1 + 1
+        await redis.set(keys[7], "someone-else")
+        await asyncio.wait_for(_set(held[7]), timeout=2)
+        await asyncio.sleep(0.3)
+        assert [i for i, lost in enumerate(held) if lost is None or lost.is_set()] == [7]
+        assert await redis.exists(*keys) == len(keys)
+
+
+async def _set(event: asyncio.Event | None) -> None:
+    assert event is not None
+    await event.wait()
