@@ -80,6 +80,7 @@ from tests.services import scratch_database
 
 BUDGET = 1.8
 PAGE = 100
+Job = asyncio.Task[str]
 
 
 def plan_minimum(counts: dict[str, int], *, page: int = PAGE, lines_in_list: bool) -> int:
@@ -296,16 +297,28 @@ class LoopLag:
         )
 
 
-async def run_for(context: dict[str, Any], run_ids: list[str], seconds: float) -> Counter[str]:
-    """Run every sync concurrently; stop after `seconds`. How the syncs ended: their outcome,
-    the exception that ended one, or `still running`."""
+@asynccontextmanager
+async def syncs_running(context: dict[str, Any], run_ids: list[str]) -> AsyncIterator[list[Job]]:
+    """Every sync running concurrently; those still running at the end are cancelled."""
     jobs = [asyncio.create_task(run_sync(context, run_id)) for run_id in run_ids]
-    done, pending = await asyncio.wait(jobs, timeout=seconds)
-    for job in pending:
-        job.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    ended = Counter(repr(job.exception()) if job.exception() else str(job.result()) for job in done)
-    return ended + Counter({"still running": len(pending)})
+    try:
+        yield jobs
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def how_they_ended(jobs: list[Job]) -> Counter[str]:
+    """Each sync's outcome, the exception that ended it, or `still running`."""
+    return Counter(
+        "still running"
+        if job.cancelled()
+        else repr(job.exception())
+        if job.exception()
+        else str(job.result())
+        for job in jobs
+    )
 
 
 async def admin(base: str, path: str) -> Any:
@@ -332,8 +345,10 @@ async def bench_rate(size: str, seconds: float) -> None:
         async with job_context(base) as context:
             run_ids = await start_syncs(context, [tenant])
             started = time.monotonic()
-            finished = "still running" not in await run_for(context, run_ids, seconds)
-            wall = time.monotonic() - started
+            async with syncs_running(context, run_ids) as jobs:
+                await asyncio.wait(jobs, timeout=seconds)
+                wall = time.monotonic() - started
+            finished = "still running" not in how_they_ended(jobs)
         counters = await admin(base, f"tenants/{tenant['name']}/counters")
     rate = achieved_rate(counters)
     print(f"firm: {size}, {tenant['counts']}")
@@ -366,8 +381,12 @@ async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
             async with job_context(base) as context:
                 run_ids = await start_syncs(context, sandbox_tenants)
                 meter, lag = CpuMeter(sandbox.pid), LoopLag()
-                ended = await run_for(context, run_ids, seconds)
-                cpu, lags = meter.stop(), lag.stop()
+                async with syncs_running(context, run_ids) as jobs:
+                    await asyncio.wait(jobs, timeout=seconds)
+                    # Before the syncs are cancelled: a cancelled query closes its connection,
+                    # and the CPU of a PostgreSQL backend that has ended is not counted.
+                    cpu, lags = meter.stop(), lag.stop()
+                ended = how_they_ended(jobs)
             counters = [await admin(base, f"tenants/{t['name']}/counters") for t in sandbox_tenants]
         report_tenants(tenants, counters, cpu)
         print(f"  {lags}")
