@@ -7,11 +7,11 @@ import gc
 from typing import Any
 
 from arq import Worker
-from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
+from app.redis_pool import create_redis
 from app.reports.jobs import refresh_reports
 from app.secrets import resolve_secrets
 from app.settings import Settings
@@ -64,7 +64,7 @@ def create_worker(
     return Worker(
         functions=JOBS,
         cron_jobs=CRON_JOBS,
-        redis_settings=RedisSettings.from_dsn(urls.redis_url),
+        redis_pool=create_redis(urls.redis_url),
         queue_name=settings.queue_name,
         on_startup=startup,
         on_shutdown=shutdown,

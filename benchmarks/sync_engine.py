@@ -62,11 +62,11 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from arq.connections import ArqRedis
 
 from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.embedded import resolve_service_urls
 from app.models import SyncKind, SyncTrigger
+from app.redis_pool import create_redis
 from app.sandbox.generator import generate_firm
 from app.secrets import resolve_secrets
 from app.settings import Settings
@@ -228,7 +228,7 @@ async def job_context(karbon_url: str) -> AsyncIterator[dict[str, Any]]:
     urls = resolve_service_urls(settings)
     async with scratch_database(urls.database_url) as database_url:
         engine = create_engine(database_url, pool_size=20, pool_timeout=600)  # as a worker
-        redis = ArqRedis.from_url(urls.redis_url)
+        redis = create_redis(urls.redis_url)
         try:
             yield {
                 "settings": settings,

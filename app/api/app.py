@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from app.api import costs, health, karbon, reports, sync, tenancy
@@ -12,6 +11,7 @@ from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import head_revisions
+from app.redis_pool import create_redis
 from app.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         app.state.engine = create_engine(service_urls.database_url)
         app.state.sessions = create_sessionmaker(app.state.engine)
         # Connects lazily: the API starts, and /readyz reports, while Redis is down.
-        app.state.redis = ArqRedis.from_url(service_urls.redis_url)
+        app.state.redis = create_redis(service_urls.redis_url)
         app.state.migration_heads = head_revisions(service_urls.database_url)
         try:
             yield

@@ -7,12 +7,12 @@ from uuid import UUID
 
 import httpx
 import pytest
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.embedded import ServiceUrls
 from app.models import SyncKind, SyncTrigger
+from app.redis_pool import create_redis
 from app.sandbox.server import serve_sandbox_in_thread
 from app.sandbox.state import Sandbox, SandboxConfig, make_access_key, make_bearer_token
 from app.secrets import resolve_secrets
@@ -53,7 +53,7 @@ async def job_context(
     sessions: async_sessionmaker[AsyncSession],
     service_urls: ServiceUrls,
 ) -> AsyncIterator[dict[str, Any]]:
-    redis = ArqRedis.from_url(service_urls.redis_url)
+    redis = create_redis(service_urls.redis_url)
     yield {
         "settings": sync_settings,
         "sessions": sessions,
