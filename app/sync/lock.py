@@ -5,10 +5,11 @@ itself within `ttl_seconds`. Renewal and release only touch the lock when the to
 matches: a holder that lost the lock never frees someone else's.
 
 A process renews all the locks it holds in one Redis call (`LockKeeper`), not one call per
-lock. redis-py's connection pool hands out connections one at a time, each after a check
-that waits a turn of the event loop; on a worker busy with a hundred tenants a turn can take
-a tenth of a second, so a hundred renewals due together queued for 15 s and some locks
-expired while their syncs were running.
+lock: on a worker busy with a hundred tenants every call waits turns of the event loop and
+holds a pooled connection, and a hundred renewals due together once queued for 15 s (behind
+redis-py's own pool, which `app.redis_pool` now replaces) until some locks expired while
+their syncs were running. One call per worker keeps renewal independent of how many
+tenants it syncs.
 """
 
 import asyncio
