@@ -414,6 +414,12 @@ def report_tenants(tenants: int, counters: list[dict[str, Any]], cpu: CpuUse) ->
     print(f"{tenants} tenants: {at_95} at >=95% of budget, slowest {min(rates):.3f} req/s, "
           f"mean {sum(rates) / len(rates):.3f} req/s, {requests} requests, "
           f"{sum(c['rate_limited_429'] for c in counters)} 429s")  # fmt: skip
+    busiest = {
+        window: max(c["max_requests_in_window"][window] for c in counters)
+        for window in ("1s", "10s")
+    }
+    print(f"  busiest windows of any tenant: {busiest['1s']} in 1 s, {busiest['10s']} in 10 s "
+          f"(limit 18 per 10 s)")  # fmt: skip
     print(f"  worker CPU {cpu.share(cpu.worker)} of one core, {per_request:.2f} ms per request; "
           f"sandbox {cpu.share(cpu.sandbox)}, PostgreSQL {cpu.share(cpu.postgres)}; "
           f"machine busy {'n/a' if cpu.machine_busy is None else f'{cpu.machine_busy:.0%}'} "
