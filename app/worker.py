@@ -60,6 +60,9 @@ def create_worker(
         engine = ctx.get("engine")
         if engine is not None:
             await engine.dispose()
+        karbon = ctx.get("karbon")
+        if karbon is not None:
+            karbon.close()
 
     return Worker(
         functions=JOBS,

@@ -87,6 +87,7 @@ from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.request_loop import RequestLoop
 from app.worker import tune_garbage_collector
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
@@ -242,17 +243,21 @@ async def job_context(karbon_url: str) -> AsyncIterator[dict[str, Any]]:
     async with scratch_database(urls.database_url) as database_url:
         engine = create_engine(database_url, pool_size=20, pool_timeout=600)  # as a worker
         redis = create_redis(urls.redis_url)
+        karbon = KarbonAccess(
+            base_url=karbon_url,
+            budgets=BudgetRegistry(rate_per_second=BUDGET),
+            request_loop=RequestLoop(),  # as a worker
+        )
         try:
             yield {
                 "settings": settings,
                 "sessions": create_sessionmaker(engine),
                 "secrets": resolve_secrets(settings),
                 "redis": redis,
-                "karbon": KarbonAccess(
-                    base_url=karbon_url, budgets=BudgetRegistry(rate_per_second=BUDGET)
-                ),
+                "karbon": karbon,
             }
         finally:
+            karbon.close()
             await redis.aclose()
             await engine.dispose()
 

@@ -1,6 +1,8 @@
 """How this process reaches Karbon: base URL, per-tenant budgets, retries and timeouts.
 
-One instance per worker process, so every job of a tenant shares that tenant's budget.
+One instance per worker process, so every job of a tenant shares that tenant's budget. A
+worker's requests are paced and sent on its own request loop (see ``request_loop``), so the
+CPU work of many tenants' syncs does not make them late.
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ import httpx
 from app.settings import Settings
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.client import DEFAULT_TIMEOUT, KarbonClient, ResponseHook
+from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 
 
@@ -19,13 +22,21 @@ class KarbonAccess:
     budgets: BudgetRegistry
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    request_loop: RequestLoop | None = None
+    """Where requests are paced and sent; None sends them from the caller's loop."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "KarbonAccess":
         return cls(
             base_url=settings.karbon_base_url,
             budgets=BudgetRegistry(rate_per_second=settings.karbon_requests_per_second),
+            request_loop=RequestLoop(),
         )
+
+    def close(self) -> None:
+        """Stop the request loop, once no sync uses this any more."""
+        if self.request_loop is not None:
+            self.request_loop.close()
 
     def client(
         self, tenant_id: object, access_key: str, bearer_token: str, on_response: ResponseHook
@@ -33,9 +44,12 @@ class KarbonAccess:
         return KarbonClient(
             access_key,
             bearer_token,
-            budget=self.budgets.for_tenant(str(tenant_id)),
+            budget=self.budgets.for_tenant(
+                str(tenant_id), self.request_loop.loop if self.request_loop else None
+            ),
             base_url=self.base_url,
             retry=self.retry,
             timeout=self.timeout,
             on_response=on_response,
+            request_loop=self.request_loop,
         )

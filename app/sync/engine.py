@@ -352,7 +352,7 @@ class SyncEngine:
             "progress_change": {stream.name: progress.as_json()},
             "checkpoint_change": {stream.name: checkpoint},
             "new_requests": new_requests,
-            "rate": self._client.budget.stats().rate_per_second,
+            "rate": (await self._client.budget_stats()).rate_per_second,
             "heartbeat": _now(),
         }
         if (await session.execute(_RECORD_PROGRESS, values)).scalar_one_or_none() is None:

@@ -21,6 +21,7 @@ from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 from tests.factories import connect_karbon, create_tenant
 
@@ -54,18 +55,21 @@ async def job_context(
     service_urls: ServiceUrls,
 ) -> AsyncIterator[dict[str, Any]]:
     redis = create_redis(service_urls.redis_url)
+    karbon = KarbonAccess(
+        base_url=sync_settings.karbon_base_url,
+        budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
+        retry=FAST_RETRIES,
+        timeout=httpx.Timeout(2.0),
+        request_loop=RequestLoop(),  # as a worker sends them
+    )
     yield {
         "settings": sync_settings,
         "sessions": sessions,
         "secrets": resolve_secrets(sync_settings),
         "redis": redis,
-        "karbon": KarbonAccess(
-            base_url=sync_settings.karbon_base_url,
-            budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
-            retry=FAST_RETRIES,
-            timeout=httpx.Timeout(2.0),
-        ),
+        "karbon": karbon,
     }
+    karbon.close()
     await redis.aclose()
 
 

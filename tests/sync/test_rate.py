@@ -24,6 +24,7 @@ async def test_a_sync_keeps_under_karbons_limit_and_only_reads(
     job_context["karbon"] = KarbonAccess(
         base_url=job_context["settings"].karbon_base_url,
         budgets=BudgetRegistry(rate_per_second=1.8),
+        request_loop=job_context["karbon"].request_loop,
     )
     tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
     _, outcome = await sync_now(job_context, tenant_id)

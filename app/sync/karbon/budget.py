@@ -180,8 +180,12 @@ class BudgetRegistry:
             WeakKeyDictionary()
         )
 
-    def for_tenant(self, tenant_id: str) -> TenantBudget:
-        per_loop = self._budgets.setdefault(asyncio.get_running_loop(), {})
+    def for_tenant(
+        self, tenant_id: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> TenantBudget:
+        """The tenant's budget on ``loop``, the loop its requests are sent from (the caller's
+        by default)."""
+        per_loop = self._budgets.setdefault(loop or asyncio.get_running_loop(), {})
         if tenant_id not in per_loop:
             per_loop[tenant_id] = TenantBudget(self._rate, self._max_in_flight)
         return per_loop[tenant_id]

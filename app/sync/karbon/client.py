@@ -4,6 +4,9 @@ It only knows how to GET; ``endpoints.assert_allowed`` checks each outgoing requ
 host, path template) in an httpx request hook, before anything is sent. Every attempt waits for
 the tenant's shared ``TenantBudget``; failures are retried as ``RetryPolicy`` says, and every
 response Karbon returns (success or not) is handed to ``on_response`` for raw capture.
+
+Given a ``RequestLoop``, the budget and the HTTP exchange run there and only the finished
+response comes back to the caller's loop, where it is decoded and captured.
 """
 
 from __future__ import annotations
@@ -11,16 +14,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from app.sync.karbon.body import decode_json
-from app.sync.karbon.budget import TenantBudget
+from app.sync.karbon.budget import BudgetStats, TenantBudget
 from app.sync.karbon.endpoints import Resource, assert_allowed
 from app.sync.karbon.errors import (
     KarbonAuthError,
@@ -32,6 +43,7 @@ from app.sync.karbon.errors import (
     karbon_message,
     redact,
 )
+from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.karbonhq.com"
@@ -39,6 +51,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=30.0)
 PAGE_SIZE_MAX = 100
 
 Params = Mapping[str, str | int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,10 +105,12 @@ class KarbonClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         clock: Callable[[], datetime] = _utcnow,
+        request_loop: RequestLoop | None = None,
     ) -> None:
         self._base_url = httpx.URL(base_url)
         self._secrets = (access_key, bearer_token)
         self._budget = budget
+        self._request_loop = request_loop
         self._retry = retry or RetryPolicy()
         self._on_response = on_response
         self._clock = clock
@@ -129,11 +144,10 @@ class KarbonClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._on_request_loop(self._http.aclose)
 
-    @property
-    def budget(self) -> TenantBudget:
-        return self._budget
+    async def budget_stats(self) -> BudgetStats:
+        return await self._on_request_loop(self._read_budget_stats)
 
     async def get(self, url: str, params: Params | None = None) -> KarbonResponse:
         """GET a path (relative to the base URL) or an absolute Karbon URL, with retries."""
@@ -217,15 +231,13 @@ class KarbonClient:
         malformed = 0
         while True:
             try:
-                async with self._budget.slot():
-                    response = await self._http.get(url, params=params)
+                response = await self._on_request_loop(self._paced_get, url, params)
             except httpx.RequestError as exc:
                 failures += 1
                 self._give_up_if_exhausted(url, failures, f"{type(exc).__name__}: {exc}")
                 await self._sleep_before_retry(failures)
                 continue
 
-            _release_stream(response)
             result = await self._capture(response)
             status = response.status_code
             if status in (401, 403):
@@ -233,8 +245,8 @@ class KarbonClient:
             if status == 429:
                 failures += 1
                 self._give_up_if_exhausted(url, failures, "429 rate limited")
-                self._budget.note_retry()
-                self._budget.pause(self._retry.throttle_delay(response, result.body_json))
+                delay = self._retry.throttle_delay(response, result.body_json)
+                await self._on_request_loop(self._pause_budget, delay)
                 continue
             if status >= 500:
                 failures += 1
@@ -252,6 +264,31 @@ class KarbonClient:
                     f"Karbon sent unreadable JSON for {result.url} {malformed} times in a row"
                 )
             await self._sleep_before_retry(malformed)
+
+    async def _on_request_loop(
+        self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> T:
+        """Budget calls and requests run where the budget lives: on the request loop when the
+        client has one, else on the caller's own loop."""
+        if self._request_loop is None:
+            return await function(*args)
+        return await self._request_loop.run(function, *args)
+
+    async def _paced_get(self, url: str, params: Params | None) -> httpx.Response:
+        async with self._budget.slot():
+            response = await self._http.get(url, params=params)
+        _release_stream(response)
+        return response
+
+    async def _pause_budget(self, seconds: float) -> None:
+        self._budget.note_retry()
+        self._budget.pause(seconds)
+
+    async def _note_retry(self) -> None:
+        self._budget.note_retry()
+
+    async def _read_budget_stats(self) -> BudgetStats:
+        return self._budget.stats()
 
     async def _capture(self, response: httpx.Response) -> KarbonResponse:
         url = str(response.url)
@@ -275,7 +312,7 @@ class KarbonClient:
 
     async def _sleep_before_retry(self, failures: int) -> None:
         """Computed, jittered backoff; the budget slot is not held meanwhile."""
-        self._budget.note_retry()
+        await self._on_request_loop(self._note_retry)
         await asyncio.sleep(self._retry.backoff(failures))
 
     def _auth_error(self, status: int, body: Any) -> KarbonAuthError:
