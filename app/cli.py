@@ -16,7 +16,7 @@ from app.sandbox.cli import sandbox_advance_command, sandbox_command
 from app.settings import Settings, get_settings
 from app.sync.rebuild import rebuild_from_raw
 from app.tenancy.cli import create_operator, reencrypt_credentials
-from app.worker import create_worker, tune_garbage_collector
+from app.worker import create_worker, tune_worker_process
 
 cli = typer.Typer(
     help="Reckonry: per-client profit, cost and unbilled work for firms on Karbon.",
@@ -77,7 +77,7 @@ def api() -> None:
 def worker() -> None:
     """Run a background worker (syncs and schedules)."""
     settings, urls = _prepare()
-    tune_garbage_collector()
+    tune_worker_process()
     create_worker(settings, urls).run()
 
 

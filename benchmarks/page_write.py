@@ -40,7 +40,7 @@ from app.sync.karbon.client import KarbonResponse
 from app.sync.records import parse_batch
 from app.sync.store import RecordStore
 from app.sync.streams import STREAMS
-from app.worker import tune_garbage_collector
+from app.worker import tune_worker_process
 from tests.factories import create_tenant
 from tests.services import scratch_database
 
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--size", default="small")
     parser.add_argument("--pages", type=int, default=30)
     args = parser.parse_args()
-    tune_garbage_collector()  # as `reckonry worker` does
+    tune_worker_process()  # as `reckonry worker` does
     asyncio.run(bench(args.size, args.pages))
 
 

@@ -88,7 +88,7 @@ from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
-from app.worker import tune_garbage_collector
+from app.worker import tune_worker_process
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 
@@ -439,7 +439,7 @@ def main() -> None:
     parser.add_argument("--tenants", default="25,50,100")
     args = parser.parse_args()
     os.environ.setdefault("RECKONRY_LOG_LEVEL", "WARNING")
-    tune_garbage_collector()  # as `reckonry worker` does
+    tune_worker_process()  # as `reckonry worker` does
     if args.mode == "plan":
         bench_plan(args.size or "medium")
     elif args.mode == "rate":
