@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sync.karbon import USERS, BudgetRegistry, TenantBudget
+from app.sandbox.state import Sandbox
+from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
 from tests.sync.karbon_fakes import BASE, VirtualTimeLoop, make_client, run_virtual
 
 Stalls = tuple[float, float]
@@ -23,9 +26,12 @@ def send_times(
     budget: TenantBudget,
     *,
     busy: Stalls | None = None,
+    before_leaving: tuple[float, float] = (0.0, 0.0),
 ) -> list[float]:
     """Fetch ``requests`` user details through one budget; Karbon answers after ``latency``.
-    ``busy``: other work keeps the event loop busy now and then, so tasks resume late."""
+    ``busy``: other work keeps the event loop busy now and then, so tasks resume late.
+    ``before_leaving``: how long a request waits, once its turn came, before its first byte
+    is written (a pooled connection, a new one's handshake)."""
     rng = random.Random(7)
     arrivals: list[float] = []
 
@@ -37,6 +43,8 @@ def send_times(
             loop.stall(rng.uniform(0.0, longest))
 
     async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(rng.uniform(*before_leaving))
+        await leave(request)
         arrivals.append(asyncio.get_running_loop().time())
         await asyncio.sleep(rng.uniform(*latency))
         return httpx.Response(200, json={"Id": "u"})
@@ -54,6 +62,11 @@ def send_times(
         karbon.get(path__regex=r"/v3/Users/\w+").mock(side_effect=answer)
         run_virtual(go())
     return arrivals
+
+
+async def leave(request: httpx.Request) -> None:
+    """What httpcore reports as a request's headers start to be written."""
+    await request.extensions["trace"]("http11.send_request_headers.started", {})
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
@@ -91,6 +104,76 @@ def test_requests_after_a_long_stall_make_up_for_it_as_far_as_the_windows_allow(
     assert most_in_any_window(times, 1.02) <= 2
 
 
+def test_requests_that_leave_late_are_counted_from_when_they_leave() -> None:
+    # Counted from its turn, a request that left late would bunch up at Karbon with the ones
+    # whose turns came after it.
+    times = send_times(150, (0.5, 1.0), TenantBudget(), before_leaving=(0.0, 1.5))
+    assert most_in_any_window(times, 10.2) <= 18
+    assert most_in_any_window(times, 1.02) <= 2
+
+
+def test_a_request_that_never_reports_leaving_is_counted_when_its_slot_ends() -> None:
+    async def go() -> tuple[list[float], int]:
+        budget, ended = TenantBudget(), []
+        for _ in range(40):
+            async with budget.slot():
+                pass
+            ended.append(asyncio.get_running_loop().time())
+        return ended, budget.stats().requests_sent
+
+    ended, counted = run_virtual(go())
+    assert counted == 40
+    assert most_in_any_window(ended, 10.2) <= 18
+
+
+def test_a_request_that_failed_before_leaving_passes_the_turn_on() -> None:
+    answers = iter([httpx.ConnectError("refused"), httpx.Response(200, json={"Id": "u"})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        outcome = next(answers)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def go() -> tuple[object, int]:
+        budget = TenantBudget()
+        async with make_client(budget=budget) as client:
+            response = await client.get_detail(USERS, "u1")
+        return response.body_json, budget.stats().requests_sent
+
+    with respx.mock(base_url=BASE) as karbon:
+        karbon.get(path__regex=r"/v3/Users/\w+").mock(side_effect=answer)
+        body, counted = run_virtual(go())
+    assert body == {"Id": "u"}
+    assert counted == 2
+
+
+async def test_a_real_connection_reports_when_its_request_leaves(
+    sandbox: Sandbox, karbon_url: str
+) -> None:
+    events: list[str] = []
+
+    class Recording(TenantBudget):
+        @asynccontextmanager
+        async def slot(self) -> AsyncIterator[Callable[[], None]]:
+            async with super().slot() as leaving:
+
+                def reported() -> None:
+                    events.append("left")
+                    leaving()
+
+                yield reported
+            events.append("slot ended")
+
+    keys = sandbox.tenant("Demo firm")
+    client = KarbonClient(
+        keys.access_key, keys.bearer_token, budget=Recording(), base_url=karbon_url
+    )
+    async with client:
+        await client.get(USERS.list_path, {"$top": 1})
+    assert events == ["left", "slot ended"]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     users=st.integers(1, 8),
@@ -100,8 +183,9 @@ def test_requests_after_a_long_stall_make_up_for_it_as_far_as_the_windows_allow(
 def test_no_window_ever_holds_more_than_the_budget(
     users: int, pauses: list[float], stalls: list[float]
 ) -> None:
-    # However requests arrive and however late the loop runs them: at most 18 in any 10.2 s
-    # and 2 in any 1.02 s, Karbon's windows with the margin for jitter on the way.
+    # However requests arrive, however late the loop runs them and however long they take to
+    # leave once their turn came: at most 18 in any 10.2 s and 2 in any 1.02 s, Karbon's
+    # windows with the margin for jitter on the way.
     async def go() -> list[float]:
         budget, sent = TenantBudget(), []
         loop = asyncio.get_running_loop()
@@ -109,9 +193,12 @@ def test_no_window_ever_holds_more_than_the_budget(
 
         async def user(offset: int) -> None:
             for n in range(60 // users):
-                async with budget.slot():
+                stall = stalls[(n + offset) % len(stalls)] / users
+                async with budget.slot() as leaving:
+                    loop.stall(stall)  # between the turn and the first byte
+                    leaving()
                     sent.append(loop.time())
-                    loop.stall(stalls[(n + offset) % len(stalls)] / users)
+                    loop.stall(stall)
                 await asyncio.sleep(pauses[(n + offset) % len(pauses)])
 
         await asyncio.gather(*(user(offset) for offset in range(users)))

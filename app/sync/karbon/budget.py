@@ -1,6 +1,6 @@
 """One request budget per tenant: 1.8 requests/second, shared by every request of that tenant.
 
-What the budget promises, at the moment each request leaves:
+What the budget promises, at the moment each request starts to leave (``slot``):
 - at most 18 requests in any 10 seconds (1.8/s) and at most 2 in any second (the rate
   rounded up; Karbon's published ceiling is 2/s), each window held 2% longer than Karbon
   counts it, so network jitter bunching requests on their way still cannot put one more in
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
@@ -104,17 +104,29 @@ class TenantBudget:
         return asyncio.get_running_loop().time()
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold the right to send exactly one request now."""
+    async def slot(self) -> AsyncIterator[Callable[[], None]]:
+        """Hold the right to send exactly one request now.
+
+        Call the function it gives as the request starts to leave: the windows count the
+        request from that moment, and the next request's turn waits for it. Counting from the
+        turn instead would let requests that left late (a busy process, a connection still
+        opening) bunch up with the ones after them at Karbon. A request that never says so
+        (its transport reports nothing, or it failed first) is counted when the slot ends.
+        """
         async with self._in_flight:
-            async with self._turn:  # one request at a time takes its turn
+            await self._turn.acquire()  # one request at a time takes its turn
+            try:
                 await self._wait_for_turn()
-                self._record_send()
+            except BaseException:
+                self._turn.release()
+                raise
+            send = _OneSend(self._count_send_and_pass_turn)
             self._active += 1
             try:
-                yield
+                yield send.leaving
             finally:
                 self._active -= 1
+                send.leaving()
 
     async def _wait_for_turn(self) -> None:
         while True:
@@ -135,7 +147,8 @@ class TenantBudget:
         while (remaining := self._resume_at - self._now()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(remaining)
 
-    def _record_send(self) -> None:
+    def _count_send_and_pass_turn(self) -> None:
+        self._turn.release()
         now = self._now()
         for window in self._windows:
             window.record(now)
@@ -164,6 +177,18 @@ class TenantBudget:
             window_seconds=self._window,
             paused_for_seconds=max(0.0, self._resume_at - now),
         )
+
+
+class _OneSend:
+    """Counts one request once: when it starts to leave, or when its slot ends."""
+
+    def __init__(self, count: Callable[[], None]) -> None:
+        self._count: Callable[[], None] | None = count
+
+    def leaving(self) -> None:
+        if self._count is not None:
+            count, self._count = self._count, None
+            count()
 
 
 class BudgetRegistry:

@@ -275,8 +275,9 @@ class KarbonClient:
         return await self._request_loop.run(function, *args)
 
     async def _paced_get(self, url: str, params: Params | None) -> httpx.Response:
-        async with self._budget.slot():
-            response = await self._http.get(url, params=params)
+        async with self._budget.slot() as leaving:
+            trace = _calling_when_headers_are_sent(leaving)
+            response = await self._http.get(url, params=params, extensions={"trace": trace})
         _release_stream(response)
         return response
 
@@ -347,6 +348,19 @@ def _page_from(response: KarbonResponse) -> Page:
         next_link=next_link if isinstance(next_link, str) and next_link else None,
         total_count=count if isinstance(count, int) else None,
     )
+
+
+def _calling_when_headers_are_sent(
+    leaving: Callable[[], None],
+) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
+    """An httpcore trace hook that calls ``leaving`` as the request's first bytes are written,
+    after any wait for a pooled connection or a new one's handshake."""
+
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(".send_request_headers.started"):  # http11. or http2.
+            leaving()
+
+    return trace
 
 
 def _release_stream(response: httpx.Response) -> None:
