@@ -18,7 +18,7 @@ request) and the CPU of the sandbox process, of PostgreSQL and of the whole mach
 from /proc where it exists. The sandbox runs in another process on the same machine.
 
 Last measured on 2 cores shared by worker, sandbox and PostgreSQL. `rate`, a small firm's
-whole first sync: 1.765 req/s (98.0% of 1.8), 261 requests against a plan minimum of 261,
+whole first sync: 1.769 req/s (98.3% of 1.8), 264 requests against a plan minimum of 264,
 busiest windows 2 in 1 s and 18 in 10 s, no 429. `tenants --seconds 60` (lag: how late a
 10 ms timer resumed on the worker's event loop, p95 / p99):
 
@@ -53,6 +53,28 @@ cores over 80% busy. Earlier figures at 100 tenants:
   request, and a few runs under half;
 - before statements were built once and httpx responses and the read-ahead stopped waiting
   for the cycle collector: 75 tenants kept 2 and 100 kept none, at 4.6 to 5.4 ms per request.
+
+Requests are now paced and sent from a thread of their own (`RequestLoop`) and counted as
+their first bytes leave. On a third machine of the same kind, whose speed swung from run to
+run (PostgreSQL between 23% and 48%, 4.0 to 5.0 ms of worker CPU per request), 100 tenants,
+tenants at >=95% in each run:
+
+    code                              runs  at >=95% of 100                mean req/s
+    before (requests on the main loop)   7  0 0 0 0 0 25 32                1.55 to 1.70
+    after                                9  0 5 8 26 28 35 40 49 95        1.41 to 1.73
+    after, quiet moments (diagnostic)    4  100 100 94 92                  1.72 to 1.78
+
+A request waiting for a budget window woke 133 ms late at the median on the main loop, 33 ms
+on its own loop at CPython's 5 ms GIL switch interval, 14 to 24 ms at 0.5 ms (set by
+`tune_worker_process`). What is left is the worker's CPU: at 5 ms per request 100 tenants
+keep its main thread about 85% busy, and the work on each page, which a stream's next
+requests wait for, queues there.
+
+`busiest windows` is what the stand-in counted: 19 to 22 in 10 s and 4 to 6 in 1 s for some
+tenant in most 100-tenant runs, before and after. The worker's own send times, logged where
+each request's first bytes left, held 18 and 2 in the same runs; the stand-in's event loop
+fell up to 0.44 s behind while it rendered a hundred firms' first pages, and stamped the
+requests that arrived meanwhile together. One firm (`rate`, above) is counted exactly.
 
 Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise; each run works in a
 scratch database that is dropped afterwards.
