@@ -40,11 +40,12 @@ def tune_worker_process() -> None:
     every tenant's next request went late and its budget slipped. Collected less often, most
     pages die before they are promoted and full collections become rare.
 
-    Requests are sent from their own thread (``RequestLoop``), which mostly sleeps while the
-    main thread works. When a request's turn comes, that thread waits for the GIL until the
-    main thread is made to let go; at 5 ms per hand-over, and several hand-overs per request,
-    requests left tens of milliseconds late. The main thread gives the GIL up more often
-    only when the request thread asks for it, so its own work barely slows.
+    Requests are sent from their own thread (``RequestLoop``), idle most of the time while
+    the main thread works. When a request's turn comes, that thread waits for the GIL until
+    the main thread is made to let go; at 5 ms per hand-over, and several hand-overs per
+    request, requests left tens of milliseconds late. The main thread is made to let go
+    sooner only while the request thread asks; worker CPU per request stayed within the
+    run-to-run spread of the benchmark.
     """
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 20, 10)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
