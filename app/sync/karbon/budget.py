@@ -148,7 +148,6 @@ class TenantBudget:
             await asyncio.sleep(remaining)
 
     def _count_send_and_pass_turn(self) -> None:
-        self._turn.release()
         now = self._now()
         for window in self._windows:
             window.record(now)
@@ -156,6 +155,7 @@ class TenantBudget:
         self._requests_sent += 1
         while self._sent_at and self._sent_at[0] <= now - self._window:
             self._sent_at.popleft()
+        self._turn.release()
 
     def pause(self, seconds: float) -> None:
         """Karbon said 429: hold every request of this tenant for ``seconds``."""
