@@ -64,6 +64,10 @@ tenants at >=95% in each run:
     after                                9  0 5 8 26 28 35 40 49 95        1.41 to 1.73
     after, quiet moments (diagnostic)    4  100 100 94 92                  1.72 to 1.78
 
+and after, at fewer tenants: 75 kept 75 (slowest 1.742, mean 1.759, worker 65% of a core),
+50 kept 50 (slowest 1.765, mean 1.773, 49%); the code before kept 27 of 50 on the previous
+machine.
+
 A request waiting for a budget window woke 133 ms late at the median on the main loop, 33 ms
 on its own loop at CPython's 5 ms GIL switch interval, 14 to 24 ms at 0.5 ms (set by
 `tune_worker_process`). What is left is the worker's CPU: at 5 ms per request 100 tenants
