@@ -282,6 +282,7 @@ class SyncEngine:
         responses = _take_captured(stream, page)
         progress.details_done += len(details)
         progress.requests += len(responses)
+        rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             batch = parse_batch(stream.parse, records, details, key=stream.key_field)
@@ -290,7 +291,7 @@ class SyncEngine:
             await store.release_quarantine(stream.name, list(tokens.keys() - _rejected(batch)))
             await self._save_raw(store, stream, responses)
             progress.records += len(batch.records)
-            await self._record_progress(session, stream, checkpoint, progress, len(responses))
+            await self._record_progress(session, stream, checkpoint, progress, len(responses), rate)
 
     async def _save_raw(
         self, store: RecordStore, stream: Stream, responses: list[KarbonResponse]
@@ -308,6 +309,7 @@ class SyncEngine:
         complete: bool,
     ) -> None:
         progress.finish()
+        rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             if complete:
@@ -319,7 +321,7 @@ class SyncEngine:
                     session, self._plan, stream.name, window.next_high_water_mark
                 )
             await self._save_raw(store, stream, _take_captured())
-            await self._record_progress(session, stream, {"done": True}, progress, 0)
+            await self._record_progress(session, stream, {"done": True}, progress, 0, rate)
 
     async def _mark_deleted(self, store: RecordStore, stream: Stream) -> None:
         now = self._plan.started_at
@@ -337,6 +339,11 @@ class SyncEngine:
             periods=[(p.start, sorted(p.user_keys)) for p in self._plan.open_periods],
         )
 
+    async def _request_rate(self) -> float:
+        # Read before a page's transaction opens: with a request loop it is a hop to another
+        # thread, which a held connection should not wait on.
+        return (await self._client.budget_stats()).rate_per_second
+
     async def _record_progress(
         self,
         session: AsyncSession,
@@ -344,6 +351,7 @@ class SyncEngine:
         checkpoint: dict[str, Any],
         progress: "StreamProgress",
         new_requests: int,
+        rate: float,
     ) -> None:
         self._checkpoint[stream.name] = checkpoint
         self._progress[stream.name] = progress.as_json()
@@ -352,7 +360,7 @@ class SyncEngine:
             "progress_change": {stream.name: progress.as_json()},
             "checkpoint_change": {stream.name: checkpoint},
             "new_requests": new_requests,
-            "rate": (await self._client.budget_stats()).rate_per_second,
+            "rate": rate,
             "heartbeat": _now(),
         }
         if (await session.execute(_RECORD_PROGRESS, values)).scalar_one_or_none() is None:
