@@ -7,6 +7,7 @@ from uuid import UUID
 import typer
 import uvicorn
 
+from app import event_loops
 from app.api.app import create_app
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls, resolve_service_urls
@@ -78,6 +79,7 @@ def worker() -> None:
     """Run a background worker (syncs and schedules)."""
     settings, urls = _prepare()
     tune_worker_process()
+    asyncio.set_event_loop(event_loops.new_event_loop())  # arq runs on the current loop
     create_worker(settings, urls).run()
 
 
@@ -98,7 +100,7 @@ def up() -> None:
     settings, urls = _prepare()
     upgrade_to_head(urls.database_url)
     _announce(settings, urls)
-    asyncio.run(_serve_all(settings, urls))
+    event_loops.run(_serve_all(settings, urls))
 
 
 @cli.command("create-operator")
@@ -161,7 +163,7 @@ def demo(
         f"Starting a sandbox Karbon with a {size} firm; its first sync runs at Karbon's rate "
         "limit (about two minutes for tiny)."
     )
-    asyncio.run(_demo(settings, urls, size))
+    event_loops.run(_demo(settings, urls, size))
 
 
 @cli.command()

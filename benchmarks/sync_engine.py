@@ -106,6 +106,7 @@ from uuid import UUID
 
 import httpx
 
+from app import event_loops
 from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.embedded import resolve_service_urls
 from app.models import SyncKind, SyncTrigger
@@ -473,10 +474,10 @@ def main() -> None:
     if args.mode == "plan":
         bench_plan(args.size or "medium")
     elif args.mode == "rate":
-        asyncio.run(bench_rate(args.size or "small", args.seconds or 120))
+        event_loops.run(bench_rate(args.size or "small", args.seconds or 120))
     else:
         counts = [int(n) for n in args.tenants.split(",")]
-        asyncio.run(bench_tenants(counts, args.seconds or 90, args.size or "small"))
+        event_loops.run(bench_tenants(counts, args.seconds or 90, args.size or "small"))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import respx
+import uvloop
 
 from app.sync.karbon import USERS, TenantBudget
 from app.sync.karbon.request_loop import RequestLoop
@@ -34,12 +35,13 @@ async def _fail() -> None:
     raise LookupError("from the request loop")
 
 
-async def test_runs_on_its_own_thread_and_hands_back_results_and_errors(
+async def test_runs_on_a_uvloop_in_its_own_thread_and_hands_back_results_and_errors(
     request_loop: RequestLoop,
 ) -> None:
     thread, value = await request_loop.run(_thread_of, 7)
     assert value == 7
     assert thread != threading.get_ident()
+    assert isinstance(request_loop.loop, uvloop.Loop)
     with pytest.raises(LookupError, match="from the request loop"):
         await request_loop.run(_fail)
 

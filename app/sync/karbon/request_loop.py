@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from app import event_loops
+
 T = TypeVar("T")
 
 _START_TIMEOUT_SECONDS = 10.0
@@ -83,8 +85,8 @@ class RequestLoop:
             ready.set()
             await self._stop.wait()
 
-        # asyncio.run cancels whatever is left on the loop once `serve` returns.
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name=self._name)
+        # `run` cancels whatever is left on the loop once `serve` returns.
+        self._thread = threading.Thread(target=event_loops.run, args=(serve(),), name=self._name)
         self._thread.daemon = True
         self._thread.start()
         if not ready.wait(_START_TIMEOUT_SECONDS):
