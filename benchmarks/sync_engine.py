@@ -436,10 +436,21 @@ async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
                     # and the CPU of a PostgreSQL backend that has ended is not counted.
                     cpu, lags = meter.stop(), lag.stop()
                 ended = how_they_ended(jobs)
-            counters = [await admin(base, f"tenants/{t['name']}/counters") for t in sandbox_tenants]
+            counters = [
+                await admin(base, f"tenants/{t['name']}/counters?log=true") for t in sandbox_tenants
+            ]
         report_tenants(tenants, counters, cpu)
         print(f"  {lags}")
         print(f"  syncs: {', '.join(f'{n} {how}' for how, n in ended.most_common())}")
+
+
+def answers_per_10s(counters: dict[str, Any]) -> list[int]:
+    """How many of a tenant's requests the stand-in answered in each 10 s from its first."""
+    times = [entry["t"] for entry in counters["log"]]
+    buckets = [0] * (1 + int((max(times) - times[0]) // 10)) if times else []
+    for t in times:
+        buckets[int((t - times[0]) // 10)] += 1
+    return buckets
 
 
 def report_tenants(tenants: int, counters: list[dict[str, Any]], cpu: CpuUse) -> None:
@@ -456,6 +467,9 @@ def report_tenants(tenants: int, counters: list[dict[str, Any]], cpu: CpuUse) ->
     }
     print(f"  busiest windows of any tenant: {busiest['1s']} in 1 s, {busiest['10s']} in 10 s "
           f"(limit 18 per 10 s)")  # fmt: skip
+    slowest = min(counters, key=achieved_rate)
+    print(f"  slowest tenant's answers per 10 s: {' '.join(map(str, answers_per_10s(slowest)))} "
+          f"(a gap is a stall, evenly low is late sends)")  # fmt: skip
     print(f"  worker CPU {cpu.share(cpu.worker)} of one core, {per_request:.2f} ms per request; "
           f"sandbox {cpu.share(cpu.sandbox)}, PostgreSQL {cpu.share(cpu.postgres)}; "
           f"machine busy {'n/a' if cpu.machine_busy is None else f'{cpu.machine_busy:.0%}'} "
