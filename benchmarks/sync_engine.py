@@ -72,6 +72,22 @@ At fewer tenants, after: 75 kept 75 (slowest 1.742, mean 1.759, worker 65% of a 
 50 kept 50 (slowest 1.765, mean 1.773, 49%); the code before kept 27 of 50 on the previous
 machine.
 
+Both event loops now run on uvloop (`app/event_loops.py`). Four rounds alternating the code
+before and after on one machine: 3.77, 4.38, 4.00, 3.49 ms of worker CPU per request before,
+3.29, 4.02, 3.22, 3.24 after (about 12% less); 100, 94, 100, 100 of 100 at >=95% before,
+100, 99, 100, 100 after. Over 21 runs of 100 tenants with uvloop that day:
+
+    tenants at >=95% of 100    runs   worker ms/request   PostgreSQL
+    100                        12     3.2 to 3.9           6% to 8% (one at 19%)
+    99                         4      3.8 to 4.1           6% to 19%
+    93, 94, 94, 94, 88         5      3.8 to 4.3           14% to 20%
+
+The mean rate of all tenants stayed between 1.722 and 1.773 req/s in every run. The
+shortfalls came when PostgreSQL took more of the two cores: the slowest tenants then ran
+evenly a little low (1.68 to 1.70, against the windows' 1.765 ceiling and the 1.71 mark),
+and once a tenant started slowly in the first 10 s. `rate` on uvloop: 1.770 req/s (98.3%),
+264 requests = plan minimum, windows 2 in 1 s and 18 in 10 s.
+
 A request waiting for a budget window woke 133 ms late at the median on the main loop, 33 ms
 on its own loop at CPython's 5 ms GIL switch interval, 14 to 24 ms at 0.5 ms (set by
 `tune_worker_process`). What is left is the worker's CPU: at 5 ms per request 100 tenants
