@@ -78,8 +78,8 @@ before and after on one machine: 3.77, 4.38, 4.00, 3.49 ms of worker CPU per req
 100, 99, 100, 100 after. Over 21 runs of 100 tenants with uvloop that day:
 
     tenants at >=95% of 100    runs   worker ms/request   PostgreSQL
-    100                        12     3.2 to 3.9           6% to 8% (one at 19%)
-    99                         4      3.8 to 4.1           6% to 19%
+    100                        12     3.2 to 3.9           6% to 9% where printed
+    99                         4      3.8 to 4.2           6% to 19%
     93, 94, 94, 94, 88         5      3.8 to 4.3           14% to 20%
 
 The mean rate of all tenants stayed between 1.722 and 1.773 req/s in every run. The
