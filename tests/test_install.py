@@ -45,9 +45,7 @@ def _clean_environment(workdir: Path, **settings: str) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "HOME": str(workdir), **settings}
 
 
-def test_without_servers_or_embedded_extra_says_what_to_do(
-    installed: Path, tmp_path: Path
-) -> None:
+def test_without_servers_or_embedded_extra_says_what_to_do(installed: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(installed / "reckonry"), "migrate"],
         cwd=tmp_path,
