@@ -1,4 +1,6 @@
 import logging
+import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -69,3 +71,14 @@ def test_cors_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch
         "https://app.firm.example",
         "http://localhost:4200",
     )
+
+
+def test_env_example_lists_every_documented_variable_with_its_default() -> None:
+    root = Path(__file__).resolve().parent.parent
+    table = root.joinpath("README.md").read_text().split("## Configuration", 1)[1]
+    documented = set(re.findall(r"^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)?", table, re.MULTILINE))
+    names = {name for row in documented for name in row if name}
+    example = root / ".env.example"
+    listed = set(re.findall(r"^([A-Z_]+)=", example.read_text(), re.MULTILINE))
+    assert names and names <= listed
+    assert Settings(_env_file=example) == Settings(_env_file=None)
