@@ -1,8 +1,12 @@
-"""Running the product as a separate process: a free port, and waiting for /readyz."""
+"""Running the product as a separate process: a free port, and serving until /readyz is 200."""
 
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -28,3 +32,29 @@ def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float
             pass
         time.sleep(0.3)
     raise AssertionError(f"{process.args} did not become ready within {timeout:.0f} s")
+
+
+@contextmanager
+def serving(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> Iterator[str]:
+    """The API's base URL once `command` (serving on a free port) is ready; stopped after."""
+    port = free_port()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**env, "RECKONRY_API_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process)
+        yield base
+    finally:
+        process.send_signal(stop_signal)
+        process.wait(timeout=30)

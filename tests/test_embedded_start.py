@@ -3,36 +3,24 @@
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from tests.processes import free_port, wait_until_ready
+from tests.processes import serving
 
 
-@contextmanager
-def _reckonry_up(workdir: Path, port: int) -> Iterator[str]:
+def _reckonry_up(workdir: Path) -> AbstractContextManager[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env["RECKONRY_API_PORT"] = str(port)
-    process = subprocess.Popen(
+    return serving(
         [sys.executable, "-c", "from app.cli import main; main()", "up"],
         cwd=workdir,
         env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stop_signal=signal.SIGINT,
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base, process)
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
 
 
 async def _fetch(pgdata: Path, sql: str) -> list[asyncpg.Record]:
@@ -49,7 +37,7 @@ def _execute(pgdata: Path, sql: str) -> list[asyncpg.Record]:
 
 def test_up_serves_ready_on_embedded_services_and_keeps_data(tmp_path: Path) -> None:
     pgdata = tmp_path / ".data" / "postgres"
-    with _reckonry_up(tmp_path, free_port()) as base:
+    with _reckonry_up(tmp_path) as base:
         assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
         _execute(
             pgdata,
@@ -57,7 +45,7 @@ def test_up_serves_ready_on_embedded_services_and_keeps_data(tmp_path: Path) -> 
             "VALUES (gen_random_uuid(), 'Kept Across Restarts LLP', false)",
         )
 
-    with _reckonry_up(tmp_path, free_port()) as base:
+    with _reckonry_up(tmp_path) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200
         rows = _execute(pgdata, "SELECT name FROM tenants")
         assert [row["name"] for row in rows] == ["Kept Across Restarts LLP"]

@@ -7,12 +7,9 @@
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app.embedded import ServiceUrls
-from tests.processes import free_port, wait_until_ready
+from tests.processes import serving
 from tests.services import scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,25 +57,6 @@ def test_without_servers_or_embedded_extra_says_what_to_do(installed: Path, tmp_
     ]
 
 
-@contextmanager
-def _serving_api(installed: Path, workdir: Path, env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(installed / "reckonry"), "api"],
-        cwd=workdir,
-        env={**env, "RECKONRY_API_PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base, process)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-
-
 def _migrate_then_check_ready(installed: Path, workdir: Path, env: dict[str, str]) -> int:
     migrate = subprocess.run(
         [str(installed / "reckonry"), "migrate"],
@@ -88,7 +66,7 @@ def _migrate_then_check_ready(installed: Path, workdir: Path, env: dict[str, str
         text=True,
     )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-    with _serving_api(installed, workdir, env) as base:
+    with serving([str(installed / "reckonry"), "api"], cwd=workdir, env=env) as base:
         return httpx.get(f"{base}/readyz").status_code
 
 
