@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from app.api import costs, health, karbon, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
+from app.api.openapi import install_openapi, operation_id
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls, resolve_service_urls
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         version="0.1.0",
         summary="Per-client profit, cost and unbilled work for accounting firms on Karbon.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

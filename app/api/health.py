@@ -6,12 +6,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.api.problems import problem_response
+from app.api.responses import TEXT, problems
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
+async def get_liveness() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -35,15 +36,25 @@ async def _readiness_failure(request: Request) -> str | None:
 @router.get(
     "/readyz",
     summary="Database and Redis reachable, migrations current",
-    responses={503: {"description": "Not ready; `detail` says why"}},
+    responses=problems(
+        {
+            503: "`not-ready`: the database or Redis is unreachable, or the "
+            "migrations are not current; `detail` says which."
+        }
+    ),
 )
-async def readyz(request: Request) -> JSONResponse:
+async def get_readiness(request: Request) -> JSONResponse:
     failure = await _readiness_failure(request)
     if failure:
         return problem_response(503, "not-ready", failure, title="Not ready")
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": TEXT}, "description": "Prometheus text format"}},
+)
+async def get_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
