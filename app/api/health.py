@@ -1,8 +1,11 @@
 """Liveness, readiness and metrics: outside `/api/v1`, no authentication."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.problems import problem_response
@@ -11,9 +14,17 @@ from app.api.responses import TEXT, problems
 router = APIRouter(tags=["health"])
 
 
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
 @router.get("/healthz", summary="The process is alive")
-async def get_liveness() -> dict[str, str]:
-    return {"status": "ok"}
+async def get_liveness() -> Alive:
+    return Alive(status="ok")
 
 
 async def _readiness_failure(request: Request) -> str | None:
@@ -36,6 +47,7 @@ async def _readiness_failure(request: Request) -> str | None:
 @router.get(
     "/readyz",
     summary="Database and Redis reachable, migrations current",
+    response_model=Ready,
     responses=problems(
         {
             503: "`not-ready`: the database or Redis is unreachable, or the "
