@@ -34,8 +34,17 @@ def _declare_validation_errors(app: FastAPI) -> None:
             route.responses[422] = problem_response(422, VALIDATION[422])
 
 
+DESCRIPTION = """\
+Errors are `application/problem+json`: a `Problem`, or for a 422 a `ValidationProblem` whose
+`errors` name each field. Money is a decimal string to the cent beside a `currency` code,
+ratios are decimal strings to 4 places (`0.2500` is 25%), hours to 2 places. The list reports
+take `format=csv` and then stream every row, with a `Total` row where the report has totals.
+Operation ids are stable; generate a client from this document (see the README)."""
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace `app.openapi` with one that adds the problem schemas and the 422s."""
+    app.description = app.description or DESCRIPTION
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
