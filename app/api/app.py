@@ -8,6 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import costs, health, karbon, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
+from app.api.openapi import install_openapi, operation_id
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls, resolve_service_urls
@@ -41,7 +42,9 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         version="0.1.0",
         summary="Per-client profit, cost and unbilled work for accounting firms on Karbon.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     install_problem_handlers(app)
     # Added first so the request context wraps it: preflights get an id, a log line, metrics.
     app.add_middleware(

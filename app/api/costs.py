@@ -50,7 +50,7 @@ async def list_staff(
     summary="Add a compensation period effective from a date (a raise never rewrites the past)",
     responses=problems({**ADMIN, **_STAFF_NOT_FOUND, **VALIDATION}),
 )
-async def put_staff_cost(
+async def add_staff_compensation(
     principal: TenantAdmin,
     session: SessionDep,
     redis: RedisDep,
@@ -88,7 +88,7 @@ async def get_cost_settings(principal: TenantMember, session: SessionDep) -> Cos
     summary="Change the cost settings; reports recompute without a new sync",
     responses=problems({**ADMIN, **VALIDATION}),
 )
-async def put_cost_settings(
+async def update_cost_settings(
     principal: TenantAdmin,
     session: SessionDep,
     redis: RedisDep,

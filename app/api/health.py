@@ -1,18 +1,30 @@
 """Liveness, readiness and metrics: outside `/api/v1`, no authentication."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.problems import problem_response
+from app.api.responses import TEXT, problems
 
 router = APIRouter(tags=["health"])
 
 
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
 @router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def get_liveness() -> Alive:
+    return Alive(status="ok")
 
 
 async def _readiness_failure(request: Request) -> str | None:
@@ -35,15 +47,26 @@ async def _readiness_failure(request: Request) -> str | None:
 @router.get(
     "/readyz",
     summary="Database and Redis reachable, migrations current",
-    responses={503: {"description": "Not ready; `detail` says why"}},
+    response_model=Ready,
+    responses=problems(
+        {
+            503: "`not-ready`: the database or Redis is unreachable, or the "
+            "migrations are not current; `detail` says which."
+        }
+    ),
 )
-async def readyz(request: Request) -> JSONResponse:
+async def get_readiness(request: Request) -> JSONResponse:
     failure = await _readiness_failure(request)
     if failure:
         return problem_response(503, "not-ready", failure, title="Not ready")
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": TEXT}, "description": "Prometheus text format"}},
+)
+async def get_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -40,7 +40,7 @@ router = APIRouter(prefix="/api/v1/karbon", tags=["karbon"])
         }
     ),
 )
-async def put_credentials(
+async def connect_karbon(
     principal: TenantAdmin,
     body: PastedCredentials,
     session: SessionDep,
@@ -59,7 +59,7 @@ async def put_credentials(
     summary="Connected or not, masked keys, trial, last sync error with what to do",
     responses=problems(MEMBER),
 )
-async def get_connection(principal: TenantMember, session: SessionDep) -> Connection:
+async def get_karbon_connection(principal: TenantMember, session: SessionDep) -> Connection:
     assert principal.tenant_id is not None
     tenant = await repository.tenant(session, principal.tenant_id)
     assert tenant is not None
@@ -74,7 +74,7 @@ async def get_connection(principal: TenantMember, session: SessionDep) -> Connec
     "Everything already synced stays available to the reports. Harmless when not connected.",
     responses=problems(ADMIN),
 )
-async def delete_credentials(
+async def disconnect_karbon(
     principal: TenantAdmin, session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> Connection:
     assert principal.tenant_id is not None

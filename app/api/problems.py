@@ -57,6 +57,8 @@ def problem_response(
         "detail": detail,
         **extra,
     }
+    if status == 422:
+        body.setdefault("errors", [])  # every 422 is a `ValidationProblem`
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

@@ -4,22 +4,21 @@ Reports read the facts refreshed after each sync and after each change of cost a
 integrator keys may read them; after the trial they answer 402.
 """
 
-import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from app.api.auth import ActiveTrialOrSubscription
 from app.api.deps import KarbonKey, SessionDep
 from app.api.pagination import PageParamsDep
-from app.api.responses import NOT_AUTHENTICATED, VALIDATION, problems
+from app.api.responses import READER, SUBSCRIPTION, TEXT, VALIDATION, problems
 from app.reports import breakdowns
-from app.reports.ordering import SORT_FIELDS
+from app.reports.presentation import csv_lines
 from app.reports.repository import FactFilter
 from app.reports.schemas import (
     ClientProfitabilityReport,
@@ -29,9 +28,15 @@ from app.reports.schemas import (
     Interval,
     Order,
     ProfitabilityRow,
+    ProfitabilitySort,
+    ReportFormat,
     StaffUtilizationReport,
     SummaryReport,
+    UnbilledSort,
     UnbilledWorkReport,
+    UtilizationRow,
+    WipRow,
+    WorkItemRow,
 )
 from app.reports.service import (
     ProfitabilityQuery,
@@ -40,15 +45,12 @@ from app.reports.service import (
     profitability_page_json,
     profitability_rows,
     report_context,
+    totals_row,
 )
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
-READER = {
-    **NOT_AUTHENTICATED,
-    402: "`subscription-required`: the trial has ended; the data is kept.",
-    403: "`tenant-access-only`: platform operators see only `/api/v1/ops`.",
-}
+REPORT_READER = {**READER, **SUBSCRIPTION}
 WINDOW = {422: "`validation-error`: `errors` names each invalid field (e.g. `from` after `to`)."}
 
 From = Annotated[
@@ -58,20 +60,42 @@ To = Annotated[date | None, Query(alias="to", description="Last day (default: th
 Owner = Annotated[str | None, Query(description="Client owner's e-mail")]
 Manager = Annotated[str | None, Query(description="Client manager's e-mail")]
 FeeType = Annotated[FeeTypeFilter | None, Query(description="Only work of this fee type")]
-Sort = Annotated[
-    str,
-    Query(pattern=f"^({'|'.join(SORT_FIELDS)})$", description=f"One of {', '.join(SORT_FIELDS)}"),
+Format = Annotated[
+    ReportFormat,
+    Query(description="`json`: one page. `csv`: every row, streamed, with the totals last"),
 ]
+
+
+def _json_or_csv(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a report with `format`: its JSON model, or CSV text."""
+    return {
+        200: {
+            "model": model,
+            "content": {"text/csv": TEXT},
+            "description": "JSON, or CSV with `format=csv` (a header row, then every row)",
+        }
+    }
+
+
+def _csv(
+    filename: str, columns: Sequence[str], records: Iterable[Mapping[str, Any]]
+) -> StreamingResponse:
+    return StreamingResponse(
+        csv_lines(columns, records),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+def _dumped(rows: Iterable[BaseModel]) -> Iterable[dict[str, Any]]:
+    return (row.model_dump(mode="json") for row in rows)
 
 
 @router.get(
     "/client-profitability",
     summary="Profit, cost and unbilled work per client, owner, manager or work type",
-    responses={
-        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `format=csv`"},
-        **problems({**READER, **WINDOW}),
-    },
     response_model=ClientProfitabilityReport,
+    responses={**_json_or_csv(ClientProfitabilityReport), **problems({**REPORT_READER, **WINDOW})},
 )
 async def get_client_profitability(
     principal: ActiveTrialOrSubscription,
@@ -84,9 +108,9 @@ async def get_client_profitability(
     fee_type: FeeType = None,
     group_by: GroupBy = GroupBy.CLIENT,
     interval: Annotated[Interval | None, Query(description="`month`: a monthly series")] = None,
-    sort: Sort = "fee_revenue",
+    sort: ProfitabilitySort = ProfitabilitySort.FEE_REVENUE,
     order: Order = Order.DESC,
-    format: Annotated[str, Query(pattern="^(json|csv)$", description="`csv`: every row")] = "json",
+    format: Format = ReportFormat.JSON,
 ) -> Response:
     assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
@@ -98,45 +122,33 @@ async def get_client_profitability(
         fee_type.value if fee_type else None,
         group_by,
         interval,
-        sort,
+        sort.value,
         order,
     )
-    if format == "csv":
+    if format is ReportFormat.CSV:
         query, ranking = await client_profitability(session, context, query, limit=None)
         rows = await profitability_rows(session, context, query, ranking)
-        return StreamingResponse(
-            _csv(rows),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="client-profitability.csv"'},
-        )
+        rows.append(totals_row(ranking, context))
+        return _csv("client-profitability", list(ProfitabilityRow.model_fields), _dumped(rows))
     body = await profitability_page_json(session, context, query, page.limit, page.offset)
     return Response(body, media_type="application/json")
-
-
-def _csv(rows: list[ProfitabilityRow]) -> Iterator[str]:
-    columns = list(ProfitabilityRow.model_fields)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    for start in range(0, len(rows), 500):
-        for row in rows[start : start + 500]:
-            writer.writerow(row.model_dump(mode="json"))
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
 
 
 @router.get(
     "/clients/{client_key}",
     summary="One client's figures by work item and by staff member",
-    responses=problems(
-        {
-            **READER,
-            404: "`client-not-found`: no client with this key in your firm.",
-            **WINDOW,
-        }
-    ),
+    description="With `format=csv`: one row per work item, then the client's totals.",
+    response_model=ClientReport,
+    responses={
+        **_json_or_csv(ClientReport),
+        **problems(
+            {
+                **REPORT_READER,
+                404: "`client-not-found`: no client with this key in your firm.",
+                **WINDOW,
+            }
+        ),
+    },
 )
 async def get_client_report(
     principal: ActiveTrialOrSubscription,
@@ -144,16 +156,23 @@ async def get_client_report(
     client_key: KarbonKey,
     start: From = None,
     end: To = None,
-) -> ClientReport:
+    format: Format = ReportFormat.JSON,
+) -> ClientReport | Response:
     assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
-    return await breakdowns.client_report(session, context, client_key, start, end)
+    report = await breakdowns.client_report(session, context, client_key, start, end)
+    if format is ReportFormat.CSV:
+        totals = {**report.totals.model_dump(mode="json"), "key": None, "title": "Total"}
+        records = [*_dumped(report.by_work_item), totals]
+        return _csv(f"client-{client_key}", list(WorkItemRow.model_fields), records)
+    return report
 
 
 @router.get(
     "/unbilled-work",
     summary="Unbilled work (WIP) by client and work item, with age, as of the last sync",
-    responses=problems({**READER, **VALIDATION}),
+    response_model=UnbilledWorkReport,
+    responses={**_json_or_csv(UnbilledWorkReport), **problems({**REPORT_READER, **VALIDATION})},
 )
 async def get_unbilled_work(
     principal: ActiveTrialOrSubscription,
@@ -162,20 +181,23 @@ async def get_unbilled_work(
     owner: Owner = None,
     manager: Manager = None,
     fee_type: FeeType = None,
-    sort: Annotated[str, Query(pattern="^(amount|age_days)$")] = "amount",
+    sort: UnbilledSort = UnbilledSort.AMOUNT,
     order: Order = Order.DESC,
-) -> UnbilledWorkReport:
+    format: Format = ReportFormat.JSON,
+) -> UnbilledWorkReport | Response:
     assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     where = FactFilter(owner=owner, manager=manager, fee_type=fee_type.value if fee_type else None)
     rows = await breakdowns.unbilled_work(session, context, where)
     rows.sort(
         key=lambda row: (
-            Decimal(row.amount) if sort == "amount" else row.age_days,
+            Decimal(row.amount) if sort is UnbilledSort.AMOUNT else row.age_days,
             row.client_key or "",
         ),
         reverse=order is Order.DESC,
     )
+    if format is ReportFormat.CSV:
+        return _csv("unbilled-work", list(WipRow.model_fields), _dumped(rows))
     return UnbilledWorkReport(
         **paged_fields(rows, page, context),
         total_amount=breakdowns.wip_total(rows),
@@ -186,7 +208,8 @@ async def get_unbilled_work(
 @router.get(
     "/staff-utilization",
     summary="Hours against capacity, billable share and cost, by staff member",
-    responses=problems({**READER, **WINDOW}),
+    response_model=StaffUtilizationReport,
+    responses={**_json_or_csv(StaffUtilizationReport), **problems({**REPORT_READER, **WINDOW})},
 )
 async def get_staff_utilization(
     principal: ActiveTrialOrSubscription,
@@ -194,11 +217,14 @@ async def get_staff_utilization(
     page: PageParamsDep,
     start: From = None,
     end: To = None,
-) -> StaffUtilizationReport:
+    format: Format = ReportFormat.JSON,
+) -> StaffUtilizationReport | Response:
     assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     start, end = context.window(start, end)
     rows = await breakdowns.staff_utilization(session, context, start, end)
+    if format is ReportFormat.CSV:
+        return _csv("staff-utilization", list(UtilizationRow.model_fields), _dumped(rows))
     return StaffUtilizationReport(
         **paged_fields(rows, page, context),
         start=start,
@@ -209,9 +235,9 @@ async def get_staff_utilization(
 @router.get(
     "/summary",
     summary="Firm totals, lock-up days, cash realization and data-quality warnings",
-    responses=problems({**READER, **WINDOW}),
+    responses=problems({**REPORT_READER, **WINDOW}),
 )
-async def get_summary(
+async def get_report_summary(
     principal: ActiveTrialOrSubscription, session: SessionDep, start: From = None, end: To = None
 ) -> SummaryReport:
     assert principal.tenant_id is not None

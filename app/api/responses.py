@@ -1,14 +1,21 @@
-"""Error responses for the OpenAPI spec: every route lists the problems it can answer."""
+"""Error responses for the OpenAPI spec: every route lists the problems it can answer.
+
+Every error body is a `Problem`; a 422 is a `ValidationProblem`, whose `errors` name each
+invalid field. Both are components of the spec, so generated clients get one type for each.
+"""
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from app.api.problems import PROBLEM_MEDIA_TYPE
 
+COMPONENT_REF = "#/components/schemas/{model}"
+
 
 class Problem(BaseModel):
-    """RFC 9457 problem details; some problems add fields such as `errors` or `retryable`."""
+    """RFC 9457 problem details; some problems add fields such as `retryable`."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -16,24 +23,44 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str = Field(description="What happened and what to do, in plain words")
-    errors: list[dict[str, str]] | None = Field(
-        default=None,
-        description="Field errors, each `{field, message}`; `field` names the request field",
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The request field, e.g. `email`, `query.from`, `path.key_id`")
+    message: str
+
+
+class ValidationProblem(Problem):
+    """A 422: `errors` names each invalid field (empty when no one field is to blame)."""
+
+    errors: list[FieldError]
+
+
+def problem_components() -> dict[str, Any]:
+    """`Problem`, `ValidationProblem` and `FieldError`, for `components/schemas`."""
+    _, schema = models_json_schema(
+        [(Problem, "serialization"), (ValidationProblem, "serialization")],
+        ref_template=COMPONENT_REF,
     )
+    components: dict[str, Any] = schema["$defs"]
+    return components
 
 
-_PROBLEM_SCHEMA = Problem.model_json_schema()
+def _schema_ref(status: int) -> dict[str, str]:
+    model = ValidationProblem if status == 422 else Problem
+    return {"$ref": COMPONENT_REF.format(model=model.__name__)}
+
+
+def problem_response(status: int, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": _schema_ref(status)}},
+    }
 
 
 def problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries: each status with its problem types explained."""
-    return {
-        status: {
-            "description": description,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
-        }
-        for status, description in described.items()
-    }
+    return {status: problem_response(status, text) for status, text in described.items()}
 
 
 NOT_AUTHENTICATED = {
@@ -58,4 +85,12 @@ OPERATOR = {
     **NOT_AUTHENTICATED,
     403: "`operator-required`: platform operators only.",
 }
+READER = {
+    **NOT_AUTHENTICATED,
+    403: "`tenant-access-only`: platform operators see only `/api/v1/ops`.",
+}
+"""A firm's people and its integrator keys (reports, sync status)."""
+SUBSCRIPTION = {402: "`subscription-required`: the trial has ended; the data is kept."}
 VALIDATION = {422: "`validation-error`: `errors` names each invalid field."}
+TEXT = {"schema": {"type": "string"}}
+"""The schema of a `text/csv` or `text/plain` body."""

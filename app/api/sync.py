@@ -12,6 +12,7 @@ from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import Page, PageParamsDep
 from app.api.problems import ProblemError
+from app.api.responses import ADMIN, OPERATOR, READER, SUBSCRIPTION, VALIDATION, problems
 from app.models import KarbonConnection, SyncKind, SyncState, SyncTrigger, Tenant
 from app.sync import repository
 from app.sync.control import request_sync
@@ -29,12 +30,15 @@ from app.tenancy.connection import tenant_may_sync
 
 router = APIRouter(prefix="/api/v1", tags=["sync"])
 
-_NOT_CONNECTED = {"description": "Karbon is not connected: paste the keys first"}
-_NO_SUBSCRIPTION = {"description": "The trial has ended and the firm has no subscription"}
+_NOT_CONNECTED = {409: "`karbon-not-connected`: paste the Karbon keys first."}
 
 
-@router.get("/sync", summary="Current and last sync, progress, rate, ETA, next runs")
-async def get_sync(principal: SyncStatusReader, session: SessionDep) -> SyncStatus:
+@router.get(
+    "/sync",
+    summary="Current and last sync, progress, rate, ETA, next runs",
+    responses=problems(READER),
+)
+async def get_sync_status(principal: SyncStatusReader, session: SessionDep) -> SyncStatus:
     assert principal.tenant_id is not None
     now = datetime.now(UTC)
     may_sync = await tenant_may_sync(session, principal.tenant_id, now)
@@ -45,9 +49,9 @@ async def get_sync(principal: SyncStatusReader, session: SessionDep) -> SyncStat
     "/sync",
     summary="Start a manual sync (a request while one runs joins it)",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={409: _NOT_CONNECTED, 402: _NO_SUBSCRIPTION},
+    responses=problems({**ADMIN, **SUBSCRIPTION, **_NOT_CONNECTED, **VALIDATION}),
 )
-async def post_sync(
+async def start_sync(
     principal: TenantAdmin,
     session: SessionDep,
     redis: RedisDep,
@@ -91,8 +95,12 @@ async def _require_syncable(session: AsyncSession, tenant_id: UUID) -> None:
         )
 
 
-@router.get("/sync/runs", summary="History of syncs, newest first")
-async def get_sync_runs(
+@router.get(
+    "/sync/runs",
+    summary="History of syncs, newest first",
+    responses=problems({**READER, **VALIDATION}),
+)
+async def list_sync_runs(
     principal: SyncStatusReader, session: SessionDep, page: PageParamsDep
 ) -> Page[SyncRunView]:
     assert principal.tenant_id is not None
@@ -107,14 +115,18 @@ async def get_sync_runs(
     )
 
 
-@router.get("/sync/settings", summary="The firm's sync schedule")
+@router.get("/sync/settings", summary="The firm's sync schedule", responses=problems(READER))
 async def get_sync_settings(principal: SyncStatusReader, session: SessionDep) -> SyncSettingsView:
     assert principal.tenant_id is not None
     return settings_view(await repository.sync_settings(session, principal.tenant_id))
 
 
-@router.patch("/sync/settings", summary="Change the incremental interval or nightly reconciliation")
-async def patch_sync_settings(
+@router.patch(
+    "/sync/settings",
+    summary="Change the incremental interval or nightly reconciliation (admins)",
+    responses=problems({**ADMIN, **VALIDATION}),
+)
+async def update_sync_settings(
     principal: TenantAdmin, session: SessionDep, body: SyncSettingsPatch
 ) -> SyncSettingsView:
     assert principal.tenant_id is not None
@@ -127,8 +139,12 @@ async def patch_sync_settings(
     return settings_view(stored)
 
 
-@router.get("/ops/sync", summary="Every firm's sync state, rate and errors (operators only)")
-async def get_ops_sync(
+@router.get(
+    "/ops/sync",
+    summary="Every firm's sync state, rate and errors (operators only)",
+    responses=problems({**OPERATOR, **VALIDATION}),
+)
+async def list_firm_syncs(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[TenantSyncView]:
     tenants = (

@@ -86,7 +86,7 @@ async def sign_in(
     summary="Who am I: role, firm and trial",
     responses=problems(SIGNED_IN),
 )
-async def me(principal: SignedInUser, session: SessionDep) -> Me:
+async def get_me(principal: SignedInUser, session: SessionDep) -> Me:
     assert principal.user_id is not None
     return await service.me(session, principal.user_id, _now())
 
@@ -203,7 +203,7 @@ async def revoke_api_key(principal: TenantAdmin, key_id: UUID, session: SessionD
     summary="Every firm: trial, subscription, connection (platform operators)",
     responses=problems({**OPERATOR, **VALIDATION}),
 )
-async def ops_tenants(
+async def list_firms(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[OpsTenant]:
     return await service.ops_tenants(session, page, _now())

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from app.models import RecognitionPolicyName
+from app.reports.presentation import Hours, Money
 
 
 class CostSettingsBody(BaseModel):
@@ -33,7 +34,7 @@ class CompensationBody(BaseModel):
 
 class CompensationView(BaseModel):
     effective_from: date
-    annual_amount: str = Field(description="Exact decimal, in `currency`")
+    annual_amount: Money = Field(description="Exact decimal to the cent, in `currency`")
     currency: str | None
 
 
@@ -42,10 +43,10 @@ class StaffCostView(BaseModel):
     name: str
     email: str | None
     capacity_minutes_per_week: int | None = Field(description="As Karbon has it; null if unset")
-    capacity_hours_per_week: Decimal = Field(description="What costing uses (default if unset)")
+    capacity_hours_per_week: Hours = Field(description="What costing uses (default if unset)")
     capacity_defaulted: bool
     compensation: list[CompensationView] = Field(description="Oldest first")
-    hourly_cost: str | None = Field(
+    hourly_cost: Money | None = Field(
         description="Today's hourly cost from the latest compensation; null when none is entered"
     )
     currency: str | None

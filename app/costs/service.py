@@ -19,7 +19,7 @@ from app.domain import CompensationPeriod as DomainCompensationPeriod
 from app.domain import CostSettings as DomainCostSettings
 from app.domain import StaffMember, capacity_of, hourly_cost, recognition_policy
 from app.models import CompensationPeriod, CostSettings, RecognitionPolicyName, Staff
-from app.reports.presentation import money
+from app.reports.presentation import hours, money
 
 DEFAULTS = DomainCostSettings()
 
@@ -128,7 +128,7 @@ def _staff_view(
         name=member.name,
         email=member.email,
         capacity_minutes_per_week=member.capacity_minutes_per_week,
-        capacity_hours_per_week=capacity.minutes_per_week / 60,
+        capacity_hours_per_week=hours(capacity.minutes_per_week),
         capacity_defaulted=capacity.defaulted,
         compensation=[
             CompensationView(

@@ -1,5 +1,6 @@
-"""Report shapes. Money is an exact decimal string beside a `currency` code; ratios are
-decimal strings (`0.2500` is 25%); a ratio with no denominator is null."""
+"""Report shapes. Money is an exact decimal string to the cent beside a `currency` code;
+ratios are decimal strings to 4 places (`0.2500` is 25%), hours to 2, days to 1; a ratio with
+no denominator is null. `app.reports.presentation` makes every one of these strings."""
 
 from datetime import date, datetime
 from enum import StrEnum
@@ -8,6 +9,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from app.api.pagination import Page
+from app.reports.presentation import Days, Hours, Money, Ratio
 
 T = TypeVar("T")
 
@@ -17,6 +19,35 @@ class GroupBy(StrEnum):
     OWNER = "owner"
     MANAGER = "manager"
     WORK_TYPE = "work_type"
+
+
+class ProfitabilitySort(StrEnum):
+    """The figures a profitability row can be sorted by (`app.reports.ordering`)."""
+
+    FEE_REVENUE = "fee_revenue"
+    EXPENSE_RECOVERIES = "expense_recoveries"
+    COST = "cost"
+    PROFIT = "profit"
+    MARGIN = "margin"
+    BILLABLE_HOURS = "billable_hours"
+    NON_BILLABLE_HOURS = "non_billable_hours"
+    STANDARD_VALUE = "standard_value"
+    REALIZATION = "realization"
+    EFFECTIVE_RATE = "effective_rate"
+    APPROVED_NOT_SENT = "approved_not_sent"
+    UNBILLED_WORK = "unbilled_work"
+    NAME = "name"
+    MONTH = "month"
+
+
+class UnbilledSort(StrEnum):
+    AMOUNT = "amount"
+    AGE_DAYS = "age_days"
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
 
 
 class Interval(StrEnum):
@@ -42,7 +73,7 @@ class ReportWarningView(BaseModel):
     )
     subject_key: str = Field(description="The staff member, work item or client concerned")
     subject_name: str
-    hours: str = Field(description="Hours of time affected, where the warning is about time")
+    hours: Hours = Field(description="Hours of time affected, where the warning is about time")
     message: str
 
 
@@ -50,26 +81,26 @@ class Figures(BaseModel):
     """The figures of one group of facts (rules 3 to 10)."""
 
     currency: str | None
-    fee_revenue: str
-    expense_recoveries: str
-    cost: str
+    fee_revenue: Money
+    expense_recoveries: Money
+    cost: Money
     cost_complete: bool = Field(description="False when some time has no compensation entered")
-    uncosted_hours: str
-    profit: str
-    margin: str | None
-    billable_hours: str
-    non_billable_hours: str
-    standard_value: str
-    realization: str | None
-    effective_rate: str | None = Field(description="Fee revenue per hour of all time")
-    approved_not_sent: str
+    uncosted_hours: Hours
+    profit: Money
+    margin: Ratio | None
+    billable_hours: Hours
+    non_billable_hours: Hours
+    standard_value: Money
+    realization: Ratio | None
+    effective_rate: Money | None = Field(description="Fee revenue per hour of all time")
+    approved_not_sent: Money
 
 
 class ProfitabilityRow(Figures):
     key: str | None = Field(description="Client key, owner or manager e-mail, or work type")
     name: str | None
     month: date | None = Field(None, description="First day of the month with `interval=month`")
-    unbilled_work: str | None = Field(
+    unbilled_work: Money | None = Field(
         description="WIP as of the last sync (not windowed); null in a monthly series"
     )
 
@@ -97,20 +128,20 @@ class WorkItemRow(Figures):
     title: str | None
     fee_type: str | None
     work_type: str | None
-    unbilled_work: str
-    fee_value: str | None = Field(description="Fixed fee only")
-    write_up_down: str | None = Field(description="Fixed fee only: fee value - standard value")
+    unbilled_work: Money
+    fee_value: Money | None = Field(description="Fixed fee only")
+    write_up_down: Money | None = Field(description="Fixed fee only: fee value - standard value")
 
 
 class StaffRow(BaseModel):
     key: str
     name: str | None
     currency: str | None
-    billable_hours: str
-    non_billable_hours: str
-    cost: str
+    billable_hours: Hours
+    non_billable_hours: Hours
+    cost: Money
     cost_complete: bool
-    standard_value: str
+    standard_value: Money
 
 
 class ClientReport(ReportHeader):
@@ -133,18 +164,18 @@ class WipRow(BaseModel):
     fee_type: str | None
     work_type: str | None
     currency: str | None
-    amount: str
+    amount: Money
     since: date
     age_days: int
 
 
 class AgeBucket(BaseModel):
     label: str = Field(description="`0-30`, `31-60`, `61-90` or `90+` days")
-    amount: str
+    amount: Money
 
 
 class UnbilledWorkReport(ReportPage[WipRow]):
-    total_amount: str
+    total_amount: Money
     by_age: list[AgeBucket]
 
 
@@ -152,17 +183,17 @@ class UtilizationRow(BaseModel):
     key: str
     name: str | None
     currency: str | None
-    capacity_hours_per_week: str
+    capacity_hours_per_week: Hours
     capacity_defaulted: bool
-    available_hours: str = Field(description="Capacity over the window's working weeks")
-    billable_hours: str
-    non_billable_hours: str
-    utilization: str | None = Field(description="All hours / available hours")
-    billable_utilization: str | None = Field(description="Billable hours / available hours")
-    billable_share: str | None
-    cost: str
+    available_hours: Hours = Field(description="Capacity over the window's working weeks")
+    billable_hours: Hours
+    non_billable_hours: Hours
+    utilization: Ratio | None = Field(description="All hours / available hours")
+    billable_utilization: Ratio | None = Field(description="Billable hours / available hours")
+    billable_share: Ratio | None
+    cost: Money
     cost_complete: bool
-    standard_value: str
+    standard_value: Money
 
 
 class StaffUtilizationReport(ReportPage[UtilizationRow]):
@@ -174,10 +205,10 @@ class SummaryReport(ReportHeader):
     start: date = Field(serialization_alias="from")
     end: date = Field(serialization_alias="to")
     totals: Figures
-    unbilled_work: str
-    cash_realization: str | None
-    collected_before_tax: str
-    amount_due: str = Field(description="Tax included, counted invoices of any date")
-    wip_days: str | None
-    debtor_days: str | None
-    lock_up_days: str | None = Field(description="WIP days + debtor days over the last 365 days")
+    unbilled_work: Money
+    cash_realization: Ratio | None
+    collected_before_tax: Money
+    amount_due: Money = Field(description="Tax included, counted invoices of any date")
+    wip_days: Days | None
+    debtor_days: Days | None
+    lock_up_days: Days | None = Field(description="WIP days + debtor days over the last 365 days")

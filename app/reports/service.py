@@ -294,5 +294,10 @@ async def profitability_report(
         end=query.end,
         group_by=query.group_by,
         interval=query.interval,
-        totals=_profitability_row(ranking.totals, "Total", context.currency),
+        totals=totals_row(ranking, context),
     )
+
+
+def totals_row(ranking: Ranking, context: ReportContext) -> ProfitabilityRow:
+    """The row of every group together, named `Total`."""
+    return _profitability_row(ranking.totals, "Total", context.currency)

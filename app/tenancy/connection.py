@@ -28,11 +28,18 @@ from app.sync.karbon import (
 )
 from app.tenancy import repository
 from app.tenancy.crypto import CredentialCipher, mask
-from app.tenancy.schemas import Connection, PastedCredentials, SyncError, Trial
+from app.tenancy.schemas import (
+    GUID_PATTERN,
+    JWT_PATTERN,
+    Connection,
+    PastedCredentials,
+    SyncError,
+    Trial,
+)
 from app.tenancy.trial import trial_state
 
-_JWT = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_JWT = re.compile(JWT_PATTERN)
+_GUID = re.compile(GUID_PATTERN)
 _BEARER_SCHEME = re.compile(r"^bearer\s+", re.IGNORECASE)
 
 WHERE_TO_FIND_KEYS = "In Karbon, open Settings → Developer (Connected Apps → Manage)."

@@ -94,14 +94,32 @@ class CreatedApiKey(ApiKeyView):
     key: str = Field(description="The key itself. Shown only now: store it safely.")
 
 
+_JWT = r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
+_GUID = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+JWT_PATTERN = f"^{_JWT}$"
+GUID_PATTERN = f"^{_GUID}$"
+PASTED_ACCESS_KEY_PATTERN = rf"^\s*{_JWT}\s*$"
+"""What `PUT /karbon/credentials` accepts as `access_key`: a JWT, spaces around it allowed."""
+_BRACES = r"[\{\} ]*"
+_SCHEME = r"(?:[Bb][Ee][Aa][Rr][Ee][Rr]\s+)?"
+PASTED_BEARER_TOKEN_PATTERN = rf"^\s*{_SCHEME}{_BRACES}{_GUID}{_BRACES}\s*$"
+"""What it accepts as `bearer_token`: a GUID, with spaces, a `Bearer ` scheme or braces around
+it as people paste it. `app.tenancy.connection` strips those, then checks `GUID_PATTERN`."""
+
+
 class PastedCredentials(BaseModel):
+    """The patterns are checked by the server after the request is read, so a mismatch is the
+    specific 422 `invalid-credentials-format` (it also says when the two look swapped)."""
+
     access_key: str = Field(
         max_length=8192,
         description="Karbon AccessKey: a JWT, three dot-separated parts starting `eyJ`",
+        json_schema_extra={"pattern": PASTED_ACCESS_KEY_PATTERN},
     )
     bearer_token: str = Field(
         max_length=200,
         description="Karbon Bearer token: a GUID such as `550e8400-e29b-41d4-a716-446655440000`",
+        json_schema_extra={"pattern": PASTED_BEARER_TOKEN_PATTERN},
     )
 
 

@@ -51,7 +51,9 @@ async def test_groupings_series_sorting_and_csv_agree(
     exported = await client.get(PATH, headers=headers, params={**window, "format": "csv"})
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [row["key"] for row in rows] == [row["key"] for row in by_client["items"]]
+    *groups, totals = rows
+    assert [row["key"] for row in groups] == [row["key"] for row in by_client["items"]]
+    assert totals["name"] == "Total" and totals["fee_revenue"] == total
 
 
 async def test_an_unknown_sort_field_is_rejected(
