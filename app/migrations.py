@@ -1,4 +1,8 @@
-"""Running Alembic from the product (`reckonry migrate`, `reckonry up`, tests, readiness)."""
+"""Running Alembic from the product (`reckonry migrate`, `reckonry up`, tests, readiness).
+
+Alembic is configured here, not from `alembic.ini` (which stays for developers' `alembic`
+commands), so an installed package migrates from any working directory.
+"""
 
 from pathlib import Path
 
@@ -6,11 +10,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGED_SCRIPTS = Path(__file__).resolve().parent / "_migrations"
+_SOURCE_TREE_SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def script_directory() -> Path:
+    """The migrations shipped in the wheel, or the source tree's in a checkout."""
+    return _PACKAGED_SCRIPTS if _PACKAGED_SCRIPTS.is_dir() else _SOURCE_TREE_SCRIPTS
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config = Config()
+    config.set_main_option("script_location", str(script_directory()))
     config.attributes["database_url"] = database_url
     return config
 

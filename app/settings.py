@@ -7,14 +7,49 @@ and Redis whose data lives under `RECKONRY_DATA_DIR`.
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Browser origins allowed outside production when RECKONRY_CORS_ORIGINS is unset: the usual
+# ports of local frontend dev servers (Vite, Create React App/Next.js, webpack/Vue CLI).
+DEVELOPMENT_CORS_ORIGINS = (
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:8080",
+    "http://127.0.0.1:8080",
+)
+
+
+def _check_origin(origin: str) -> None:
+    """A browser origin is `scheme://host[:port]`: nothing after the host and port."""
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as error:
+        raise ValueError(f"RECKONRY_CORS_ORIGINS: {origin!r} has an invalid port") from error
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or origin.endswith(("?", "#"))
+    ):
+        raise ValueError(
+            f"RECKONRY_CORS_ORIGINS: {origin!r} is not an origin; write each one as "
+            "scheme://host[:port] (http or https, no path, no trailing slash), or * alone"
+        )
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # An empty variable (`SMTP_HOST=`, as compose passes an unset one) means unset.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
@@ -55,10 +90,39 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(default=True, validation_alias="SMTP_STARTTLS")
     smtp_from: str = Field(default="Reckonry <no-reply@localhost>", validation_alias="SMTP_FROM")
 
+    cors_origins: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None, validation_alias="RECKONRY_CORS_ORIGINS"
+    )
+
+    @property
+    def allowed_cors_origins(self) -> tuple[str, ...]:
+        """RECKONRY_CORS_ORIGINS, or by default none in production and local dev servers else."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return () if self.environment == "production" else DEVELOPMENT_CORS_ORIGINS
+
     @property
     def queue_name(self) -> str:
         """The arq queue of this deployment (namespaced like every Redis key)."""
         return f"{self.redis_key_prefix}:queue"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_only(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None or value == ("*",):
+            return value
+        if "*" in value:
+            raise ValueError("RECKONRY_CORS_ORIGINS: * allows every origin; give it alone")
+        for origin in value:
+            _check_origin(origin)
+        return value
 
     @field_validator("database_url")
     @classmethod

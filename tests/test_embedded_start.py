@@ -3,58 +3,24 @@
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.processes import serving
 
 
-@contextmanager
-def _reckonry_up(workdir: Path, port: int) -> Iterator[str]:
+def _reckonry_up(workdir: Path) -> AbstractContextManager[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env["RECKONRY_API_PORT"] = str(port)
-    process = subprocess.Popen(
+    return serving(
         [sys.executable, "-c", "from app.cli import main; main()", "up"],
         cwd=workdir,
         env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stop_signal=signal.SIGINT,
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(base, process)
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-
-
-def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"reckonry up exited early:\n{output}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("reckonry up did not become ready within 60 s")
 
 
 async def _fetch(pgdata: Path, sql: str) -> list[asyncpg.Record]:
@@ -71,7 +37,7 @@ def _execute(pgdata: Path, sql: str) -> list[asyncpg.Record]:
 
 def test_up_serves_ready_on_embedded_services_and_keeps_data(tmp_path: Path) -> None:
     pgdata = tmp_path / ".data" / "postgres"
-    with _reckonry_up(tmp_path, _free_port()) as base:
+    with _reckonry_up(tmp_path) as base:
         assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
         _execute(
             pgdata,
@@ -79,7 +45,7 @@ def test_up_serves_ready_on_embedded_services_and_keeps_data(tmp_path: Path) -> 
             "VALUES (gen_random_uuid(), 'Kept Across Restarts LLP', false)",
         )
 
-    with _reckonry_up(tmp_path, _free_port()) as base:
+    with _reckonry_up(tmp_path) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200
         rows = _execute(pgdata, "SELECT name FROM tenants")
         assert [row["name"] for row in rows] == ["Kept Across Restarts LLP"]

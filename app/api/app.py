@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import costs, health, karbon, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
@@ -42,6 +43,16 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Added first so the request context wraps it: preflights get an id, a log line, metrics.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_cors_origins,
+        # Sign-in tokens and API keys travel in Authorization, never in cookies.
+        allow_credentials=False,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+        expose_headers=["X-Request-Id", "Retry-After"],
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(tenancy.router)

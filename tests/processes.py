@@ -1,0 +1,60 @@
+"""Running the product as a separate process: a free port, and serving until /readyz is 200."""
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until GET /readyz answers 200; fails with the process's output if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"{process.args} exited early:\n{output}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{process.args} did not become ready within {timeout:.0f} s")
+
+
+@contextmanager
+def serving(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> Iterator[str]:
+    """The API's base URL once `command` (serving on a free port) is ready; stopped after."""
+    port = free_port()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**env, "RECKONRY_API_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process)
+        yield base
+    finally:
+        process.send_signal(stop_signal)
+        process.wait(timeout=30)
