@@ -29,7 +29,8 @@ ENV PATH="/opt/reckonry/bin:$PATH" \
     RECKONRY_API_PORT=8000
 USER reckonry
 WORKDIR /home/reckonry
-EXPOSE 8000
+# 8000: the API; 9100: a worker's Prometheus metrics (RECKONRY_WORKER_METRICS_PORT).
+EXPOSE 8000 9100
 # For the API only: compose turns it off for the worker and migrate services.
 HEALTHCHECK --interval=30s --timeout=3s \
     CMD python -c "import os, sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['RECKONRY_API_PORT'], timeout=2).status != 200)"

@@ -89,7 +89,7 @@ def worker() -> None:
 
 async def _serve_all(settings: Settings, urls: ServiceUrls) -> None:
     server = _uvicorn_server(settings, urls)
-    background = create_worker(settings, urls, handle_signals=False)
+    background = create_worker(settings, urls, handle_signals=False, serve_own_metrics=False)
     worker_task = asyncio.create_task(background.async_run())
     try:
         await server.serve()
@@ -138,7 +138,7 @@ async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
     with serve_sandbox_in_thread(sandbox) as karbon_url:
         settings = settings.model_copy(update={"karbon_base_url": karbon_url})
         server = _uvicorn_server(settings, urls)
-        background = create_worker(settings, urls, handle_signals=False)
+        background = create_worker(settings, urls, handle_signals=False, serve_own_metrics=False)
         worker_task = asyncio.create_task(background.async_run())
         serving = asyncio.create_task(server.serve())
         try:

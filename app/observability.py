@@ -1,4 +1,4 @@
-"""Structured JSON logs with a request id, and Prometheus metrics."""
+"""Structured JSON logs with a request id (metrics live in `app.metrics`)."""
 
 import json
 import logging
@@ -7,16 +7,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Histogram
-
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-HTTP_REQUESTS = Counter(
-    "reckonry_http_requests_total", "HTTP requests served", ["method", "route", "status"]
-)
-HTTP_LATENCY = Histogram(
-    "reckonry_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
-)
 
 _NOT_EXTRA = {*vars(logging.makeLogRecord({})), "message", "color_message"}
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", validation_alias="RECKONRY_API_HOST")
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="RECKONRY_API_PORT")
+    worker_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, validation_alias="RECKONRY_WORKER_METRICS_PORT"
+    )
+    """A worker serves its Prometheus metrics here, on `api_host`; 0 serves none."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="RECKONRY_LOG_LEVEL"
     )

@@ -3,21 +3,50 @@
 Every job function is listed in `JOBS`, every schedule in `CRON_JOBS`.
 """
 
+import asyncio
+import contextlib
 import gc
+import logging
 import sys
+import time
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from arq import Worker
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
+from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
+from app.metrics import QUEUE_JOBS_WAITING, QUEUE_OLDEST_JOB_AGE
 from app.redis_pool import create_redis
 from app.reports.jobs import refresh_reports
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
 from app.sync.jobs import run_sync, schedule_syncs
+
+logger = logging.getLogger(__name__)
+
+QUEUE_READ_INTERVAL_SECONDS = 15.0
+
+_WAITING_JOBS = """
+local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
+local waiting, oldest = 0, ARGV[1]
+for i = 1, #due, 2 do
+  if redis.call('exists', ARGV[2] .. due[i]) == 0 then
+    waiting = waiting + 1
+    if waiting == 1 then oldest = due[i + 1] end
+  end
+end
+return {waiting, oldest}
+"""
+"""Due jobs no worker has started, and the oldest one's score. arq keeps a started job in
+the queue (a sorted set scored by when it is due, in ms) until it ends, with an in-progress
+key beside it."""
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -51,14 +80,72 @@ def tune_worker_process() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 
 
+async def read_queue(redis: ArqRedis, queue_name: str) -> tuple[int, float]:
+    """How many jobs wait in the queue, and for how many seconds the oldest has been due."""
+    now_ms = int(time.time() * 1000)  # arq scores jobs by this clock
+    waiting, oldest_ms = await redis.eval(  # type: ignore[misc]
+        _WAITING_JOBS, 1, queue_name, str(now_ms), in_progress_key_prefix
+    )
+    return int(waiting), max(0.0, (now_ms - float(oldest_ms)) / 1000)
+
+
+async def watch_queue(
+    redis: ArqRedis, queue_name: str, every: float = QUEUE_READ_INTERVAL_SECONDS
+) -> None:
+    """Keep the queue gauges current until cancelled; a failed read waits for the next turn."""
+    while True:
+        try:
+            waiting, oldest_age = await read_queue(redis, queue_name)
+        except (RedisError, OSError) as error:
+            logger.warning("could not read the job queue: %s", error)
+        else:
+            QUEUE_JOBS_WAITING.set(waiting)
+            QUEUE_OLDEST_JOB_AGE.set(oldest_age)
+        await asyncio.sleep(every)
+
+
+def serve_metrics(host: str, port: int) -> WSGIServer | None:
+    """Serve this process's metrics from a thread; a port in use costs the metrics, not the
+    worker (say two workers on one host share the default port)."""
+    try:
+        server, _ = start_http_server(port, addr=host)
+    except OSError as error:
+        logger.warning(
+            "worker metrics not served: %s:%s: %s (set RECKONRY_WORKER_METRICS_PORT to a free "
+            "port, or 0 for none)",
+            host,
+            port,
+            error,
+        )
+        return None
+    logger.info("worker metrics at http://%s:%s/metrics", host, port)
+    return server
+
+
+async def stop_serving_metrics(server: WSGIServer) -> None:
+    await asyncio.to_thread(server.shutdown)  # waits for its serving loop's next poll
+    server.server_close()
+
+
 JOBS: list[Any] = [ping, run_sync, refresh_reports]
 CRON_JOBS: list[CronJob] = [cron(schedule_syncs, second=0, run_at_startup=True, unique=True)]
 
 
 def create_worker(
-    settings: Settings, urls: ServiceUrls, *, handle_signals: bool = True, burst: bool = False
+    settings: Settings,
+    urls: ServiceUrls,
+    *,
+    handle_signals: bool = True,
+    burst: bool = False,
+    serve_own_metrics: bool = True,
 ) -> Worker:
+    """An arq worker. It serves its metrics on `RECKONRY_WORKER_METRICS_PORT` unless
+    `serve_own_metrics` is False: where an API in the same process serves them at /metrics."""
+
     async def startup(ctx: dict[str, Any]) -> None:
+        ctx["queue_watch"] = asyncio.create_task(watch_queue(ctx["redis"], settings.queue_name))
+        if serve_own_metrics and settings.worker_metrics_port:
+            ctx["metrics_server"] = serve_metrics(settings.api_host, settings.worker_metrics_port)
         ctx["settings"] = settings
         ctx["secrets"] = resolve_secrets(settings)
         ctx["karbon"] = KarbonAccess.from_settings(settings)
@@ -68,6 +155,13 @@ def create_worker(
         ctx["sessions"] = create_sessionmaker(ctx["engine"])
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        queue_watch = ctx.get("queue_watch")
+        if queue_watch is not None:
+            queue_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await queue_watch
+        if (metrics_server := ctx.get("metrics_server")) is not None:
+            await stop_serving_metrics(metrics_server)
         engine = ctx.get("engine")
         if engine is not None:
             await engine.dispose()

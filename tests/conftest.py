@@ -53,6 +53,7 @@ def settings(redis_prefix: str, encryption_key: str) -> Settings:
         RECKONRY_SECRET_KEY="test-signing-key-" + "x" * 32,
         RECKONRY_ENCRYPTION_KEYS=encryption_key,
         KARBON_BASE_URL="http://karbon.invalid",
+        RECKONRY_WORKER_METRICS_PORT=0,  # a test that wants the server picks a free port
     )
 
 

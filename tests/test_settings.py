@@ -21,6 +21,8 @@ def test_defaults_need_no_configuration() -> None:
         ("DATABASE_URL", "mysql://root@localhost/db", "postgresql://"),
         ("REDIS_URL", "http://localhost:6379", "redis://"),
         ("RECKONRY_API_PORT", "70000", "less than or equal to 65535"),
+        ("RECKONRY_WORKER_METRICS_PORT", "-1", "greater than or equal to 0"),
+        ("RECKONRY_WORKER_METRICS_PORT", "70000", "less than or equal to 65535"),
         ("KARBON_REQUESTS_PER_SECOND", "5", "less than or equal to 2"),
         ("RECKONRY_CORS_ORIGINS", "http://localhost:5173/", "'http://localhost:5173/' is not an"),
         ("RECKONRY_CORS_ORIGINS", "https://a.example,localhost:3000", "'localhost:3000' is not"),

@@ -7,7 +7,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability import HTTP_LATENCY, HTTP_REQUESTS, request_id_var
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.observability import request_id_var
 
 logger = logging.getLogger("reckonry.access")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

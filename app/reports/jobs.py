@@ -5,10 +5,13 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.metrics import REPORT_REFRESH_DURATION, REPORT_REFRESH_FAILURES
 from app.reports import refresh
 
 
 async def refresh_reports(ctx: dict[str, Any], tenant_id: str) -> str:
     sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    outcome = await refresh.refresh_reports(sessions, UUID(tenant_id))
+    with REPORT_REFRESH_FAILURES.count_exceptions(Exception):
+        outcome = await refresh.refresh_reports(sessions, UUID(tenant_id))
+    REPORT_REFRESH_DURATION.observe(outcome.seconds)
     return f"version {outcome.version}: {outcome.facts} facts in {outcome.seconds:.2f} s"

@@ -5,8 +5,10 @@ tenant lock lets only one proceed, and a run that is no longer active is left al
 """
 
 import asyncio
+import enum
 import hashlib
 import logging
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
+from app.metrics import SYNC_RUN_DURATION, SYNC_RUNS, SYNC_RUNS_IN_PROGRESS
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
 from app.models.karbon_connection import KarbonConnection
 from app.reports.queue import enqueue_refresh
@@ -37,6 +40,19 @@ NIGHTLY_WINDOW_MINUTES = 240
 """Nightly reconciliations start between 01:00 and 05:00 UTC, each tenant at its own minute."""
 
 
+class RunEnd(enum.StrEnum):
+    """How this worker's part of a run ended: the job's result, and a metric's outcome label."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    AUTH_FAILED = "auth failed"
+    CANCELLED = "cancelled"
+    NOT_CONNECTED = "not connected"
+    LOCK_LOST = "lock lost; another worker resumes the run"
+    INTERRUPTED = "interrupted"
+    """The job itself stopped: the worker shut down, or recording the run's end failed."""
+
+
 async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
     settings: Settings = ctx["settings"]
     sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
@@ -56,12 +72,27 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
     run = await _start(sessions, run_id)
     if run is None:
         return "not active"
+    started = time.perf_counter()
+    in_progress = SYNC_RUNS_IN_PROGRESS.labels(run.kind)
+    in_progress.inc()
+    end = RunEnd.INTERRUPTED
+    try:
+        end = await _run_started(ctx, run, lost)
+        return end
+    finally:
+        in_progress.dec()
+        SYNC_RUNS.labels(run.kind, run.trigger, end.name.lower()).inc()
+        SYNC_RUN_DURATION.labels(run.kind).observe(time.perf_counter() - started)
+
+
+async def _run_started(ctx: dict[str, Any], run: SyncRun, lost: asyncio.Event) -> RunEnd:
+    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
     async with sessions() as session:
         credentials = await load_karbon_credentials(session, ctx["secrets"], run.tenant_id)
         plan = await _plan(session, run)
     if credentials is None:
-        await _finish(sessions, run_id, SyncState.CANCELLED, message="Karbon is not connected")
-        return "not connected"
+        await _finish(sessions, run.id, SyncState.CANCELLED, message="Karbon is not connected")
+        return RunEnd.NOT_CONNECTED
     karbon: KarbonAccess = ctx["karbon"]
     client = karbon.client(
         run.tenant_id, credentials.access_key, credentials.bearer_token, capture_response
@@ -73,26 +104,26 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
 
 async def _outcome(
     ctx: dict[str, Any], run: SyncRun, engine: SyncEngine, lost: asyncio.Event
-) -> str:
+) -> RunEnd:
     sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
     try:
         await _until_lock_lost(engine.run(), lost)
     except SyncCancelledError:
-        return "cancelled"
+        return RunEnd.CANCELLED
     except LockLostError:
-        return "lock lost; another worker resumes the run"
+        return RunEnd.LOCK_LOST
     except KarbonAuthError as error:
         await _fail(ctx, run, error, SyncState.AUTH_FAILED, alert=True)
-        return "auth failed"
+        return RunEnd.AUTH_FAILED
     except Exception as error:
         logger.error("sync failed", exc_info=error, extra={"run_id": str(run.id)})
         await _fail(ctx, run, error, SyncState.FAILED, alert=False)
-        return "failed"
+        return RunEnd.FAILED
     async with unit_of_work(sessions) as session:
         await _set_finished(session, run.id, SyncState.SUCCEEDED, None, None)
         await clear_sync_error(session, run.tenant_id)
     await enqueue_refresh(ctx["redis"], ctx["settings"], run.tenant_id)
-    return "succeeded"
+    return RunEnd.SUCCEEDED
 
 
 async def _until_lock_lost(work: Any, lost: asyncio.Event) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.metrics import SYNC_LOCK_CONTENDED, SYNC_LOCKS_HELD, SYNC_LOCKS_LOST
+
 logger = logging.getLogger(__name__)
 
 _RENEW_ALL = """
@@ -98,6 +100,7 @@ class LockKeeper:
         for position in lost_positions:
             held = self._held.pop(keys[int(position) - 1], None)
             if held is not None:
+                SYNC_LOCKS_LOST.inc()
                 held.lost.set()
 
 
@@ -118,12 +121,15 @@ async def hold_lock(
     """Yield an event that is set if the lock is lost, or None if another holder has it."""
     held = _Held(token=secrets.token_hex(16), ttl_ms=int(ttl_seconds * 1000))
     if not await redis.set(key, held.token, nx=True, px=held.ttl_ms):
+        SYNC_LOCK_CONTENDED.inc()
         yield None
         return
     keeper = _keeper(redis)
     keeper.keep(key, held)
+    SYNC_LOCKS_HELD.inc()
     try:
         yield held.lost
     finally:
+        SYNC_LOCKS_HELD.dec()
         await keeper.forget(key, held)
         await redis.eval(_RELEASE, 1, key, held.token)  # type: ignore[misc]

@@ -30,9 +30,10 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from app.metrics import KARBON_RETRIES, KARBON_RETRY_AFTER, count_karbon_request
 from app.sync.karbon.body import decode_json
 from app.sync.karbon.budget import BudgetStats, TenantBudget
-from app.sync.karbon.endpoints import Resource, assert_allowed
+from app.sync.karbon.endpoints import Resource, assert_allowed, endpoint_of
 from app.sync.karbon.errors import (
     KarbonAuthError,
     KarbonProtocolError,
@@ -151,13 +152,14 @@ class KarbonClient:
 
     async def get(self, url: str, params: Params | None = None) -> KarbonResponse:
         """GET a path (relative to the base URL) or an absolute Karbon URL, with retries."""
-        return await self._send(url, params)
+        return await self._send(url, params, endpoint_of(self._base_url.join(url), self._base_url))
 
     async def get_detail(
         self, resource: Resource, key: str, params: Params | None = None
     ) -> KarbonResponse:
         """GET one record, e.g. ``GET /v3/WorkItems/{key}``."""
-        return await self._send(resource.detail_url_path(key), params)
+        path = resource.detail_url_path(key)  # refuses a resource without a detail endpoint
+        return await self._send(path, params, resource.detail_path or path)
 
     async def iter_details(
         self, resource: Resource, keys: Iterable[str], params: Params | None = None
@@ -199,7 +201,7 @@ class KarbonClient:
         query = None if resume_from else params
         followed: set[str] = set()
         while True:
-            page = _page_from(await self._send(url, query))
+            page = _page_from(await self._send(url, query, resource.list_path))
             yield page
             if page.next_link is None:
                 return
@@ -225,33 +227,36 @@ class KarbonClient:
     async def _refuse_unless_allowed(self, request: httpx.Request) -> None:
         assert_allowed(request.method, request.url, self._base_url)
 
-    async def _send(self, url: str, params: Params | None) -> KarbonResponse:
-        """One logical GET: attempts under the budget until success or a definite failure."""
+    async def _send(self, url: str, params: Params | None, endpoint: str) -> KarbonResponse:
+        """One logical GET: attempts under the budget until success or a definite failure.
+
+        ``endpoint`` names what is called in metrics: the path template, without ids."""
         failures = 0
         malformed = 0
         while True:
             try:
                 response = await self._on_request_loop(self._paced_get, url, params)
             except httpx.RequestError as exc:
+                count_karbon_request(endpoint, "error")
                 failures += 1
                 self._give_up_if_exhausted(url, failures, f"{type(exc).__name__}: {exc}")
-                await self._sleep_before_retry(failures)
+                await self._sleep_before_retry(failures, "transport_error")
                 continue
 
-            result = await self._capture(response)
             status = response.status_code
+            count_karbon_request(endpoint, str(status))
+            result = await self._capture(response)
             if status in (401, 403):
                 raise self._auth_error(status, result.body_json)
             if status == 429:
                 failures += 1
                 self._give_up_if_exhausted(url, failures, "429 rate limited")
-                delay = self._retry.throttle_delay(response, result.body_json)
-                await self._on_request_loop(self._pause_budget, delay)
+                await self._pause_for_throttle(response, result.body_json)
                 continue
             if status >= 500:
                 failures += 1
                 self._give_up_if_exhausted(url, failures, f"{status} from Karbon")
-                await self._sleep_before_retry(failures)
+                await self._sleep_before_retry(failures, "server_error")
                 continue
             if not 200 <= status < 300:
                 message = karbon_message(result.body_json)
@@ -263,7 +268,7 @@ class KarbonClient:
                 raise KarbonProtocolError(
                     f"Karbon sent unreadable JSON for {result.url} {malformed} times in a row"
                 )
-            await self._sleep_before_retry(malformed)
+            await self._sleep_before_retry(malformed, "malformed_json")
 
     async def _on_request_loop(
         self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any
@@ -311,8 +316,16 @@ class KarbonClient:
         if failures >= self._retry.max_attempts:
             raise KarbonUnavailable(url, failures, redact(reason, self._secrets))
 
-    async def _sleep_before_retry(self, failures: int) -> None:
+    async def _pause_for_throttle(self, response: httpx.Response, body: Any) -> None:
+        """Hold every request of the tenant as long as Karbon asked."""
+        delay = self._retry.throttle_delay(response, body)
+        KARBON_RETRIES.labels("throttled").inc()
+        KARBON_RETRY_AFTER.observe(delay)
+        await self._on_request_loop(self._pause_budget, delay)
+
+    async def _sleep_before_retry(self, failures: int, reason: str) -> None:
         """Computed, jittered backoff; the budget slot is not held meanwhile."""
+        KARBON_RETRIES.labels(reason).inc()
         await self._on_request_loop(self._note_retry)
         await asyncio.sleep(self._retry.backoff(failures))
 

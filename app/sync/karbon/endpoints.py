@@ -49,16 +49,26 @@ def _template_pattern(template: str) -> re.Pattern[str]:
     return re.compile(re.escape(template).replace(re.escape("{key}"), "(?P<key>[^/]+)") + "/?")
 
 
-_ALLOWED_PATHS: tuple[re.Pattern[str], ...] = tuple(
-    _template_pattern(template)
+_ALLOWED_PATHS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (template, _template_pattern(template))
     for resource in RESOURCES
     for template in (resource.list_path, resource.detail_path)
     if template is not None
 )
 
 
+def endpoint_of(url: httpx.URL, base_url: httpx.URL) -> str:
+    """The endpoint `url` calls, as its path template (`/v3/WorkItems/{key}`), or "other"."""
+    prefix = base_url.path.rstrip("/")
+    path = url.path[len(prefix) :] if url.path.startswith(prefix + "/") else url.path
+    for template, pattern in _ALLOWED_PATHS:
+        if pattern.fullmatch(path):
+            return template
+    return "other"
+
+
 def _path_is_allowed(path: str) -> bool:
-    for pattern in _ALLOWED_PATHS:
+    for _, pattern in _ALLOWED_PATHS:
         match = pattern.fullmatch(path)
         if match is None:
             continue
