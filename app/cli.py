@@ -20,7 +20,7 @@ from app.api.app import create_app
 from app.cli_errors import CliError, UserErrorGroup
 from app.cli_reports import ReportName, ReportRequest, firm_report
 from app.db import create_engine, create_sessionmaker
-from app.embedded import ServiceUrls, resolve_service_urls, stop_embedded
+from app.embedded import ServiceUrls, resolve_service_urls, running_embedded, stop_embedded
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.sandbox.cli import sandbox_advance_command, sandbox_command
@@ -34,10 +34,11 @@ class _ReckonryGroup(UserErrorGroup):
     """Every command ends by stopping the embedded servers it started (if no one else uses them)."""
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors click's Context privately
+        started_before = running_embedded()
         try:
             return super().invoke(ctx)
         finally:
-            stop_embedded()
+            stop_embedded(keep=started_before)
 
 
 cli = typer.Typer(

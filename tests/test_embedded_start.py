@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
+
+from tests.cli_helpers import command, environment
 
 
 def _free_port() -> int:
@@ -22,17 +24,20 @@ def _free_port() -> int:
         return port
 
 
-@contextmanager
-def _reckonry_up(workdir: Path, port: int) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env["RECKONRY_API_PORT"] = str(port)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from app.cli import main; main()", "up"],
+def _start_up(workdir: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    """`reckonry up ARGS` on embedded servers (no DATABASE_URL/REDIS_URL)."""
+    return subprocess.Popen(
+        command("up", *args),
         cwd=workdir,
-        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env=environment(DATABASE_URL=None, REDIS_URL=None, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+@contextmanager
+def _reckonry_up(workdir: Path, port: int) -> Iterator[str]:
+    process = _start_up(workdir, RECKONRY_API_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(base, process)
@@ -40,6 +45,40 @@ def _reckonry_up(workdir: Path, port: int) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def _processes_using(data_dir: Path) -> list[str]:
+    """Processes whose command line or working directory names `data_dir`: the embedded
+    PostgreSQL runs with `-D <data dir>/postgres`, redis-server in `<data dir>/redis`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if str(data_dir) in cmdline or cwd.startswith(str(data_dir)):
+            found.append(f"{proc.name}: {cmdline} (in {cwd})")
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_up_and_its_embedded_servers(tmp_path: Path, stop: signal.Signals) -> None:
+    port = _free_port()
+    # --port wins over the environment's port.
+    process = _start_up(tmp_path, "--port", str(port), RECKONRY_API_PORT=str(_free_port()))
+    data_dir = (tmp_path / ".data").resolve()
+    try:
+        _wait_until_ready(f"http://127.0.0.1:{port}", process)
+        running = " ".join(_processes_using(data_dir))
+        assert "postgres -D" in running and "redis-server" in running
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert _processes_using(data_dir) == []
 
 
 def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
