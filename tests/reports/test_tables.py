@@ -69,7 +69,9 @@ def test_a_profitability_table_shows_margins_as_percentages_and_names_warnings()
     assert "missing_capacity for Ana Ruiz: No capacity." in shown
 
 
-def test_the_demo_logs_to_a_file_instead_of_the_terminal(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_logs_to_a_file_instead_of_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     configure_logging("INFO")
     log_file = tmp_path / "data" / "demo.log"
     _log_to_file(log_file)
