@@ -20,7 +20,13 @@ from app.api.app import create_app
 from app.cli_errors import CliError, UserErrorGroup
 from app.cli_reports import ReportName, ReportRequest, firm_report
 from app.db import create_engine, create_sessionmaker
-from app.embedded import ServiceUrls, resolve_service_urls, running_embedded, stop_embedded
+from app.embedded import (
+    ServiceUrls,
+    resolve_database_url,
+    resolve_service_urls,
+    running_embedded,
+    stop_embedded,
+)
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.sandbox.cli import sandbox_advance_command, sandbox_command
@@ -137,8 +143,7 @@ def _announce(settings: Settings, urls: ServiceUrls) -> None:
 @cli.command()
 def migrate() -> None:
     """Apply database migrations up to the latest revision."""
-    _, urls = _prepare()
-    upgrade_to_head(urls.database_url)
+    upgrade_to_head(resolve_database_url(_settings()))
     typer.echo("Database is at the latest migration.")
 
 
@@ -185,7 +190,7 @@ def create_operator_command(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create a platform operator (sees /api/v1/ops/* across firms, no firm's data)."""
-    _prepare()
+    _settings()
     user_id = create_operator(email, password)
     typer.echo(f"Operator {email} created ({user_id}).")
 
@@ -193,7 +198,7 @@ def create_operator_command(
 @cli.command("reencrypt-credentials")
 def reencrypt_credentials_command() -> None:
     """Re-encrypt stored Karbon keys with the newest RECKONRY_ENCRYPTION_KEYS key."""
-    _prepare()
+    _settings()
     count = reencrypt_credentials()
     typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
 
@@ -308,9 +313,9 @@ def report(
     summary, unbilled-work, staff-utilization, or client (one client's breakdown, --client)."""
     from rich.console import Console
 
-    _, urls = _prepare()
     request = ReportRequest(name, tenant, client, _day(start), _day(end), limit)
-    Console().print(asyncio.run(firm_report(urls.database_url, request)))
+    database_url = resolve_database_url(_settings())
+    Console().print(asyncio.run(firm_report(database_url, request)))
 
 
 @cli.command()
@@ -318,10 +323,10 @@ def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id
     """Re-derive a firm's normalized Karbon tables from the stored raw responses (no network)."""
     from app.models import Tenant
 
-    _, urls = _prepare()
+    database_url = resolve_database_url(_settings())
 
     async def run() -> None:
-        engine = create_engine(urls.database_url, pool_size=2)
+        engine = create_engine(database_url, pool_size=2)
         try:
             sessions = create_sessionmaker(engine)
             async with sessions() as session:

@@ -48,9 +48,14 @@ def start_embedded_redis(data_dir: Path) -> str:
     return f"unix://{server.socket_file}"
 
 
+def resolve_database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one (for commands that need no Redis)."""
+    return settings.database_url or start_embedded_postgres(settings.data_dir)
+
+
 def resolve_service_urls(settings: Settings) -> ServiceUrls:
     """The configured servers, or embedded ones started on demand."""
-    database_url = settings.database_url or start_embedded_postgres(settings.data_dir)
+    database_url = resolve_database_url(settings)
     redis_url = settings.redis_url or start_embedded_redis(settings.data_dir)
     return ServiceUrls(database_url=database_url, redis_url=redis_url)
 
