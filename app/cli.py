@@ -1,16 +1,32 @@
 """The `reckonry` command."""
 
 import asyncio
+import contextlib
 import logging
+import signal
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
 import uvicorn
 
-from app import event_loops
+from app import __version__, event_loops
 from app.api.app import create_app
+from app.cli_errors import CliError, UserErrorGroup
+from app.cli_reports import ReportName, ReportRequest, firm_report
 from app.db import create_engine, create_sessionmaker
-from app.embedded import EmbeddedServersNotInstalledError, ServiceUrls, resolve_service_urls
+from app.embedded import (
+    ServiceUrls,
+    resolve_database_url,
+    resolve_service_urls,
+    running_embedded,
+    stop_embedded,
+)
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.sandbox.cli import sandbox_advance_command, sandbox_command
@@ -19,21 +35,83 @@ from app.sync.rebuild import rebuild_from_raw
 from app.tenancy.cli import create_operator, reencrypt_credentials
 from app.worker import create_worker, tune_worker_process
 
+
+class _ReckonryGroup(UserErrorGroup):
+    """Every command ends by stopping the embedded servers it started (if no one else uses them)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click's Context privately
+        started_before = running_embedded()
+        try:
+            return super().invoke(ctx)
+        finally:
+            stop_embedded(keep=started_before)
+
+
 cli = typer.Typer(
+    cls=_ReckonryGroup,
     help="Reckonry: per-client profit, cost and unbilled work for firms on Karbon.",
     no_args_is_help=True,
 )
 logger = logging.getLogger("reckonry")
 
+Host = Annotated[
+    str | None,
+    typer.Option(help="Interface to listen on  [default: RECKONRY_API_HOST, else 127.0.0.1]"),
+]
+Port = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=65535, help="Port to listen on  [default: RECKONRY_API_PORT, else 8000]"
+    ),
+]
 
-def _prepare() -> tuple[Settings, ServiceUrls]:
-    settings = get_settings()
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"reckonry {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Reckonry: per-client profit, cost and unbilled work for firms on Karbon."""
+
+
+def _settings(host: str | None = None, port: int | None = None) -> Settings:
+    """The settings (`--host/--port` win over the environment), with logging configured."""
+    listen = {"api_host": host, "api_port": port}
+    settings = get_settings().model_copy(update={k: v for k, v in listen.items() if v is not None})
     configure_logging(settings.log_level)
-    try:
-        return settings, resolve_service_urls(settings)
-    except EmbeddedServersNotInstalledError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1) from None
+    return settings
+
+
+def _prepare(host: str | None = None, port: int | None = None) -> tuple[Settings, ServiceUrls]:
+    settings = _settings(host, port)
+    return settings, resolve_service_urls(settings)
+
+
+class _Server(uvicorn.Server):
+    """Stops on SIGINT/SIGTERM as uvicorn does, then returns instead of raising the signal
+    again, so the command can stop the worker and the embedded servers and exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _uvicorn_server(settings: Settings, urls: ServiceUrls) -> uvicorn.Server:
@@ -44,7 +122,7 @@ def _uvicorn_server(settings: Settings, urls: ServiceUrls) -> uvicorn.Server:
         log_config=None,
         proxy_headers=True,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def _announce(settings: Settings, urls: ServiceUrls) -> None:
@@ -65,15 +143,14 @@ def _announce(settings: Settings, urls: ServiceUrls) -> None:
 @cli.command()
 def migrate() -> None:
     """Apply database migrations up to the latest revision."""
-    _, urls = _prepare()
-    upgrade_to_head(urls.database_url)
+    upgrade_to_head(resolve_database_url(_settings()))
     typer.echo("Database is at the latest migration.")
 
 
 @cli.command()
-def api() -> None:
+def api(host: Host = None, port: Port = None) -> None:
     """Serve the JSON API (production: scale out behind a load balancer)."""
-    settings, urls = _prepare()
+    settings, urls = _prepare(host, port)
     _announce(settings, urls)
     _uvicorn_server(settings, urls).run()
 
@@ -99,9 +176,9 @@ async def _serve_all(settings: Settings, urls: ServiceUrls) -> None:
 
 
 @cli.command()
-def up() -> None:
+def up(host: Host = None, port: Port = None) -> None:
     """Migrate, then run the API and a worker together (the all-in-one start)."""
-    settings, urls = _prepare()
+    settings, urls = _prepare(host, port)
     upgrade_to_head(urls.database_url)
     _announce(settings, urls)
     event_loops.run(_serve_all(settings, urls))
@@ -113,7 +190,7 @@ def create_operator_command(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create a platform operator (sees /api/v1/ops/* across firms, no firm's data)."""
-    _prepare()
+    _settings()
     user_id = create_operator(email, password)
     typer.echo(f"Operator {email} created ({user_id}).")
 
@@ -121,7 +198,7 @@ def create_operator_command(
 @cli.command("reencrypt-credentials")
 def reencrypt_credentials_command() -> None:
     """Re-encrypt stored Karbon keys with the newest RECKONRY_ENCRYPTION_KEYS key."""
-    _prepare()
+    _settings()
     count = reencrypt_credentials()
     typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
 
@@ -129,11 +206,9 @@ def reencrypt_credentials_command() -> None:
 async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
     from rich.console import Console
 
-    from app.reports.demo import PASSWORD, run_demo
     from app.sandbox.server import serve_sandbox_in_thread
     from app.sandbox.state import Sandbox
 
-    console = Console()
     sandbox = Sandbox.create(("Demo firm", size, 0))
     with serve_sandbox_in_thread(sandbox) as karbon_url:
         settings = settings.model_copy(update={"karbon_base_url": karbon_url})
@@ -141,63 +216,123 @@ async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
         background = create_worker(settings, urls, handle_signals=False, serve_own_metrics=False)
         worker_task = asyncio.create_task(background.async_run())
         serving = asyncio.create_task(server.serve())
+        shown = asyncio.create_task(_show_demo(settings, urls, server, serving, sandbox, Console()))
+        shown.add_done_callback(lambda task: _stop_on_failure(task, server))
         try:
-            while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
-                await asyncio.sleep(0.1)
-            base = f"http://{settings.api_host}:{settings.api_port}"
-            email = await run_demo(base, sandbox.tenant("Demo firm"), console)
-            _announce(settings, urls)
-            typer.echo(f"Demo login:        {email} / {PASSWORD}")
-            typer.echo(f"Sandbox Karbon:    {karbon_url}")
-            typer.echo("Serving until Ctrl-C.")
-            await serving
+            await serving  # until Ctrl-C or SIGTERM
         finally:
+            shown.cancel()
             worker_task.cancel()
             await background.close()
+        if not shown.cancelled() and shown.exception() is not None:
+            raise shown.exception()  # type: ignore[misc]
+
+
+async def _show_demo(
+    settings: Settings,
+    urls: ServiceUrls,
+    server: uvicorn.Server,
+    serving: "asyncio.Task[None]",
+    sandbox: Any,
+    console: Any,
+) -> None:
+    from app.reports.demo import PASSWORD, run_demo
+
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
+        await asyncio.sleep(0.1)
+    if serving.done():
+        return
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    email = await run_demo(base, sandbox.tenant("Demo firm"), console)
+    _announce(settings, urls)
+    typer.echo(f"Demo login:        {email} / {PASSWORD}")
+    typer.echo(f"Report again:      reckonry report summary --tenant {email}")
+    typer.echo("Serving until Ctrl-C.")
+
+
+def _stop_on_failure(task: "asyncio.Task[None]", server: uvicorn.Server) -> None:
+    """A demo that fails stops the server, so its error shows instead of a silent wait."""
+    if not task.cancelled() and task.exception() is not None:
+        server.should_exit = True
+
+
+def _log_to_file(path: Path) -> None:
+    """Log lines would break the progress bars: the demo's logs go to a file instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = path.open("a", encoding="utf-8")
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
 
 
 @cli.command()
 def demo(
     size: str = typer.Option("tiny", help="Sandbox firm size: tiny syncs in about two minutes"),
+    host: Host = None,
+    port: Port = None,
 ) -> None:
     """Try Reckonry: a sandbox firm synced, costed and reported, then the API keeps running."""
-    settings, urls = _prepare()
+    from app.sandbox.generator import SIZES
+
+    if size not in SIZES:
+        raise typer.BadParameter(f"choose one of {', '.join(SIZES)}", param_hint="--size")
+    settings = _settings(host, port)
+    log_file = settings.data_dir / "demo.log"
+    _log_to_file(log_file)
+    urls = resolve_service_urls(settings)
     upgrade_to_head(urls.database_url)
     typer.echo(
         f"Starting a sandbox Karbon with a {size} firm; its first sync runs at Karbon's rate "
-        "limit (about two minutes for tiny)."
+        f"limit (about two minutes for tiny). Logs go to {log_file}."
     )
     event_loops.run(_demo(settings, urls, size))
 
 
+def _day(value: datetime | None) -> Any:
+    return value.date() if value else None
+
+
 @cli.command()
 def report(
-    name: str = typer.Argument("client-profitability", help="client-profitability or summary"),
-    tenant: str = typer.Option(..., help="E-mail of a user of the firm"),
+    name: Annotated[ReportName, typer.Argument(help="Which report")],
+    tenant: Annotated[str, typer.Option(help="E-mail of a member of the firm")],
+    client: Annotated[
+        str | None, typer.Option(help="The client's Karbon key (for `client`)")
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day (default: 364 days before)"),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (default: the last sync)"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Rows to show")] = 50,
 ) -> None:
-    """Print a report for a configured firm as a table."""
+    """Print a firm's report as a table: client-profitability, monthly (its monthly series),
+    summary, unbilled-work, staff-utilization, or client (one client's breakdown, --client)."""
     from rich.console import Console
 
-    from app.reports.demo import profitability_table, tenant_report
-
-    _, urls = _prepare()
-    body = asyncio.run(tenant_report(urls.database_url, tenant, name))
-    console = Console()
-    if name == "summary":
-        console.print_json(data=body)
-    else:
-        console.print(profitability_table(body))
+    request = ReportRequest(name, tenant, client, _day(start), _day(end), limit)
+    database_url = resolve_database_url(_settings())
+    Console().print(asyncio.run(firm_report(database_url, request)))
 
 
 @cli.command()
-def rebuild(tenant_id: str = typer.Argument(..., help="The firm's tenant id")) -> None:
+def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id")]) -> None:
     """Re-derive a firm's normalized Karbon tables from the stored raw responses (no network)."""
-    _, urls = _prepare()
+    from app.models import Tenant
+
+    database_url = resolve_database_url(_settings())
 
     async def run() -> None:
-        engine = create_engine(urls.database_url, pool_size=2)
+        engine = create_engine(database_url, pool_size=2)
         try:
-            summary = await rebuild_from_raw(create_sessionmaker(engine), UUID(tenant_id))
+            sessions = create_sessionmaker(engine)
+            async with sessions() as session:
+                if await session.get(Tenant, tenant_id) is None:
+                    raise CliError(f"no firm has the tenant id {tenant_id}.")
+            summary = await rebuild_from_raw(sessions, tenant_id)
         finally:
             await engine.dispose()
         typer.echo(
@@ -212,5 +347,11 @@ cli.command("sandbox")(sandbox_command)
 cli.command("sandbox-advance")(sandbox_advance_command)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends any command like Ctrl-C does, so its embedded servers are stopped."""
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cli()

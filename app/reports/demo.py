@@ -12,21 +12,11 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
-from rich.table import Table
 
+from app.reports import tables
 from app.sandbox.state import Tenant
 
 PASSWORD = "demo-password-123"
-PROFITABILITY_COLUMNS = (
-    ("name", "Client"),
-    ("fee_revenue", "Revenue"),
-    ("cost", "Cost"),
-    ("profit", "Profit"),
-    ("margin", "Margin"),
-    ("billable_hours", "Billable h"),
-    ("realization", "Realization"),
-    ("unbilled_work", "Unbilled"),
-)
 
 
 async def run_demo(base_url: str, karbon: Tenant, console: Console) -> str:
@@ -48,7 +38,7 @@ async def run_demo(base_url: str, karbon: Tenant, console: Console) -> str:
         await _enter_costs(client)
         await _follow_sync(client, console)
         report = await _wait_for_report(client)
-        console.print(profitability_table(report))
+        console.print(tables.profitability(report))
     return email
 
 
@@ -115,53 +105,3 @@ async def _wait_for_report(client: httpx.AsyncClient) -> dict[str, Any]:
             return report
         await asyncio.sleep(1)
     return report
-
-
-def profitability_table(report: dict[str, Any]) -> Table:
-    currency = report.get("currency") or ""
-    table = Table(
-        title=f"Client profitability {report['from']} to {report['to']} ({currency})",
-        caption=f"as of {report['as_of']}; {len(report['warnings'])} warning(s)",
-    )
-    for _, title in PROFITABILITY_COLUMNS:
-        table.add_column(title, justify="left" if title == "Client" else "right")
-    for row in [*report["items"], report["totals"]]:
-        table.add_row(*(_cell(row.get(field)) for field, _ in PROFITABILITY_COLUMNS))
-    return table
-
-
-def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
-
-
-async def tenant_report(database_url: str, email: str, name: str) -> dict[str, Any]:
-    """A report for the firm of the user `email`, read through the API's service layer."""
-    from sqlalchemy import select
-
-    from app.db import create_engine, create_sessionmaker
-    from app.models import User
-    from app.reports import breakdowns
-    from app.reports.service import (
-        ProfitabilityQuery,
-        client_profitability,
-        profitability_report,
-        report_context,
-    )
-
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            user = (await session.execute(select(User).where(User.email == email))).scalar_one()
-            assert user.tenant_id is not None, "operators have no firm"
-            context = await report_context(session, user.tenant_id)
-            if name == "summary":
-                start, end = context.window(None, None)
-                summary = await breakdowns.summary(session, context, start, end)
-                return summary.model_dump(mode="json", by_alias=True)
-            query, ranking = await client_profitability(
-                session, context, ProfitabilityQuery(), limit=200
-            )
-            report = await profitability_report(session, context, query, ranking, 200, 0)
-            return report.model_dump(mode="json", by_alias=True)
-    finally:
-        await engine.dispose()

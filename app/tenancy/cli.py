@@ -7,7 +7,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import create_engine, create_sessionmaker, unit_of_work
-from app.embedded import resolve_service_urls
+from app.embedded import resolve_database_url
 from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
 from app.tenancy import connection, service
@@ -18,7 +18,7 @@ Result = TypeVar("Result")
 async def _in_unit_of_work(
     settings: Settings, work: Callable[[AsyncSession], Awaitable[Result]]
 ) -> Result:
-    engine = create_engine(resolve_service_urls(settings).database_url, pool_size=1)
+    engine = create_engine(resolve_database_url(settings), pool_size=1)
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
             return await work(session)

@@ -1,0 +1,91 @@
+"""What the `reckonry` command says about user errors: one line per problem, never a traceback."""
+
+import socket
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import redis.exceptions
+import typer
+import typer.core
+from pydantic import ValidationError
+
+from app.api.problems import ProblemError
+from app.embedded import EmbeddedServersNotInstalledError
+from app.settings import Settings
+
+USER_ERROR_EXIT_CODE = 2
+# Values of these settings are secret or may hold a password: named, never echoed.
+_UNECHOED = ("SECRET", "PASSWORD", "KEYS", "URL")
+
+# A server that is down, or a URL naming a wrong host, user or database (perhaps wrapped).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    socket.gaierror,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    redis.exceptions.ConnectionError,
+)
+
+
+class CliError(Exception):
+    """A mistake the user can fix; its message says what is wrong and how to fix it."""
+
+
+class UserErrorGroup(typer.core.TyperGroup):
+    """Runs a command and turns every user error into `Error: ...` lines and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click's Context privately
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            lines = problems_of(error)
+            if lines is None:
+                raise
+            for line in lines:
+                typer.echo(f"Error: {line}", err=True)
+            raise typer.Exit(USER_ERROR_EXIT_CODE) from None
+
+
+def problems_of(error: Exception) -> list[str] | None:
+    """The lines that explain `error` to the user; None when it is not a user error."""
+    if isinstance(error, ValidationError):
+        return setting_problems(error) if error.title == Settings.__name__ else None
+    if isinstance(error, ProblemError):
+        return [error.detail]
+    if isinstance(error, CliError | EmbeddedServersNotInstalledError):
+        return [str(error)]
+    unreachable = _unreachable_cause(error)
+    if unreachable is not None:
+        return [
+            f"cannot reach the database or Redis ({unreachable}). Check DATABASE_URL and "
+            "REDIS_URL, or unset both to use the embedded servers."
+        ]
+    return None
+
+
+def _unreachable_cause(error: BaseException | None) -> BaseException | None:
+    while error is not None:
+        if isinstance(error, _UNREACHABLE):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def setting_problems(error: ValidationError) -> list[str]:
+    return [_setting_problem(item) for item in error.errors()]
+
+
+def _setting_problem(item: Any) -> str:
+    name = str(item["loc"][0]) if item["loc"] else "a setting"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    echoed = not any(part in name for part in _UNECHOED)
+    shown = f"{name}={item['input']!r}" if echoed and isinstance(item["input"], str) else name
+    default = _default_of(name)
+    unset = f", or unset it for the default ({default})" if default is not None else ""
+    return f"{shown}: {message}. Fix {name} in the environment or .env{unset}."
+
+
+def _default_of(name: str) -> object | None:
+    defaults = {f.validation_alias: f.default for f in Settings.model_fields.values()}
+    default: object | None = defaults.get(name)
+    return default

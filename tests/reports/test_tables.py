@@ -1,0 +1,83 @@
+"""Terminal tables: ratios as percentages, warnings by name."""
+
+import logging
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from app.cli import _log_to_file
+from app.observability import configure_logging
+from app.reports import tables
+
+
+def test_ratios_print_as_percentages() -> None:
+    assert tables.percent("0.2341") == "23.4%"
+    assert tables.percent("-0.1") == "-10.0%"
+    assert tables.percent(None) == "-"
+
+
+def _warning(kind: str, name: str, hours: str, message: str) -> dict[str, str]:
+    return {
+        "kind": kind,
+        "subject_key": name,
+        "subject_name": name,
+        "hours": hours,
+        "message": message,
+    }
+
+
+def test_warnings_are_listed_by_kind_with_their_subjects() -> None:
+    lines = tables.warning_lines(
+        [
+            _warning("missing_compensation", "Ana Ruiz", "12.50", "No compensation entered."),
+            _warning("missing_compensation", "Bo Li", "0.00", "No compensation entered."),
+            _warning("sync_not_completed", "", "0.00", "No sync has completed yet."),
+        ]
+    )
+    assert lines == [
+        "missing_compensation for Ana Ruiz (12.50 h), Bo Li: No compensation entered.",
+        "sync_not_completed: No sync has completed yet.",
+    ]
+
+
+def test_a_profitability_table_shows_margins_as_percentages_and_names_warnings() -> None:
+    row = {
+        "name": "Acme Ltd",
+        "fee_revenue": "100.00",
+        "cost": "80.00",
+        "profit": "20.00",
+        "margin": "0.2000",
+        "billable_hours": "3.00",
+        "realization": "0.9512",
+        "unbilled_work": "5.00",
+    }
+    report = {
+        "from": "2026-01-01",
+        "to": "2026-12-31",
+        "currency": "NZD",
+        "as_of": "2026-12-31",
+        "items": [row],
+        "total": 1,
+        "totals": {**row, "name": "Total"},
+        "warnings": [_warning("missing_capacity", "Ana Ruiz", "0.00", "No capacity.")],
+    }
+    console = Console(width=200, record=True)
+    console.print(tables.profitability(report))
+    shown = console.export_text()
+    assert "20.0%" in shown and "95.1%" in shown and "0.2000" not in shown
+    assert "missing_capacity for Ana Ruiz: No capacity." in shown
+
+
+def test_the_demo_logs_to_a_file_instead_of_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO")
+    log_file = tmp_path / "data" / "demo.log"
+    _log_to_file(log_file)
+    try:
+        logging.getLogger("reckonry.test").info("a line that would break the progress bars")
+    finally:
+        configure_logging("INFO")
+    assert "would break the progress bars" in log_file.read_text()
+    assert "would break" not in capfd.readouterr().err
