@@ -6,6 +6,7 @@ only their masked forms leave this module.
 """
 
 import re
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,16 +59,16 @@ class KarbonCredentials:
 
 
 def _looks_like_jwt(value: str) -> bool:
-    return bool(_JWT.match(value))
+    return bool(_JWT.fullmatch(value))
 
 
 def _looks_like_guid(value: str) -> bool:
-    return bool(_GUID.match(value))
+    return bool(_GUID.fullmatch(value))
 
 
 def normalised(pasted: PastedCredentials) -> KarbonCredentials:
     """What people paste: stray spaces, a `Bearer ` scheme, a GUID in braces."""
-    bearer = _BEARER_SCHEME.sub("", pasted.bearer_token.strip()).strip("{} ")
+    bearer = _BEARER_SCHEME.sub("", pasted.bearer_token.strip()).strip("{}" + string.whitespace)
     return KarbonCredentials(pasted.access_key.strip(), bearer)
 
 

@@ -100,7 +100,7 @@ JWT_PATTERN = f"^{_JWT}$"
 GUID_PATTERN = f"^{_GUID}$"
 PASTED_ACCESS_KEY_PATTERN = rf"^\s*{_JWT}\s*$"
 """What `PUT /karbon/credentials` accepts as `access_key`: a JWT, spaces around it allowed."""
-_BRACES = r"[\{\} ]*"
+_BRACES = r"[\{\}\s]*"
 _SCHEME = r"(?:[Bb][Ee][Aa][Rr][Ee][Rr]\s+)?"
 PASTED_BEARER_TOKEN_PATTERN = rf"^\s*{_SCHEME}{_BRACES}{_GUID}{_BRACES}\s*$"
 """What it accepts as `bearer_token`: a GUID, with spaces, a `Bearer ` scheme or braces around
