@@ -1,5 +1,8 @@
 """Report queries: sums of fact measures grouped in SQL, and reads of the stored WIP.
 
+This module builds every query a report runs; the rows a refresh writes (the facts, monthly
+sums and kept window sums those queries read) are built in `app.reports.kept_sums`.
+
 Every query is scoped to one tenant. Grouping by owner or manager joins the client's live
 row; the facts carry everything else a filter or grouping needs. A windowed sum by client,
 owner, manager or work type reads the monthly sums for the months wholly inside the window and
