@@ -1,4 +1,5 @@
-"""Running Alembic from the product (`reckonry migrate`, `reckonry up`, tests, readiness).
+"""Running Alembic from the product (`reckonry migrate`, `reckonry up`, tests), and the
+revisions readiness compares: the heads shipped and those a database is at.
 
 Alembic is configured here, not from `alembic.ini` (which stays for developers' `alembic`
 commands), so an installed package migrates from any working directory.
@@ -9,6 +10,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 _PACKAGED_SCRIPTS = Path(__file__).resolve().parent / "_migrations"
 _SOURCE_TREE_SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
@@ -37,3 +40,9 @@ def downgrade_to_base(database_url: str) -> None:
 
 def head_revisions(database_url: str) -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+async def applied_revisions(connection: AsyncConnection) -> set[str]:
+    """The revisions the database is at; raises when it was never migrated."""
+    rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+    return {row[0] for row in rows}

@@ -18,12 +18,11 @@ from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
 from app.api.problems import ProblemError
-from app.models import ApiKey, Role, Tenant, User
+from app.models import Role, Tenant
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
 from app.tenancy.principal_cache import principals
@@ -127,12 +126,7 @@ def _invalid_token() -> ProblemError:
 
 
 async def _api_key_principal(session: AsyncSession, key_hash: str) -> _Known:
-    query = (
-        select(ApiKey, Tenant)
-        .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-    )
-    row = (await session.execute(query)).first()
+    row = await repository.usable_api_key_with_tenant(session, key_hash)
     if row is None:
         raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
     key, tenant = row
@@ -140,8 +134,7 @@ async def _api_key_principal(session: AsyncSession, key_hash: str) -> _Known:
 
 
 async def _user_principal(session: AsyncSession, user_id: UUID) -> _Known:
-    query = select(User, Tenant).outerjoin(Tenant, Tenant.id == User.tenant_id)
-    row = (await session.execute(query.where(User.id == user_id))).first()
+    row = await repository.user_with_tenant(session, user_id)
     if row is None or not row[0].is_active:
         raise _invalid_token()
     user, tenant = row

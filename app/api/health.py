@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.api.problems import problem_response
 from app.api.responses import TEXT, problems
+from app.migrations import applied_revisions
 
 router = APIRouter(tags=["health"])
 
@@ -31,8 +31,7 @@ async def _readiness_failure(request: Request) -> str | None:
     state = request.app.state
     try:
         async with state.engine.connect() as connection:
-            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            applied = {row[0] for row in rows}
+            applied = await applied_revisions(connection)
     except Exception as error:
         return f"database unreachable or not migrated: {type(error).__name__}"
     if applied != state.migration_heads:

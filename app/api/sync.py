@@ -2,18 +2,14 @@
 
 from datetime import UTC, datetime
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Body, status
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import Page, PageParamsDep
-from app.api.problems import ProblemError
 from app.api.responses import ADMIN, OPERATOR, READER, SUBSCRIPTION, VALIDATION, problems
-from app.models import KarbonConnection, SyncKind, SyncState, SyncTrigger, Tenant
+from app.models import SyncKind, SyncTrigger
 from app.sync import repository
 from app.sync.control import request_sync
 from app.sync.schemas import (
@@ -25,8 +21,8 @@ from app.sync.schemas import (
     SyncStatus,
     TenantSyncView,
 )
-from app.sync.status import run_view, settings_view, sync_status
-from app.tenancy.connection import tenant_may_sync
+from app.sync.status import firm_syncs_page, run_view, settings_view, sync_status
+from app.tenancy.connection import require_syncable, tenant_may_sync
 
 router = APIRouter(prefix="/api/v1", tags=["sync"])
 
@@ -59,7 +55,7 @@ async def start_sync(
     body: Annotated[SyncRequestBody, Body()] = SyncRequestBody(),
 ) -> SyncRequested:
     assert principal.tenant_id is not None
-    await _require_syncable(session, principal.tenant_id)
+    await require_syncable(session, principal.tenant_id)
     request = await request_sync(
         session,
         redis,
@@ -70,29 +66,6 @@ async def start_sync(
     )
     await session.flush()
     return SyncRequested(joined=request.joined, run=run_view(request.run))
-
-
-async def _require_syncable(session: AsyncSession, tenant_id: UUID) -> None:
-    connection = (
-        await session.execute(
-            select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
-        )
-    ).scalar_one_or_none()
-    if connection is None or not connection.is_connected:
-        raise ProblemError(
-            409,
-            "karbon-not-connected",
-            "Karbon is not connected: paste the AccessKey and Bearer token first "
-            "(PUT /api/v1/karbon/credentials).",
-            title="Karbon not connected",
-        )
-    if not await tenant_may_sync(session, tenant_id, datetime.now(UTC)):
-        raise ProblemError(
-            402,
-            "subscription-required",
-            "The 7-day trial has ended: subscribe to sync again. Your synced data is kept.",
-            title="Subscription required",
-        )
 
 
 @router.get(
@@ -147,33 +120,4 @@ async def update_sync_settings(
 async def list_firm_syncs(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[TenantSyncView]:
-    tenants = (
-        await session.execute(
-            select(Tenant, KarbonConnection)
-            .outerjoin(KarbonConnection, KarbonConnection.tenant_id == Tenant.id)
-            .order_by(Tenant.created_at, Tenant.id)
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-    ).all()
-    total = (await session.execute(select(func.count()).select_from(Tenant))).scalar_one()
-    items = []
-    for tenant, connection in tenants:
-        current = await repository.active_run(session, tenant.id)
-        last = await repository.last_finished_run(
-            session,
-            tenant.id,
-            states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED),
-        )
-        items.append(
-            TenantSyncView(
-                tenant_id=tenant.id,
-                tenant_name=tenant.name,
-                connected=bool(connection and connection.is_connected),
-                current=run_view(current) if current else None,
-                last=run_view(last) if last else None,
-                last_error_code=connection.last_error_code if connection else None,
-                last_error_at=connection.last_error_at if connection else None,
-            )
-        )
-    return Page[TenantSyncView](items=items, total=total, limit=page.limit, offset=page.offset)
+    return await firm_syncs_page(session, page)

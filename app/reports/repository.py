@@ -1,14 +1,18 @@
 """Report queries: sums of fact measures grouped in SQL, and reads of the stored WIP.
 
+This module builds every query a report runs; the rows a refresh writes (the facts, monthly
+sums and kept window sums those queries read) are built in `app.reports.kept_sums`.
+
 Every query is scoped to one tenant. Grouping by owner or manager joins the client's live
 row; the facts carry everything else a filter or grouping needs. A windowed sum by client,
 owner, manager or work type reads the monthly sums for the months wholly inside the window and
 the facts only for the days at its edges; over a window whose per-client sums the refresh
 kept (the trailing year and each calendar year), it reads one row per client instead.
-`rank_groups` orders, pages, counts and totals the groups in the same statement.
+`grouped_sums` chooses which of these sources to read; `rank_groups` orders, pages, counts and
+totals the groups in the same statement.
 """
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -205,13 +209,16 @@ async def rank_groups(
     ordering: Ordering,
     *,
     monthly: bool,
-    summed: bool = False,
+    summed_windows: Container[tuple[date, date]] = frozenset(),
     limit: int | None,
     offset: int = 0,
 ) -> Ranking:
-    """Sums per group (and month), ordered, counted and totalled in one statement. `summed`:
-    the window is one whose per-client sums are kept (see `grouped_sums`)."""
-    grouped = grouped_sums(tenant_id, where, group_by, monthly=monthly, summed=summed)
+    """Sums per group (and month), ordered, counted and totalled in one statement.
+    `summed_windows`: the windows whose per-client sums the last refresh kept (see
+    `grouped_sums`)."""
+    grouped = grouped_sums(
+        tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
+    )
     query = (
         select(grouped, func.count().over(), *(func.sum(grouped.c[n]).over() for n in SUM_NAMES))
         .order_by(*_order(grouped, group_by, ordering))
@@ -223,7 +230,14 @@ async def rank_groups(
     rows = (await session.execute(query)).all()
     if not rows and offset:  # past the end: the count and totals come with the first row
         first = await rank_groups(
-            session, tenant_id, where, group_by, ordering, monthly=monthly, summed=summed, limit=1
+            session,
+            tenant_id,
+            where,
+            group_by,
+            ordering,
+            monthly=monthly,
+            summed_windows=summed_windows,
+            limit=1,
         )
         return Ranking([], first.count, first.totals)
     width = len(grouped.c)
@@ -235,12 +249,17 @@ async def rank_groups(
 
 
 def grouped_sums(
-    tenant_id: UUID, where: FactFilter, group_by: GroupBy, *, monthly: bool, summed: bool = False
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy,
+    *,
+    monthly: bool,
+    summed_windows: Container[tuple[date, date]] = frozenset(),
 ) -> Subquery:
     """One row per group (per month in a series): `key`, `month`, the measures and the WIP
-    (`unbilled`) summed. `summed`: read the per-client sums kept for the window (only for a
-    window in `report_summed_windows`, grouped by client, owner or manager, every fee type)."""
-    if summed:
+    (`unbilled`) summed. Read from the per-client sums kept for the window when they answer
+    the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
+    if _reads_kept_sums(where, group_by, monthly, summed_windows):
         return _grouped_window_sums(tenant_id, where, group_by)
     rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly)
     unbilled = null().cast(Numeric) if monthly else literal(0)
@@ -252,8 +271,23 @@ def grouped_sums(
     return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month).subquery()
 
 
+def _reads_kept_sums(
+    where: FactFilter,
+    group_by: GroupBy,
+    monthly: bool,
+    summed_windows: Container[tuple[date, date]],
+) -> bool:
+    """The kept per-client sums answer a window's totals for every fee type, grouped by
+    client, owner or manager."""
+    return (
+        not monthly
+        and (where.start, where.end) in summed_windows
+        and where.fee_type is None
+        and group_by is not GroupBy.WORK_TYPE
+    )
+
+
 def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Subquery:
-    assert where.fee_type is None and group_by is not GroupBy.WORK_TYPE
     table = ReportWindowSum
     key = _group_column(table, group_by).label("key")
     month = null().cast(Date).label("month")

@@ -177,28 +177,18 @@ async def client_profitability(
     query = _windowed(context, query)
     assert query.start is not None and query.end is not None
     where = FactFilter(query.start, query.end, query.owner, query.manager, query.fee_type)
-    monthly = query.interval is Interval.MONTH
     ranking = await repository.rank_groups(
         session,
         context.tenant_id,
         where,
         query.group_by,
         Ordering(query.sort, descending=query.order is Order.DESC),
-        monthly=monthly,
-        summed=not monthly and _reads_window_sums(context, query),
+        monthly=query.interval is Interval.MONTH,
+        summed_windows=context.summed_windows,
         limit=limit,
         offset=offset,
     )
     return query, ranking
-
-
-def _reads_window_sums(context: ReportContext, query: ProfitabilityQuery) -> bool:
-    """The kept per-client sums answer every fee type grouped by client, owner or manager."""
-    return (
-        (query.start, query.end) in context.summed_windows
-        and query.fee_type is None
-        and query.group_by is not GroupBy.WORK_TYPE
-    )
 
 
 def _windowed(context: ReportContext, query: ProfitabilityQuery) -> ProfitabilityQuery:

@@ -1,4 +1,5 @@
-"""Reading sync state for people: progress, rate, ETA, and when the next syncs run."""
+"""Reading sync state for people: progress, rate, ETA, when the next syncs run, and every
+firm's syncs for the operators."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -6,7 +7,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ACTIVE_STATES, SyncRun, SyncSettings, SyncState
+from app.api.pagination import Page, PageParams
+from app.models import ACTIVE_STATES, KarbonConnection, SyncRun, SyncSettings, SyncState, Tenant
 from app.sync import repository
 from app.sync.jobs import nightly_minute
 from app.sync.schemas import (
@@ -15,8 +17,10 @@ from app.sync.schemas import (
     SyncRunView,
     SyncSettingsView,
     SyncStatus,
+    TenantSyncView,
 )
 from app.sync.streams import STREAMS
+from app.tenancy import repository as tenancy_repository
 
 
 def _stream_view(name: str, saved: dict[str, Any] | None) -> StreamProgressView:
@@ -108,4 +112,34 @@ def settings_view(settings: SyncSettings) -> SyncSettingsView:
     return SyncSettingsView(
         incremental_interval_minutes=settings.incremental_interval_minutes,
         nightly_reconciliation=settings.nightly_reconciliation,
+    )
+
+
+async def firm_syncs_page(session: AsyncSession, params: PageParams) -> Page[TenantSyncView]:
+    """The operators' view: every firm, oldest first, with its current and last sync."""
+    tenants, total = await tenancy_repository.paged(
+        session, tenancy_repository.tenants_by_age(), params
+    )
+    connections = await tenancy_repository.connections_by_tenant(session, [t.id for t in tenants])
+    items = [await _firm_sync(session, tenant, connections.get(tenant.id)) for tenant in tenants]
+    return Page[TenantSyncView](items=items, total=total, limit=params.limit, offset=params.offset)
+
+
+async def _firm_sync(
+    session: AsyncSession, tenant: Tenant, connection: KarbonConnection | None
+) -> TenantSyncView:
+    current = await repository.active_run(session, tenant.id)
+    last = await repository.last_finished_run(
+        session,
+        tenant.id,
+        states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED),
+    )
+    return TenantSyncView(
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        connected=bool(connection and connection.is_connected),
+        current=run_view(current) if current else None,
+        last=run_view(last) if last else None,
+        last_error_code=connection.last_error_code if connection else None,
+        last_error_at=connection.last_error_at if connection else None,
     )

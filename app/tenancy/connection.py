@@ -359,3 +359,23 @@ async def tenant_may_sync(session: AsyncSession, tenant_id: UUID, now: datetime)
     return bool(
         tenant and row and row.is_connected and trial_state(tenant, now).allows_reports_and_syncs
     )
+
+
+async def require_syncable(session: AsyncSession, tenant_id: UUID) -> None:
+    """Refuse a manual sync: 409 when Karbon is not connected, 402 after the trial."""
+    row = await repository.connection(session, tenant_id)
+    if row is None or not row.is_connected:
+        raise ProblemError(
+            409,
+            "karbon-not-connected",
+            "Karbon is not connected: paste the AccessKey and Bearer token first "
+            "(PUT /api/v1/karbon/credentials).",
+            title="Karbon not connected",
+        )
+    if not await tenant_may_sync(session, tenant_id, datetime.now(UTC)):
+        raise ProblemError(
+            402,
+            "subscription-required",
+            "The 7-day trial has ended: subscribe to sync again. Your synced data is kept.",
+            title="Subscription required",
+        )

@@ -34,6 +34,15 @@ async def user_by_id(session: AsyncSession, user_id: UUID) -> User | None:
     return await session.get(User, user_id)
 
 
+async def user_with_tenant(
+    session: AsyncSession, user_id: UUID
+) -> tuple[User, Tenant | None] | None:
+    """The user and their firm (None for an operator), in one query."""
+    query = select(User, Tenant).outerjoin(Tenant, Tenant.id == User.tenant_id)
+    row = (await session.execute(query.where(User.id == user_id))).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
     found: User | None = await session.scalar(select(User).where(User.email == email.lower()))
     return found
@@ -47,10 +56,17 @@ def tenant_users(tenant_id: UUID) -> Select[User]:
     return select(User).where(User.tenant_id == tenant_id).order_by(User.created_at, User.id)
 
 
-async def usable_api_key(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    return await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+async def usable_api_key_with_tenant(
+    session: AsyncSession, key_hash: str
+) -> tuple[ApiKey, Tenant | None] | None:
+    """The unrevoked key with this hash, and its firm, in one query."""
+    query = (
+        select(ApiKey, Tenant)
+        .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
+    row = (await session.execute(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def tenant_api_key(session: AsyncSession, tenant_id: UUID, key_id: UUID) -> ApiKey | None:

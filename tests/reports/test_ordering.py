@@ -216,7 +216,7 @@ async def test_the_kept_window_sums_answer_as_the_monthly_sums_do(
                         group_by,
                         ordering,
                         monthly=False,
-                        summed=summed,
+                        summed_windows=windows if summed else frozenset(),
                         limit=None,
                     )
                     for summed in (False, True)

@@ -1,0 +1,190 @@
+"""The kept sums: every row a report refresh writes, and what it reads to write them.
+
+`app.reports.refresh` evaluates a firm's synced rows with the domain and writes the results
+through this module, in its one transaction: the report tables are emptied, the facts, WIP,
+fixed-fee positions and warnings are copied in, and the monthly sums, the per-client sums over
+each summed window and the clients' names are summed from them in SQL; the refresh's version,
+`as_of` and currency are recorded last. The report queries that read these tables are built in
+`app.reports.repository`, beside this module.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, insert, literal, select, text, union_all
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as upsert_into
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain import MEASURE_NAMES
+from app.models import (
+    Client,
+    Invoice,
+    ReportClientName,
+    ReportFact,
+    ReportFixedFee,
+    ReportRefresh,
+    ReportSummedWindow,
+    ReportWarning,
+    ReportWindowSum,
+    ReportWipItem,
+    SyncRun,
+    SyncState,
+    WorkItem,
+)
+from app.models.reports import ReportMonthlySum
+from app.reports import repository
+from app.reports.repository import SUM_NAMES, FactFilter
+from app.reports.schemas import GroupBy
+
+REPORT_TABLES = (
+    ReportFact,
+    ReportMonthlySum,
+    ReportClientName,
+    ReportSummedWindow,
+    ReportWindowSum,
+    ReportWipItem,
+    ReportFixedFee,
+    ReportWarning,
+)
+MONTHLY_DIMENSIONS = ("client_key", "fee_type", "work_type")
+
+
+async def take_turn(session: AsyncSession, tenant_id: UUID) -> None:
+    """Refreshes of one firm take turns, until the transaction ends; the later one reads the
+    later data."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"reports:{tenant_id}"}
+    )
+
+
+async def last_completed_sync(session: AsyncSession, tenant_id: UUID) -> datetime | None:
+    """The refresh's `as_of`: when the last successful sync finished."""
+    query = select(func.max(SyncRun.finished_at)).where(
+        SyncRun.tenant_id == tenant_id, SyncRun.state == SyncState.SUCCEEDED
+    )
+    finished: datetime | None = (await session.execute(query)).scalar_one()
+    return finished
+
+
+async def clear(session: AsyncSession, tenant_id: UUID) -> None:
+    """Delete the firm's rows from every report table."""
+    for model in REPORT_TABLES:
+        await session.execute(delete(model).where(model.tenant_id == tenant_id))
+
+
+async def copy_rows(
+    session: AsyncSession, model: Any, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """COPY `rows` (tuples in the order of `columns`) into `model`'s table."""
+    records = list(rows)
+    if not records:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(model.__tablename__, records=records, columns=list(columns))
+
+
+async def sum_months(session: AsyncSession, tenant_id: UUID) -> None:
+    """The facts summed per month, client, fee type and work type."""
+    month = func.date_trunc("month", ReportFact.fact_date).cast(ReportMonthlySum.month.type)
+    dimensions = [getattr(ReportFact, name) for name in MONTHLY_DIMENSIONS]
+    sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
+    monthly = (
+        select(ReportFact.tenant_id, month, *dimensions, *sums)
+        .where(ReportFact.tenant_id == tenant_id)
+        .group_by(ReportFact.tenant_id, month, *dimensions)
+    )
+    columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *MEASURE_NAMES]
+    await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
+
+
+async def name_clients(session: AsyncSession, tenant_id: UUID) -> None:
+    """Synced clients by their name; Client Groups (not synced as clients) by the name their
+    work items, else their invoices, give them."""
+    sources = union_all(
+        select(Client.client_key, Client.name, literal(0).label("rank")).where(
+            Client.tenant_id == tenant_id
+        ),
+        select(WorkItem.client_key, WorkItem.client_name, literal(1)).where(
+            WorkItem.tenant_id == tenant_id
+        ),
+        select(Invoice.client_key, Invoice.client_name, literal(2)).where(
+            Invoice.tenant_id == tenant_id
+        ),
+    ).subquery()
+    key, name, rank = sources.c
+    names = (
+        select(literal(tenant_id), key, name)
+        .where(key.is_not(None), name.is_not(None), name != "")
+        .ext(distinct_on(key))
+        .order_by(key, rank)
+    )
+    columns = ["tenant_id", "client_key", "name"]
+    await session.execute(insert(ReportClientName).from_select(columns, names))
+
+
+async def fact_span(session: AsyncSession, tenant_id: UUID) -> tuple[date | None, date | None]:
+    """The first and last fact dates just copied in; None for a firm with no facts."""
+    span = select(func.min(ReportFact.fact_date), func.max(ReportFact.fact_date)).where(
+        ReportFact.tenant_id == tenant_id
+    )
+    first, last = (await session.execute(span)).one()
+    return first, last
+
+
+async def sum_windows(
+    session: AsyncSession, tenant_id: UUID, windows: Iterable[tuple[date, date]]
+) -> None:
+    """Each client's sums over each window, exactly as a report over that window would sum
+    them from the monthly sums and the facts."""
+    for start, end in windows:
+        session.add(ReportSummedWindow(tenant_id=tenant_id, window_start=start, window_end=end))
+        sums = repository.grouped_sums(
+            tenant_id, FactFilter(start, end), GroupBy.CLIENT, monthly=False
+        )
+        rows = select(literal(tenant_id), literal(start), literal(end), sums.c.key, *sums.c[2:])
+        columns = ["tenant_id", "window_start", "window_end", "client_key", *SUM_NAMES]
+        await session.execute(insert(ReportWindowSum).from_select(columns, rows))
+    await session.flush()
+
+
+async def mark_refreshed(
+    session: AsyncSession, tenant_id: UUID, as_of: datetime | None, facts: int, seconds: float
+) -> int:
+    """Record the refresh (its `as_of`, the firm's currency, its size) and return its
+    version, one more than the previous refresh's."""
+    values = {
+        "as_of": as_of,
+        "refreshed_at": datetime.now(UTC),
+        "currency": await _main_currency(session, tenant_id),
+        "facts": facts,
+        "duration_ms": int(seconds * 1000),
+    }
+    statement = upsert_into(ReportRefresh).values(tenant_id=tenant_id, version=1, **values)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["tenant_id"],
+        set_={**values, "version": ReportRefresh.version + 1},
+    ).returning(ReportRefresh.version)
+    version: int = (await session.execute(upsert)).scalar_one()
+    return version
+
+
+async def _main_currency(session: AsyncSession, tenant_id: UUID) -> str | None:
+    """The currency most of the firm's invoices are in (a Karbon tenant bills in one)."""
+    query = (
+        select(Invoice.currency_code)
+        .where(
+            Invoice.tenant_id == tenant_id,
+            Invoice.deleted_at.is_(None),
+            Invoice.currency_code.is_not(None),
+        )
+        .group_by(Invoice.currency_code)
+        .order_by(func.count().desc(), Invoice.currency_code)
+        .limit(1)
+    )
+    currency: str | None = (await session.execute(query)).scalar_one_or_none()
+    return currency
