@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from arq.connections import ArqRedis
@@ -22,6 +22,7 @@ from app.metrics import SYNC_RUN_DURATION, SYNC_RUNS, SYNC_RUNS_IN_PROGRESS
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
 from app.models.karbon_connection import KarbonConnection
 from app.reports.queue import enqueue_refresh
+from app.secrets import Secrets
 from app.settings import Settings
 from app.sync import repository
 from app.sync.access import KarbonAccess
@@ -53,23 +54,36 @@ class RunEnd(enum.StrEnum):
     """The job itself stopped: the worker shut down, or recording the run's end failed."""
 
 
+class SyncJobDeps(Protocol):
+    """What the sync's jobs need of the worker's context (`ctx["deps"]`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def secrets(self) -> Secrets: ...
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def redis(self) -> ArqRedis: ...
+    @property
+    def karbon(self) -> KarbonAccess: ...
+
+
 async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
-    settings: Settings = ctx["settings"]
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    async with sessions() as session:
+    deps: SyncJobDeps = ctx["deps"]
+    async with deps.sessions() as session:
         run = await repository.get_run(session, UUID(run_id))
     if run is None or run.state not in ACTIVE_STATES:
         return "not active"
-    lock_key = tenant_sync_lock_key(settings.redis_key_prefix, run.tenant_id)
-    async with hold_lock(ctx["redis"], lock_key) as lost:
+    lock_key = tenant_sync_lock_key(deps.settings.redis_key_prefix, run.tenant_id)
+    async with hold_lock(deps.redis, lock_key) as lost:
         if lost is None:
             return "another worker is syncing this tenant"
-        return await _run_holding_lock(ctx, run.id, lost)
+        return await _run_holding_lock(deps, run.id, lost)
 
 
-async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Event) -> str:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    run = await _start(sessions, run_id)
+async def _run_holding_lock(deps: SyncJobDeps, run_id: UUID, lost: asyncio.Event) -> str:
+    run = await _start(deps.sessions, run_id)
     if run is None:
         return "not active"
     started = time.perf_counter()
@@ -77,7 +91,7 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
     in_progress.inc()
     end = RunEnd.INTERRUPTED
     try:
-        end = await _run_started(ctx, run, lost)
+        end = await _run_started(deps, run, lost)
         return end
     finally:
         in_progress.dec()
@@ -85,27 +99,24 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
         SYNC_RUN_DURATION.labels(run.kind).observe(time.perf_counter() - started)
 
 
-async def _run_started(ctx: dict[str, Any], run: SyncRun, lost: asyncio.Event) -> RunEnd:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    async with sessions() as session:
-        credentials = await load_karbon_credentials(session, ctx["secrets"], run.tenant_id)
+async def _run_started(deps: SyncJobDeps, run: SyncRun, lost: asyncio.Event) -> RunEnd:
+    async with deps.sessions() as session:
+        credentials = await load_karbon_credentials(session, deps.secrets, run.tenant_id)
         plan = await _plan(session, run)
     if credentials is None:
-        await _finish(sessions, run.id, SyncState.CANCELLED, message="Karbon is not connected")
+        await _finish(deps.sessions, run.id, SyncState.CANCELLED, message="Karbon is not connected")
         return RunEnd.NOT_CONNECTED
-    karbon: KarbonAccess = ctx["karbon"]
-    client = karbon.client(
+    client = deps.karbon.client(
         run.tenant_id, credentials.access_key, credentials.bearer_token, capture_response
     )
     async with client:
-        engine = SyncEngine(sessions, client, plan, dict(run.checkpoint), dict(run.progress))
-        return await _outcome(ctx, run, engine, lost)
+        engine = SyncEngine(deps.sessions, client, plan, dict(run.checkpoint), dict(run.progress))
+        return await _outcome(deps, run, engine, lost)
 
 
 async def _outcome(
-    ctx: dict[str, Any], run: SyncRun, engine: SyncEngine, lost: asyncio.Event
+    deps: SyncJobDeps, run: SyncRun, engine: SyncEngine, lost: asyncio.Event
 ) -> RunEnd:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
     try:
         await _until_lock_lost(engine.run(), lost)
     except SyncCancelledError:
@@ -113,16 +124,16 @@ async def _outcome(
     except LockLostError:
         return RunEnd.LOCK_LOST
     except KarbonAuthError as error:
-        await _fail(ctx, run, error, SyncState.AUTH_FAILED, alert=True)
+        await _fail(deps, run, error, SyncState.AUTH_FAILED, alert=True)
         return RunEnd.AUTH_FAILED
     except Exception as error:
         logger.error("sync failed", exc_info=error, extra={"run_id": str(run.id)})
-        await _fail(ctx, run, error, SyncState.FAILED, alert=False)
+        await _fail(deps, run, error, SyncState.FAILED, alert=False)
         return RunEnd.FAILED
-    async with unit_of_work(sessions) as session:
+    async with unit_of_work(deps.sessions) as session:
         await _set_finished(session, run.id, SyncState.SUCCEEDED, None, None)
         await clear_sync_error(session, run.tenant_id)
-    await enqueue_refresh(ctx["redis"], ctx["settings"], run.tenant_id)
+    await enqueue_refresh(deps.redis, deps.settings, run.tenant_id)
     return RunEnd.SUCCEEDED
 
 
@@ -168,15 +179,15 @@ async def _plan(session: AsyncSession, run: SyncRun) -> RunPlan:
 
 
 async def _fail(
-    ctx: dict[str, Any], run: SyncRun, error: Exception, state: SyncState, *, alert: bool
+    deps: SyncJobDeps, run: SyncRun, error: Exception, state: SyncState, *, alert: bool
 ) -> None:
     failure = describe(error)
-    async with unit_of_work(ctx["sessions"]) as session:
+    async with unit_of_work(deps.sessions) as session:
         await _set_finished(session, run.id, state, failure.code, failure.message)
         await report_failure(session, run.tenant_id, failure)
     if alert:
-        async with unit_of_work(ctx["sessions"]) as session:
-            await alert_admins_once(session, ctx["settings"], run.tenant_id, failure)
+        async with unit_of_work(deps.sessions) as session:
+            await alert_admins_once(session, deps.settings, run.tenant_id, failure)
 
 
 async def _finish(
@@ -207,18 +218,18 @@ async def schedule_syncs(ctx: dict[str, Any]) -> int:
 
 
 async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    started = await _resume_orphaned_runs(ctx, now)
-    async with sessions() as session:
+    deps: SyncJobDeps = ctx["deps"]
+    started = await _resume_orphaned_runs(deps, now)
+    async with deps.sessions() as session:
         tenants = await _connected_tenants(session)
     for tenant_id in tenants:
-        async with unit_of_work(sessions) as session:
+        async with unit_of_work(deps.sessions) as session:
             kind = await _due_kind(session, tenant_id, now)
             if kind is not None:
                 request = await request_sync(
                     session,
-                    ctx["redis"],
-                    ctx["settings"],
+                    deps.redis,
+                    deps.settings,
                     tenant_id,
                     kind=kind,
                     trigger=SyncTrigger.SCHEDULE,
@@ -270,12 +281,10 @@ def _in_nightly_slot(tenant_id: UUID, now: datetime, last_full: SyncRun | None) 
     return last_full is None or last_full.requested_at.date() < today
 
 
-async def _resume_orphaned_runs(ctx: dict[str, Any], now: datetime) -> int:
+async def _resume_orphaned_runs(deps: SyncJobDeps, now: datetime) -> int:
     """Runs whose worker died: their heartbeat is stale and nobody holds the tenant lock."""
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    settings: Settings = ctx["settings"]
-    redis: ArqRedis = ctx["redis"]
-    async with sessions() as session:
+    settings, redis = deps.settings, deps.redis
+    async with deps.sessions() as session:
         runs = (
             (await session.execute(select(SyncRun).where(SyncRun.state.in_(ACTIVE_STATES))))
             .scalars()
