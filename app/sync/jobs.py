@@ -239,9 +239,7 @@ async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
 
 
 async def _connected_tenants(session: AsyncSession) -> list[UUID]:
-    query = select(KarbonConnection.tenant_id).where(
-        KarbonConnection.access_key_encrypted.is_not(None)
-    )
+    query = select(KarbonConnection.tenant_id).where(KarbonConnection.is_connected)
     return list((await session.execute(query)).scalars().all())
 
 

@@ -87,8 +87,6 @@ async def connections_by_tenant(
 
 async def connections_with_keys(session: AsyncSession) -> Sequence[KarbonConnection]:
     rows = await session.scalars(
-        select(KarbonConnection)
-        .where(KarbonConnection.access_key_encrypted.is_not(None))
-        .with_for_update()
+        select(KarbonConnection).where(KarbonConnection.is_connected).with_for_update()
     )
     return rows.all()

@@ -323,6 +323,20 @@ async def test_reencrypting_moves_every_key_to_the_newest_encryption_key(
     assert loaded == connection.KarbonCredentials(ACCESS_KEY, BEARER_TOKEN)
 
 
+async def test_an_access_key_without_its_bearer_token_is_not_a_connection(
+    client: AsyncClient, firm: Firm, app: FastAPI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await connect(client, firm)
+    async with sessions.begin() as session:
+        await session.execute(update(KarbonConnection).values(bearer_token_encrypted=None))
+    [row] = await _stored_rows(sessions)
+    assert not row.is_connected
+    async with sessions.begin() as session:
+        assert await connection.reencrypt_credentials(session, app.state.secrets) == 0
+        connected = select(KarbonConnection.tenant_id).where(KarbonConnection.is_connected)
+        assert (await session.scalars(connected)).all() == []
+
+
 @pytest.fixture
 def captured_logs() -> Iterator[list[str]]:
     lines: list[str] = []
