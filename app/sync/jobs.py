@@ -14,13 +14,11 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from arq.connections import ArqRedis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.metrics import SYNC_RUN_DURATION, SYNC_RUNS, SYNC_RUNS_IN_PROGRESS
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
-from app.models.karbon_connection import KarbonConnection
 from app.reports.queue import enqueue_refresh
 from app.secrets import Secrets
 from app.settings import Settings
@@ -31,6 +29,7 @@ from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_res
 from app.sync.failures import alert_admins_once, describe, report_failure
 from app.sync.karbon.errors import KarbonAuthError
 from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
+from app.tenancy import repository as tenancy_repository
 from app.tenancy.connection import clear_sync_error, load_karbon_credentials, tenant_may_sync
 
 logger = logging.getLogger(__name__)
@@ -157,7 +156,7 @@ async def _until_lock_lost(work: Any, lost: asyncio.Event) -> None:
 
 async def _start(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> SyncRun | None:
     async with unit_of_work(sessions) as session:
-        run = await session.get(SyncRun, run_id, with_for_update=True)
+        run = await repository.run_for_update(session, run_id)
         if run is None or run.state not in ACTIVE_STATES:
             return None
         run.state = SyncState.RUNNING
@@ -200,7 +199,7 @@ async def _finish(
 async def _set_finished(
     session: AsyncSession, run_id: UUID, state: SyncState, code: str | None, message: str | None
 ) -> None:
-    run = await session.get(SyncRun, run_id, with_for_update=True)
+    run = await repository.run_for_update(session, run_id)
     if run is None or run.state not in ACTIVE_STATES:
         return  # cancelled meanwhile: keep the cancellation
     run.state = state
@@ -221,7 +220,7 @@ async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
     deps: SyncJobDeps = ctx["deps"]
     started = await _resume_orphaned_runs(deps, now)
     async with deps.sessions() as session:
-        tenants = await _connected_tenants(session)
+        tenants = await tenancy_repository.connected_tenant_ids(session)
     for tenant_id in tenants:
         async with unit_of_work(deps.sessions) as session:
             kind = await _due_kind(session, tenant_id, now)
@@ -236,11 +235,6 @@ async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
                 )
                 started += 0 if request.joined else 1
     return started
-
-
-async def _connected_tenants(session: AsyncSession) -> list[UUID]:
-    query = select(KarbonConnection.tenant_id).where(KarbonConnection.is_connected)
-    return list((await session.execute(query)).scalars().all())
 
 
 async def _due_kind(session: AsyncSession, tenant_id: UUID, now: datetime) -> SyncKind | None:
@@ -283,11 +277,7 @@ async def _resume_orphaned_runs(deps: SyncJobDeps, now: datetime) -> int:
     """Runs whose worker died: their heartbeat is stale and nobody holds the tenant lock."""
     settings, redis = deps.settings, deps.redis
     async with deps.sessions() as session:
-        runs = (
-            (await session.execute(select(SyncRun).where(SyncRun.state.in_(ACTIVE_STATES))))
-            .scalars()
-            .all()
-        )
+        runs = await repository.active_runs(session)
     resumed = 0
     for run in runs:
         last_sign_of_life = run.heartbeat_at or run.requested_at

@@ -20,7 +20,7 @@ from app.settings import Settings
 from app.sync.control import sync_job_id
 from app.sync.karbon import RetryPolicy
 from app.sync.karbon import credentials as karbon_credentials
-from app.tenancy import connection
+from app.tenancy import connection, repository
 from tests.tenancy.helpers import (
     ACCESS_KEY,
     BEARER_DENIED,
@@ -333,8 +333,7 @@ async def test_an_access_key_without_its_bearer_token_is_not_a_connection(
     assert not row.is_connected
     async with sessions.begin() as session:
         assert await connection.reencrypt_credentials(session, app.state.secrets) == 0
-        connected = select(KarbonConnection.tenant_id).where(KarbonConnection.is_connected)
-        assert (await session.scalars(connected)).all() == []
+        assert await repository.connected_tenant_ids(session) == []
 
 
 @pytest.fixture
