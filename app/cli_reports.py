@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.api import reports as api
-from app.api.auth import Principal
+from app.api.auth import TenantPrincipal
 from app.api.pagination import PageParams
 from app.cli_errors import CliError
 from app.db import create_engine, create_sessionmaker
@@ -46,14 +46,14 @@ class ReportRequest:
             raise CliError("`reckonry report client` needs --client KEY (a client's Karbon key).")
 
 
-Fetch = Callable[[Principal, AsyncSession, ReportRequest], Awaitable[Any]]
+Fetch = Callable[[TenantPrincipal, AsyncSession, ReportRequest], Awaitable[Any]]
 
 
 def _page(request: ReportRequest) -> PageParams:
     return PageParams(limit=request.limit, offset=0)
 
 
-def _client(principal: Principal, session: AsyncSession, request: ReportRequest) -> Any:
+def _client(principal: TenantPrincipal, session: AsyncSession, request: ReportRequest) -> Any:
     assert request.client_key is not None
     return api.get_client_report(principal, session, request.client_key, request.start, request.end)
 
@@ -98,7 +98,7 @@ async def firm_report(database_url: str, request: ReportRequest) -> RenderableTy
     return SHOW[request.name](_as_json(answer))
 
 
-async def _member(session: AsyncSession, email: str) -> Principal:
+async def _member(session: AsyncSession, email: str) -> TenantPrincipal:
     user = await repository.user_by_email(session, email)
     if user is None:
         raise CliError(f"no user signs in with {email}; give the e-mail of a member of the firm.")
@@ -109,7 +109,7 @@ async def _member(session: AsyncSession, email: str) -> Principal:
             f"the firm of {email} has no report yet: its first Karbon sync has not completed. "
             "Connect Karbon (PUT /api/v1/karbon/credentials) and wait for the sync."
         )
-    return Principal(
+    return TenantPrincipal(
         tenant_id=user.tenant_id, user_id=user.id, api_key_id=None, role=user.role, kind="user"
     )
 

@@ -9,6 +9,7 @@ import gc
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -18,13 +19,14 @@ from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
 from app.metrics import QUEUE_JOBS_WAITING, QUEUE_OLDEST_JOB_AGE
 from app.redis_pool import create_redis
 from app.reports.jobs import refresh_reports
-from app.secrets import resolve_secrets
+from app.secrets import Secrets, resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
 from app.sync.jobs import run_sync, schedule_syncs
@@ -47,6 +49,40 @@ return {waiting, oldest}
 """Due jobs no worker has started, and the oldest one's score. arq keeps a started job in
 the queue (a sorted set scored by when it is due, in ms) until it ends, with an in-progress
 key beside it."""
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What the jobs use, built once when the worker starts and kept as `ctx["deps"]`.
+
+    Features read it through their own protocols (`SyncJobDeps`, `RefreshJobDeps`), so they
+    never import the worker.
+    """
+
+    settings: Settings
+    secrets: Secrets
+    karbon: KarbonAccess
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        self.karbon.close()
+
+
+def bootstrap(settings: Settings, urls: ServiceUrls, redis: ArqRedis) -> WorkerContext:
+    # A busy worker queues its page commits rather than failing syncs: many tenants'
+    # streams share the pool, and waiting only slows them down.
+    engine = create_engine(urls.database_url, pool_size=20, pool_timeout=600)
+    return WorkerContext(
+        settings=settings,
+        secrets=resolve_secrets(settings),
+        karbon=KarbonAccess.from_settings(settings),
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        redis=redis,
+    )
 
 
 async def ping(ctx: dict[str, Any]) -> str:
@@ -146,13 +182,7 @@ def create_worker(
         ctx["queue_watch"] = asyncio.create_task(watch_queue(ctx["redis"], settings.queue_name))
         if serve_own_metrics and settings.worker_metrics_port:
             ctx["metrics_server"] = serve_metrics(settings.api_host, settings.worker_metrics_port)
-        ctx["settings"] = settings
-        ctx["secrets"] = resolve_secrets(settings)
-        ctx["karbon"] = KarbonAccess.from_settings(settings)
-        # A busy worker queues its page commits rather than failing syncs: many tenants'
-        # streams share the pool, and waiting only slows them down.
-        ctx["engine"] = create_engine(urls.database_url, pool_size=20, pool_timeout=600)
-        ctx["sessions"] = create_sessionmaker(ctx["engine"])
+        ctx["deps"] = bootstrap(settings, urls, ctx["redis"])
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         queue_watch = ctx.get("queue_watch")
@@ -162,12 +192,9 @@ def create_worker(
                 await queue_watch
         if (metrics_server := ctx.get("metrics_server")) is not None:
             await stop_serving_metrics(metrics_server)
-        engine = ctx.get("engine")
-        if engine is not None:
-            await engine.dispose()
-        karbon = ctx.get("karbon")
-        if karbon is not None:
-            karbon.close()
+        deps: WorkerContext | None = ctx.get("deps")
+        if deps is not None:
+            await deps.close()
 
     return Worker(
         functions=JOBS,

@@ -135,7 +135,7 @@ from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
-from app.worker import tune_worker_process
+from app.worker import WorkerContext, tune_worker_process
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 
@@ -295,36 +295,38 @@ async def job_context(karbon_url: str) -> AsyncIterator[dict[str, Any]]:
             budgets=BudgetRegistry(rate_per_second=BUDGET),
             request_loop=RequestLoop(),  # as a worker
         )
+        deps = WorkerContext(
+            settings=settings,
+            secrets=resolve_secrets(settings),
+            karbon=karbon,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            redis=redis,
+        )
         try:
-            yield {
-                "settings": settings,
-                "sessions": create_sessionmaker(engine),
-                "secrets": resolve_secrets(settings),
-                "redis": redis,
-                "karbon": karbon,
-            }
+            yield {"deps": deps}
         finally:
-            karbon.close()
+            await deps.close()
             await redis.aclose()
-            await engine.dispose()
 
 
 async def start_syncs(context: dict[str, Any], sandbox_tenants: list[dict[str, Any]]) -> list[str]:
+    deps: WorkerContext = context["deps"]
     run_ids = []
     for index, tenant in enumerate(sandbox_tenants):
-        tenant_id: UUID = await create_tenant(context["sessions"], f"Benchmark firm {index}")
+        tenant_id: UUID = await create_tenant(deps.sessions, f"Benchmark firm {index}")
         await connect_karbon(
-            context["sessions"],
-            context["secrets"],
+            deps.sessions,
+            deps.secrets,
             tenant_id,
             tenant["access_key"],
             tenant["bearer_token"],
         )
-        async with unit_of_work(context["sessions"]) as session:
+        async with unit_of_work(deps.sessions) as session:
             request = await request_sync(
                 session,
-                context["redis"],
-                context["settings"],
+                deps.redis,
+                deps.settings,
                 tenant_id,
                 kind=SyncKind.INITIAL,
                 trigger=SyncTrigger.MANUAL,

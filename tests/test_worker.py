@@ -43,7 +43,7 @@ async def test_a_worker_stops_its_request_loop_when_it_shuts_down(
 ) -> None:
     worker = create_worker(settings, service_urls, handle_signals=False, burst=True)
     await worker.async_run()  # runs startup, finds no job, stops
-    request_loop = worker.ctx["karbon"].request_loop
+    request_loop = worker.ctx["deps"].karbon.request_loop
     assert request_loop.loop.is_running()  # started, as the first sync's client starts it
     assert any(t.name == "karbon-requests" for t in threading.enumerate())
     await worker.close()

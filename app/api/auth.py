@@ -53,6 +53,17 @@ class Principal:
     kind: Literal["user", "api_key"]
 
 
+@dataclass(frozen=True)
+class TenantPrincipal:
+    """A principal of one firm (a member or one of its integrator keys): its tenant is known."""
+
+    tenant_id: UUID
+    user_id: UUID | None
+    api_key_id: UUID | None
+    role: Role | None
+    kind: Literal["user", "api_key"]
+
+
 async def get_secrets(request: Request) -> Secrets:
     """Resolved once per application: the local secrets file is read only on first use."""
     cached: Secrets | None = getattr(request.app.state, "secrets", None)
@@ -170,47 +181,50 @@ async def _signed_in_user(principal: AnyPrincipal) -> Principal:
 SignedInUser = Annotated[Principal, Depends(_signed_in_user)]
 
 
-async def _tenant_member(principal: SignedInUser) -> Principal:
+def _in_tenant(principal: Principal) -> TenantPrincipal:
     if principal.tenant_id is None:
         raise _forbidden(
             "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
         )
-    return principal
+    return TenantPrincipal(
+        principal.tenant_id, principal.user_id, principal.api_key_id, principal.role, principal.kind
+    )
 
 
-TenantMember = Annotated[Principal, Depends(_tenant_member)]
+async def _tenant_member(principal: SignedInUser) -> TenantPrincipal:
+    return _in_tenant(principal)
 
 
-async def _tenant_admin(principal: TenantMember) -> Principal:
+TenantMember = Annotated[TenantPrincipal, Depends(_tenant_member)]
+
+
+async def _tenant_admin(principal: TenantMember) -> TenantPrincipal:
     if principal.role != Role.ADMIN:
         raise _forbidden("admin-required", "Only the firm's admins may do this.")
     return principal
 
 
-TenantAdmin = Annotated[Principal, Depends(_tenant_admin)]
+TenantAdmin = Annotated[TenantPrincipal, Depends(_tenant_admin)]
 
 
-async def _tenant_reader(principal: AnyPrincipal) -> Principal:
-    if principal.tenant_id is None:
-        raise _forbidden(
-            "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
-        )
+async def _tenant_reader(principal: AnyPrincipal) -> TenantPrincipal:
+    return _in_tenant(principal)
+
+
+TenantReader = Annotated[TenantPrincipal, Depends(_tenant_reader)]
+
+
+async def _report_reader(principal: TenantReader) -> TenantPrincipal:
     return principal
 
 
-async def _report_reader(principal: Annotated[Principal, Depends(_tenant_reader)]) -> Principal:
+async def _sync_status_reader(principal: TenantReader) -> TenantPrincipal:
     return principal
 
 
-async def _sync_status_reader(
-    principal: Annotated[Principal, Depends(_tenant_reader)],
-) -> Principal:
-    return principal
-
-
-ReportReader = Annotated[Principal, Depends(_report_reader)]
+ReportReader = Annotated[TenantPrincipal, Depends(_report_reader)]
 """A tenant's user or one of its integrator keys."""
-SyncStatusReader = Annotated[Principal, Depends(_sync_status_reader)]
+SyncStatusReader = Annotated[TenantPrincipal, Depends(_sync_status_reader)]
 """A tenant's user or one of its integrator keys."""
 
 INTEGRATOR_DEPENDENCIES = (_report_reader, _sync_status_reader)
@@ -228,8 +242,9 @@ async def _platform_operator(principal: SignedInUser) -> Principal:
 PlatformOperator = Annotated[Principal, Depends(_platform_operator)]
 
 
-async def _active_trial_or_subscription(principal: ReportReader, session: SessionDep) -> Principal:
-    assert principal.tenant_id is not None
+async def _active_trial_or_subscription(
+    principal: ReportReader, session: SessionDep
+) -> TenantPrincipal:
     tenant = await _principal_tenant(session, principal.tenant_id)
     if tenant is None:
         raise _unauthenticated("This firm no longer exists.", "invalid-token")
@@ -246,5 +261,5 @@ async def _active_trial_or_subscription(principal: ReportReader, session: Sessio
     return principal
 
 
-ActiveTrialOrSubscription = Annotated[Principal, Depends(_active_trial_or_subscription)]
+ActiveTrialOrSubscription = Annotated[TenantPrincipal, Depends(_active_trial_or_subscription)]
 """A `ReportReader` whose firm is in its trial or subscribed; 402 otherwise."""

@@ -29,7 +29,6 @@ _STAFF_NOT_FOUND = {404: "`staff-not-found`: no synced staff member with this ke
 async def list_staff(
     principal: TenantMember, session: SessionDep, page: PageParamsDep
 ) -> Page[StaffCostView]:
-    assert principal.tenant_id is not None
     tenant_id = principal.tenant_id
     members = await repository.live_staff_page(
         session, tenant_id, limit=page.limit, offset=page.offset
@@ -58,7 +57,6 @@ async def add_staff_compensation(
     key: KarbonKey,
     body: CompensationBody,
 ) -> StaffCostView:
-    assert principal.tenant_id is not None
     member = await repository.live_staff_member(session, principal.tenant_id, key)
     if member is None:
         raise ProblemError(
@@ -79,7 +77,6 @@ async def add_staff_compensation(
     responses=problems(MEMBER),
 )
 async def get_cost_settings(principal: TenantMember, session: SessionDep) -> CostSettingsView:
-    assert principal.tenant_id is not None
     return service.settings_view(await repository.cost_settings(session, principal.tenant_id))
 
 
@@ -95,7 +92,6 @@ async def update_cost_settings(
     settings: SettingsDep,
     body: CostSettingsBody,
 ) -> CostSettingsView:
-    assert principal.tenant_id is not None
     stored = await service.save_settings(session, principal.tenant_id, body)
     refresh_after_commit(session, redis, settings, principal.tenant_id)
     return service.settings_view(stored)

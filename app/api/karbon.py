@@ -48,7 +48,6 @@ async def connect_karbon(
     settings: SettingsDep,
     secrets: SecretsDep,
 ) -> Connection:
-    assert principal.tenant_id is not None
     return await connection.connect(
         session, redis, settings, secrets, principal.tenant_id, body, datetime.now(UTC)
     )
@@ -60,7 +59,6 @@ async def connect_karbon(
     responses=problems(MEMBER),
 )
 async def get_karbon_connection(principal: TenantMember, session: SessionDep) -> Connection:
-    assert principal.tenant_id is not None
     tenant = await repository.tenant(session, principal.tenant_id)
     assert tenant is not None
     row = await repository.connection(session, principal.tenant_id)
@@ -77,7 +75,6 @@ async def get_karbon_connection(principal: TenantMember, session: SessionDep) ->
 async def disconnect_karbon(
     principal: TenantAdmin, session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> Connection:
-    assert principal.tenant_id is not None
     tenant = await repository.tenant(session, principal.tenant_id)
     assert tenant is not None
     return await connection.disconnect(session, redis, settings, tenant, datetime.now(UTC))

@@ -112,7 +112,6 @@ async def get_client_profitability(
     order: Order = Order.DESC,
     format: Format = ReportFormat.JSON,
 ) -> Response:
-    assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     query = ProfitabilityQuery(
         start,
@@ -158,7 +157,6 @@ async def get_client_report(
     end: To = None,
     format: Format = ReportFormat.JSON,
 ) -> ClientReport | Response:
-    assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     report = await breakdowns.client_report(session, context, client_key, start, end)
     if format is ReportFormat.CSV:
@@ -185,7 +183,6 @@ async def get_unbilled_work(
     order: Order = Order.DESC,
     format: Format = ReportFormat.JSON,
 ) -> UnbilledWorkReport | Response:
-    assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     where = FactFilter(owner=owner, manager=manager, fee_type=fee_type.value if fee_type else None)
     rows = await breakdowns.unbilled_work(session, context, where)
@@ -219,7 +216,6 @@ async def get_staff_utilization(
     end: To = None,
     format: Format = ReportFormat.JSON,
 ) -> StaffUtilizationReport | Response:
-    assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     start, end = context.window(start, end)
     rows = await breakdowns.staff_utilization(session, context, start, end)
@@ -240,7 +236,6 @@ async def get_staff_utilization(
 async def get_report_summary(
     principal: ActiveTrialOrSubscription, session: SessionDep, start: From = None, end: To = None
 ) -> SummaryReport:
-    assert principal.tenant_id is not None
     context = await report_context(session, principal.tenant_id)
     start, end = context.window(start, end)
     return await breakdowns.summary(session, context, start, end)

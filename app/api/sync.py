@@ -35,7 +35,6 @@ _NOT_CONNECTED = {409: "`karbon-not-connected`: paste the Karbon keys first."}
     responses=problems(READER),
 )
 async def get_sync_status(principal: SyncStatusReader, session: SessionDep) -> SyncStatus:
-    assert principal.tenant_id is not None
     now = datetime.now(UTC)
     may_sync = await tenant_may_sync(session, principal.tenant_id, now)
     return await sync_status(session, principal.tenant_id, may_sync=may_sync, now=now)
@@ -54,7 +53,6 @@ async def start_sync(
     settings: SettingsDep,
     body: Annotated[SyncRequestBody, Body()] = SyncRequestBody(),
 ) -> SyncRequested:
-    assert principal.tenant_id is not None
     await require_syncable(session, principal.tenant_id)
     request = await request_sync(
         session,
@@ -76,7 +74,6 @@ async def start_sync(
 async def list_sync_runs(
     principal: SyncStatusReader, session: SessionDep, page: PageParamsDep
 ) -> Page[SyncRunView]:
-    assert principal.tenant_id is not None
     runs = await repository.latest_runs(
         session, principal.tenant_id, limit=page.limit, offset=page.offset
     )
@@ -90,7 +87,6 @@ async def list_sync_runs(
 
 @router.get("/sync/settings", summary="The firm's sync schedule", responses=problems(READER))
 async def get_sync_settings(principal: SyncStatusReader, session: SessionDep) -> SyncSettingsView:
-    assert principal.tenant_id is not None
     return settings_view(await repository.sync_settings(session, principal.tenant_id))
 
 
@@ -102,7 +98,6 @@ async def get_sync_settings(principal: SyncStatusReader, session: SessionDep) ->
 async def update_sync_settings(
     principal: TenantAdmin, session: SessionDep, body: SyncSettingsPatch
 ) -> SyncSettingsView:
-    assert principal.tenant_id is not None
     stored = await repository.sync_settings(session, principal.tenant_id)
     if body.incremental_interval_minutes is not None:
         stored.incremental_interval_minutes = body.incremental_interval_minutes

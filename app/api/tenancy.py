@@ -100,7 +100,6 @@ async def get_me(principal: SignedInUser, session: SessionDep) -> Me:
 async def list_members(
     principal: TenantMember, session: SessionDep, page: PageParamsDep
 ) -> Page[Member]:
-    assert principal.tenant_id is not None
     return await service.members(session, principal.tenant_id, page)
 
 
@@ -115,7 +114,6 @@ async def list_members(
     ),
 )
 async def add_member(principal: TenantAdmin, body: NewMember, session: SessionDep) -> Member:
-    assert principal.tenant_id is not None
     return await service.add_member(session, principal.tenant_id, body)
 
 
@@ -135,7 +133,6 @@ async def add_member(principal: TenantAdmin, body: NewMember, session: SessionDe
     ),
 )
 async def remove_member(principal: TenantAdmin, member_id: UUID, session: SessionDep) -> Response:
-    assert principal.tenant_id is not None
     await service.deactivate_member(session, principal.tenant_id, principal.user_id, member_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -152,7 +149,6 @@ async def remove_member(principal: TenantAdmin, member_id: UUID, session: Sessio
 async def create_api_key(
     principal: TenantAdmin, body: NewApiKeyRequest, session: SessionDep
 ) -> CreatedApiKey:
-    assert principal.tenant_id is not None
     return await service.create_api_key(session, principal.tenant_id, principal.user_id, body)
 
 
@@ -165,7 +161,6 @@ async def create_api_key(
 async def list_api_keys(
     principal: TenantAdmin, session: SessionDep, page: PageParamsDep
 ) -> Page[ApiKeyView]:
-    assert principal.tenant_id is not None
     return await service.api_keys(session, principal.tenant_id, page)
 
 
@@ -179,7 +174,6 @@ _KEY_NOT_FOUND = {404: "`not-found`: no such API key in your firm."}
     responses=problems({**ADMIN, **_KEY_NOT_FOUND, **VALIDATION}),
 )
 async def get_api_key(principal: TenantAdmin, key_id: UUID, session: SessionDep) -> ApiKeyView:
-    assert principal.tenant_id is not None
     return await service.api_key(session, principal.tenant_id, key_id)
 
 
@@ -192,7 +186,6 @@ async def get_api_key(principal: TenantAdmin, key_id: UUID, session: SessionDep)
     responses=problems({**ADMIN, **_KEY_NOT_FOUND, **VALIDATION}),
 )
 async def revoke_api_key(principal: TenantAdmin, key_id: UUID, session: SessionDep) -> Response:
-    assert principal.tenant_id is not None
     await service.revoke_api_key(session, principal.tenant_id, key_id, _now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -1,7 +1,8 @@
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ARRAY, ForeignKey, String, Text
+from sqlalchemy import ARRAY, ColumnElement, ForeignKey, String, Text, and_
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Timestamped, UUIDPrimaryKey
@@ -35,6 +36,12 @@ class KarbonConnection(UUIDPrimaryKey, Timestamped, Base):
     alerted_at: Mapped[datetime | None]
     """When the admin was last e-mailed about the current error (one alert per error)."""
 
-    @property
+    @hybrid_property
     def is_connected(self) -> bool:
+        """Both keys are stored: the one rule for "connected", in Python and in SQL."""
         return self.access_key_encrypted is not None and self.bearer_token_encrypted is not None
+
+    @is_connected.inplace.expression
+    @classmethod
+    def _is_connected_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.access_key_encrypted.is_not(None), cls.bearer_token_encrypted.is_not(None))

@@ -6,12 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.mail import send_email
-from app.models import Role, User
-from app.models.karbon_connection import KarbonConnection
 from app.settings import Settings
 from app.sync.karbon.errors import (
     KarbonAuthError,
@@ -20,6 +17,7 @@ from app.sync.karbon.errors import (
     KarbonRequestError,
     KarbonUnavailable,
 )
+from app.tenancy import repository
 from app.tenancy.connection import mark_error_alerted, record_sync_error
 
 logger = logging.getLogger(__name__)
@@ -95,25 +93,11 @@ async def alert_admins_once(
     session: AsyncSession, settings: Settings, tenant_id: UUID, failure: SyncFailure
 ) -> bool:
     """E-mail the firm's admins unless this incident was already alerted; True if sent."""
-    connection = (
-        await session.execute(
-            select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
-        )
-    ).scalar_one_or_none()
+    connection = await repository.connection(session, tenant_id)
     if connection is None or connection.alerted_at is not None:
         return False
-    admins = (
-        (
-            await session.execute(
-                select(User.email).where(
-                    User.tenant_id == tenant_id, User.role == Role.ADMIN, User.is_active.is_(True)
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
-    await send_email(settings, list(admins), ALERT_SUBJECT, _body(failure))
+    admins = await repository.active_admin_emails(session, tenant_id)
+    await send_email(settings, admins, ALERT_SUBJECT, _body(failure))
     await mark_error_alerted(session, tenant_id, datetime.now(UTC))
     return True
 

@@ -10,18 +10,17 @@ import hashlib
 import logging
 import time
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from arq.connections import ArqRedis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.metrics import SYNC_RUN_DURATION, SYNC_RUNS, SYNC_RUNS_IN_PROGRESS
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
-from app.models.karbon_connection import KarbonConnection
 from app.reports.queue import enqueue_refresh
+from app.secrets import Secrets
 from app.settings import Settings
 from app.sync import repository
 from app.sync.access import KarbonAccess
@@ -30,6 +29,7 @@ from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_res
 from app.sync.failures import alert_admins_once, describe, report_failure
 from app.sync.karbon.errors import KarbonAuthError
 from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
+from app.tenancy import repository as tenancy_repository
 from app.tenancy.connection import clear_sync_error, load_karbon_credentials, tenant_may_sync
 
 logger = logging.getLogger(__name__)
@@ -53,23 +53,36 @@ class RunEnd(enum.StrEnum):
     """The job itself stopped: the worker shut down, or recording the run's end failed."""
 
 
+class SyncJobDeps(Protocol):
+    """What the sync's jobs need of the worker's context (`ctx["deps"]`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def secrets(self) -> Secrets: ...
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def redis(self) -> ArqRedis: ...
+    @property
+    def karbon(self) -> KarbonAccess: ...
+
+
 async def run_sync(ctx: dict[str, Any], run_id: str) -> str:
-    settings: Settings = ctx["settings"]
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    async with sessions() as session:
+    deps: SyncJobDeps = ctx["deps"]
+    async with deps.sessions() as session:
         run = await repository.get_run(session, UUID(run_id))
     if run is None or run.state not in ACTIVE_STATES:
         return "not active"
-    lock_key = tenant_sync_lock_key(settings.redis_key_prefix, run.tenant_id)
-    async with hold_lock(ctx["redis"], lock_key) as lost:
+    lock_key = tenant_sync_lock_key(deps.settings.redis_key_prefix, run.tenant_id)
+    async with hold_lock(deps.redis, lock_key) as lost:
         if lost is None:
             return "another worker is syncing this tenant"
-        return await _run_holding_lock(ctx, run.id, lost)
+        return await _run_holding_lock(deps, run.id, lost)
 
 
-async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Event) -> str:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    run = await _start(sessions, run_id)
+async def _run_holding_lock(deps: SyncJobDeps, run_id: UUID, lost: asyncio.Event) -> str:
+    run = await _start(deps.sessions, run_id)
     if run is None:
         return "not active"
     started = time.perf_counter()
@@ -77,7 +90,7 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
     in_progress.inc()
     end = RunEnd.INTERRUPTED
     try:
-        end = await _run_started(ctx, run, lost)
+        end = await _run_started(deps, run, lost)
         return end
     finally:
         in_progress.dec()
@@ -85,27 +98,24 @@ async def _run_holding_lock(ctx: dict[str, Any], run_id: UUID, lost: asyncio.Eve
         SYNC_RUN_DURATION.labels(run.kind).observe(time.perf_counter() - started)
 
 
-async def _run_started(ctx: dict[str, Any], run: SyncRun, lost: asyncio.Event) -> RunEnd:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    async with sessions() as session:
-        credentials = await load_karbon_credentials(session, ctx["secrets"], run.tenant_id)
+async def _run_started(deps: SyncJobDeps, run: SyncRun, lost: asyncio.Event) -> RunEnd:
+    async with deps.sessions() as session:
+        credentials = await load_karbon_credentials(session, deps.secrets, run.tenant_id)
         plan = await _plan(session, run)
     if credentials is None:
-        await _finish(sessions, run.id, SyncState.CANCELLED, message="Karbon is not connected")
+        await _finish(deps.sessions, run.id, SyncState.CANCELLED, message="Karbon is not connected")
         return RunEnd.NOT_CONNECTED
-    karbon: KarbonAccess = ctx["karbon"]
-    client = karbon.client(
+    client = deps.karbon.client(
         run.tenant_id, credentials.access_key, credentials.bearer_token, capture_response
     )
     async with client:
-        engine = SyncEngine(sessions, client, plan, dict(run.checkpoint), dict(run.progress))
-        return await _outcome(ctx, run, engine, lost)
+        engine = SyncEngine(deps.sessions, client, plan, dict(run.checkpoint), dict(run.progress))
+        return await _outcome(deps, run, engine, lost)
 
 
 async def _outcome(
-    ctx: dict[str, Any], run: SyncRun, engine: SyncEngine, lost: asyncio.Event
+    deps: SyncJobDeps, run: SyncRun, engine: SyncEngine, lost: asyncio.Event
 ) -> RunEnd:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
     try:
         await _until_lock_lost(engine.run(), lost)
     except SyncCancelledError:
@@ -113,16 +123,16 @@ async def _outcome(
     except LockLostError:
         return RunEnd.LOCK_LOST
     except KarbonAuthError as error:
-        await _fail(ctx, run, error, SyncState.AUTH_FAILED, alert=True)
+        await _fail(deps, run, error, SyncState.AUTH_FAILED, alert=True)
         return RunEnd.AUTH_FAILED
     except Exception as error:
         logger.error("sync failed", exc_info=error, extra={"run_id": str(run.id)})
-        await _fail(ctx, run, error, SyncState.FAILED, alert=False)
+        await _fail(deps, run, error, SyncState.FAILED, alert=False)
         return RunEnd.FAILED
-    async with unit_of_work(sessions) as session:
+    async with unit_of_work(deps.sessions) as session:
         await _set_finished(session, run.id, SyncState.SUCCEEDED, None, None)
         await clear_sync_error(session, run.tenant_id)
-    await enqueue_refresh(ctx["redis"], ctx["settings"], run.tenant_id)
+    await enqueue_refresh(deps.redis, deps.settings, run.tenant_id)
     return RunEnd.SUCCEEDED
 
 
@@ -146,7 +156,7 @@ async def _until_lock_lost(work: Any, lost: asyncio.Event) -> None:
 
 async def _start(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> SyncRun | None:
     async with unit_of_work(sessions) as session:
-        run = await session.get(SyncRun, run_id, with_for_update=True)
+        run = await repository.run_for_update(session, run_id)
         if run is None or run.state not in ACTIVE_STATES:
             return None
         run.state = SyncState.RUNNING
@@ -168,15 +178,15 @@ async def _plan(session: AsyncSession, run: SyncRun) -> RunPlan:
 
 
 async def _fail(
-    ctx: dict[str, Any], run: SyncRun, error: Exception, state: SyncState, *, alert: bool
+    deps: SyncJobDeps, run: SyncRun, error: Exception, state: SyncState, *, alert: bool
 ) -> None:
     failure = describe(error)
-    async with unit_of_work(ctx["sessions"]) as session:
+    async with unit_of_work(deps.sessions) as session:
         await _set_finished(session, run.id, state, failure.code, failure.message)
         await report_failure(session, run.tenant_id, failure)
     if alert:
-        async with unit_of_work(ctx["sessions"]) as session:
-            await alert_admins_once(session, ctx["settings"], run.tenant_id, failure)
+        async with unit_of_work(deps.sessions) as session:
+            await alert_admins_once(session, deps.settings, run.tenant_id, failure)
 
 
 async def _finish(
@@ -189,7 +199,7 @@ async def _finish(
 async def _set_finished(
     session: AsyncSession, run_id: UUID, state: SyncState, code: str | None, message: str | None
 ) -> None:
-    run = await session.get(SyncRun, run_id, with_for_update=True)
+    run = await repository.run_for_update(session, run_id)
     if run is None or run.state not in ACTIVE_STATES:
         return  # cancelled meanwhile: keep the cancellation
     run.state = state
@@ -207,31 +217,24 @@ async def schedule_syncs(ctx: dict[str, Any]) -> int:
 
 
 async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    started = await _resume_orphaned_runs(ctx, now)
-    async with sessions() as session:
-        tenants = await _connected_tenants(session)
+    deps: SyncJobDeps = ctx["deps"]
+    started = await _resume_orphaned_runs(deps, now)
+    async with deps.sessions() as session:
+        tenants = await tenancy_repository.connected_tenant_ids(session)
     for tenant_id in tenants:
-        async with unit_of_work(sessions) as session:
+        async with unit_of_work(deps.sessions) as session:
             kind = await _due_kind(session, tenant_id, now)
             if kind is not None:
                 request = await request_sync(
                     session,
-                    ctx["redis"],
-                    ctx["settings"],
+                    deps.redis,
+                    deps.settings,
                     tenant_id,
                     kind=kind,
                     trigger=SyncTrigger.SCHEDULE,
                 )
                 started += 0 if request.joined else 1
     return started
-
-
-async def _connected_tenants(session: AsyncSession) -> list[UUID]:
-    query = select(KarbonConnection.tenant_id).where(
-        KarbonConnection.access_key_encrypted.is_not(None)
-    )
-    return list((await session.execute(query)).scalars().all())
 
 
 async def _due_kind(session: AsyncSession, tenant_id: UUID, now: datetime) -> SyncKind | None:
@@ -270,17 +273,11 @@ def _in_nightly_slot(tenant_id: UUID, now: datetime, last_full: SyncRun | None) 
     return last_full is None or last_full.requested_at.date() < today
 
 
-async def _resume_orphaned_runs(ctx: dict[str, Any], now: datetime) -> int:
+async def _resume_orphaned_runs(deps: SyncJobDeps, now: datetime) -> int:
     """Runs whose worker died: their heartbeat is stale and nobody holds the tenant lock."""
-    sessions: async_sessionmaker[AsyncSession] = ctx["sessions"]
-    settings: Settings = ctx["settings"]
-    redis: ArqRedis = ctx["redis"]
-    async with sessions() as session:
-        runs = (
-            (await session.execute(select(SyncRun).where(SyncRun.state.in_(ACTIVE_STATES))))
-            .scalars()
-            .all()
-        )
+    settings, redis = deps.settings, deps.redis
+    async with deps.sessions() as session:
+        runs = await repository.active_runs(session)
     resumed = 0
     for run in runs:
         last_sign_of_life = run.heartbeat_at or run.requested_at

@@ -19,6 +19,16 @@ async def get_run(session: AsyncSession, run_id: UUID) -> SyncRun | None:
     return await session.get(SyncRun, run_id)
 
 
+async def run_for_update(session: AsyncSession, run_id: UUID) -> SyncRun | None:
+    """The run, locked until the transaction ends."""
+    return await session.get(SyncRun, run_id, with_for_update=True)
+
+
+async def active_runs(session: AsyncSession) -> Sequence[SyncRun]:
+    """Every tenant's queued and running runs."""
+    return (await session.scalars(select(SyncRun).where(SyncRun.state.in_(ACTIVE_STATES)))).all()
+
+
 async def latest_runs(
     session: AsyncSession, tenant_id: UUID, *, limit: int, offset: int = 0
 ) -> Sequence[SyncRun]:

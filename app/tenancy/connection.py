@@ -211,7 +211,7 @@ async def connect(
     check_format(credentials)
     await verify_with_karbon(settings, tenant_id, credentials)
 
-    tenant = await session.get(Tenant, tenant_id, with_for_update=True)
+    tenant = await repository.tenant(session, tenant_id, for_update=True)
     assert tenant is not None
     row = await repository.connection(session, tenant_id, for_update=True)
     if row is None:

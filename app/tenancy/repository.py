@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import PageParams
-from app.models import ApiKey, KarbonConnection, Tenant, User
+from app.models import ApiKey, KarbonConnection, Role, Tenant, User
 
 Row = TypeVar("Row")
 
@@ -22,8 +22,10 @@ async def paged(
     return rows.all(), total or 0
 
 
-async def tenant(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
-    return await session.get(Tenant, tenant_id)
+async def tenant(
+    session: AsyncSession, tenant_id: UUID, *, for_update: bool = False
+) -> Tenant | None:
+    return await session.get(Tenant, tenant_id, with_for_update=for_update)
 
 
 def tenants_by_age() -> Select[Tenant]:
@@ -54,6 +56,13 @@ async def tenant_user(session: AsyncSession, tenant_id: UUID, user_id: UUID) -> 
 
 def tenant_users(tenant_id: UUID) -> Select[User]:
     return select(User).where(User.tenant_id == tenant_id).order_by(User.created_at, User.id)
+
+
+async def active_admin_emails(session: AsyncSession, tenant_id: UUID) -> list[str]:
+    query = select(User.email).where(
+        User.tenant_id == tenant_id, User.role == Role.ADMIN, User.is_active.is_(True)
+    )
+    return list(await session.scalars(query))
 
 
 async def usable_api_key_with_tenant(
@@ -101,10 +110,13 @@ async def connections_by_tenant(
     return {row.tenant_id: row for row in rows}
 
 
+async def connected_tenant_ids(session: AsyncSession) -> list[UUID]:
+    query = select(KarbonConnection.tenant_id).where(KarbonConnection.is_connected)
+    return list(await session.scalars(query))
+
+
 async def connections_with_keys(session: AsyncSession) -> Sequence[KarbonConnection]:
     rows = await session.scalars(
-        select(KarbonConnection)
-        .where(KarbonConnection.access_key_encrypted.is_not(None))
-        .with_for_update()
+        select(KarbonConnection).where(KarbonConnection.is_connected).with_for_update()
     )
     return rows.all()

@@ -53,7 +53,7 @@ async def synced_firm(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> SyncedFirm:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     _, outcome = await sync_now(job_context, tenant_id)
     assert outcome == "succeeded"
     return SyncedFirm(tenant_id, await admin_headers(sessions, settings, tenant_id))

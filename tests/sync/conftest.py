@@ -7,7 +7,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.embedded import ServiceUrls
@@ -23,6 +23,7 @@ from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
+from app.worker import WorkerContext
 from tests.factories import connect_karbon, create_tenant
 
 SANDBOX_TODAY = date(2026, 11, 2)
@@ -51,6 +52,7 @@ def sync_settings(settings: Settings, karbon_url: str) -> Settings:
 @pytest.fixture
 async def job_context(
     sync_settings: Settings,
+    engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     service_urls: ServiceUrls,
 ) -> AsyncIterator[dict[str, Any]]:
@@ -62,13 +64,15 @@ async def job_context(
         timeout=httpx.Timeout(2.0),
         request_loop=RequestLoop(),  # as a worker sends them
     )
-    yield {
-        "settings": sync_settings,
-        "sessions": sessions,
-        "secrets": resolve_secrets(sync_settings),
-        "redis": redis,
-        "karbon": karbon,
-    }
+    deps = WorkerContext(
+        settings=sync_settings,
+        secrets=resolve_secrets(sync_settings),
+        karbon=karbon,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+    )
+    yield {"deps": deps}
     karbon.close()
     await redis.aclose()
 
@@ -93,11 +97,12 @@ async def queue_sync(
     context: dict[str, Any], tenant_id: UUID, kind: SyncKind = SyncKind.INITIAL
 ) -> UUID:
     """Request a sync as the API would; its run waits for a worker."""
-    async with unit_of_work(context["sessions"]) as session:
+    deps: WorkerContext = context["deps"]
+    async with unit_of_work(deps.sessions) as session:
         request = await request_sync(
             session,
-            context["redis"],
-            context["settings"],
+            deps.redis,
+            deps.settings,
             tenant_id,
             kind=kind,
             trigger=SyncTrigger.MANUAL,

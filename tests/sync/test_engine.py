@@ -143,7 +143,7 @@ def assert_same(actual: Snapshot, expected: Snapshot) -> None:
 async def test_a_full_sync_stores_exactly_the_sandbox_data(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     run_id, outcome = await sync_now(job_context, tenant_id)
     assert outcome == "succeeded"
     assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))
@@ -159,7 +159,7 @@ async def test_a_full_sync_stores_exactly_the_sandbox_data(
 async def test_an_incremental_sync_after_changes_equals_a_fresh_full_sync(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    settings = job_context["settings"]
+    settings = job_context["deps"].settings
     incremental_tenant = await connect_tenant(sessions, settings, sandbox)
     await sync_now(job_context, incremental_tenant)
     changes = sandbox.advance("Demo firm", 120)
@@ -183,7 +183,7 @@ async def test_text_postgresql_cannot_store_does_not_stop_the_sync(
     firm = sandbox.tenant("Demo firm").firm
     organization = next(iter(firm.organizations.values()))
     organization.full_name = "Acme\x00 Ltd"
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     _, outcome = await sync_now(job_context, tenant_id)
     assert outcome == "succeeded"
     assert_same(await stored(sessions, tenant_id), expected_from(firm))

@@ -1,5 +1,6 @@
 """What a sync, its Karbon requests, its lock and a report refresh record in the metrics."""
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -42,7 +43,7 @@ def _run_counts() -> dict[str, float]:
 async def test_a_sync_records_its_run_its_requests_and_its_retries(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     sandbox.update_config({"faults": {"burst_429_retry_after": 1}})
     sandbox.inject_faults("Demo firm", ["429", "500"])  # the first request (Users) is throttled
     before = _run_counts()
@@ -68,7 +69,7 @@ async def test_a_sync_records_its_run_its_requests_and_its_retries(
 async def test_a_sync_with_rejected_keys_ends_as_auth_failed(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     rotate_sandbox_keys(sandbox, "Demo firm")
     labels = {"kind": "initial", "trigger": "manual", "outcome": "auth_failed"}
     before = sample("reckonry_sync_runs_total", **labels)
@@ -154,15 +155,16 @@ async def test_sync_locks_count_holders_and_refusals(redis: Redis, redis_prefix:
 async def test_report_refreshes_record_their_duration_and_failures(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     refreshed = sample("reckonry_report_refresh_duration_seconds_count")
-    await refresh_reports({"sessions": sessions}, str(tenant_id))
+    await refresh_reports(job_context, str(tenant_id))
     assert sample("reckonry_report_refresh_duration_seconds_count") == refreshed + 1
 
     failures = sample("reckonry_report_refresh_failures_total")
     unreachable = create_engine("postgresql://nobody@127.0.0.1:1/none", pool_size=1)
     with pytest.raises(OSError):
-        await refresh_reports({"sessions": create_sessionmaker(unreachable)}, str(tenant_id))
+        unreachable_deps = replace(job_context["deps"], sessions=create_sessionmaker(unreachable))
+        await refresh_reports({"deps": unreachable_deps}, str(tenant_id))
     await unreachable.dispose()
     assert sample("reckonry_report_refresh_failures_total") == failures + 1
     assert sample("reckonry_report_refresh_duration_seconds_count") == refreshed + 1

@@ -1,5 +1,6 @@
 """At Karbon's real pace: the sandbox counts every request the sync made, per second."""
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,12 +22,14 @@ async def test_a_sync_keeps_under_karbons_limit_and_only_reads(
             "latency": {"distribution": "lognormal", "median_seconds": 0.3, "sigma": 0.5},
         }
     )
-    job_context["karbon"] = KarbonAccess(
-        base_url=job_context["settings"].karbon_base_url,
+    deps = job_context["deps"]
+    karbon = KarbonAccess(
+        base_url=deps.settings.karbon_base_url,
         budgets=BudgetRegistry(rate_per_second=1.8),
-        request_loop=job_context["karbon"].request_loop,
+        request_loop=deps.karbon.request_loop,
     )
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    job_context["deps"] = replace(deps, karbon=karbon)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     _, outcome = await sync_now(job_context, tenant_id)
     assert outcome == "succeeded"
 

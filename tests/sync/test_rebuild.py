@@ -14,7 +14,7 @@ from tests.sync.test_engine import assert_same, expected_from, stored
 async def test_normalized_tables_are_rebuilt_from_raw_responses_without_karbon(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     await sync_now(job_context, tenant_id)
     sandbox.advance("Demo firm", 60)
     await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)

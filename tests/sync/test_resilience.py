@@ -4,6 +4,7 @@ import asyncio
 import io
 import socket
 from collections.abc import Awaitable, Iterator
+from dataclasses import replace
 from email.message import Message
 from email.parser import BytesParser
 from typing import Any, TypeVar
@@ -68,7 +69,7 @@ async def test_injected_faults_do_not_change_the_result(
             }
         }
     )
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     _, outcome = await sync_now(job_context, tenant_id)
     assert outcome == "succeeded"
     assert sum(sandbox.counters("Demo firm")["faults_injected"].values()) > 0
@@ -109,7 +110,7 @@ async def _start_slow_sync(
 ) -> tuple[UUID, UUID, asyncio.Task[str]]:
     """A first sync slow enough (10 ms a request) to be stopped part way, running now."""
     sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.01}})
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     run_id = await queue_sync(job_context, tenant_id)
     return tenant_id, run_id, asyncio.create_task(run_sync(job_context, str(run_id)))
 
@@ -192,10 +193,10 @@ async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
     inbox: tuple[_Inbox, int],
 ) -> None:
     mailbox, port = inbox
-    job_context["settings"] = job_context["settings"].model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
-    )
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    deps = job_context["deps"]
+    smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    job_context["deps"] = replace(deps, settings=deps.settings.model_copy(update=smtp))
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     await create_user(sessions, tenant_id, "admin@acme.example")
     await sync_now(job_context, tenant_id)
     before = await stored(sessions, tenant_id)
@@ -231,12 +232,12 @@ async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
 async def test_new_keys_resume_syncing(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     rotate_sandbox_keys(sandbox, "Demo firm")
     _, outcome = await sync_now(job_context, tenant_id)
     assert outcome == "auth failed"
     new_tenant_keys = await connect_tenant(
-        sessions, job_context["settings"], sandbox, name="Same firm, new keys"
+        sessions, job_context["deps"].settings, sandbox, name="Same firm, new keys"
     )
     _, outcome = await sync_now(job_context, new_tenant_keys)
     assert outcome == "succeeded"
@@ -248,7 +249,8 @@ async def test_a_disconnect_cancels_the_running_sync_and_keeps_its_data(
     tenant_id, run_id, worker = await _start_slow_sync(sandbox, job_context, sessions)
     await _wait_for_pages(sessions, run_id, 3, worker)
     async with unit_of_work(sessions) as session:
-        await stop_syncing(session, job_context["redis"], job_context["settings"], tenant_id)
+        deps = job_context["deps"]
+        await stop_syncing(session, deps.redis, deps.settings, tenant_id)
     assert await _within(worker) == "cancelled"
     async with sessions() as session:
         run = await session.get(SyncRun, run_id)

@@ -60,7 +60,7 @@ async def _active_runs(sessions: async_sessionmaker[AsyncSession]) -> list[SyncR
 async def _connected(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> UUID:
-    tenant_id = await connect_tenant(sessions, job_context["settings"], sandbox)
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     await _start_trial(sessions, tenant_id, NOON - timedelta(days=2))
     return tenant_id
 
@@ -97,7 +97,7 @@ async def test_rejected_keys_and_an_ended_trial_pause_the_schedule(
 ) -> None:
     rejected = await _connected(sandbox, job_context, sessions)
     await _finished_run(sessions, rejected, NOON - timedelta(hours=5), state=SyncState.AUTH_FAILED)
-    expired = await connect_tenant(sessions, job_context["settings"], sandbox, name="Expired")
+    expired = await connect_tenant(sessions, job_context["deps"].settings, sandbox, name="Expired")
     await _start_trial(sessions, expired, NOON - timedelta(days=8))
     await _finished_run(sessions, expired, NOON - timedelta(hours=5))
     assert await schedule_due_syncs(job_context, NOON) == 0
@@ -141,8 +141,8 @@ async def test_a_run_whose_worker_died_is_queued_again(
             checkpoint={},
         )
         session.add(run)
-    redis = job_context["redis"]
-    settings = job_context["settings"]
+    redis = job_context["deps"].redis
+    settings = job_context["deps"].settings
     lock = tenant_sync_lock_key(settings.redis_key_prefix, tenant_id)
     await redis.set(lock, "a live worker", px=5000)
     assert await schedule_due_syncs(job_context, NOON) == 0, "its worker still holds the lock"

@@ -125,7 +125,7 @@ async def _use_sandbox_keys(
 ) -> None:
     """The firm's stored keys become the sandbox tenant's (the API check used a fake Karbon)."""
     keys = sandbox.tenant("Demo firm")
-    cipher = CredentialCipher(job_context["secrets"])
+    cipher = CredentialCipher(job_context["deps"].secrets)
     async with unit_of_work(sessions) as session:
         row = (
             await session.execute(

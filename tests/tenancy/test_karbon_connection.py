@@ -20,7 +20,7 @@ from app.settings import Settings
 from app.sync.control import sync_job_id
 from app.sync.karbon import RetryPolicy
 from app.sync.karbon import credentials as karbon_credentials
-from app.tenancy import connection
+from app.tenancy import connection, repository
 from tests.tenancy.helpers import (
     ACCESS_KEY,
     BEARER_DENIED,
@@ -321,6 +321,19 @@ async def test_reencrypting_moves_every_key_to_the_newest_encryption_key(
     async with sessions() as session:
         loaded = await connection.load_karbon_credentials(session, only_newest, tenant.id)
     assert loaded == connection.KarbonCredentials(ACCESS_KEY, BEARER_TOKEN)
+
+
+async def test_an_access_key_without_its_bearer_token_is_not_a_connection(
+    client: AsyncClient, firm: Firm, app: FastAPI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await connect(client, firm)
+    async with sessions.begin() as session:
+        await session.execute(update(KarbonConnection).values(bearer_token_encrypted=None))
+    [row] = await _stored_rows(sessions)
+    assert not row.is_connected
+    async with sessions.begin() as session:
+        assert await connection.reencrypt_credentials(session, app.state.secrets) == 0
+        assert await repository.connected_tenant_ids(session) == []
 
 
 @pytest.fixture
