@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
+from app.domain.values import UNBILLED_STATUSES
 from app.models import StreamState, SyncKind, SyncRun, SyncState, TimeEntry
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
 from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
@@ -493,7 +494,7 @@ async def open_periods(session: AsyncSession, tenant_id: UUID) -> tuple[OpenPeri
         .where(
             TimeEntry.tenant_id == tenant_id,
             TimeEntry.deleted_at.is_(None),
-            TimeEntry.billed_status.in_(("Unbilled", "Draft")),
+            TimeEntry.billed_status.in_(sorted(UNBILLED_STATUSES)),
         )
         .distinct()
     )
