@@ -21,10 +21,10 @@ from app.secrets import Secrets
 from app.settings import Settings
 from app.sync.control import request_sync, stop_syncing
 from app.sync.karbon import (
+    BudgetRegistry,
     KarbonAuthError,
     KarbonError,
     KarbonUnavailable,
-    budgets,
     validate_credentials,
 )
 from app.tenancy import repository
@@ -163,7 +163,7 @@ def _unexpected() -> ProblemError:
 
 
 async def verify_with_karbon(
-    settings: Settings, tenant_id: UUID, credentials: KarbonCredentials
+    settings: Settings, budgets: BudgetRegistry, tenant_id: UUID, credentials: KarbonCredentials
 ) -> None:
     """One live `GET /v3/Users` with the keys, counted against the tenant's request budget."""
     check = await validate_credentials(
@@ -203,13 +203,14 @@ async def connect(
     redis: ArqRedis,
     settings: Settings,
     secrets: Secrets,
+    budgets: BudgetRegistry,
     tenant_id: UUID,
     pasted: PastedCredentials,
     now: datetime,
 ) -> Connection:
     credentials = normalised(pasted)
     check_format(credentials)
-    await verify_with_karbon(settings, tenant_id, credentials)
+    await verify_with_karbon(settings, budgets, tenant_id, credentials)
 
     tenant = await session.get(Tenant, tenant_id, with_for_update=True)
     assert tenant is not None
