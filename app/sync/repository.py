@@ -69,10 +69,9 @@ async def sync_settings(session: AsyncSession, tenant_id: UUID) -> SyncSettings:
     """The tenant's settings, created with the defaults on first use."""
     found = await session.get(SyncSettings, tenant_id)
     if found is None:
-        found = SyncSettings(tenant_id=tenant_id, incremental_interval_minutes=120)
-        found.nightly_reconciliation = True
+        found = SyncSettings(tenant_id=tenant_id)
         session.add(found)
-        await session.flush()
+        await session.flush()  # fills in the model's column defaults
     return found
 
 
