@@ -26,7 +26,7 @@ from app.domain.values import UNBILLED_STATUSES
 from app.models import StreamState, SyncKind, SyncRun, SyncState, TimeEntry
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
 from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
-from app.sync.records import ParsedBatch, Raw, parse_batch
+from app.sync.records import ParsedBatch, Raw
 from app.sync.store import RecordStore
 from app.sync.streams import (
     STREAMS,
@@ -37,11 +37,6 @@ from app.sync.streams import (
     Stream,
     timesheet_filters,
 )
-from app.sync.streams_storage import STREAM_MODELS, deletion_scope
-
-LIST_EXPAND_MAY_BE_REFUSED = frozenset({"invoices"})
-RECENT_TIMESHEET_DAYS = 42
-"""Incremental runs re-read timesheets of the last six weeks (plus older ones still unbilled)."""
 
 _capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
     "capture_buffer", default=None
@@ -168,9 +163,8 @@ class SyncEngine:
             except KarbonRequestError as error:
                 if not self._may_drop_expand(stream, error, sticky, resume):
                     raise
-                # The product page lists Invoices with `$expand=LineItems`; Karbon's spec
-                # documents `$expand` only on one invoice. Refused: read the list without it,
-                # and each invoice's lines come from its detail call.
+                # Refused: read the list without it; each record's children come from its
+                # detail call.
                 sticky["no_list_expand"] = True
                 await self._read_pages(stream, index, reads[index], None, window, sticky, progress)
         return window
@@ -182,7 +176,7 @@ class SyncEngine:
         return (
             error.status == 400
             and stream.expand is not None
-            and stream.name in LIST_EXPAND_MAY_BE_REFUSED
+            and stream.list_expand_may_be_refused
             and not sticky.get("no_list_expand")
             and resume is None
         )
@@ -206,8 +200,7 @@ class SyncEngine:
         async for page in pages if windowed else _prefetching(pages):
             self._keys_accepted.set()
             records = window.admit(page.records) if window else page.records
-            # Fingerprinting a record is not cheap: once per page, for details and storage.
-            tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
+            tokens = stream.tokens(records)  # once per page, for details and storage
             details = await self._details(stream, records, tokens)
             progress.page_read(page, stream.page_size, windowed=windowed)
             finished_read = page.next_link is None or (window is not None and window.exhausted)
@@ -226,14 +219,14 @@ class SyncEngine:
             return False
         async with self._sessions() as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            held = await store.count_live(STREAM_MODELS[stream.name], **deletion_scope(stream.name))
+            held = await store.count_live(stream.storage.model, **stream.storage.scope)
         return held != progress.karbon_count
 
     def _reads(self, stream: Stream) -> list[str | None]:
         """The `$filter` of each list read this stream makes on this run."""
         if stream.strategy is Strategy.PERIOD_WINDOW and not self._plan.complete_read:
             return list(
-                timesheet_filters(self._plan.today, RECENT_TIMESHEET_DAYS, self._plan.open_periods)
+                timesheet_filters(self._plan.today, stream.period_days, self._plan.open_periods)
             )
         return [None]
 
@@ -255,7 +248,7 @@ class SyncEngine:
             return {}
         async with self._sessions() as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            stored = await store.stored_tokens(STREAM_MODELS[stream.name], list(tokens))
+            stored = await store.stored_tokens(stream.storage.model, list(tokens))
         full = self._plan.complete_read
         keyed = [(stream.key_of(raw), raw) for raw in records]
         wanted = [
@@ -286,8 +279,7 @@ class SyncEngine:
         rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            batch = parse_batch(stream.parse, records, details, key=stream.key_field)
-            await store.save(batch.records, tokens)
+            batch = await stream.write(store, records, details, tokens)
             await store.quarantine(stream.name, batch.rejects)
             await store.release_quarantine(stream.name, list(tokens.keys() - _rejected(batch)))
             await self._save_raw(store, stream, responses)
@@ -316,7 +308,7 @@ class SyncEngine:
             if complete:
                 await self._mark_deleted(store, stream)
             elif stream.strategy is Strategy.PERIOD_WINDOW:
-                await self._mark_deleted_in_reread_periods(store)
+                await self._mark_deleted_in_reread_periods(store, stream)
             if window is not None:
                 await _save_high_water_mark(
                     session, self._plan, stream.name, window.next_high_water_mark
@@ -326,14 +318,14 @@ class SyncEngine:
 
     async def _mark_deleted(self, store: RecordStore, stream: Stream) -> None:
         now = self._plan.started_at
-        model = STREAM_MODELS[stream.name]
-        await store.mark_unseen_deleted(model, now=now, **deletion_scope(stream.name))
-        if stream.name == "timesheets":
-            await store.mark_unseen_deleted(TimeEntry, now=now)
+        storage = stream.storage
+        await store.mark_unseen_deleted(storage.model, now=now, **storage.scope)
+        for model in storage.deletes_with:
+            await store.mark_unseen_deleted(model, now=now)
 
-    async def _mark_deleted_in_reread_periods(self, store: RecordStore) -> None:
+    async def _mark_deleted_in_reread_periods(self, store: RecordStore, stream: Stream) -> None:
         """Timesheets an incremental run re-read by period: those not returned are gone."""
-        window_start = self._plan.today - timedelta(days=RECENT_TIMESHEET_DAYS)
+        window_start = self._plan.today - timedelta(days=stream.period_days)
         await store.mark_unseen_timesheets_deleted(
             now=self._plan.started_at,
             started_after=window_start,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.models import RawResponse
 from app.sync.karbon.client import list_records
-from app.sync.records import Raw, parse_batch
+from app.sync.records import Raw
 from app.sync.store import RecordStore
 from app.sync.streams import STREAMS, Stream
 
@@ -38,9 +38,8 @@ async def rebuild_from_raw(
             async for response in _responses(session, tenant_id, stream, "page"):
                 records = list_records(response.body) or []
                 store = RecordStore(session, tenant_id, response.run_id)
-                batch = parse_batch(stream.parse, records, details, key=stream.key_field)
-                tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
-                await store.save(batch.records, tokens, keep_deleted_at=True)
+                tokens = stream.tokens(records)
+                batch = await stream.write(store, records, details, tokens, keep_deleted_at=True)
                 summary.pages += 1
                 summary.records += len(batch.records)
                 summary.rejected += len(batch.rejects)
