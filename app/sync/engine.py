@@ -17,13 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from sqlalchemy import Float, Integer, bindparam, select, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.domain.values import UNBILLED_STATUSES
-from app.models import StreamState, SyncKind, SyncRun, SyncState, TimeEntry
+from app.models import SyncKind
+from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
 from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
 from app.sync.records import ParsedBatch, Raw
@@ -41,22 +39,6 @@ from app.sync.streams import (
 _capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
     "capture_buffer", default=None
 )
-
-
-_RECORD_PROGRESS = (
-    update(SyncRun)
-    .where(SyncRun.id == bindparam("run"), SyncRun.state == SyncState.RUNNING)
-    .values(
-        progress=SyncRun.progress.op("||")(bindparam("progress_change", type_=JSONB)),
-        checkpoint=SyncRun.checkpoint.op("||")(bindparam("checkpoint_change", type_=JSONB)),
-        requests_made=SyncRun.requests_made + bindparam("new_requests", type_=Integer),
-        request_rate=bindparam("rate", type_=Float),
-        heartbeat_at=bindparam("heartbeat", type_=SyncRun.heartbeat_at.type),
-    )
-    .returning(SyncRun.id)
-)
-"""A page's progress and checkpoint, merged into its run's while the run still runs.
-Built once: it runs after every page of every tenant."""
 
 
 class SyncCancelledError(Exception):
@@ -310,8 +292,8 @@ class SyncEngine:
             elif stream.strategy is Strategy.PERIOD_WINDOW:
                 await self._mark_deleted_in_reread_periods(store, stream)
             if window is not None:
-                await _save_high_water_mark(
-                    session, self._plan, stream.name, window.next_high_water_mark
+                await repository.save_high_water_mark(
+                    session, self._plan.tenant_id, stream.name, window.next_high_water_mark
                 )
             await self._save_raw(store, stream, _take_captured())
             await self._record_progress(session, stream, {"done": True}, progress, 0, rate)
@@ -356,7 +338,7 @@ class SyncEngine:
             "rate": rate,
             "heartbeat": _now(),
         }
-        if (await session.execute(_RECORD_PROGRESS, values)).scalar_one_or_none() is None:
+        if not await repository.record_progress(session, values):
             raise SyncCancelledError(f"sync run {self._plan.run_id} is no longer running")
 
 
@@ -465,34 +447,3 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _save_high_water_mark(
-    session: AsyncSession, plan: RunPlan, stream: str, mark: datetime | None
-) -> None:
-    if mark is None:
-        return
-    values = {"high_water_mark": mark, "updated_at": _now()}
-    statement = insert(StreamState).values(tenant_id=plan.tenant_id, stream=stream, **values)
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["tenant_id", "stream"], set_=values)
-    )
-
-
-async def open_periods(session: AsyncSession, tenant_id: UUID) -> tuple[OpenPeriod, ...]:
-    """Timesheet periods that still hold unbilled time, with the users holding it."""
-    query = (
-        select(TimeEntry.entry_date, TimeEntry.period_end, TimeEntry.user_key)
-        .where(
-            TimeEntry.tenant_id == tenant_id,
-            TimeEntry.deleted_at.is_(None),
-            TimeEntry.billed_status.in_(sorted(UNBILLED_STATUSES)),
-        )
-        .distinct()
-    )
-    users: dict[tuple[date, date], set[str]] = {}
-    for start, end, user_key in await session.execute(query):
-        users.setdefault((start, end), set()).add(user_key)
-    return tuple(
-        OpenPeriod(start, end, frozenset(keys)) for (start, end), keys in sorted(users.items())
-    )
