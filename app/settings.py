@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+KARBON_REQUESTS_PER_SECOND = 1.8
+"""Karbon's published ceiling is 2/s per tenant; this leaves room for clocks and networks."""
+
 # Browser origins allowed outside production when RECKONRY_CORS_ORIGINS is unset: the usual
 # ports of local frontend dev servers (Vite, Create React App/Next.js, webpack/Vue CLI).
 DEVELOPMENT_CORS_ORIGINS = (
@@ -75,7 +78,10 @@ class Settings(BaseSettings):
         default="https://api.karbonhq.com", validation_alias="KARBON_BASE_URL"
     )
     karbon_requests_per_second: float = Field(
-        default=1.8, gt=0, le=2.0, validation_alias="KARBON_REQUESTS_PER_SECOND"
+        default=KARBON_REQUESTS_PER_SECOND,
+        gt=0,
+        le=2.0,
+        validation_alias="KARBON_REQUESTS_PER_SECOND",
     )
 
     secret_key: str | None = Field(

@@ -79,12 +79,12 @@ async def write_pages(sessions: Any, stream_name: str, body: bytes, pages: int) 
         decoded = json.loads(body)
         records = decoded["value"]
         clock.lap("decode")
-        tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
+        tokens = stream.tokens(records)
         batch = parse_batch(stream.parse, records, {}, key=stream.key_field)
         clock.lap("tokens+parse")
         async with unit_of_work(sessions) as session:
             store = RecordStore(session, tenant_id, uuid4())
-            await store.save(batch.records, tokens)
+            await store.save(stream.storage, batch.records, tokens)
             clock.lap("save")
             response = KarbonResponse("page", datetime.now(UTC), 200, decoded)
             await store.save_raw(stream_name, [("page", response)])

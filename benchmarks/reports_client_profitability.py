@@ -68,16 +68,17 @@ from app.sandbox.generator import generate_firm
 from app.sandbox.model import Firm
 from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
-from app.sync.records import (
-    Record,
-    parse_contact,
-    parse_invoice,
-    parse_organization,
-    parse_timesheet,
-    parse_user,
-    parse_work_item,
-)
+from app.sync.records import Record
 from app.sync.store import RecordStore
+from app.sync.streams import (
+    CONTACTS_STREAM,
+    INVOICES_STREAM,
+    ORGANIZATIONS_STREAM,
+    TIMESHEETS_STREAM,
+    USERS_STREAM,
+    WORK_ITEMS_STREAM,
+    Stream,
+)
 from app.tenancy.security import issue_session_token
 
 BASE = "https://api.karbonhq.com"
@@ -158,41 +159,47 @@ def _json(obj: Any) -> Any:
     return json.loads(render.dumps(obj))
 
 
-def karbon_records(firm: Firm) -> Iterator[Record]:
+def karbon_records(firm: Firm) -> Iterator[tuple[Stream, Record]]:
     for user in firm.users.values():
-        yield parse_user(_json(render.user_summary(user)), _json(render.user_detail(user, BASE)))
+        summary, detail = render.user_summary(user), render.user_detail(user, BASE)
+        yield USERS_STREAM, USERS_STREAM.parse(_json(summary), _json(detail))
     for contact in firm.contacts.values():
-        yield parse_contact(_json(render.contact_summary(firm, contact)))
+        yield CONTACTS_STREAM, CONTACTS_STREAM.parse(_json(render.contact_summary(firm, contact)))
     for org in firm.organizations.values():
-        detail = render.organization_detail(firm, org, BASE, [])
-        yield parse_organization(_json(render.organization_summary(org)), _json(detail))
+        summary, detail = (
+            render.organization_summary(org),
+            render.organization_detail(firm, org, BASE, []),
+        )
+        yield ORGANIZATIONS_STREAM, ORGANIZATIONS_STREAM.parse(_json(summary), _json(detail))
     for item in firm.work_items.values():
         summary = render.work_item_summary(firm, item)
-        yield parse_work_item(_json(summary), _json(render.work_item_detail(firm, item, BASE)))
+        detail = render.work_item_detail(firm, item, BASE)
+        yield WORK_ITEMS_STREAM, WORK_ITEMS_STREAM.parse(_json(summary), _json(detail))
     for sheet in firm.timesheets.values():
-        yield parse_timesheet(_json(render.timesheet(sheet, with_entries=True)))
+        raw = _json(render.timesheet(sheet, with_entries=True))
+        yield TIMESHEETS_STREAM, TIMESHEETS_STREAM.parse(raw)
     for invoice in firm.visible_invoices():
         detail = render.invoice_detail(invoice, BASE, ["LineItems", "Data"])
-        yield parse_invoice(_json(render.invoice_summary(invoice)), _json(detail))
+        parsed = INVOICES_STREAM.parse(_json(render.invoice_summary(invoice)), _json(detail))
+        yield INVOICES_STREAM, parsed
 
 
-def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in records:
-        if (batch and type(record) is not type(batch[0])) or len(batch) == BATCH:
-            yield batch
-            batch = []
-        batch.append(record)
-    if batch:
-        yield batch
+def _batches(
+    records: Iterable[tuple[Stream, Record]],
+) -> Iterator[tuple[Stream, list[Record]]]:
+    """Records of one stream at a time, at most BATCH of them."""
+    for stream, pairs in itertools.groupby(records, key=lambda pair: pair[0]):
+        stream_records = [record for _, record in pairs]
+        for start in range(0, len(stream_records), BATCH):
+            yield stream, stream_records[start : start + BATCH]
 
 
 async def load_firm(
     sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, firm: Firm
 ) -> None:
-    for batch in _batches(karbon_records(firm)):
+    for stream, batch in _batches(karbon_records(firm)):
         async with unit_of_work(sessions) as session:
-            await RecordStore(session, tenant_id, None).save(batch, {})
+            await RecordStore(session, tenant_id, None).save(stream.storage, batch, {})
     async with unit_of_work(sessions) as session:
         for index, user in enumerate(firm.users.values()):
             session.add(

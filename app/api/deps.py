@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
 from app.settings import Settings
+from app.sync.karbon.budget import BudgetRegistry
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -31,9 +32,15 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_karbon_budgets(request: Request) -> BudgetRegistry:
+    budgets: BudgetRegistry = request.app.state.karbon_budgets
+    return budgets
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+KarbonBudgetsDep = Annotated[BudgetRegistry, Depends(get_karbon_budgets)]
 
 
 KarbonKey = Annotated[str, Path(min_length=1, max_length=1024)]

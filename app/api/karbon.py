@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from app.api.auth import SecretsDep, TenantAdmin, TenantMember
-from app.api.deps import RedisDep, SessionDep, SettingsDep
+from app.api.deps import KarbonBudgetsDep, RedisDep, SessionDep, SettingsDep
 from app.api.responses import ADMIN, MEMBER, problems
 from app.tenancy import connection, repository
 from app.tenancy.schemas import Connection, PastedCredentials
@@ -47,9 +47,10 @@ async def connect_karbon(
     redis: RedisDep,
     settings: SettingsDep,
     secrets: SecretsDep,
+    budgets: KarbonBudgetsDep,
 ) -> Connection:
     return await connection.connect(
-        session, redis, settings, secrets, principal.tenant_id, body, datetime.now(UTC)
+        session, redis, settings, secrets, budgets, principal.tenant_id, body, datetime.now(UTC)
     )
 
 

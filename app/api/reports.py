@@ -17,13 +17,13 @@ from app.api.auth import ActiveTrialOrSubscription
 from app.api.deps import KarbonKey, SessionDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import READER, SUBSCRIPTION, TEXT, VALIDATION, problems
+from app.domain import values
 from app.reports import breakdowns
 from app.reports.presentation import csv_lines
 from app.reports.repository import FactFilter
 from app.reports.schemas import (
     ClientProfitabilityReport,
     ClientReport,
-    FeeTypeFilter,
     GroupBy,
     Interval,
     Order,
@@ -59,7 +59,7 @@ From = Annotated[
 To = Annotated[date | None, Query(alias="to", description="Last day (default: the last sync)")]
 Owner = Annotated[str | None, Query(description="Client owner's e-mail")]
 Manager = Annotated[str | None, Query(description="Client manager's e-mail")]
-FeeType = Annotated[FeeTypeFilter | None, Query(description="Only work of this fee type")]
+FeeType = Annotated[values.FeeType | None, Query(description="Only work of this fee type")]
 Format = Annotated[
     ReportFormat,
     Query(description="`json`: one page. `csv`: every row, streamed, with the totals last"),

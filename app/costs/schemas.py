@@ -2,11 +2,33 @@
 
 from datetime import date
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from app.models import RecognitionPolicyName
+from app.domain import RECOGNITION_POLICIES
 from app.reports.presentation import Hours, Money
+
+_EXPECTED_POLICIES = " or ".join(
+    ", ".join(f"'{name}'" for name in RECOGNITION_POLICIES).rsplit(", ", 1)
+)
+
+
+def _known_policy(name: str) -> str:
+    if name not in RECOGNITION_POLICIES:
+        raise PydanticCustomError(
+            "enum", "Input should be {expected}", {"expected": _EXPECTED_POLICIES}
+        )
+    return name
+
+
+PolicyName = Annotated[
+    str,
+    AfterValidator(_known_policy),
+    WithJsonSchema({"type": "string", "enum": list(RECOGNITION_POLICIES)}),
+]
+"""A name in the domain's registry of recognition policies."""
 
 
 class CostSettingsBody(BaseModel):
@@ -17,7 +39,7 @@ class CostSettingsBody(BaseModel):
     default_capacity_hours_per_week: Decimal = Field(
         gt=0, le=100, description="Capacity of staff for whom Karbon has none"
     )
-    recognition_policy: RecognitionPolicyName = Field(
+    recognition_policy: PolicyName = Field(
         description="`billing`: revenue when invoiced and sent. `completion`: fixed-fee work "
         "earns its whole fee on its completed date."
     )

@@ -18,7 +18,7 @@ from app.costs.schemas import (
 from app.domain import CompensationPeriod as DomainCompensationPeriod
 from app.domain import CostSettings as DomainCostSettings
 from app.domain import StaffMember, capacity_of, hourly_cost, recognition_policy
-from app.models import CompensationPeriod, CostSettings, RecognitionPolicyName, Staff
+from app.models import CompensationPeriod, CostSettings, Staff
 from app.reports.presentation import hours, money
 
 DEFAULTS = DomainCostSettings()
@@ -31,7 +31,7 @@ def to_domain_settings(stored: CostSettings | None) -> DomainCostSettings:
         overhead_rate=stored.overhead_rate,
         working_weeks_per_year=stored.working_weeks_per_year,
         default_capacity_hours_per_week=stored.default_capacity_hours_per_week,
-        recognition=recognition_policy(stored.recognition_policy.value),
+        recognition=recognition_policy(stored.recognition_policy),
     )
 
 
@@ -53,7 +53,7 @@ def settings_view(stored: CostSettings | None) -> CostSettingsView:
         overhead_rate=settings.overhead_rate,
         working_weeks_per_year=settings.working_weeks_per_year,
         default_capacity_hours_per_week=settings.default_capacity_hours_per_week,
-        recognition_policy=RecognitionPolicyName(settings.recognition.name),
+        recognition_policy=settings.recognition.name,
         is_default=stored is None,
     )
 

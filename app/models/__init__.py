@@ -1,7 +1,7 @@
 """ORM models. Importing this package registers every table on `Base.metadata`."""
 
 from app.models.base import Base
-from app.models.costs import CompensationPeriod, CostSettings, RecognitionPolicyName
+from app.models.costs import CompensationPeriod, CostSettings
 from app.models.karbon import (
     Client,
     Invoice,
@@ -46,7 +46,6 @@ __all__ = [
     "InvoiceLine",
     "KarbonConnection",
     "RawResponse",
-    "RecognitionPolicyName",
     "RejectedRecord",
     "ReportClientName",
     "ReportFact",

@@ -1,19 +1,14 @@
 """Cost assumptions a firm enters in Reckonry: per-tenant settings and effective-dated pay."""
 
-import enum
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import Enum, ForeignKey, Numeric, Text, func
+from sqlalchemy import CheckConstraint, ForeignKey, Numeric, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.recognition import BillingBasis
 from app.models.base import Base
-
-
-class RecognitionPolicyName(enum.StrEnum):
-    BILLING = "billing"
-    COMPLETION = "completion"
 
 
 class CostSettings(Base):
@@ -29,15 +24,11 @@ class CostSettings(Base):
     default_capacity_hours_per_week: Mapped[Decimal] = mapped_column(
         Numeric(6, 2), default=Decimal("37.5")
     )
-    recognition_policy: Mapped[RecognitionPolicyName] = mapped_column(
-        Enum(
-            RecognitionPolicyName,
-            name="recognition_policy",
-            values_callable=lambda members: [m.value for m in members],
-        ),
-        default=RecognitionPolicyName.BILLING,
-    )
+    recognition_policy: Mapped[str] = mapped_column(Text, default=BillingBasis.name)
+    """A name in ``app.domain.recognition.RECOGNITION_POLICIES``, which the API checks."""
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (CheckConstraint("recognition_policy ~ '^[a-z][a-z_]*$'", name="policy_name"),)
 
 
 class CompensationPeriod(Base):

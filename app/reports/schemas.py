@@ -59,13 +59,6 @@ class Order(StrEnum):
     DESC = "desc"
 
 
-class FeeTypeFilter(StrEnum):
-    FIXED_FEE = "FixedFee"
-    TIME_AND_MATERIALS = "TimeAndMaterials"
-    NON_BILLABLE = "NonBillable"
-    UNKNOWN = "Unknown"
-
-
 class ReportWarningView(BaseModel):
     kind: str = Field(
         description="`missing_compensation`, `missing_capacity`, `unknown_fee_type`, "

@@ -16,6 +16,12 @@ from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 
 
+def budget_registry(settings: Settings) -> BudgetRegistry:
+    """The process's per-tenant budgets at the configured rate: the worker's syncs and the
+    API's key checks both spend from one."""
+    return BudgetRegistry(rate_per_second=settings.karbon_requests_per_second)
+
+
 @dataclass
 class KarbonAccess:
     base_url: str
@@ -29,7 +35,7 @@ class KarbonAccess:
     def from_settings(cls, settings: Settings) -> "KarbonAccess":
         return cls(
             base_url=settings.karbon_base_url,
-            budgets=BudgetRegistry(rate_per_second=settings.karbon_requests_per_second),
+            budgets=budget_registry(settings),
             request_loop=RequestLoop(),
         )
 

@@ -17,15 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from sqlalchemy import Float, Integer, bindparam, select, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.models import StreamState, SyncKind, SyncRun, SyncState, TimeEntry
+from app.models import SyncKind
+from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
 from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
-from app.sync.records import ParsedBatch, Raw, parse_batch
+from app.sync.records import ParsedBatch, Raw
 from app.sync.store import RecordStore
 from app.sync.streams import (
     STREAMS,
@@ -36,31 +35,10 @@ from app.sync.streams import (
     Stream,
     timesheet_filters,
 )
-from app.sync.streams_storage import STREAM_MODELS, deletion_scope
-
-LIST_EXPAND_MAY_BE_REFUSED = frozenset({"invoices"})
-RECENT_TIMESHEET_DAYS = 42
-"""Incremental runs re-read timesheets of the last six weeks (plus older ones still unbilled)."""
 
 _capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
     "capture_buffer", default=None
 )
-
-
-_RECORD_PROGRESS = (
-    update(SyncRun)
-    .where(SyncRun.id == bindparam("run"), SyncRun.state == SyncState.RUNNING)
-    .values(
-        progress=SyncRun.progress.op("||")(bindparam("progress_change", type_=JSONB)),
-        checkpoint=SyncRun.checkpoint.op("||")(bindparam("checkpoint_change", type_=JSONB)),
-        requests_made=SyncRun.requests_made + bindparam("new_requests", type_=Integer),
-        request_rate=bindparam("rate", type_=Float),
-        heartbeat_at=bindparam("heartbeat", type_=SyncRun.heartbeat_at.type),
-    )
-    .returning(SyncRun.id)
-)
-"""A page's progress and checkpoint, merged into its run's while the run still runs.
-Built once: it runs after every page of every tenant."""
 
 
 class SyncCancelledError(Exception):
@@ -167,9 +145,8 @@ class SyncEngine:
             except KarbonRequestError as error:
                 if not self._may_drop_expand(stream, error, sticky, resume):
                     raise
-                # The product page lists Invoices with `$expand=LineItems`; Karbon's spec
-                # documents `$expand` only on one invoice. Refused: read the list without it,
-                # and each invoice's lines come from its detail call.
+                # Refused: read the list without it; each record's children come from its
+                # detail call.
                 sticky["no_list_expand"] = True
                 await self._read_pages(stream, index, reads[index], None, window, sticky, progress)
         return window
@@ -181,7 +158,7 @@ class SyncEngine:
         return (
             error.status == 400
             and stream.expand is not None
-            and stream.name in LIST_EXPAND_MAY_BE_REFUSED
+            and stream.list_expand_may_be_refused
             and not sticky.get("no_list_expand")
             and resume is None
         )
@@ -205,8 +182,7 @@ class SyncEngine:
         async for page in pages if windowed else _prefetching(pages):
             self._keys_accepted.set()
             records = window.admit(page.records) if window else page.records
-            # Fingerprinting a record is not cheap: once per page, for details and storage.
-            tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
+            tokens = stream.tokens(records)  # once per page, for details and storage
             details = await self._details(stream, records, tokens)
             progress.page_read(page, stream.page_size, windowed=windowed)
             finished_read = page.next_link is None or (window is not None and window.exhausted)
@@ -225,14 +201,14 @@ class SyncEngine:
             return False
         async with self._sessions() as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            held = await store.count_live(STREAM_MODELS[stream.name], **deletion_scope(stream.name))
+            held = await store.count_live(stream.storage.model, **stream.storage.scope)
         return held != progress.karbon_count
 
     def _reads(self, stream: Stream) -> list[str | None]:
         """The `$filter` of each list read this stream makes on this run."""
         if stream.strategy is Strategy.PERIOD_WINDOW and not self._plan.complete_read:
             return list(
-                timesheet_filters(self._plan.today, RECENT_TIMESHEET_DAYS, self._plan.open_periods)
+                timesheet_filters(self._plan.today, stream.period_days, self._plan.open_periods)
             )
         return [None]
 
@@ -254,7 +230,7 @@ class SyncEngine:
             return {}
         async with self._sessions() as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            stored = await store.stored_tokens(STREAM_MODELS[stream.name], list(tokens))
+            stored = await store.stored_tokens(stream.storage.model, list(tokens))
         full = self._plan.complete_read
         keyed = [(stream.key_of(raw), raw) for raw in records]
         wanted = [
@@ -285,8 +261,7 @@ class SyncEngine:
         rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            batch = parse_batch(stream.parse, records, details, key=stream.key_field)
-            await store.save(batch.records, tokens)
+            batch = await stream.write(store, records, details, tokens)
             await store.quarantine(stream.name, batch.rejects)
             await store.release_quarantine(stream.name, list(tokens.keys() - _rejected(batch)))
             await self._save_raw(store, stream, responses)
@@ -315,24 +290,24 @@ class SyncEngine:
             if complete:
                 await self._mark_deleted(store, stream)
             elif stream.strategy is Strategy.PERIOD_WINDOW:
-                await self._mark_deleted_in_reread_periods(store)
+                await self._mark_deleted_in_reread_periods(store, stream)
             if window is not None:
-                await _save_high_water_mark(
-                    session, self._plan, stream.name, window.next_high_water_mark
+                await repository.save_high_water_mark(
+                    session, self._plan.tenant_id, stream.name, window.next_high_water_mark
                 )
             await self._save_raw(store, stream, _take_captured())
             await self._record_progress(session, stream, {"done": True}, progress, 0, rate)
 
     async def _mark_deleted(self, store: RecordStore, stream: Stream) -> None:
         now = self._plan.started_at
-        model = STREAM_MODELS[stream.name]
-        await store.mark_unseen_deleted(model, now=now, **deletion_scope(stream.name))
-        if stream.name == "timesheets":
-            await store.mark_unseen_deleted(TimeEntry, now=now)
+        storage = stream.storage
+        await store.mark_unseen_deleted(storage.model, now=now, **storage.scope)
+        for model in storage.deletes_with:
+            await store.mark_unseen_deleted(model, now=now)
 
-    async def _mark_deleted_in_reread_periods(self, store: RecordStore) -> None:
+    async def _mark_deleted_in_reread_periods(self, store: RecordStore, stream: Stream) -> None:
         """Timesheets an incremental run re-read by period: those not returned are gone."""
-        window_start = self._plan.today - timedelta(days=RECENT_TIMESHEET_DAYS)
+        window_start = self._plan.today - timedelta(days=stream.period_days)
         await store.mark_unseen_timesheets_deleted(
             now=self._plan.started_at,
             started_after=window_start,
@@ -363,7 +338,7 @@ class SyncEngine:
             "rate": rate,
             "heartbeat": _now(),
         }
-        if (await session.execute(_RECORD_PROGRESS, values)).scalar_one_or_none() is None:
+        if not await repository.record_progress(session, values):
             raise SyncCancelledError(f"sync run {self._plan.run_id} is no longer running")
 
 
@@ -472,34 +447,3 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _save_high_water_mark(
-    session: AsyncSession, plan: RunPlan, stream: str, mark: datetime | None
-) -> None:
-    if mark is None:
-        return
-    values = {"high_water_mark": mark, "updated_at": _now()}
-    statement = insert(StreamState).values(tenant_id=plan.tenant_id, stream=stream, **values)
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["tenant_id", "stream"], set_=values)
-    )
-
-
-async def open_periods(session: AsyncSession, tenant_id: UUID) -> tuple[OpenPeriod, ...]:
-    """Timesheet periods that still hold unbilled time, with the users holding it."""
-    query = (
-        select(TimeEntry.entry_date, TimeEntry.period_end, TimeEntry.user_key)
-        .where(
-            TimeEntry.tenant_id == tenant_id,
-            TimeEntry.deleted_at.is_(None),
-            TimeEntry.billed_status.in_(("Unbilled", "Draft")),
-        )
-        .distinct()
-    )
-    users: dict[tuple[date, date], set[str]] = {}
-    for start, end, user_key in await session.execute(query):
-        users.setdefault((start, end), set()).add(user_key)
-    return tuple(
-        OpenPeriod(start, end, frozenset(keys)) for (start, end), keys in sorted(users.items())
-    )

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.mail import send_email
 from app.settings import Settings
 from app.sync.karbon.errors import (
+    REJECTIONS,
+    WHERE_TO_FIND_KEYS,
     KarbonAuthError,
     KarbonError,
     KarbonProtocolError,
@@ -22,19 +24,11 @@ from app.tenancy.connection import mark_error_alerted, record_sync_error
 
 logger = logging.getLogger(__name__)
 
-WHERE_KEYS_LIVE = "In Karbon, open Settings → Developer (Connected Apps → Manage)."
 ALERT_SUBJECT = "Reckonry stopped syncing from Karbon: your API keys were rejected"
 PASTE_AGAIN = (
     "Paste the new AccessKey and Bearer token in Reckonry under Settings → Karbon; "
     "syncing resumes on its own."
 )
-_REJECTED_KEY_CAUSE = {
-    "access_key": "Karbon rejected the AccessKey: it was most likely rotated or revoked in "
-    "Karbon, or its API application was removed.",
-    "bearer_token": "Karbon rejected the Bearer token: it was most likely regenerated in Karbon, "
-    "or it does not belong to the same API application as the AccessKey.",
-    "unknown": "Karbon rejected the keys: they were most likely rotated or revoked in Karbon.",
-}
 
 
 @dataclass(frozen=True)
@@ -51,8 +45,12 @@ def describe(error: Exception) -> SyncFailure:
             return SyncFailure(
                 code=f"karbon_rejected_{error.rejected_key}",
                 message=str(error),
-                likely_cause=_REJECTED_KEY_CAUSE[error.rejected_key],
-                steps=[WHERE_KEYS_LIVE, "Generate a new AccessKey and Bearer token.", PASTE_AGAIN],
+                likely_cause=REJECTIONS[error.rejected_key].likely_cause,
+                steps=[
+                    WHERE_TO_FIND_KEYS,
+                    "Generate a new AccessKey and Bearer token.",
+                    PASTE_AGAIN,
+                ],
             )
         case KarbonUnavailable():
             return SyncFailure(

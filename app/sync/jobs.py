@@ -25,7 +25,7 @@ from app.settings import Settings
 from app.sync import repository
 from app.sync.access import KarbonAccess
 from app.sync.control import enqueue_run, request_sync
-from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response, open_periods
+from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response
 from app.sync.failures import alert_admins_once, describe, report_failure
 from app.sync.karbon.errors import KarbonAuthError
 from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
@@ -173,7 +173,7 @@ async def _plan(session: AsyncSession, run: SyncRun) -> RunPlan:
         started_at=run.started_at or datetime.now(UTC),
         today=datetime.now(UTC).date(),
         high_water_marks=await repository.high_water_marks(session, run.tenant_id),
-        open_periods=await open_periods(session, run.tenant_id),
+        open_periods=await repository.open_periods(session, run.tenant_id),
     )
 
 

@@ -5,17 +5,15 @@ order they arrived through the same parsers and upserts as a sync re-derives eve
 normalized column (new ones included). What a sync marked deleted stays deleted.
 """
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.models import RawResponse
+from app.sync import repository
 from app.sync.karbon.client import list_records
-from app.sync.records import Raw, parse_batch
+from app.sync.records import Raw
 from app.sync.store import RecordStore
 from app.sync.streams import STREAMS, Stream
 
@@ -35,12 +33,11 @@ async def rebuild_from_raw(
     for stream in STREAMS:
         details = await _latest_details(sessions, tenant_id, stream)
         async with unit_of_work(sessions) as session:
-            async for response in _responses(session, tenant_id, stream, "page"):
+            async for response in repository.raw_responses(session, tenant_id, stream.name, "page"):
                 records = list_records(response.body) or []
                 store = RecordStore(session, tenant_id, response.run_id)
-                batch = parse_batch(stream.parse, records, details, key=stream.key_field)
-                tokens = {stream.key_of(raw): stream.change_token(raw) for raw in records}
-                await store.save(batch.records, tokens, keep_deleted_at=True)
+                tokens = stream.tokens(records)
+                batch = await stream.write(store, records, details, tokens, keep_deleted_at=True)
                 summary.pages += 1
                 summary.records += len(batch.records)
                 summary.rejected += len(batch.rejects)
@@ -55,26 +52,7 @@ async def _latest_details(
 ) -> dict[str, Raw]:
     details: dict[str, Raw] = {}
     async with sessions() as session:
-        async for response in _responses(session, tenant_id, stream, "detail"):
+        async for response in repository.raw_responses(session, tenant_id, stream.name, "detail"):
             if isinstance(response.body, dict) and stream.key_field in response.body:
                 details[stream.key_of(response.body)] = response.body
     return details
-
-
-async def _responses(
-    session: AsyncSession, tenant_id: UUID, stream: Stream, kind: str
-) -> AsyncIterator[RawResponse]:
-    """Successful responses of one kind, oldest first, streamed rather than loaded at once."""
-    query = (
-        select(RawResponse)
-        .where(
-            RawResponse.tenant_id == tenant_id,
-            RawResponse.stream == stream.name,
-            RawResponse.kind == kind,
-            RawResponse.status == 200,
-        )
-        .order_by(RawResponse.id)
-        .execution_options(yield_per=200)
-    )
-    async for response in await session.stream_scalars(query):
-        yield response

@@ -35,8 +35,9 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from app.domain.values import BilledStatus, ClientType, InvoiceStatus
+from app.domain.values import BilledStatus, ClientType, FeeType, InvoiceStatus
 from app.domain.values import LineType as BillableItemType
 
 Raw = dict[str, Any]
@@ -48,12 +49,6 @@ class PrimaryStatus(StrEnum):
     IN_PROGRESS = "InProgress"
     WAITING = "Waiting"
     COMPLETED = "Completed"
-
-
-class FeeType(StrEnum):
-    FIXED_FEE = "FixedFee"
-    TIME_AND_MATERIALS = "TimeAndMaterials"
-    NON_BILLABLE = "NonBillable"
 
 
 class TimesheetStatus(StrEnum):
@@ -79,6 +74,24 @@ def _lenient(enum: type[StrEnum]) -> BeforeValidator:
         return value
 
     return BeforeValidator(normalise)
+
+
+_KARBON_FEE_TYPES = tuple(member for member in FeeType if member is not FeeType.UNKNOWN)
+_EXPECTED_FEE_TYPES = " or ".join(
+    ", ".join(f"'{m.value}'" for m in _KARBON_FEE_TYPES).rsplit(", ", 1)
+)
+
+
+def _karbon_fee_type(value: Any) -> Any:
+    """Karbon sends three fee types; the domain's ``Unknown`` means "not synced", never a value.
+
+    Runs after ``_lenient`` has turned a spelling into a member.
+    """
+    if value not in _KARBON_FEE_TYPES:
+        raise PydanticCustomError(
+            "enum", "Input should be {expected}", {"expected": _EXPECTED_FEE_TYPES}
+        )
+    return value
 
 
 def _date_part(value: Any) -> Any:
@@ -149,8 +162,8 @@ class WorkItemRecord(_Record):
         None, validation_alias="PrimaryStatus"
     )
     secondary_status: str | None = Field(None, validation_alias="SecondaryStatus")
-    fee_type: Annotated[FeeType, _lenient(FeeType)] | None = Field(
-        None, validation_alias=AliasPath("FeeSettings", "FeeType")
+    fee_type: Annotated[FeeType, BeforeValidator(_karbon_fee_type), _lenient(FeeType)] | None = (
+        Field(None, validation_alias=AliasPath("FeeSettings", "FeeType"))
     )
     fee_value: Money | None = Field(None, validation_alias=AliasPath("FeeSettings", "FeeValue"))
     raw: Raw = Field(repr=False)

@@ -1,13 +1,41 @@
-"""Queries on sync runs, settings and stream state."""
+"""Queries on sync runs, settings, stream state, open periods and stored raw responses."""
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Float, Integer, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ACTIVE_STATES, StreamState, SyncKind, SyncRun, SyncSettings, SyncState
+from app.domain.values import UNBILLED_STATUSES
+from app.models import (
+    ACTIVE_STATES,
+    RawResponse,
+    StreamState,
+    SyncKind,
+    SyncRun,
+    SyncSettings,
+    SyncState,
+    TimeEntry,
+)
+from app.sync.streams import OpenPeriod
+
+_RECORD_PROGRESS = (
+    update(SyncRun)
+    .where(SyncRun.id == bindparam("run"), SyncRun.state == SyncState.RUNNING)
+    .values(
+        progress=SyncRun.progress.op("||")(bindparam("progress_change", type_=JSONB)),
+        checkpoint=SyncRun.checkpoint.op("||")(bindparam("checkpoint_change", type_=JSONB)),
+        requests_made=SyncRun.requests_made + bindparam("new_requests", type_=Integer),
+        request_rate=bindparam("rate", type_=Float),
+        heartbeat_at=bindparam("heartbeat", type_=SyncRun.heartbeat_at.type),
+    )
+    .returning(SyncRun.id)
+)
+"""A page's progress and checkpoint, merged into its run's while the run still runs.
+Built once: it runs after every page of every tenant."""
 
 
 async def active_run(session: AsyncSession, tenant_id: UUID) -> SyncRun | None:
@@ -79,10 +107,9 @@ async def sync_settings(session: AsyncSession, tenant_id: UUID) -> SyncSettings:
     """The tenant's settings, created with the defaults on first use."""
     found = await session.get(SyncSettings, tenant_id)
     if found is None:
-        found = SyncSettings(tenant_id=tenant_id, incremental_interval_minutes=120)
-        found.nightly_reconciliation = True
+        found = SyncSettings(tenant_id=tenant_id)
         session.add(found)
-        await session.flush()
+        await session.flush()  # fills in the model's column defaults
     return found
 
 
@@ -90,3 +117,60 @@ async def high_water_marks(session: AsyncSession, tenant_id: UUID) -> dict[str, 
     query = select(StreamState).where(StreamState.tenant_id == tenant_id)
     rows = (await session.execute(query)).scalars().all()
     return {row.stream: row.high_water_mark for row in rows}
+
+
+async def record_progress(session: AsyncSession, values: Mapping[str, Any]) -> bool:
+    """Merge a page's progress into its run (``values`` binds ``_RECORD_PROGRESS``); False
+    when the run no longer runs."""
+    return (await session.execute(_RECORD_PROGRESS, values)).scalar_one_or_none() is not None
+
+
+async def save_high_water_mark(
+    session: AsyncSession, tenant_id: UUID, stream: str, mark: datetime | None
+) -> None:
+    if mark is None:
+        return
+    values = {"high_water_mark": mark, "updated_at": datetime.now(UTC)}
+    statement = insert(StreamState).values(tenant_id=tenant_id, stream=stream, **values)
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["tenant_id", "stream"], set_=values)
+    )
+
+
+async def open_periods(session: AsyncSession, tenant_id: UUID) -> tuple[OpenPeriod, ...]:
+    """Timesheet periods that still hold unbilled time, with the users holding it."""
+    query = (
+        select(TimeEntry.entry_date, TimeEntry.period_end, TimeEntry.user_key)
+        .where(
+            TimeEntry.tenant_id == tenant_id,
+            TimeEntry.deleted_at.is_(None),
+            TimeEntry.billed_status.in_(sorted(UNBILLED_STATUSES)),
+        )
+        .distinct()
+    )
+    users: dict[tuple[date, date], set[str]] = {}
+    for start, end, user_key in await session.execute(query):
+        users.setdefault((start, end), set()).add(user_key)
+    return tuple(
+        OpenPeriod(start, end, frozenset(keys)) for (start, end), keys in sorted(users.items())
+    )
+
+
+async def raw_responses(
+    session: AsyncSession, tenant_id: UUID, stream: str, kind: str
+) -> AsyncIterator[RawResponse]:
+    """A stream's successful responses of one kind, oldest first, streamed rather than loaded
+    at once."""
+    query = (
+        select(RawResponse)
+        .where(
+            RawResponse.tenant_id == tenant_id,
+            RawResponse.stream == stream,
+            RawResponse.kind == kind,
+            RawResponse.status == 200,
+        )
+        .order_by(RawResponse.id)
+        .execution_options(yield_per=200)
+    )
+    async for response in await session.stream_scalars(query):
+        yield response

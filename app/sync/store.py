@@ -5,7 +5,8 @@ items) are written only when this run made that detail call: an unchanged record
 detail was not re-read keeps what was stored.
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -36,17 +37,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import json_text
-from app.models import (
-    Client,
-    Invoice,
-    InvoiceLine,
-    RawResponse,
-    RejectedRecord,
-    Staff,
-    TimeEntry,
-    Timesheet,
-    WorkItem,
-)
+from app.models import Base, InvoiceLine, RawResponse, RejectedRecord, TimeEntry, Timesheet
 from app.sync.karbon.client import KarbonResponse
 from app.sync.records import (
     ClientRecord,
@@ -59,6 +50,22 @@ from app.sync.records import (
 )
 
 Row = dict[str, Any]
+ChildWriter = Callable[["RecordStore", Sequence[Any], bool], Awaitable[None]]
+"""Writes the rows a stream's records carry inside them: (store, records, keep_deleted_at)."""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a stream's records are written, and what its complete read covers."""
+
+    model: type[Base]
+    row: Callable[[Any], Row]
+    """The model's columns from one parsed record."""
+    scope: Mapping[str, str] = field(default_factory=dict)
+    """Column values a complete read covers, for streams sharing a table."""
+    children: ChildWriter | None = None
+    deletes_with: tuple[type[Base], ...] = ()
+    """Tables whose rows a complete read also marks deleted when it did not see them."""
 
 
 def _keys(name: str) -> BindParameter[Any]:
@@ -184,7 +191,7 @@ def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | N
     }
 
 
-def _staff_row(record: UserRecord) -> Row:
+def staff_row(record: UserRecord) -> Row:
     row: Row = {"user_key": record.user_key, "name": record.name, "email": record.email}
     if record.raw_detail is not None:
         row |= {
@@ -195,8 +202,21 @@ def _staff_row(record: UserRecord) -> Row:
     return row
 
 
-def _client_row(record: ClientRecord) -> Row:
-    row: Row = {
+def contact_row(record: ClientRecord) -> Row:
+    """Contacts carry their owner and manager in the list."""
+    return _client_columns(record) | _owners(record)
+
+
+def organization_row(record: ClientRecord) -> Row:
+    """Organizations carry their owner and manager only in the detail."""
+    row = _client_columns(record)
+    if record.raw_detail is not None:
+        row |= _owners(record)
+    return row
+
+
+def _client_columns(record: ClientRecord) -> Row:
+    return {
         "client_key": record.client_key,
         "client_type": record.client_type.value,
         "name": record.full_name,
@@ -204,17 +224,17 @@ def _client_row(record: ClientRecord) -> Row:
         "user_defined_identifier": record.user_defined_identifier,
         "last_modified_at": record.last_modified,
     }
-    # Contacts carry their owner and manager in the list; Organizations only in the detail.
-    if record.raw_detail is not None or record.client_type.value == "Contact":
-        row |= {
-            "owner_email": record.owner_email,
-            "manager_email": record.manager_email,
-            "raw_detail": record.raw_detail,
-        }
-    return row
 
 
-def _work_item_row(record: WorkItemRecord) -> Row:
+def _owners(record: ClientRecord) -> Row:
+    return {
+        "owner_email": record.owner_email,
+        "manager_email": record.manager_email,
+        "raw_detail": record.raw_detail,
+    }
+
+
+def work_item_row(record: WorkItemRecord) -> Row:
     row: Row = {
         "work_item_key": record.work_item_key,
         "client_key": record.client_key,
@@ -240,7 +260,7 @@ def _work_item_row(record: WorkItemRecord) -> Row:
     return row
 
 
-def _timesheet_row(record: TimesheetRecord) -> Row:
+def timesheet_row(record: TimesheetRecord) -> Row:
     return {
         "timesheet_key": record.timesheet_key,
         "user_key": record.user_key,
@@ -250,7 +270,7 @@ def _timesheet_row(record: TimesheetRecord) -> Row:
     }
 
 
-def _invoice_row(record: InvoiceRecord) -> Row:
+def invoice_row(record: InvoiceRecord) -> Row:
     row: Row = {
         "invoice_key": record.invoice_key,
         "invoice_number": record.invoice_number,
@@ -297,44 +317,27 @@ class RecordStore:
         return {row[0]: row[1] for row in rows}
 
     async def save(
-        self, records: Sequence[Record], tokens: dict[str, str], *, keep_deleted_at: bool = False
+        self,
+        storage: Storage,
+        records: Sequence[Record],
+        tokens: dict[str, str],
+        *,
+        keep_deleted_at: bool = False,
     ) -> None:
         """Upsert records of one stream; `tokens` maps each key to its change token."""
-        by_model: dict[Any, list[Row]] = {}
+        key_column = _key_column(storage.model.__table__)
+        rows: list[Row] = []
         for record in records:
-            model, row = self._row(record)
-            key = str(row[_key_column(model.__table__)])
-            row |= _synced(record, self.tenant_id, self.run_id, tokens.get(key))
-            by_model.setdefault(model, []).append(row)
-        for model, rows in by_model.items():
-            for group in _group_by_columns(rows):
-                await _upsert(self.session, model, group, keep_deleted_at=keep_deleted_at)
-        await self._save_children(records, keep_deleted_at=keep_deleted_at)
+            row = storage.row(record)
+            row |= _synced(record, self.tenant_id, self.run_id, tokens.get(str(row[key_column])))
+            rows.append(row)
+        for group in _group_by_columns(rows):
+            await _upsert(self.session, storage.model, group, keep_deleted_at=keep_deleted_at)
+        if storage.children is not None and records:
+            await storage.children(self, records, keep_deleted_at)
 
-    def _row(self, record: Record) -> tuple[Any, Row]:
-        match record:
-            case UserRecord():
-                return Staff, _staff_row(record)
-            case ClientRecord():
-                return Client, _client_row(record)
-            case WorkItemRecord():
-                return WorkItem, _work_item_row(record)
-            case TimesheetRecord():
-                return Timesheet, _timesheet_row(record)
-            case InvoiceRecord():
-                return Invoice, _invoice_row(record)
-        raise TypeError(f"not a Karbon record: {type(record).__name__}")
-
-    async def _save_children(self, records: Sequence[Record], *, keep_deleted_at: bool) -> None:
-        timesheets = [r for r in records if isinstance(r, TimesheetRecord)]
-        if timesheets:
-            await self._save_time_entries(timesheets, keep_deleted_at=keep_deleted_at)
-        invoices = [r for r in records if isinstance(r, InvoiceRecord) and r.line_items is not None]
-        if invoices:
-            await self._replace_invoice_lines(invoices)
-
-    async def _save_time_entries(
-        self, timesheets: Sequence[TimesheetRecord], *, keep_deleted_at: bool
+    async def save_time_entries(
+        self, timesheets: Sequence[TimesheetRecord], keep_deleted_at: bool
     ) -> None:
         rows = [
             {
@@ -376,8 +379,15 @@ class RecordStore:
             },
         )
 
-    async def _replace_invoice_lines(self, invoices: Sequence[InvoiceRecord]) -> None:
-        invoices = list({invoice.invoice_key: invoice for invoice in invoices}.values())
+    async def replace_invoice_lines(
+        self, invoices: Sequence[InvoiceRecord], keep_deleted_at: bool
+    ) -> None:
+        """Invoices listed with their lines get exactly those lines (`keep_deleted_at` does not
+        apply: lines are never marked deleted)."""
+        with_lines = [invoice for invoice in invoices if invoice.line_items is not None]
+        if not with_lines:
+            return
+        invoices = list({invoice.invoice_key: invoice for invoice in with_lines}.values())
         await self.session.execute(
             _LINES_OF, {"tenant": self.tenant_id, "invoices": [i.invoice_key for i in invoices]}
         )

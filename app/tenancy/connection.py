@@ -21,12 +21,13 @@ from app.secrets import Secrets
 from app.settings import Settings
 from app.sync.control import request_sync, stop_syncing
 from app.sync.karbon import (
+    BudgetRegistry,
     KarbonAuthError,
     KarbonError,
     KarbonUnavailable,
-    budgets,
     validate_credentials,
 )
+from app.sync.karbon.errors import REJECTIONS, WHERE_TO_FIND_KEYS
 from app.tenancy import repository
 from app.tenancy.crypto import CredentialCipher, mask
 from app.tenancy.schemas import (
@@ -42,8 +43,6 @@ from app.tenancy.trial import trial_state
 _JWT = re.compile(JWT_PATTERN)
 _GUID = re.compile(GUID_PATTERN)
 _BEARER_SCHEME = re.compile(r"^bearer\s+", re.IGNORECASE)
-
-WHERE_TO_FIND_KEYS = "In Karbon, open Settings → Developer (Connected Apps → Manage)."
 
 
 @dataclass(frozen=True)
@@ -110,34 +109,14 @@ def check_format(credentials: KarbonCredentials) -> None:
     )
 
 
-_REJECTIONS: dict[str, tuple[str, str, str | None]] = {
-    "access_key": (
-        "karbon-rejected-access-key",
-        "Karbon rejected the AccessKey. Copy the whole AccessKey again (the long JWT) and "
-        "check it was not regenerated since. " + WHERE_TO_FIND_KEYS,
-        "access_key",
-    ),
-    "bearer_token": (
-        "karbon-rejected-bearer-token",
-        "Karbon rejected the Bearer token for this AccessKey. Copy the Bearer token of the "
-        "same API application again; it changes when it is regenerated. " + WHERE_TO_FIND_KEYS,
-        "bearer_token",
-    ),
-    "unknown": (
-        "karbon-rejected-unknown",
-        "Karbon rejected the keys without saying which one. Generate both again in Karbon "
-        "and paste them together. " + WHERE_TO_FIND_KEYS,
-        None,
-    ),
-}
-
-
 def _rejection(error: KarbonAuthError) -> ProblemError:
-    type_, detail, field = _REJECTIONS[error.rejected_key]
+    rejection = REJECTIONS[error.rejected_key]
     extra: dict[str, Any] = {"karbon_message": error.karbon_message}
-    if field:
-        extra["errors"] = [{"field": field, "message": "Rejected by Karbon"}]
-    return ProblemError(422, type_, detail, title="Karbon rejected the keys", **extra)
+    if rejection.field:
+        extra["errors"] = [{"field": rejection.field, "message": "Rejected by Karbon"}]
+    return ProblemError(
+        422, rejection.slug, rejection.when_pasted, title="Karbon rejected the keys", **extra
+    )
 
 
 def _unavailable() -> ProblemError:
@@ -163,7 +142,7 @@ def _unexpected() -> ProblemError:
 
 
 async def verify_with_karbon(
-    settings: Settings, tenant_id: UUID, credentials: KarbonCredentials
+    settings: Settings, budgets: BudgetRegistry, tenant_id: UUID, credentials: KarbonCredentials
 ) -> None:
     """One live `GET /v3/Users` with the keys, counted against the tenant's request budget."""
     check = await validate_credentials(
@@ -203,13 +182,14 @@ async def connect(
     redis: ArqRedis,
     settings: Settings,
     secrets: Secrets,
+    budgets: BudgetRegistry,
     tenant_id: UUID,
     pasted: PastedCredentials,
     now: datetime,
 ) -> Connection:
     credentials = normalised(pasted)
     check_format(credentials)
-    await verify_with_karbon(settings, tenant_id, credentials)
+    await verify_with_karbon(settings, budgets, tenant_id, credentials)
 
     tenant = await repository.tenant(session, tenant_id, for_update=True)
     assert tenant is not None

@@ -15,7 +15,8 @@ from app.sync.karbon import (
     WORK_ITEMS,
     ReadOnlyViolation,
 )
-from app.sync.karbon.endpoints import assert_allowed
+from app.sync.karbon.endpoints import RESOURCES, assert_allowed
+from app.sync.streams import STREAMS, Stream
 from tests.sync.karbon_fakes import BASE, make_client, run_virtual
 
 
@@ -111,3 +112,8 @@ def test_base_url_path_prefix_is_respected() -> None:
     assert_allowed("GET", httpx.URL("http://localhost:8000/karbon/v3/Users"), base)
     with pytest.raises(ReadOnlyViolation):
         assert_allowed("GET", httpx.URL("http://localhost:8000/v3/Users"), base)
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=lambda stream: stream.name)
+def test_every_stream_reads_a_resource_on_the_reviewed_allow_list(stream: Stream) -> None:
+    assert stream.resource in RESOURCES

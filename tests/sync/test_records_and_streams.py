@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -260,3 +261,8 @@ def test_timesheet_filters_cover_recent_window_and_open_periods() -> None:
         "StartDate gt 2023-12-31T23:59:59Z and EndDate lt 2024-01-08T00:00:00Z"
         " and UserKey in ('o''neil', 'u2')",
     ]
+
+
+def test_a_period_window_stream_must_say_how_many_recent_days_it_rereads() -> None:
+    with pytest.raises(ValueError, match="timesheets: a period window needs recent_days"):
+        replace(TIMESHEETS_STREAM, recent_days=None)

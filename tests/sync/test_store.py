@@ -12,6 +12,7 @@ from app.db import unit_of_work
 from app.models import TimeEntry, Timesheet
 from app.sync.records import TimesheetRecord, parse_timesheet
 from app.sync.store import RecordStore
+from app.sync.streams import TIMESHEETS_STREAM
 from tests.factories import create_tenant
 
 
@@ -40,7 +41,7 @@ async def _save(
     sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, records: list[Any]
 ) -> None:
     async with unit_of_work(sessions) as session:
-        await RecordStore(session, tenant_id, uuid4()).save(records, {})
+        await RecordStore(session, tenant_id, uuid4()).save(TIMESHEETS_STREAM.storage, records, {})
 
 
 async def _count(sessions: async_sessionmaker[AsyncSession], model: Any) -> int:

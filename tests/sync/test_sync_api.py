@@ -152,3 +152,12 @@ async def test_operators_see_every_firms_sync_state(
     assert not firms["Beta LLP"]["connected"] and firms["Beta LLP"]["current"] is None
     tenant_view = await client.get("/api/v1/ops/sync", headers=connected.headers)
     assert tenant_view.status_code == 403
+
+
+async def test_a_new_firm_syncs_every_two_hours_and_reconciles_nightly(
+    client: AsyncClient,
+) -> None:
+    firm = await sign_up(client, "Acme CPA", "owner@acme-cpa.com")
+    response = await client.get("/api/v1/sync/settings", headers=firm.headers)
+    assert response.status_code == 200
+    assert response.json() == {"incremental_interval_minutes": 120, "nightly_reconciliation": True}

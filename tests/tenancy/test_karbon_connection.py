@@ -9,10 +9,13 @@ import pytest
 import respx
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.app import create_app
+from app.embedded import ServiceUrls
 from app.models import KarbonConnection, SyncKind, SyncRun, SyncState, SyncTrigger, Tenant
 from app.observability import JsonFormatter
 from app.secrets import Secrets
@@ -418,3 +421,23 @@ async def test_a_refused_key_check_queues_no_sync(
         await put_credentials(client, firm)
     async with sessions() as session:
         assert list(await session.scalars(select(SyncRun))) == []
+
+
+async def test_the_key_check_spends_the_request_budget_the_settings_set(
+    settings: Settings,
+    service_urls: ServiceUrls,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+) -> None:
+    slower = settings.model_copy(update={"karbon_requests_per_second": 0.5})
+    application = create_app(slower, service_urls)
+    transport = ASGITransport(app=application, raise_app_exceptions=False)
+    async with (
+        application.router.lifespan_context(application),
+        AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        await connect(client, await sign_up(client, "Acme", "owner@acme.com"))
+        tenant = await _tenant(sessions)
+        budget = application.state.karbon_budgets.for_tenant(str(tenant.id))
+        assert budget.rate_per_second == 0.5
+        assert budget.stats().requests_sent == 1

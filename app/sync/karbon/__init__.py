@@ -1,6 +1,6 @@
 """Read-only Karbon v3 client: endpoints allow-list, tenant budgets, retries, typed errors."""
 
-from app.sync.karbon.budget import BudgetRegistry, BudgetStats, TenantBudget, budgets
+from app.sync.karbon.budget import BudgetRegistry, BudgetStats, TenantBudget
 from app.sync.karbon.client import (
     DEFAULT_BASE_URL,
     KarbonClient,
@@ -54,6 +54,5 @@ __all__ = [
     "ResponseHook",
     "RetryPolicy",
     "TenantBudget",
-    "budgets",
     "validate_credentials",
 ]

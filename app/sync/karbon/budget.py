@@ -31,7 +31,8 @@ from weakref import WeakKeyDictionary
 
 from aiolimiter import AsyncLimiter
 
-KARBON_RATE_PER_SECOND = 1.8
+from app.settings import KARBON_REQUESTS_PER_SECOND
+
 DEFAULT_MAX_IN_FLIGHT = 6
 RATE_WINDOW_SECONDS = 60.0
 _WINDOW_MARGIN = 1.02
@@ -76,7 +77,7 @@ class TenantBudget:
 
     def __init__(
         self,
-        rate_per_second: float = KARBON_RATE_PER_SECOND,
+        rate_per_second: float = KARBON_REQUESTS_PER_SECOND,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         window_seconds: float = RATE_WINDOW_SECONDS,
     ) -> None:
@@ -196,7 +197,7 @@ class BudgetRegistry:
 
     def __init__(
         self,
-        rate_per_second: float = KARBON_RATE_PER_SECOND,
+        rate_per_second: float = KARBON_REQUESTS_PER_SECOND,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self._rate = rate_per_second
@@ -214,7 +215,3 @@ class BudgetRegistry:
         if tenant_id not in per_loop:
             per_loop[tenant_id] = TenantBudget(self._rate, self._max_in_flight)
         return per_loop[tenant_id]
-
-
-budgets = BudgetRegistry()
-"""The process-wide registry the sync engine uses."""

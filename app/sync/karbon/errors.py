@@ -7,6 +7,7 @@ ever carries the AccessKey or the Bearer token (see ``redact``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 RejectedKey = Literal["access_key", "bearer_token", "unknown"]
@@ -54,12 +55,49 @@ def classify_rejected_key(message: str | None) -> RejectedKey:
     return "unknown"
 
 
-_HINTS: Final[Mapping[RejectedKey, str]] = {
-    "access_key": "Karbon rejected the AccessKey (the long key starting 'eyJ'). "
-    "Check it was pasted whole and not swapped with the Bearer token.",
-    "bearer_token": "Karbon rejected the Bearer token (the GUID). Check it belongs to the "
-    "same API application as the AccessKey and was not rotated.",
-    "unknown": "Karbon rejected the keys. Re-generate both in Karbon and paste them again.",
+WHERE_TO_FIND_KEYS: Final = "In Karbon, open Settings → Developer (Connected Apps → Manage)."
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What the firm is told when Karbon rejects a key."""
+
+    slug: str
+    """The problem type the key check answers with."""
+    field: str | None
+    """The pasted field Karbon rejected, when it said which."""
+    when_pasted: str
+    """The key check's detail: the keys were just pasted."""
+    likely_cause: str
+    """A sync's failure report: the keys worked before."""
+
+
+REJECTIONS: Final[Mapping[RejectedKey, Rejection]] = {
+    "access_key": Rejection(
+        slug="karbon-rejected-access-key",
+        field="access_key",
+        when_pasted="Karbon rejected the AccessKey. Copy the whole AccessKey again (the long "
+        "JWT) and check it was not regenerated since. " + WHERE_TO_FIND_KEYS,
+        likely_cause="Karbon rejected the AccessKey: it was most likely rotated or revoked in "
+        "Karbon, or its API application was removed.",
+    ),
+    "bearer_token": Rejection(
+        slug="karbon-rejected-bearer-token",
+        field="bearer_token",
+        when_pasted="Karbon rejected the Bearer token for this AccessKey. Copy the Bearer token "
+        "of the same API application again; it changes when it is regenerated. "
+        + WHERE_TO_FIND_KEYS,
+        likely_cause="Karbon rejected the Bearer token: it was most likely regenerated in "
+        "Karbon, or it does not belong to the same API application as the AccessKey.",
+    ),
+    "unknown": Rejection(
+        slug="karbon-rejected-unknown",
+        field=None,
+        when_pasted="Karbon rejected the keys without saying which one. Generate both again in "
+        "Karbon and paste them together. " + WHERE_TO_FIND_KEYS,
+        likely_cause="Karbon rejected the keys: they were most likely rotated or revoked in "
+        "Karbon.",
+    ),
 }
 
 
@@ -82,11 +120,6 @@ class KarbonAuthError(KarbonError):
             f"Karbon authentication failed ({status}, rejected: {rejected_key}): "
             f"{karbon_message or 'no message'}"
         )
-
-    @property
-    def hint(self) -> str:
-        """What the firm's admin should do about it."""
-        return _HINTS[self.rejected_key]
 
 
 class KarbonRequestError(KarbonError):
