@@ -14,9 +14,9 @@ from starlette.responses import Response
 
 from app.api import reports as api
 from app.api.auth import Principal
-from app.api.pagination import PageParams
 from app.cli_errors import CliError
 from app.db import create_engine, create_sessionmaker
+from app.kit.pagination import PageParams
 from app.reports import tables
 from app.reports.schemas import Interval
 from app.reports.service import report_context

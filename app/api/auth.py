@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
-from app.api.problems import ProblemError
+from app.kit.problems import ProblemError
 from app.models import ApiKey, Role, Tenant, User
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin
 from app.api.deps import RedisDep, SessionDep, SettingsDep
-from app.api.pagination import Page, PageParamsDep
-from app.api.problems import ProblemError
+from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, OPERATOR, READER, SUBSCRIPTION, VALIDATION, problems
+from app.kit.pagination import Page
+from app.kit.problems import ProblemError
 from app.models import KarbonConnection, SyncKind, SyncState, SyncTrigger, Tenant
 from app.sync import repository
 from app.sync.control import request_sync

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from app.kit.presentation import Hours, Money
 from app.models import RecognitionPolicyName
-from app.reports.presentation import Hours, Money
 
 
 class CostSettingsBody(BaseModel):
