@@ -30,9 +30,11 @@ from app.embedded import (
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
 from app.sandbox.cli import sandbox_advance_command, sandbox_command
+from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
+from app.sync import connection
 from app.sync.rebuild import rebuild_from_raw
-from app.tenancy.cli import create_operator, reencrypt_credentials
+from app.tenancy.cli import create_operator, in_unit_of_work
 from app.worker import create_worker, tune_worker_process
 
 
@@ -198,8 +200,13 @@ def create_operator_command(
 @cli.command("reencrypt-credentials")
 def reencrypt_credentials_command() -> None:
     """Re-encrypt stored Karbon keys with the newest RECKONRY_ENCRYPTION_KEYS key."""
-    _settings()
-    count = reencrypt_credentials()
+    settings = _settings()
+    secrets = resolve_secrets(settings)
+    count = asyncio.run(
+        in_unit_of_work(
+            settings, lambda session: connection.reencrypt_credentials(session, secrets)
+        )
+    )
     typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
 
 

@@ -16,6 +16,7 @@ from app.kit.pagination import Page
 from app.kit.problems import ProblemError
 from app.models import KarbonConnection, SyncKind, SyncState, SyncTrigger, Tenant
 from app.sync import repository
+from app.sync.connection import tenant_may_sync
 from app.sync.control import request_sync
 from app.sync.schemas import (
     SyncRequestBody,
@@ -27,7 +28,6 @@ from app.sync.schemas import (
     TenantSyncView,
 )
 from app.sync.status import run_view, settings_view, sync_status
-from app.tenancy.connection import tenant_may_sync
 
 router = APIRouter(prefix="/api/v1", tags=["sync"])
 

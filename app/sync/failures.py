@@ -13,6 +13,7 @@ from app.mail import send_email
 from app.models import Role, User
 from app.models.karbon_connection import KarbonConnection
 from app.settings import Settings
+from app.sync.connection import mark_error_alerted, record_sync_error
 from app.sync.karbon.errors import (
     KarbonAuthError,
     KarbonError,
@@ -20,7 +21,6 @@ from app.sync.karbon.errors import (
     KarbonRequestError,
     KarbonUnavailable,
 )
-from app.tenancy.connection import mark_error_alerted, record_sync_error
 
 logger = logging.getLogger(__name__)
 
