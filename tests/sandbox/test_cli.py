@@ -23,7 +23,7 @@ def test_sandbox_command_prints_keys_and_serves(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     host = typer.Typer()
-    host.command("sandbox")(cli.sandbox_command)  # how app/cli.py mounts it
+    host.command("sandbox")(cli.sandbox_command)  # how app/cli/__init__.py mounts it
     result = CliRunner().invoke(
         host,
         [

@@ -17,8 +17,9 @@ import uvicorn
 
 from app import __version__, event_loops
 from app.api.app import create_app
-from app.cli_errors import CliError, UserErrorGroup
-from app.cli_reports import ReportName, ReportRequest, firm_report
+from app.cli import tables
+from app.cli.errors import CliError, UserErrorGroup
+from app.cli.reports import ReportName, ReportRequest, firm_report
 from app.db import create_engine, create_sessionmaker
 from app.embedded import (
     ServiceUrls,
@@ -250,7 +251,8 @@ async def _show_demo(
     if serving.done():
         return
     base = f"http://{settings.api_host}:{settings.api_port}"
-    email = await run_demo(base, sandbox.tenant("Demo firm"), console)
+    email, report = await run_demo(base, sandbox.tenant("Demo firm"), console)
+    console.print(tables.profitability(report))
     _announce(settings, urls)
     typer.echo(f"Demo login:        {email} / {PASSWORD}")
     typer.echo(f"Report again:      reckonry report summary --tenant {email}")
