@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -30,7 +31,6 @@ from app.embedded import (
 )
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
-from app.sandbox.cli import sandbox_advance_command, sandbox_command
 from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
 from app.sync import connection
@@ -67,6 +67,24 @@ Port = Annotated[
         min=1, max=65535, help="Port to listen on  [default: RECKONRY_API_PORT, else 8000]"
     ),
 ]
+
+
+SANDBOX_MISSING = (
+    "the Karbon sandbox is not installed: it comes with a development checkout (`uv sync`), "
+    "not with the production package."
+)
+# `reckonry sandbox ...` hands every argument, `--help` included, to the simulator's command.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _sandbox(module: str) -> ModuleType:
+    """A module of the Karbon simulator (development only), imported when a command needs it."""
+    try:
+        return importlib.import_module(f"sandbox.{module}")
+    except ModuleNotFoundError as error:
+        if error.name in ("sandbox", f"sandbox.{module}"):
+            raise CliError(SANDBOX_MISSING) from None
+        raise
 
 
 def _show_version(value: bool) -> None:
@@ -214,11 +232,8 @@ def reencrypt_credentials_command() -> None:
 async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
     from rich.console import Console
 
-    from app.sandbox.server import serve_sandbox_in_thread
-    from app.sandbox.state import Sandbox
-
-    sandbox = Sandbox.create(("Demo firm", size, 0))
-    with serve_sandbox_in_thread(sandbox) as karbon_url:
+    sandbox = _sandbox("state").Sandbox.create(("Demo firm", size, 0))
+    with _sandbox("server").serve_sandbox_in_thread(sandbox) as karbon_url:
         settings = settings.model_copy(update={"karbon_base_url": karbon_url})
         server = _uvicorn_server(settings, urls)
         background = create_worker(settings, urls, handle_signals=False, serve_own_metrics=False)
@@ -244,17 +259,16 @@ async def _show_demo(
     sandbox: Any,
     console: Any,
 ) -> None:
-    from app.reports.demo import PASSWORD, run_demo
-
+    demo = _sandbox("demo")
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
         await asyncio.sleep(0.1)
     if serving.done():
         return
     base = f"http://{settings.api_host}:{settings.api_port}"
-    email, report = await run_demo(base, sandbox.tenant("Demo firm"), console)
+    email, report = await demo.run_demo(base, sandbox.tenant("Demo firm"), console)
     console.print(tables.profitability(report))
     _announce(settings, urls)
-    typer.echo(f"Demo login:        {email} / {PASSWORD}")
+    typer.echo(f"Demo login:        {email} / {demo.PASSWORD}")
     typer.echo(f"Report again:      reckonry report summary --tenant {email}")
     typer.echo("Serving until Ctrl-C.")
 
@@ -281,10 +295,9 @@ def demo(
     port: Port = None,
 ) -> None:
     """Try Reckonry: a sandbox firm synced, costed and reported, then the API keeps running."""
-    from app.sandbox.generator import SIZES
-
-    if size not in SIZES:
-        raise typer.BadParameter(f"choose one of {', '.join(SIZES)}", param_hint="--size")
+    sizes = _sandbox("generator").SIZES
+    if size not in sizes:
+        raise typer.BadParameter(f"choose one of {', '.join(sizes)}", param_hint="--size")
     settings = _settings(host, port)
     log_file = settings.data_dir / "demo.log"
     _log_to_file(log_file)
@@ -352,8 +365,22 @@ def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id
     asyncio.run(run())
 
 
-cli.command("sandbox")(sandbox_command)
-cli.command("sandbox-advance")(sandbox_advance_command)
+def _run_sandbox_command(ctx: typer.Context, name: str) -> None:
+    command = typer.Typer(add_completion=False)
+    command.command()(getattr(_sandbox("cli"), name))
+    command(ctx.args, prog_name=ctx.command_path)
+
+
+@cli.command("sandbox", context_settings=_PASS_THROUGH, add_help_option=False)
+def sandbox(ctx: typer.Context) -> None:
+    """Serve a Karbon sandbox and print each tenant's AccessKey and Bearer token."""
+    _run_sandbox_command(ctx, "sandbox_command")
+
+
+@cli.command("sandbox-advance", context_settings=_PASS_THROUGH, add_help_option=False)
+def sandbox_advance(ctx: typer.Context) -> None:
+    """Advance a running sandbox's firm(s) by N days."""
+    _run_sandbox_command(ctx, "sandbox_advance_command")
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

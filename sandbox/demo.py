@@ -1,4 +1,4 @@
-"""`reckonry demo`: a sandbox firm, synced and costed, its profitability in the terminal.
+"""`reckonry demo`: a sandbox firm, synced and costed; the command prints its profitability.
 
 Everything goes through the public API, as a new user would: sign up, connect Karbon (the
 in-process sandbox), watch the sync, enter cost assumptions, read the report.
@@ -13,7 +13,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from app.sandbox.state import Tenant
+from sandbox.state import Tenant
 
 PASSWORD = "demo-password-123"
 Report = dict[str, Any]
