@@ -33,14 +33,14 @@ from uuid import uuid4
 
 from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.embedded import resolve_service_urls
-from app.sandbox import render
-from app.sandbox.generator import generate_firm
 from app.settings import Settings
 from app.sync.karbon.client import KarbonResponse
 from app.sync.records import parse_batch
 from app.sync.store import RecordStore
 from app.sync.streams import STREAMS
 from app.worker import tune_worker_process
+from sandbox import render
+from sandbox.generator import generate_firm
 from tests.factories import create_tenant
 from tests.services import scratch_database
 

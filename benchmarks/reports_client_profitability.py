@@ -63,9 +63,6 @@ from app.migrations import upgrade_to_head
 from app.models import CompensationPeriod, SyncKind, SyncRun, SyncState, SyncTrigger
 from app.reports.ordering import SORT_FIELDS
 from app.reports.refresh import refresh_reports
-from app.sandbox import render
-from app.sandbox.generator import generate_firm
-from app.sandbox.model import Firm
 from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
 from app.sync.records import Record
@@ -80,6 +77,9 @@ from app.sync.streams import (
     Stream,
 )
 from app.tenancy.security import issue_session_token
+from sandbox import render
+from sandbox.generator import generate_firm
+from sandbox.model import Firm
 
 BASE = "https://api.karbonhq.com"
 BATCH = 500

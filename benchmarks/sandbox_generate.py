@@ -31,7 +31,7 @@ TODAY = date(2026, 8, 19)
 def _one(size: str) -> None:
     """Child process: generate one firm, print a JSON line of measurements."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    from app.sandbox.generator import generate_firm
+    from sandbox.generator import generate_firm
 
     started = time.perf_counter()
     firm = generate_firm(size, 0, today=TODAY)
@@ -53,8 +53,8 @@ def _one(size: str) -> None:
 async def _serve(pages: int) -> list[tuple[str, float, float, int]]:
     import httpx
 
-    from app.sandbox.app import create_sandbox_app
-    from app.sandbox.state import Sandbox, SandboxConfig
+    from sandbox.app import create_sandbox_app
+    from sandbox.state import Sandbox, SandboxConfig
 
     sandbox = Sandbox.create(
         ("Bench", "medium", 0), today=TODAY, config=SandboxConfig(rate_limit_enabled=False)

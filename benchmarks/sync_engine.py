@@ -127,7 +127,6 @@ from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.embedded import resolve_service_urls
 from app.models import SyncKind, SyncTrigger
 from app.redis_pool import create_redis
-from app.sandbox.generator import generate_firm
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
@@ -136,6 +135,7 @@ from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
 from app.worker import WorkerContext, tune_worker_process
+from sandbox.generator import generate_firm
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 

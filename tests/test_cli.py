@@ -1,5 +1,7 @@
 """The `reckonry` command: version, options, and one-line errors instead of tracebacks."""
 
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 from uuid import uuid4
@@ -83,3 +85,18 @@ def test_a_report_for_an_unknown_e_mail_says_so(service_urls: ServiceUrls) -> No
     result = invoke(["report", "summary", "--tenant", "nobody@example.com"], env)
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: no user signs in with nobody@example.com")
+
+
+def test_the_command_starts_without_importing_the_sandbox(tmp_path: Path) -> None:
+    """The simulator is development-only: the production command must not need it."""
+    sandbox_modules = "sorted(m for m in sys.modules if m.partition('.')[0] == 'sandbox')"
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, app.cli; print({sandbox_modules})"],
+        env=environment(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -42,14 +42,19 @@ def _clean_environment(workdir: Path, **settings: str) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "HOME": str(workdir), **settings}
 
 
-def test_without_servers_or_embedded_extra_says_what_to_do(installed: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(installed / "reckonry"), "migrate"],
-        cwd=tmp_path,
-        env=_clean_environment(tmp_path),
+def _run_bare(installed: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """An installed program (`reckonry`, `python`) run with nothing of the developer's shell."""
+    return subprocess.run(
+        [str(installed / args[0]), *args[1:]],
+        cwd=workdir,
+        env=_clean_environment(workdir),
         capture_output=True,
         text=True,
     )
+
+
+def test_without_servers_or_embedded_extra_says_what_to_do(installed: Path, tmp_path: Path) -> None:
+    result = _run_bare(installed, tmp_path, "reckonry", "migrate")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "Error: DATABASE_URL is not set and the embedded servers are not installed: "
@@ -85,3 +90,16 @@ async def test_installed_wheel_migrates_and_serves_ready_in_production(
         )
         status = await asyncio.to_thread(_migrate_then_check_ready, installed, tmp_path, env)
     assert status == 200
+
+
+def test_installed_wheel_has_no_sandbox_and_says_so(installed: Path, tmp_path: Path) -> None:
+    """The Karbon simulator is development-only: not in the wheel, and its commands say why."""
+    find_sandbox = "import importlib.util; print(importlib.util.find_spec('sandbox'))"
+    spec = _run_bare(installed, tmp_path, "python", "-c", find_sandbox)
+    assert spec.stdout.strip() == "None", spec.stdout + spec.stderr
+    result = _run_bare(installed, tmp_path, "reckonry", "sandbox", "--size", "tiny")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: the Karbon sandbox is not installed: it comes with a development checkout "
+        "(`uv sync`), not with the production package."
+    ]

@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
-from app.api.problems import ProblemError
+from app.kit.problems import ProblemError
 from app.models import Role, Tenant
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository

@@ -8,11 +8,12 @@ from fastapi import APIRouter
 
 from app.api.auth import TenantAdmin, TenantMember
 from app.api.deps import KarbonKey, RedisDep, SessionDep, SettingsDep
-from app.api.pagination import Page, PageParamsDep
-from app.api.problems import ProblemError
+from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, MEMBER, VALIDATION, problems
 from app.costs import repository, service
 from app.costs.schemas import CompensationBody, CostSettingsBody, CostSettingsView, StaffCostView
+from app.kit.pagination import Page
+from app.kit.problems import ProblemError
 from app.reports.queue import refresh_after_commit
 from app.reports.repository import refresh_state
 

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from app.api.auth import SecretsDep, TenantAdmin, TenantMember
 from app.api.deps import KarbonBudgetsDep, RedisDep, SessionDep, SettingsDep
 from app.api.responses import ADMIN, MEMBER, problems
-from app.tenancy import connection, repository
+from app.sync import connection
+from app.tenancy import repository
 from app.tenancy.schemas import Connection, PastedCredentials
 
 router = APIRouter(prefix="/api/v1/karbon", tags=["karbon"])

@@ -1,30 +1,13 @@
-"""Limit/offset pagination, the one list style of the API."""
+"""The query parameters of a page (limit/offset, the one list style of the API), as a dependency."""
 
-from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, Field
 
-T = TypeVar("T")
+from app.kit.pagination import PageParams
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list: `items` from `offset`, at most `limit` of them, `total` in all."""
-
-    items: list[T]
-    total: int = Field(ge=0, description="Items in the whole list, across every page")
-    limit: int = Field(ge=1)
-    offset: int = Field(ge=0)
-
-
-@dataclass(frozen=True)
-class PageParams:
-    limit: int
-    offset: int
 
 
 async def _page_params(

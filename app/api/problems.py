@@ -1,7 +1,7 @@
 """Errors as `application/problem+json` (RFC 9457), everywhere.
 
-Raise `ProblemError` (or a subclass) from any layer that serves the API; unknown errors
-become a 500 problem without internals.
+Services raise `app.kit.problems.ProblemError` (or a subclass); the handlers here map it to a
+problem response. Unknown errors become a 500 problem without internals.
 """
 
 import logging
@@ -13,32 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.kit.problems import ProblemError
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://reckonry.app/problems/"
 
 logger = logging.getLogger(__name__)
-
-
-class ProblemError(Exception):
-    """An error the client can act on. `type_` is a short slug such as `not-found`."""
-
-    def __init__(
-        self,
-        status: int,
-        type_: str,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.type_ = type_
-        self.title = title or HTTPStatus(status).phrase
-        self.detail = detail
-        self.headers = headers
-        self.extra = extra
 
 
 def problem_response(

@@ -18,8 +18,8 @@ from app.api.deps import KarbonKey, SessionDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import READER, SUBSCRIPTION, TEXT, VALIDATION, problems
 from app.domain import values
+from app.kit.presentation import csv_lines
 from app.reports import breakdowns
-from app.reports.presentation import csv_lines
 from app.reports.repository import FactFilter
 from app.reports.schemas import (
     ClientProfitabilityReport,

@@ -7,10 +7,12 @@ from fastapi import APIRouter, Body, status
 
 from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin
 from app.api.deps import RedisDep, SessionDep, SettingsDep
-from app.api.pagination import Page, PageParamsDep
+from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, OPERATOR, READER, SUBSCRIPTION, VALIDATION, problems
+from app.kit.pagination import Page
 from app.models import SyncKind, SyncTrigger
 from app.sync import repository
+from app.sync.connection import require_syncable, tenant_may_sync
 from app.sync.control import request_sync
 from app.sync.schemas import (
     SyncRequestBody,
@@ -22,7 +24,6 @@ from app.sync.schemas import (
     TenantSyncView,
 )
 from app.sync.status import firm_syncs_page, run_view, settings_view, sync_status
-from app.tenancy.connection import require_syncable, tenant_may_sync
 
 router = APIRouter(prefix="/api/v1", tags=["sync"])
 

@@ -9,8 +9,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.auth import PlatformOperator, SecretsDep, SignedInUser, TenantAdmin, TenantMember
 from app.api.deps import RedisDep, SessionDep, SettingsDep
-from app.api.pagination import Page, PageParamsDep
+from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, MEMBER, OPERATOR, SIGNED_IN, VALIDATION, problems
+from app.kit.pagination import Page
 from app.tenancy import service
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (

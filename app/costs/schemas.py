@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.domain import RECOGNITION_POLICIES
-from app.reports.presentation import Hours, Money
+from app.kit.presentation import Hours, Money
 
 _EXPECTED_POLICIES = " or ".join(
     ", ".join(f"'{name}'" for name in RECOGNITION_POLICIES).rsplit(", ", 1)

@@ -18,8 +18,8 @@ from app.costs.schemas import (
 from app.domain import CompensationPeriod as DomainCompensationPeriod
 from app.domain import CostSettings as DomainCostSettings
 from app.domain import StaffMember, capacity_of, hourly_cost, recognition_policy
+from app.kit.presentation import hours, money
 from app.models import CompensationPeriod, CostSettings, Staff
-from app.reports.presentation import hours, money
 
 DEFAULTS = DomainCostSettings()
 

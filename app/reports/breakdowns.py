@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.problems import ProblemError
 from app.costs.service import domain_settings
 from app.domain import (
     Measures,
@@ -23,9 +22,10 @@ from app.domain import (
     wip_days,
 )
 from app.domain.money import ZERO
+from app.kit.presentation import days, hours, money, ratio
+from app.kit.problems import ProblemError
 from app.models import ReportFixedFee, ReportWipItem
 from app.reports import repository
-from app.reports.presentation import days, hours, money, ratio
 from app.reports.repository import FactFilter
 from app.reports.schemas import (
     AgeBucket,

@@ -1,6 +1,6 @@
 """Report shapes. Money is an exact decimal string to the cent beside a `currency` code;
 ratios are decimal strings to 4 places (`0.2500` is 25%), hours to 2, days to 1; a ratio with
-no denominator is null. `app.reports.presentation` makes every one of these strings."""
+no denominator is null. `app.kit.presentation` makes every one of these strings."""
 
 from datetime import date, datetime
 from enum import StrEnum
@@ -8,8 +8,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from app.api.pagination import Page
-from app.reports.presentation import Days, Hours, Money, Ratio
+from app.kit.pagination import Page
+from app.kit.presentation import Days, Hours, Money, Ratio
 
 T = TypeVar("T")
 

@@ -8,8 +8,6 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import PageParams
-from app.api.problems import ProblemError
 from app.caching import LruCache
 from app.domain import (
     Measures,
@@ -19,10 +17,12 @@ from app.domain import (
     profit,
     realization,
 )
+from app.kit.pagination import PageParams
+from app.kit.presentation import hours, money, optional_money, ratio
+from app.kit.problems import ProblemError
 from app.models import ReportWarning
 from app.reports import repository
 from app.reports.cache import CONTEXT_TTL_SECONDS, TenantTtlCache
-from app.reports.presentation import hours, money, optional_money, ratio
 from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking
 from app.reports.schemas import (
     ClientProfitabilityReport,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.mail import send_email
 from app.settings import Settings
+from app.sync.connection import mark_error_alerted, record_sync_error
 from app.sync.karbon.errors import (
     REJECTIONS,
     WHERE_TO_FIND_KEYS,
@@ -20,7 +21,6 @@ from app.sync.karbon.errors import (
     KarbonUnavailable,
 )
 from app.tenancy import repository
-from app.tenancy.connection import mark_error_alerted, record_sync_error
 
 logger = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from app.secrets import Secrets
 from app.settings import Settings
 from app.sync import repository
 from app.sync.access import KarbonAccess
+from app.sync.connection import clear_sync_error, load_karbon_credentials, tenant_may_sync
 from app.sync.control import enqueue_run, request_sync
 from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response
 from app.sync.failures import alert_admins_once, describe, report_failure
 from app.sync.karbon.errors import KarbonAuthError
 from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
 from app.tenancy import repository as tenancy_repository
-from app.tenancy.connection import clear_sync_error, load_karbon_credentials, tenant_may_sync
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import Page, PageParams
+from app.kit.pagination import Page, PageParams
 from app.models import ACTIVE_STATES, KarbonConnection, SyncRun, SyncSettings, SyncState, Tenant
 from app.sync import repository
 from app.sync.jobs import nightly_minute

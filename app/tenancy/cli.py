@@ -1,4 +1,4 @@
-"""Command functions for `reckonry`: platform operators and re-encrypting Karbon keys."""
+"""Command functions for `reckonry`: platform operators, and a unit of work for commands."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -8,14 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.embedded import resolve_database_url
-from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
-from app.tenancy import connection, service
+from app.tenancy import service
 
 Result = TypeVar("Result")
 
 
-async def _in_unit_of_work(
+async def in_unit_of_work(
     settings: Settings, work: Callable[[AsyncSession], Awaitable[Result]]
 ) -> Result:
     engine = create_engine(resolve_database_url(settings), pool_size=1)
@@ -35,19 +34,4 @@ def create_operator(email: str, password: str, settings: Settings | None = None)
     async def create(session: AsyncSession) -> str:
         return str((await service.create_operator(session, email, password)).id)
 
-    return asyncio.run(_in_unit_of_work(settings or get_settings(), create))
-
-
-def reencrypt_credentials(settings: Settings | None = None) -> int:
-    """Re-encrypt every stored Karbon key with the first of `RECKONRY_ENCRYPTION_KEYS`.
-
-    Returns how many connections were re-encrypted. Run it after prepending a new key;
-    once it is done the old key can be removed.
-    """
-    settings = settings or get_settings()
-    secrets = resolve_secrets(settings)
-
-    async def reencrypt(session: AsyncSession) -> int:
-        return await connection.reencrypt_credentials(session, secrets)
-
-    return asyncio.run(_in_unit_of_work(settings, reencrypt))
+    return asyncio.run(in_unit_of_work(settings or get_settings(), create))

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from app.api.problems import ProblemError
+from app.kit.problems import ProblemError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from uuid import UUID
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import PageParams
+from app.kit.pagination import PageParams
 from app.models import ApiKey, KarbonConnection, Role, Tenant, User
 
 Row = TypeVar("Row")

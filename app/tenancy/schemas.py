@@ -104,7 +104,7 @@ _BRACES = r"[\{\}\s]*"
 _SCHEME = r"(?:[Bb][Ee][Aa][Rr][Ee][Rr]\s+)?"
 PASTED_BEARER_TOKEN_PATTERN = rf"^\s*{_SCHEME}{_BRACES}{_GUID}{_BRACES}\s*$"
 """What it accepts as `bearer_token`: a GUID, with spaces, a `Bearer ` scheme or braces around
-it as people paste it. `app.tenancy.connection` strips those, then checks `GUID_PATTERN`."""
+it as people paste it. `app.sync.connection` strips those, then checks `GUID_PATTERN`."""
 
 
 class PastedCredentials(BaseModel):

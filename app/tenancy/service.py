@@ -6,9 +6,9 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import Page, PageParams
-from app.api.problems import ProblemError
 from app.db import after_commit
+from app.kit.pagination import Page, PageParams
+from app.kit.problems import ProblemError
 from app.models import ApiKey, Role, Tenant, User
 from app.tenancy import repository
 from app.tenancy.principal_cache import forget_principals

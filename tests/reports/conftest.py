@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import Role, User
-from app.sandbox.state import Sandbox
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.tenancy.security import hash_password, issue_session_token
+from sandbox.state import Sandbox
 from tests.sync.conftest import (  # noqa: F401 - fixtures
     connect_tenant,
     job_context,

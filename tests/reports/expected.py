@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from app.sandbox.model import Firm, Invoice, TimeEntry, Timesheet
+from sandbox.model import Firm, Invoice, TimeEntry, Timesheet
 
 COUNTED = {"AwaitingPayment", "Paid", "Exported"}
 ZERO = Decimal(0)

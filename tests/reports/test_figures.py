@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.reports.refresh import refresh_reports
-from app.sandbox.state import Sandbox
+from sandbox.state import Sandbox
 from tests.reports.conftest import SyncedFirm
 from tests.reports.expected import ClientFigures, Costing, expected_figures
 from tests.sync.conftest import SANDBOX_TODAY

@@ -11,8 +11,7 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.reports.ordering import SORT_FIELDS
-from app.reports.presentation import (
+from app.kit.presentation import (
     HOURS_PATTERN,
     MONEY_PATTERN,
     RATIO_PATTERN,
@@ -21,6 +20,7 @@ from app.reports.presentation import (
     money,
     ratio,
 )
+from app.reports.ordering import SORT_FIELDS
 from app.reports.refresh import refresh_reports
 from app.reports.schemas import (
     ProfitabilityRow,

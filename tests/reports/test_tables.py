@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from app.cli import _log_to_file
+from app.cli import _log_to_file, tables
 from app.observability import configure_logging
-from app.reports import tables
 
 
 def test_ratios_print_as_percentages() -> None:

@@ -13,8 +13,6 @@ from app.db import unit_of_work
 from app.embedded import ServiceUrls
 from app.models import SyncKind, SyncTrigger
 from app.redis_pool import create_redis
-from app.sandbox.server import serve_sandbox_in_thread
-from app.sandbox.state import Sandbox, SandboxConfig, make_access_key, make_bearer_token
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
@@ -24,6 +22,8 @@ from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 from app.worker import WorkerContext
+from sandbox.server import serve_sandbox_in_thread
+from sandbox.state import Sandbox, SandboxConfig, make_access_key, make_bearer_token
 from tests.factories import connect_karbon, create_tenant
 
 SANDBOX_TODAY = date(2026, 11, 2)

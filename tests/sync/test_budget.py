@@ -12,8 +12,8 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sandbox.state import Sandbox
 from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
+from sandbox.state import Sandbox
 from tests.sync.karbon_fakes import BASE, VirtualTimeLoop, make_client, run_virtual
 
 Stalls = tuple[float, float]

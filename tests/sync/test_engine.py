@@ -22,9 +22,9 @@ from app.models import (
     TimeEntry,
     WorkItem,
 )
-from app.sandbox.model import Firm
-from app.sandbox.state import Sandbox
 from app.sync.engine import _prefetching
+from sandbox.model import Firm
+from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 
 Snapshot = dict[str, dict[str, tuple[Any, ...]]]

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
 from app.reports.jobs import refresh_reports
-from app.sandbox.state import Sandbox
 from app.sync.karbon import RetryPolicy
 from app.sync.karbon.endpoints import RESOURCES, endpoint_of
 from app.sync.lock import hold_lock
+from sandbox.state import Sandbox
 from tests.metric_samples import sample, samples
 from tests.sync.conftest import connect_tenant, rotate_sandbox_keys, sync_now
 from tests.sync.karbon_fakes import BASE, make_client, run_virtual

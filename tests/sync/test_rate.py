@@ -5,9 +5,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.sandbox.state import Sandbox
 from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
+from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 
 

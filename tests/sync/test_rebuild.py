@@ -5,8 +5,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import Client, Staff, SyncKind, WorkItem
-from app.sandbox.state import Sandbox
 from app.sync.rebuild import rebuild_from_raw
+from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 from tests.sync.test_engine import assert_same, expected_from, stored
 

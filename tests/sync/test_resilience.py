@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import KarbonConnection, RawResponse, SyncKind, SyncRun, SyncState
-from app.sandbox.state import Sandbox
 from app.sync.control import stop_syncing
 from app.sync.jobs import run_sync
+from sandbox.state import Sandbox
 from tests.factories import create_user
 from tests.sync.conftest import connect_tenant, queue_sync, rotate_sandbox_keys, sync_now
 from tests.sync.test_engine import assert_same, expected_from, stored

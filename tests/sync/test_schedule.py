@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import SyncKind, SyncRun, SyncSettings, SyncState, SyncTrigger, Tenant
-from app.sandbox.state import Sandbox
 from app.sync.jobs import nightly_minute, schedule_due_syncs
 from app.sync.lock import tenant_sync_lock_key
+from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant
 
 NOON = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import KarbonConnection
-from app.sandbox.state import Sandbox
 from app.sync.jobs import run_sync
 from app.tenancy.crypto import CredentialCipher
 from app.tenancy.service import create_operator
+from sandbox.state import Sandbox
 from tests.sync.conftest import sync_now
 from tests.tenancy.helpers import bearer, connect, problem_type, sign_in, sign_up
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.auth import ActiveTrialOrSubscription, Principal, SyncStatusReader
 from app.models import ApiKey, Tenant
-from app.tenancy import connection
+from app.sync import connection
 from app.tenancy.principal_cache import forget_principals
 from tests.tenancy.helpers import Firm, bearer, connect, problem_type, sign_up
 

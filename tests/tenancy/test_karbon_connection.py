@@ -20,10 +20,11 @@ from app.models import KarbonConnection, SyncKind, SyncRun, SyncState, SyncTrigg
 from app.observability import JsonFormatter
 from app.secrets import Secrets
 from app.settings import Settings
+from app.sync import connection
 from app.sync.control import sync_job_id
 from app.sync.karbon import RetryPolicy
 from app.sync.karbon import credentials as karbon_credentials
-from app.tenancy import connection, repository
+from app.tenancy import repository
 from tests.tenancy.helpers import (
     ACCESS_KEY,
     BEARER_DENIED,

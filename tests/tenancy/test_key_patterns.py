@@ -6,7 +6,7 @@ import re
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.tenancy.connection import format_errors, normalised
+from app.sync.connection import format_errors, normalised
 from app.tenancy.schemas import (
     PASTED_ACCESS_KEY_PATTERN,
     PASTED_BEARER_TOKEN_PATTERN,

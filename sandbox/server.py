@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from app.sandbox.app import create_sandbox_app
-from app.sandbox.state import Sandbox
+from sandbox.app import create_sandbox_app
+from sandbox.state import Sandbox
 
 
 class _Server(uvicorn.Server):

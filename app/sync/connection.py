@@ -15,7 +15,7 @@ from uuid import UUID
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.problems import ProblemError
+from app.kit.problems import ProblemError
 from app.models import KarbonConnection, SyncKind, SyncTrigger, Tenant
 from app.secrets import Secrets
 from app.settings import Settings

@@ -11,9 +11,9 @@ from datetime import date
 import httpx
 import pytest
 
-from app.sandbox.server import serve_sandbox_in_thread
-from app.sandbox.state import LatencyConfig, SandboxConfig
-from tests.sandbox.conftest import auth, client_for, make_sandbox
+from sandbox.server import serve_sandbox_in_thread
+from sandbox.state import LatencyConfig, SandboxConfig
+from sandbox.tests.conftest import auth, client_for, make_sandbox
 
 
 async def test_scripted_faults_in_process() -> None:

@@ -1,4 +1,4 @@
-"""`reckonry demo`: a sandbox firm, synced and costed, its profitability in the terminal.
+"""`reckonry demo`: a sandbox firm, synced and costed; the command prints its profitability.
 
 Everything goes through the public API, as a new user would: sign up, connect Karbon (the
 in-process sandbox), watch the sync, enter cost assumptions, read the report.
@@ -13,14 +13,14 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from app.reports import tables
-from app.sandbox.state import Tenant
+from sandbox.state import Tenant
 
 PASSWORD = "demo-password-123"
+Report = dict[str, Any]
 
 
-async def run_demo(base_url: str, karbon: Tenant, console: Console) -> str:
-    """Returns the demo login's e-mail."""
+async def run_demo(base_url: str, karbon: Tenant, console: Console) -> tuple[str, Report]:
+    """Returns the demo login's e-mail and the firm's client-profitability report."""
     email = f"demo-{secrets.token_hex(3)}@example.com"
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         signup = await client.post(
@@ -38,8 +38,7 @@ async def run_demo(base_url: str, karbon: Tenant, console: Console) -> str:
         await _enter_costs(client)
         await _follow_sync(client, console)
         report = await _wait_for_report(client)
-        console.print(tables.profitability(report))
-    return email
+    return email, report
 
 
 async def _enter_costs(client: httpx.AsyncClient) -> None:
@@ -91,11 +90,11 @@ def _show(progress: Progress, tasks: dict[str, TaskID], run: dict[str, Any]) -> 
         progress.update(tasks[name], completed=done, total=total, note=note)
 
 
-async def _wait_for_report(client: httpx.AsyncClient) -> dict[str, Any]:
+async def _wait_for_report(client: httpx.AsyncClient) -> Report:
     """The refresh after the last change of compensation lands a moment later."""
     staff = (await client.get("/api/v1/staff")).json()["items"]
     for _ in range(120):
-        report: dict[str, Any] = (
+        report: Report = (
             await client.get(
                 "/api/v1/reports/client-profitability", params={"sort": "profit", "limit": 25}
             )

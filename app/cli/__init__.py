@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,8 +18,9 @@ import uvicorn
 
 from app import __version__, event_loops
 from app.api.app import create_app
-from app.cli_errors import CliError, UserErrorGroup
-from app.cli_reports import ReportName, ReportRequest, firm_report
+from app.cli import tables
+from app.cli.errors import CliError, UserErrorGroup
+from app.cli.reports import ReportName, ReportRequest, firm_report
 from app.db import create_engine, create_sessionmaker
 from app.embedded import (
     ServiceUrls,
@@ -29,10 +31,11 @@ from app.embedded import (
 )
 from app.migrations import upgrade_to_head
 from app.observability import configure_logging
-from app.sandbox.cli import sandbox_advance_command, sandbox_command
+from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
+from app.sync import connection
 from app.sync.rebuild import rebuild_from_raw
-from app.tenancy.cli import create_operator, reencrypt_credentials
+from app.tenancy.cli import create_operator, in_unit_of_work
 from app.worker import create_worker, tune_worker_process
 
 
@@ -64,6 +67,24 @@ Port = Annotated[
         min=1, max=65535, help="Port to listen on  [default: RECKONRY_API_PORT, else 8000]"
     ),
 ]
+
+
+SANDBOX_MISSING = (
+    "the Karbon sandbox is not installed: it comes with a development checkout (`uv sync`), "
+    "not with the production package."
+)
+# `reckonry sandbox ...` hands every argument, `--help` included, to the simulator's command.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _sandbox(module: str) -> ModuleType:
+    """A module of the Karbon simulator (development only), imported when a command needs it."""
+    try:
+        return importlib.import_module(f"sandbox.{module}")
+    except ModuleNotFoundError as error:
+        if error.name in ("sandbox", f"sandbox.{module}"):
+            raise CliError(SANDBOX_MISSING) from None
+        raise
 
 
 def _show_version(value: bool) -> None:
@@ -198,19 +219,21 @@ def create_operator_command(
 @cli.command("reencrypt-credentials")
 def reencrypt_credentials_command() -> None:
     """Re-encrypt stored Karbon keys with the newest RECKONRY_ENCRYPTION_KEYS key."""
-    _settings()
-    count = reencrypt_credentials()
+    settings = _settings()
+    secrets = resolve_secrets(settings)
+    count = asyncio.run(
+        in_unit_of_work(
+            settings, lambda session: connection.reencrypt_credentials(session, secrets)
+        )
+    )
     typer.echo(f"Re-encrypted the Karbon keys of {count} firm(s).")
 
 
 async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
     from rich.console import Console
 
-    from app.sandbox.server import serve_sandbox_in_thread
-    from app.sandbox.state import Sandbox
-
-    sandbox = Sandbox.create(("Demo firm", size, 0))
-    with serve_sandbox_in_thread(sandbox) as karbon_url:
+    sandbox = _sandbox("state").Sandbox.create(("Demo firm", size, 0))
+    with _sandbox("server").serve_sandbox_in_thread(sandbox) as karbon_url:
         settings = settings.model_copy(update={"karbon_base_url": karbon_url})
         server = _uvicorn_server(settings, urls)
         background = create_worker(settings, urls, handle_signals=False, serve_own_metrics=False)
@@ -236,16 +259,16 @@ async def _show_demo(
     sandbox: Any,
     console: Any,
 ) -> None:
-    from app.reports.demo import PASSWORD, run_demo
-
+    demo = _sandbox("demo")
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
         await asyncio.sleep(0.1)
     if serving.done():
         return
     base = f"http://{settings.api_host}:{settings.api_port}"
-    email = await run_demo(base, sandbox.tenant("Demo firm"), console)
+    email, report = await demo.run_demo(base, sandbox.tenant("Demo firm"), console)
+    console.print(tables.profitability(report))
     _announce(settings, urls)
-    typer.echo(f"Demo login:        {email} / {PASSWORD}")
+    typer.echo(f"Demo login:        {email} / {demo.PASSWORD}")
     typer.echo(f"Report again:      reckonry report summary --tenant {email}")
     typer.echo("Serving until Ctrl-C.")
 
@@ -272,10 +295,9 @@ def demo(
     port: Port = None,
 ) -> None:
     """Try Reckonry: a sandbox firm synced, costed and reported, then the API keeps running."""
-    from app.sandbox.generator import SIZES
-
-    if size not in SIZES:
-        raise typer.BadParameter(f"choose one of {', '.join(SIZES)}", param_hint="--size")
+    sizes = _sandbox("generator").SIZES
+    if size not in sizes:
+        raise typer.BadParameter(f"choose one of {', '.join(sizes)}", param_hint="--size")
     settings = _settings(host, port)
     log_file = settings.data_dir / "demo.log"
     _log_to_file(log_file)
@@ -343,8 +365,22 @@ def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id
     asyncio.run(run())
 
 
-cli.command("sandbox")(sandbox_command)
-cli.command("sandbox-advance")(sandbox_advance_command)
+def _run_sandbox_command(ctx: typer.Context, name: str) -> None:
+    command = typer.Typer(add_completion=False)
+    command.command()(getattr(_sandbox("cli"), name))
+    command(ctx.args, prog_name=ctx.command_path)
+
+
+@cli.command("sandbox", context_settings=_PASS_THROUGH, add_help_option=False)
+def sandbox(ctx: typer.Context) -> None:
+    """Serve a Karbon sandbox and print each tenant's AccessKey and Bearer token."""
+    _run_sandbox_command(ctx, "sandbox_command")
+
+
+@cli.command("sandbox-advance", context_settings=_PASS_THROUGH, add_help_option=False)
+def sandbox_advance(ctx: typer.Context) -> None:
+    """Advance a running sandbox's firm(s) by N days."""
+    _run_sandbox_command(ctx, "sandbox_advance_command")
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -7,8 +7,8 @@ import re
 
 import httpx
 
-from app.sandbox.state import make_access_key, make_bearer_token
-from tests.sandbox.conftest import FakeClock, auth, client_for, make_sandbox
+from sandbox.state import make_access_key, make_bearer_token
+from sandbox.tests.conftest import FakeClock, auth, client_for, make_sandbox
 
 JWT_NOT_PRESENT = {"error": {"statusCode": "401", "message": "JWT not present."}}
 JWT_INVALID = {"error": {"statusCode": "401", "message": "JWT is invalid."}}
@@ -204,7 +204,7 @@ async def test_counters_over_the_admin_api() -> None:
 async def test_gzip_when_accepted() -> None:
     sandbox = make_sandbox(("Firm A", "tiny", 0))
     transport = httpx.ASGITransport(
-        app=__import__("app.sandbox.app", fromlist=["x"]).create_sandbox_app(sandbox)
+        app=__import__("sandbox.app", fromlist=["x"]).create_sandbox_app(sandbox)
     )
     async with httpx.AsyncClient(transport=transport, base_url="http://s") as c:
         r = await c.get(

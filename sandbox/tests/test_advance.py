@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.sandbox.generator import advance_firm, generate_firm
-from tests.sandbox import invariants
-from tests.sandbox.conftest import TODAY, client_for, get_all, make_sandbox
-from tests.sandbox.test_generator import fingerprint
+from sandbox.generator import advance_firm, generate_firm
+from sandbox.tests import invariants
+from sandbox.tests.conftest import TODAY, client_for, get_all, make_sandbox
+from sandbox.tests.test_generator import fingerprint
 
 
 def test_advance_is_deterministic_and_keeps_consistency() -> None:

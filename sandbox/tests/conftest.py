@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox.app import create_sandbox_app
-from app.sandbox.state import Sandbox, SandboxConfig, Tenant
+from sandbox.app import create_sandbox_app
+from sandbox.state import Sandbox, SandboxConfig, Tenant
 
 TODAY = date(2026, 8, 19)
 BASE = "http://sandbox.test"

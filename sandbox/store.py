@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from app.sandbox import render
-from app.sandbox.model import Firm
-from app.sandbox.odata import FilterField, QuerySpec
+from sandbox import render
+from sandbox.model import Firm
+from sandbox.odata import FilterField, QuerySpec
 
 _STR = frozenset({"eq", "contains"})
 _EQ = frozenset({"eq"})
@@ -149,7 +149,7 @@ def _wi_assignee_email(firm: Firm) -> Callable[[Any], str | None]:
 
 
 def _work_items(firm: Firm) -> EntitySet:
-    from app.sandbox.model import SPACED_PRIMARY_STATUS
+    from sandbox.model import SPACED_PRIMARY_STATUS
 
     return EntitySet(
         "WorkItems",

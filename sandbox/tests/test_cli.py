@@ -9,10 +9,10 @@ import typer
 import uvicorn
 from typer.testing import CliRunner
 
-from app.sandbox import cli
-from app.sandbox.server import serve_sandbox_in_thread
-from app.sandbox.state import Sandbox, make_access_key, make_bearer_token
-from tests.sandbox.conftest import TODAY
+from sandbox import cli
+from sandbox.server import serve_sandbox_in_thread
+from sandbox.state import Sandbox, make_access_key, make_bearer_token
+from sandbox.tests.conftest import TODAY
 
 
 def test_sandbox_command_prints_keys_and_serves(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,7 +23,7 @@ def test_sandbox_command_prints_keys_and_serves(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     host = typer.Typer()
-    host.command("sandbox")(cli.sandbox_command)  # how app/cli.py mounts it
+    host.command("sandbox")(cli.sandbox_command)  # how app/cli/__init__.py mounts it
     result = CliRunner().invoke(
         host,
         [

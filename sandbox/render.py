@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.sandbox.model import (
+from sandbox.model import (
     SPACED_PRIMARY_STATUS,
     Contact,
     DataLine,

@@ -31,11 +31,11 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from app.sandbox.model import SPACED_PRIMARY_STATUS
-from app.sandbox.state import Sandbox
-from tests.sandbox.conftest import auth, client_for, get_all, make_sandbox
+from sandbox.model import SPACED_PRIMARY_STATUS
+from sandbox.state import Sandbox
+from sandbox.tests.conftest import auth, client_for, get_all, make_sandbox
 
-SPEC_PATH = Path(__file__).parents[1] / "karbon_spec" / "KarbonAPI.json"
+SPEC_PATH = Path(__file__).parent / "karbon_spec" / "KarbonAPI.json"
 SPEC = json.loads(SPEC_PATH.read_text())
 URI = "urn:karbon-api"
 REGISTRY: Registry[Any] = Registry().with_resource(URI, DRAFT202012.create_resource(SPEC))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-from app.sandbox.model import Firm
+from sandbox.model import Firm
 
 
 def check_money(firm: Firm) -> None:

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from app.sandbox import render
-from app.sandbox.generator import SIZES, generate_firm
-from app.sandbox.model import (
+from sandbox import render
+from sandbox.generator import SIZES, generate_firm
+from sandbox.model import (
     BILLED_STATUSES,
     FEE_TYPES,
     PRIMARY_STATUSES,
@@ -17,8 +17,8 @@ from app.sandbox.model import (
     VISIBLE_INVOICE_STATUSES,
     Firm,
 )
-from tests.sandbox import invariants
-from tests.sandbox.conftest import TODAY
+from sandbox.tests import invariants
+from sandbox.tests.conftest import TODAY
 
 
 def fingerprint(firm: Firm) -> str:

@@ -4,8 +4,8 @@ running sandbox's firms forward in time.
 The main CLI mounts ``app.command("sandbox")(sandbox_command)`` (and, if it wants,
 ``app.command("sandbox-advance")(sandbox_advance_command)``). Standalone::
 
-    python -m app.sandbox serve --size medium --port 8900
-    python -m app.sandbox advance --days 7 --url http://127.0.0.1:8900
+    python -m sandbox serve --size medium --port 8900
+    python -m sandbox advance --days 7 --url http://127.0.0.1:8900
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import httpx
 import typer
 import uvicorn
 
-from app.sandbox.app import create_sandbox_app
-from app.sandbox.generator import SIZES
-from app.sandbox.state import LatencyConfig, Sandbox, SandboxConfig
+from sandbox.app import create_sandbox_app
+from sandbox.generator import SIZES
+from sandbox.state import LatencyConfig, Sandbox, SandboxConfig
 
 
 def sandbox_command(

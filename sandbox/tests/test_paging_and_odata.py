@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from app.sandbox.state import Sandbox
-from tests.sandbox.conftest import BASE, client_for, get_all, make_sandbox
+from sandbox.state import Sandbox
+from sandbox.tests.conftest import BASE, client_for, get_all, make_sandbox
 
 LISTS = {
     "/v3/Users": "Id",

@@ -14,10 +14,10 @@ from starlette.responses import Response
 
 from app.api import reports as api
 from app.api.auth import TenantPrincipal
-from app.api.pagination import PageParams
-from app.cli_errors import CliError
+from app.cli import tables
+from app.cli.errors import CliError
 from app.db import create_engine, create_sessionmaker
-from app.reports import tables
+from app.kit.pagination import PageParams
 from app.reports.schemas import Interval
 from app.reports.service import report_context
 from app.tenancy import repository

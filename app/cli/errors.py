@@ -9,8 +9,8 @@ import typer
 import typer.core
 from pydantic import ValidationError
 
-from app.api.problems import ProblemError
 from app.embedded import EmbeddedServersNotInstalledError
+from app.kit.problems import ProblemError
 from app.settings import Settings
 
 USER_ERROR_EXIT_CODE = 2

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.sandbox import names
-from app.sandbox.model import (
+from sandbox import names
+from sandbox.model import (
     Address,
     ClientGroup,
     ClientTeam,

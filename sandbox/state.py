@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from app.sandbox.generator import advance_firm, generate_firm
-from app.sandbox.model import Firm
-from app.sandbox.store import TenantData
+from sandbox.generator import advance_firm, generate_firm
+from sandbox.model import Firm
+from sandbox.store import TenantData
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "drop", "truncate", "malformed")
 

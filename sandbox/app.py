@@ -66,10 +66,10 @@ import httpx
 from fastapi import Body, FastAPI, HTTPException, Query
 from starlette.types import Receive, Scope, Send
 
-from app.sandbox import render
-from app.sandbox.odata import ODataError, QuerySpec, parse_query
-from app.sandbox.state import FAULT_KINDS, Sandbox, Tenant
-from app.sandbox.store import (
+from sandbox import render
+from sandbox.odata import ODataError, QuerySpec, parse_query
+from sandbox.state import FAULT_KINDS, Sandbox, Tenant
+from sandbox.store import (
     INVOICE_DETAIL,
     LAST_MODIFIED_FILTER,
     ORGANIZATION_DETAIL,
