@@ -67,6 +67,8 @@ def fee_type_of_entry(directory: Directory, entry: TimeEntry) -> FeeType | None:
 
 
 def _time_facts(directory: Directory, settings: CostSettings) -> Iterator[Fact]:
+    """One fact per time entry, costed whether billable or not: a client's cost is the time
+    cost of all its entries (rule 7)."""
     schedule = CompensationSchedule(directory.records.compensation)
     staff = {member.key: member for member in directory.records.staff}
     for entry in directory.records.time_entries:
