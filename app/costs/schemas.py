@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from app.domain.figures import EARLIEST_DAY, LATEST_DAY
 from app.models import RecognitionPolicyName
 from app.reports.presentation import Hours, Money
 
@@ -28,7 +29,9 @@ class CostSettingsView(CostSettingsBody):
 
 
 class CompensationBody(BaseModel):
-    effective_from: date = Field(description="The first day this annual amount applies")
+    effective_from: date = Field(
+        ge=EARLIEST_DAY, le=LATEST_DAY, description="The first day this annual amount applies"
+    )
     annual_amount: Decimal = Field(ge=0, le=100_000_000, decimal_places=2)
 
 
