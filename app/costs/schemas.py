@@ -11,12 +11,23 @@ from app.reports.presentation import Hours, Money
 
 
 class CostSettingsBody(BaseModel):
+    """Bounded to what the columns store exactly and what costing, which divides by the weeks
+    and the capacity, can use."""
+
     overhead_rate: Decimal = Field(
-        ge=0, le=10, description="Overhead on top of compensation, e.g. `0.25` for 25%"
+        ge=0,
+        le=10,
+        decimal_places=4,
+        description="Overhead on top of compensation, e.g. `0.25` for 25% (4 decimal places)",
     )
-    working_weeks_per_year: Decimal = Field(gt=0, le=52, description="Weeks a year staff work")
+    working_weeks_per_year: Decimal = Field(
+        ge=1, le=52, decimal_places=2, description="Weeks a year staff work (1 to 52)"
+    )
     default_capacity_hours_per_week: Decimal = Field(
-        gt=0, le=100, description="Capacity of staff for whom Karbon has none"
+        ge=1,
+        le=100,
+        decimal_places=2,
+        description="Capacity of staff for whom Karbon has none (1 to 100 hours)",
     )
     recognition_policy: RecognitionPolicyName = Field(
         description="`billing`: revenue when invoiced and sent. `completion`: fixed-fee work "
