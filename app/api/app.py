@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
@@ -11,6 +11,7 @@ from app.api import costs, health, karbon, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import install_openapi, operation_id
 from app.api.problems import install_problem_handlers
+from app.api.storable_text import refuse_unstorable_text
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import head_revisions
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         summary="Per-client profit, cost and unbilled work for accounting firms on Karbon.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        dependencies=[Depends(refuse_unstorable_text)],
     )
     install_openapi(app)
     install_problem_handlers(app)

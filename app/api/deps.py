@@ -17,7 +17,11 @@ from app.sync.karbon.budget import BudgetRegistry
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; commits when the endpoint returns without error."""
+    """One session per request; commits when the endpoint returns without error.
+
+    Used with `scope="function"` (`SessionDep`): the commit runs when the endpoint has
+    returned and before the response is sent, so a client that has its answer reads what it
+    wrote, and a commit that fails is the client's 500 rather than a log line after a 2xx."""
     async with unit_of_work(request.app.state.sessions) as session:
         yield session
 
@@ -37,7 +41,7 @@ async def get_karbon_budgets(request: Request) -> BudgetRegistry:
     return budgets
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 KarbonBudgetsDep = Annotated[BudgetRegistry, Depends(get_karbon_budgets)]

@@ -18,6 +18,7 @@ from app.api.deps import KarbonKey, SessionDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import READER, SUBSCRIPTION, TEXT, VALIDATION, problems
 from app.domain import values
+from app.domain.figures import EARLIEST_DAY, LATEST_DAY
 from app.kit.presentation import csv_lines
 from app.reports import breakdowns
 from app.reports.repository import FactFilter
@@ -54,9 +55,20 @@ REPORT_READER = {**READER, **SUBSCRIPTION}
 WINDOW = {422: "`validation-error`: `errors` names each invalid field (e.g. `from` after `to`)."}
 
 From = Annotated[
-    date | None, Query(alias="from", description="First day (default: 364 days before `to`)")
+    date | None,
+    Query(
+        alias="from",
+        ge=EARLIEST_DAY,
+        le=LATEST_DAY,
+        description="First day (default: 364 days before `to`)",
+    ),
 ]
-To = Annotated[date | None, Query(alias="to", description="Last day (default: the last sync)")]
+To = Annotated[
+    date | None,
+    Query(
+        alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Last day (default: the last sync)"
+    ),
+]
 Owner = Annotated[str | None, Query(description="Client owner's e-mail")]
 Manager = Annotated[str | None, Query(description="Client manager's e-mail")]
 FeeType = Annotated[values.FeeType | None, Query(description="Only work of this fee type")]

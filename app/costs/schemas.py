@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.domain import RECOGNITION_POLICIES
+from app.domain.figures import EARLIEST_DAY, LATEST_DAY
 from app.kit.presentation import Hours, Money
 
 _EXPECTED_POLICIES = " or ".join(
@@ -32,12 +33,23 @@ PolicyName = Annotated[
 
 
 class CostSettingsBody(BaseModel):
+    """Bounded to what the columns store exactly and what costing, which divides by the weeks
+    and the capacity, can use."""
+
     overhead_rate: Decimal = Field(
-        ge=0, le=10, description="Overhead on top of compensation, e.g. `0.25` for 25%"
+        ge=0,
+        le=10,
+        decimal_places=4,
+        description="Overhead on top of compensation, e.g. `0.25` for 25% (4 decimal places)",
     )
-    working_weeks_per_year: Decimal = Field(gt=0, le=52, description="Weeks a year staff work")
+    working_weeks_per_year: Decimal = Field(
+        ge=1, le=52, decimal_places=2, description="Weeks a year staff work (1 to 52)"
+    )
     default_capacity_hours_per_week: Decimal = Field(
-        gt=0, le=100, description="Capacity of staff for whom Karbon has none"
+        ge=1,
+        le=100,
+        decimal_places=2,
+        description="Capacity of staff for whom Karbon has none (1 to 100 hours)",
     )
     recognition_policy: PolicyName = Field(
         description="`billing`: revenue when invoiced and sent. `completion`: fixed-fee work "
@@ -50,7 +62,9 @@ class CostSettingsView(CostSettingsBody):
 
 
 class CompensationBody(BaseModel):
-    effective_from: date = Field(description="The first day this annual amount applies")
+    effective_from: date = Field(
+        ge=EARLIEST_DAY, le=LATEST_DAY, description="The first day this annual amount applies"
+    )
     annual_amount: Decimal = Field(ge=0, le=100_000_000, decimal_places=2)
 
 

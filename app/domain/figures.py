@@ -131,6 +131,12 @@ def lock_up_days(
     return wip_part + debtor_part
 
 
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+"""The days a report window or a pay period may name. Wide enough for any firm's history and
+plans; narrow enough that a year before or a month after stays within the calendar."""
+
+
 def last_365_days(as_of: date) -> tuple[date, date]:
     """The inclusive window ``[as_of - 364 days, as_of]`` used by lock-up days."""
     return as_of - timedelta(days=DAYS_PER_YEAR - 1), as_of

@@ -64,7 +64,9 @@ def issue_session_token(
 def read_session_token(secret_key: str, token: str) -> UUID | None:
     """The user id of a valid, unexpired token; None for anything else."""
     payload, _, signature = token.partition(".")
-    if not payload or not hmac.compare_digest(signature, _signature(secret_key, payload)):
+    # Compared as bytes: `compare_digest` refuses str with characters outside ASCII.
+    expected = _signature(secret_key, payload).encode()
+    if not payload or not hmac.compare_digest(signature.encode(), expected):
         return None
     try:
         claims = json.loads(_b64decode(payload))
