@@ -91,6 +91,14 @@ QUEUE_OLDEST_JOB_AGE = Gauge(
     "reckonry_queue_oldest_job_age_seconds",
     "How long the oldest waiting job has been due (0 when none waits)",
 )
+WORKER_REDIS_UP = Gauge(
+    "reckonry_worker_redis_up",
+    "1 while the worker's last poll of the job queue reached Redis, 0 while Redis is unreachable",
+)
+WORKER_REDIS_ERRORS = Counter(
+    "reckonry_worker_redis_errors_total",
+    "Polls of the job queue that failed because Redis was unreachable (the worker retries)",
+)
 
 # -- report refreshes (worker) ----------------------------------------------------------
 

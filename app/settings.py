@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         """The arq queue of this deployment (namespaced like every Redis key)."""
         return f"{self.redis_key_prefix}:queue"
 
+    def job_id(self, *parts: object) -> str:
+        """A job id in this deployment's namespace. arq names every Redis key of a job
+        (`arq:job:<id>`, `arq:in-progress:<id>`, ...) after its id, so deployments sharing a
+        Redis never take or refuse each other's jobs."""
+        return ":".join(str(part) for part in (self.redis_key_prefix, *parts))
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -1,6 +1,6 @@
 """The arq worker: background jobs (syncs, report refreshes) and cron schedules.
 
-Every job function is listed in `JOBS`, every schedule in `CRON_JOBS`.
+Every job function is listed in `JOBS`, every schedule in `cron_jobs`.
 """
 
 import asyncio
@@ -18,12 +18,19 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 from prometheus_client import start_http_server
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
-from app.metrics import QUEUE_JOBS_WAITING, QUEUE_OLDEST_JOB_AGE
+from app.metrics import (
+    QUEUE_JOBS_WAITING,
+    QUEUE_OLDEST_JOB_AGE,
+    WORKER_REDIS_ERRORS,
+    WORKER_REDIS_UP,
+)
 from app.redis_pool import create_redis
 from app.reports.jobs import refresh_reports
 from app.secrets import Secrets, resolve_secrets
@@ -164,7 +171,67 @@ async def stop_serving_metrics(server: WSGIServer) -> None:
 
 
 JOBS: list[Any] = [ping, run_sync, refresh_reports]
-CRON_JOBS: list[CronJob] = [cron(schedule_syncs, second=0, run_at_startup=True, unique=True)]
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    """The schedules, named in this deployment's namespace: arq makes a schedule's job id
+    from its name and minute, and a job id taken by another deployment on the same Redis
+    would be refused, so that deployment's scheduler would not run that minute."""
+    return [
+        cron(
+            schedule_syncs,
+            name=settings.job_id("schedule_syncs"),
+            second=0,
+            run_at_startup=True,
+            unique=True,
+        )
+    ]
+
+
+REDIS_RETRY_MAX_SECONDS = 30.0
+
+
+class ReconnectingWorker(Worker):
+    """An arq worker whose polling outlives Redis going away.
+
+    arq's poll loop ends at the first connection error, so a Redis restart stopped the
+    worker for good: nothing queued ran until someone restarted it. Here a failed poll is
+    logged and counted, and the next one waits, doubling up to 30 s; jobs already running
+    carry on, the schedule is kept (a schedule whose job could not be queued is queued at
+    the next poll that reaches Redis) and the queue is read again once Redis answers.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._redis_retry_delay = 0.0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            await self._wait_for_redis(error)
+        else:
+            self._redis_reached()
+
+    async def _wait_for_redis(self, error: Exception) -> None:
+        self._redis_retry_delay = min(
+            REDIS_RETRY_MAX_SECONDS, max(self.poll_delay_s, self._redis_retry_delay * 2)
+        )
+        WORKER_REDIS_UP.set(0)
+        WORKER_REDIS_ERRORS.inc()
+        logger.warning(
+            "Redis unreachable, retrying in %.1f s: %s",
+            self._redis_retry_delay,
+            error,
+            extra={"retry_in_seconds": self._redis_retry_delay},
+        )
+        await asyncio.sleep(self._redis_retry_delay)
+
+    def _redis_reached(self) -> None:
+        if self._redis_retry_delay:
+            logger.info("Redis reachable again: the worker reads the queue")
+            self._redis_retry_delay = 0.0
+        WORKER_REDIS_UP.set(1)
 
 
 def create_worker(
@@ -196,9 +263,9 @@ def create_worker(
         if deps is not None:
             await deps.close()
 
-    return Worker(
+    return ReconnectingWorker(
         functions=JOBS,
-        cron_jobs=CRON_JOBS,
+        cron_jobs=cron_jobs(settings),
         redis_pool=create_redis(urls.redis_url),
         queue_name=settings.queue_name,
         on_startup=startup,

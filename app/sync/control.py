@@ -30,8 +30,9 @@ class SyncRequest:
     """True when a sync was already queued or running and the request joined it."""
 
 
-def sync_job_id(run_id: UUID, attempt: str | None = None) -> str:
-    return f"sync:{run_id}" if attempt is None else f"sync:{run_id}:{attempt}"
+def sync_job_id(settings: Settings, run_id: UUID, attempt: str | None = None) -> str:
+    parts = ("sync", run_id) if attempt is None else ("sync", run_id, attempt)
+    return settings.job_id(*parts)
 
 
 async def enqueue_run(
@@ -42,7 +43,7 @@ async def enqueue_run(
     await redis.enqueue_job(
         RUN_SYNC_JOB,
         str(run_id),
-        _job_id=sync_job_id(run_id, attempt),
+        _job_id=sync_job_id(settings, run_id, attempt),
         _queue_name=settings.queue_name,
     )
 
@@ -96,7 +97,7 @@ async def stop_syncing(
 
     async def abort_jobs() -> None:
         for run_id in cancelled:
-            job = Job(sync_job_id(run_id), redis, _queue_name=settings.queue_name)
+            job = Job(sync_job_id(settings, run_id), redis, _queue_name=settings.queue_name)
             # Marks the job aborted (a running one is cancelled at its next await) without
             # waiting for it to finish.
             with contextlib.suppress(TimeoutError):

@@ -21,10 +21,10 @@ async def test_a_requested_sync_is_queued_and_enqueued_after_commit(
     redis = ArqRedis.from_url(service_urls.redis_url)
     async with unit_of_work(sessions) as session:
         request = await request_sync(session, redis, settings, tenant_id)
-        assert sync_job_id(request.run.id) not in await _queued_job_ids(redis, settings)
+        assert sync_job_id(settings, request.run.id) not in await _queued_job_ids(redis, settings)
     assert not request.joined
     assert request.run.state == SyncState.QUEUED
-    assert sync_job_id(request.run.id) in await _queued_job_ids(redis, settings)
+    assert sync_job_id(settings, request.run.id) in await _queued_job_ids(redis, settings)
     await redis.aclose()
 
 
@@ -39,7 +39,7 @@ async def test_a_rolled_back_request_enqueues_nothing(
             raise RuntimeError("the request failed after asking for a sync")
     except RuntimeError:
         pass
-    assert sync_job_id(request.run.id) not in await _queued_job_ids(redis, settings)
+    assert sync_job_id(settings, request.run.id) not in await _queued_job_ids(redis, settings)
     async with sessions() as session:
         assert (await session.execute(select(SyncRun))).scalars().all() == []
     await redis.aclose()

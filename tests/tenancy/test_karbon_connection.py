@@ -403,7 +403,7 @@ async def test_connecting_queues_the_initial_sync_and_disconnecting_cancels_it(
         SyncState.QUEUED,
     )
     queued = await app.state.redis.queued_jobs(queue_name=settings.queue_name)
-    assert sync_job_id(run.id) in {job.job_id for job in queued}
+    assert sync_job_id(settings, run.id) in {job.job_id for job in queued}
 
     await connect(client, firm)  # pasting again joins the queued sync
     async with sessions() as session:
