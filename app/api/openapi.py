@@ -9,14 +9,16 @@ Operation ids are the route functions' names in camelCase (`get_client_profitabi
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_flat_params
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.api.responses import VALIDATION, problem_components, problem_response
+from app.api.deps import get_redis, get_session
+from app.api.responses import UNAVAILABLE, VALIDATION, problem_components, problem_response
 
 
 def operation_id(route: APIRoute) -> str:
@@ -28,10 +30,33 @@ def _reads_input(route: APIRoute) -> bool:
     return bool(get_flat_params(route.dependant) or route.body_field)
 
 
+def _api_routes(app: FastAPI) -> Iterator[APIRoute]:
+    """Every route of the app, those of included routers too."""
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context.original_route
+
+
 def _declare_validation_errors(app: FastAPI) -> None:
-    for route in app.routes:
-        if isinstance(route, APIRoute) and _reads_input(route) and 422 not in route.responses:
+    for route in _api_routes(app):
+        if _reads_input(route) and 422 not in route.responses:
             route.responses[422] = problem_response(422, VALIDATION[422])
+
+
+def _uses(dependant: Dependant, calls: set[Callable[..., Any]]) -> bool:
+    return any(d.call in calls or _uses(d, calls) for d in dependant.dependencies)
+
+
+def _declare_unavailability(app: FastAPI, spec: dict[str, Any]) -> None:
+    """A route that reads the database or Redis answers 503 while either is unreachable."""
+    for route in _api_routes(app):
+        if not _uses(route.dependant, {get_session, get_redis}):
+            continue
+        for method in route.methods or ():
+            responses = spec["paths"][route.path_format][method.lower()]["responses"]
+            declared = responses.setdefault("503", problem_response(503, UNAVAILABLE[503]))
+            if UNAVAILABLE[503] not in declared["description"]:
+                declared["description"] += " " + UNAVAILABLE[503]
 
 
 DESCRIPTION = """\
@@ -51,6 +76,7 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             _declare_validation_errors(app)
             spec = generate()
+            _declare_unavailability(app, spec)
             spec.setdefault("components", {}).setdefault("schemas", {}).update(problem_components())
         return app.openapi_schema or {}
 

@@ -5,9 +5,12 @@ problem response. Unknown errors become a 500 problem without internals.
 """
 
 import logging
+import traceback
 from http import HTTPStatus
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -80,6 +83,52 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+RETRY_AFTER_SECONDS = 5
+_UNAVAILABLE_DETAIL = {
+    "database": "The database is unreachable right now; nothing was changed. Try again shortly.",
+    "redis": "Redis (the job queue and sign-in limits) is unreachable right now; nothing was "
+    "changed. Try again shortly.",
+}
+
+
+def unavailable_service(exc: BaseException) -> str | None:
+    """`database` or `redis` when `exc` (or what caused it) means that server cannot be
+    reached; None for any other error, which stays a 500."""
+    while exc is not None:
+        if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            return "redis"
+        if isinstance(exc, sqlalchemy.exc.TimeoutError | sqlalchemy.exc.InterfaceError) or (
+            isinstance(exc, sqlalchemy.exc.DBAPIError)
+            and (exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError))
+        ):
+            return "database"
+        if isinstance(exc, OSError) and _raised_by_database_driver(exc):
+            return "database"  # asyncpg's connect lets socket errors through unwrapped
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+def _raised_by_database_driver(exc: OSError) -> bool:
+    return any(
+        "/asyncpg/" in frame.filename or "/sqlalchemy/" in frame.filename
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
+async def _on_possibly_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    service = unavailable_service(exc)
+    if service is None:
+        return await _on_unhandled(request, exc)
+    logger.warning("%s unavailable: %s", service, exc, extra={"path": request.url.path})
+    return problem_response(
+        503,
+        f"{service}-unavailable",
+        _UNAVAILABLE_DETAIL[service],
+        title="Service unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
@@ -91,4 +140,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    for error in (OSError, sqlalchemy.exc.SQLAlchemyError, redis.exceptions.RedisError):
+        app.add_exception_handler(error, _on_possibly_unavailable)
     app.add_exception_handler(Exception, _on_unhandled)

@@ -92,5 +92,9 @@ READER = {
 """A firm's people and its integrator keys (reports, sync status)."""
 SUBSCRIPTION = {402: "`subscription-required`: the trial has ended; the data is kept."}
 VALIDATION = {422: "`validation-error`: `errors` names each invalid field."}
+UNAVAILABLE = {
+    503: "`database-unavailable`, `redis-unavailable`: that server is unreachable right now "
+    "and nothing was changed; retry after `Retry-After` seconds.",
+}
 TEXT = {"schema": {"type": "string"}}
 """The schema of a `text/csv` or `text/plain` body."""
