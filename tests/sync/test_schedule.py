@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import SyncKind, SyncRun, SyncSettings, SyncState, SyncTrigger, Tenant
+from app.sync.control import sync_job_id
 from app.sync.jobs import nightly_minute, schedule_due_syncs
 from app.sync.lock import tenant_sync_lock_key
 from sandbox.state import Sandbox
@@ -149,4 +150,4 @@ async def test_a_run_whose_worker_died_is_queued_again(
     await redis.delete(lock)
     assert await schedule_due_syncs(job_context, NOON) == 1
     queued = {job.job_id for job in await redis.queued_jobs(queue_name=settings.queue_name)}
-    assert any(job_id.startswith(f"sync:{run.id}:") for job_id in queued)
+    assert any(job_id.startswith(f"{sync_job_id(settings, run.id)}:") for job_id in queued)
