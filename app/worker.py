@@ -36,7 +36,7 @@ from app.reports.jobs import refresh_reports
 from app.secrets import Secrets, resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
-from app.sync.jobs import run_sync, schedule_syncs
+from app.sync.jobs import ORPHAN_CHECK_SECONDS, resume_orphaned_runs, run_sync, schedule_syncs
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,14 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             second=0,
             run_at_startup=True,
             unique=True,
-        )
+        ),
+        cron(
+            resume_orphaned_runs,
+            name=settings.job_id("resume_orphaned_runs"),
+            second=ORPHAN_CHECK_SECONDS,
+            run_at_startup=True,
+            unique=True,
+        ),
     ]
 
 

@@ -37,9 +37,9 @@ async def test_deployments_sharing_a_redis_each_run_their_own_scheduler(
             await worker.run_cron(now, delay=1)
         for deployment, worker in zip(deployments, workers, strict=True):
             queued = await worker.pool.queued_jobs(queue_name=deployment.queue_name)
-            assert [job.function for job in queued] == [
-                f"{deployment.redis_key_prefix}:schedule_syncs"
-            ]
+            prefix = deployment.redis_key_prefix
+            expected = [f"{prefix}:resume_orphaned_runs", f"{prefix}:schedule_syncs"]
+            assert sorted(job.function for job in queued) == expected
     finally:
         for worker in workers:
             await worker.close()
@@ -59,7 +59,7 @@ async def test_every_redis_key_of_a_deployment_carries_its_prefix(
         prefix = settings.redis_key_prefix
         keys = [key.decode() async for key in redis.scan_iter(match=f"*{prefix}*")]
         job_keys = [key for key in keys if key.startswith("arq:job:")]
-        assert len(job_keys) == 4
+        assert len(job_keys) == 5  # two syncs, a refresh, two schedules
         assert all(key.startswith(f"arq:job:{prefix}:") for key in job_keys)
         await redis.delete(*keys)
     finally:

@@ -29,12 +29,19 @@ from app.sync.control import enqueue_run, request_sync
 from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response
 from app.sync.failures import alert_admins_once, describe, report_failure
 from app.sync.karbon.errors import KarbonAuthError
-from app.sync.lock import LockLostError, hold_lock, tenant_sync_lock_key
+from app.sync.lock import SYNC_LOCK_TTL, LockLostError, hold_lock, tenant_sync_lock_key
 from app.tenancy import repository as tenancy_repository
 
 logger = logging.getLogger(__name__)
 
-STALE_HEARTBEAT = timedelta(minutes=2)
+ORPHAN_CHECK_SECONDS = {0, 15, 30, 45}
+"""When the worker looks for runs whose worker died: a crashed run resumes within 15 s of its
+lock expiring."""
+STALE_RUNNING = SYNC_LOCK_TTL
+"""A running run whose lock is gone and whose last heartbeat is older than the lock's
+lifetime has lost its worker (a live worker renews the lock every 10 s)."""
+STALE_QUEUED = timedelta(minutes=2)
+"""A queued run holds no lock yet: its job may only be waiting for a free worker."""
 NIGHTLY_WINDOW_START_HOUR = 1
 NIGHTLY_WINDOW_MINUTES = 240
 """Nightly reconciliations start between 01:00 and 05:00 UTC, each tenant at its own minute."""
@@ -212,13 +219,18 @@ async def _set_finished(
 
 
 async def schedule_syncs(ctx: dict[str, Any]) -> int:
-    """Every minute: resume orphaned runs, start due incremental and nightly syncs."""
+    """Every minute: start due incremental and nightly syncs."""
     return await schedule_due_syncs(ctx, datetime.now(UTC))
+
+
+async def resume_orphaned_runs(ctx: dict[str, Any]) -> int:
+    """Every 15 s: queue again the runs whose worker died."""
+    return await resume_orphans(ctx, datetime.now(UTC))
 
 
 async def schedule_due_syncs(ctx: dict[str, Any], now: datetime) -> int:
     deps: SyncJobDeps = ctx["deps"]
-    started = await _resume_orphaned_runs(deps, now)
+    started = 0
     async with deps.sessions() as session:
         tenants = await tenancy_repository.connected_tenant_ids(session)
     for tenant_id in tenants:
@@ -273,15 +285,17 @@ def _in_nightly_slot(tenant_id: UUID, now: datetime, last_full: SyncRun | None) 
     return last_full is None or last_full.requested_at.date() < today
 
 
-async def _resume_orphaned_runs(deps: SyncJobDeps, now: datetime) -> int:
+async def resume_orphans(ctx: dict[str, Any], now: datetime) -> int:
     """Runs whose worker died: their heartbeat is stale and nobody holds the tenant lock."""
+    deps: SyncJobDeps = ctx["deps"]
     settings, redis = deps.settings, deps.redis
     async with deps.sessions() as session:
         runs = await repository.active_runs(session)
     resumed = 0
     for run in runs:
         last_sign_of_life = run.heartbeat_at or run.requested_at
-        if now - last_sign_of_life < STALE_HEARTBEAT:
+        stale_after = STALE_QUEUED if run.state == SyncState.QUEUED else STALE_RUNNING
+        if now - last_sign_of_life < stale_after:
             continue
         if await redis.exists(tenant_sync_lock_key(settings.redis_key_prefix, run.tenant_id)):
             continue

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -27,6 +28,9 @@ from redis.exceptions import RedisError
 from app.metrics import SYNC_LOCK_CONTENDED, SYNC_LOCKS_HELD, SYNC_LOCKS_LOST
 
 logger = logging.getLogger(__name__)
+
+SYNC_LOCK_TTL = timedelta(seconds=30)
+"""How long a tenant's sync lock outlives its holder's last renewal (renewed every 10 s)."""
 
 _RENEW_ALL = """
 local lost = {}
@@ -116,7 +120,7 @@ def _keeper(redis: Redis) -> LockKeeper:
 
 @asynccontextmanager
 async def hold_lock(
-    redis: Redis, key: str, *, ttl_seconds: float = 30.0
+    redis: Redis, key: str, *, ttl_seconds: float = SYNC_LOCK_TTL.total_seconds()
 ) -> AsyncIterator[asyncio.Event | None]:
     """Yield an event that is set if the lock is lost, or None if another holder has it."""
     held = _Held(token=secrets.token_hex(16), ttl_ms=int(ttl_seconds * 1000))

@@ -5,14 +5,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.models import SyncKind, SyncRun, SyncSettings, SyncState, SyncTrigger, Tenant
+from app.settings import Settings
 from app.sync.control import sync_job_id
-from app.sync.jobs import nightly_minute, schedule_due_syncs
+from app.sync.jobs import nightly_minute, resume_orphans, schedule_due_syncs
 from app.sync.lock import tenant_sync_lock_key
+from app.worker import cron_jobs
 from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant
 
@@ -146,8 +149,50 @@ async def test_a_run_whose_worker_died_is_queued_again(
     settings = job_context["deps"].settings
     lock = tenant_sync_lock_key(settings.redis_key_prefix, tenant_id)
     await redis.set(lock, "a live worker", px=5000)
-    assert await schedule_due_syncs(job_context, NOON) == 0, "its worker still holds the lock"
+    assert await resume_orphans(job_context, NOON) == 0, "its worker still holds the lock"
     await redis.delete(lock)
-    assert await schedule_due_syncs(job_context, NOON) == 1
+    assert await resume_orphans(job_context, NOON) == 1
     queued = {job.job_id for job in await redis.queued_jobs(queue_name=settings.queue_name)}
     assert any(job_id.startswith(f"{sync_job_id(settings, run.id)}:") for job_id in queued)
+
+
+@pytest.mark.parametrize(
+    ("state", "last_sign_of_life", "resumed"),
+    [
+        # A running run renews its lock every 10 s: gone lock, heartbeat older than the
+        # lock's 30 s lifetime, the worker died.
+        (SyncState.RUNNING, timedelta(seconds=31), True),
+        (SyncState.RUNNING, timedelta(seconds=20), False),
+        # A queued run holds no lock: its job may be waiting for a free worker.
+        (SyncState.QUEUED, timedelta(seconds=60), False),
+        (SyncState.QUEUED, timedelta(minutes=3), True),
+    ],
+)
+async def test_a_crashed_run_resumes_once_its_lock_has_expired(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    state: SyncState,
+    last_sign_of_life: timedelta,
+    resumed: bool,
+) -> None:
+    tenant_id = await _connected(sandbox, job_context, sessions)
+    async with unit_of_work(sessions) as session:
+        session.add(
+            SyncRun(
+                tenant_id=tenant_id,
+                kind=SyncKind.INITIAL,
+                trigger=SyncTrigger.CONNECT,
+                state=state,
+                requested_at=NOON - last_sign_of_life,
+                heartbeat_at=None if state == SyncState.QUEUED else NOON - last_sign_of_life,
+                progress={},
+                checkpoint={},
+            )
+        )
+    assert await resume_orphans(job_context, NOON) == int(resumed)
+
+
+def test_the_worker_looks_for_crashed_runs_every_15_seconds(settings: Settings) -> None:
+    [resume] = [job for job in cron_jobs(settings) if job.name.endswith(":resume_orphaned_runs")]
+    assert resume.second == {0, 15, 30, 45}
