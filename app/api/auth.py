@@ -1,8 +1,10 @@
 """Who is calling: a signed-in person or an integrator key, and what each may reach.
 
 Every tenant route takes one of the dependencies below and scopes its queries to
-`principal.tenant_id`. Integrator keys pass only `ReportReader` and `SyncStatusReader`;
-platform operators (users without a tenant) pass only `PlatformOperator` and `SignedInUser`.
+`principal.tenant_id`. Integrator keys pass only `ReportReader` and `SyncStatusReader`, each
+when created with its scope (`reports:read`, `sync:read`); platform operators (users without a
+tenant) pass only `PlatformOperator` and `SignedInUser`. Per-person pay and cost are shown
+only to principals whose `sees_pay` is true: admins, and keys created with `pay:read`.
 
 The principal is read with its tenant in one query, so the trial check that report routes add
 finds the tenant in the session instead of asking the database again. Principals are kept in
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
 from app.kit.problems import ProblemError
-from app.models import Role, Tenant
+from app.models import ApiKey, ApiScope, Role, Tenant
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
 from app.tenancy.principal_cache import principals
@@ -40,7 +42,8 @@ _password_flow = OAuth2PasswordBearer(
 _integrator_key = HTTPBearer(
     auto_error=False,
     scheme_name="IntegratorKey",
-    description="An integrator API key (`rk_live_...`): read-only reports and sync status.",
+    description="An integrator API key (`rk_live_...`): reads what its scopes name "
+    "(`reports:read`, `sync:read`, `pay:read`).",
 )
 
 
@@ -51,6 +54,8 @@ class Principal:
     api_key_id: UUID | None
     role: Role | None
     kind: Literal["user", "api_key"]
+    scopes: frozenset[ApiScope] = frozenset()
+    """An integrator key's scopes; a person's role decides for them instead."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,14 @@ class TenantPrincipal:
     api_key_id: UUID | None
     role: Role | None
     kind: Literal["user", "api_key"]
+    scopes: frozenset[ApiScope] = frozenset()
+
+    @property
+    def sees_pay(self) -> bool:
+        """Compensation and per-person hourly cost or cost: admins and `pay:read` keys only."""
+        if self.kind == "api_key":
+            return ApiScope.PAY_READ in self.scopes
+        return self.role == Role.ADMIN
 
 
 async def get_secrets(request: Request) -> Secrets:
@@ -141,7 +154,16 @@ async def _api_key_principal(session: AsyncSession, key_hash: str) -> _Known:
     if row is None:
         raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
     key, tenant = row
-    return _Known(Principal(key.tenant_id, None, key.id, None, "api_key"), _terms(tenant))
+    principal = Principal(key.tenant_id, None, key.id, None, "api_key", _scopes(key))
+    return _Known(principal, _terms(tenant))
+
+
+_SCOPES = {scope.value: scope for scope in ApiScope}
+
+
+def _scopes(key: ApiKey) -> frozenset[ApiScope]:
+    """The key's scopes this code knows; an unknown stored name grants nothing."""
+    return frozenset(_SCOPES[name] for name in key.scopes if name in _SCOPES)
 
 
 async def _user_principal(session: AsyncSession, user_id: UUID) -> _Known:
@@ -187,7 +209,12 @@ def _in_tenant(principal: Principal) -> TenantPrincipal:
             "tenant-access-only", "Platform operators see only the /api/v1/ops endpoints."
         )
     return TenantPrincipal(
-        principal.tenant_id, principal.user_id, principal.api_key_id, principal.role, principal.kind
+        principal.tenant_id,
+        principal.user_id,
+        principal.api_key_id,
+        principal.role,
+        principal.kind,
+        principal.scopes,
     )
 
 
@@ -214,18 +241,28 @@ async def _tenant_reader(principal: AnyPrincipal) -> TenantPrincipal:
 TenantReader = Annotated[TenantPrincipal, Depends(_tenant_reader)]
 
 
-async def _report_reader(principal: TenantReader) -> TenantPrincipal:
+def _with_scope(principal: TenantPrincipal, scope: ApiScope) -> TenantPrincipal:
+    if principal.kind == "api_key" and scope not in principal.scopes:
+        raise _forbidden(
+            "scope-required",
+            f"This integrator key was not created with the `{scope}` scope. An admin can "
+            f"create a key that has it (`POST /api/v1/api-keys`).",
+        )
     return principal
+
+
+async def _report_reader(principal: TenantReader) -> TenantPrincipal:
+    return _with_scope(principal, ApiScope.REPORTS_READ)
 
 
 async def _sync_status_reader(principal: TenantReader) -> TenantPrincipal:
-    return principal
+    return _with_scope(principal, ApiScope.SYNC_READ)
 
 
 ReportReader = Annotated[TenantPrincipal, Depends(_report_reader)]
-"""A tenant's user or one of its integrator keys."""
+"""A tenant's user or one of its integrator keys with `reports:read`."""
 SyncStatusReader = Annotated[TenantPrincipal, Depends(_sync_status_reader)]
-"""A tenant's user or one of its integrator keys."""
+"""A tenant's user or one of its integrator keys with `sync:read`."""
 
 INTEGRATOR_DEPENDENCIES = (_report_reader, _sync_status_reader)
 """The only dependencies integrator keys pass; tests check every other route refuses them."""

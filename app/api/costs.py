@@ -4,14 +4,22 @@ Every change schedules a refresh of the reports once it has committed: reports r
 the new assumptions without a new sync.
 """
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 
-from app.api.auth import TenantAdmin, TenantMember
+from app.api.auth import ReportReader, TenantAdmin, TenantMember
 from app.api.deps import KarbonKey, RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
-from app.api.responses import ADMIN, MEMBER, VALIDATION, problems
+from app.api.responses import ADMIN, MEMBER, READER, VALIDATION, problems
 from app.costs import repository, service
-from app.costs.schemas import CompensationBody, CostSettingsBody, CostSettingsView, StaffCostView
+from app.costs.schemas import (
+    CompensationBody,
+    CostSettingsBody,
+    CostSettingsView,
+    StaffCostView,
+    StaffView,
+)
 from app.kit.pagination import Page
 from app.kit.problems import ProblemError
 from app.reports.queue import refresh_after_commit
@@ -24,21 +32,28 @@ _STAFF_NOT_FOUND = {404: "`staff-not-found`: no synced staff member with this ke
 
 @router.get(
     "/staff",
-    summary="Staff with Karbon capacity, compensation history and hourly cost",
-    responses=problems({**MEMBER, **VALIDATION}),
+    summary="Staff with Karbon capacity; with compensation and hourly cost for those who see pay",
+    description="Admins and integrator keys with `pay:read` get each person's compensation "
+    "history and hourly cost (`StaffCostView`); members and other keys (`reports:read`) get "
+    "the same list without them (`StaffView`: the pay fields are absent).",
+    responses=problems({**READER, **VALIDATION}),
 )
 async def list_staff(
-    principal: TenantMember, session: SessionDep, page: PageParamsDep
-) -> Page[StaffCostView]:
+    principal: ReportReader, session: SessionDep, page: PageParamsDep
+) -> Page[StaffCostView | StaffView]:
     tenant_id = principal.tenant_id
     members = await repository.live_staff_page(
         session, tenant_id, limit=page.limit, offset=page.offset
     )
-    state = await refresh_state(session, tenant_id)
-    return Page[StaffCostView](
-        items=await service.staff_views(
-            session, tenant_id, members, state.currency if state else None
-        ),
+    items: Sequence[StaffCostView | StaffView]
+    if principal.sees_pay:
+        state = await refresh_state(session, tenant_id)
+        currency = state.currency if state else None
+        items = await service.staff_cost_views(session, tenant_id, members, currency)
+    else:
+        items = await service.staff_views(session, tenant_id, members)
+    return Page[StaffCostView | StaffView](
+        items=list(items),
         total=await repository.count_live_staff(session, tenant_id),
         limit=page.limit,
         offset=page.offset,
@@ -66,7 +81,7 @@ async def add_staff_compensation(
     await service.add_compensation(session, principal.tenant_id, key, body)
     refresh_after_commit(session, redis, settings, principal.tenant_id)
     state = await refresh_state(session, principal.tenant_id)
-    views = await service.staff_views(
+    views = await service.staff_cost_views(
         session, principal.tenant_id, [member], state.currency if state else None
     )
     return views[0]

@@ -35,6 +35,7 @@ from app.reports.schemas import (
     SummaryReport,
     UnbilledSort,
     UnbilledWorkReport,
+    UtilizationCostRow,
     UtilizationRow,
     WipRow,
     WorkItemRow,
@@ -148,7 +149,8 @@ async def get_client_profitability(
 @router.get(
     "/clients/{client_key}",
     summary="One client's figures by work item and by staff member",
-    description="With `format=csv`: one row per work item, then the client's totals.",
+    description="With `format=csv`: one row per work item, then the client's totals. "
+    "`by_staff` shows each person's `cost` to admins and integrator keys with `pay:read` only.",
     response_model=ClientReport,
     responses={
         **_json_or_csv(ClientReport),
@@ -170,7 +172,9 @@ async def get_client_report(
     format: Format = ReportFormat.JSON,
 ) -> ClientReport | Response:
     context = await report_context(session, principal.tenant_id)
-    report = await breakdowns.client_report(session, context, client_key, start, end)
+    report = await breakdowns.client_report(
+        session, context, client_key, (start, end), with_pay=principal.sees_pay
+    )
     if format is ReportFormat.CSV:
         totals = {**report.totals.model_dump(mode="json"), "key": None, "title": "Total"}
         records = [*_dumped(report.by_work_item), totals]
@@ -216,7 +220,10 @@ async def get_unbilled_work(
 
 @router.get(
     "/staff-utilization",
-    summary="Hours against capacity, billable share and cost, by staff member",
+    summary="Hours against capacity and billable share by staff member; cost for those who see pay",
+    description="Each person's `cost` and `cost_complete` (JSON fields and CSV columns) are "
+    "shown to admins and integrator keys with `pay:read` only; for members and other keys "
+    "they are absent.",
     response_model=StaffUtilizationReport,
     responses={**_json_or_csv(StaffUtilizationReport), **problems({**REPORT_READER, **WINDOW})},
 )
@@ -230,9 +237,12 @@ async def get_staff_utilization(
 ) -> StaffUtilizationReport | Response:
     context = await report_context(session, principal.tenant_id)
     start, end = context.window(start, end)
-    rows = await breakdowns.staff_utilization(session, context, start, end)
+    rows = await breakdowns.staff_utilization(
+        session, context, start, end, with_pay=principal.sees_pay
+    )
     if format is ReportFormat.CSV:
-        return _csv("staff-utilization", list(UtilizationRow.model_fields), _dumped(rows))
+        row_model = UtilizationCostRow if principal.sees_pay else UtilizationRow
+        return _csv("staff-utilization", list(row_model.model_fields), _dumped(rows))
     return StaffUtilizationReport(
         **paged_fields(rows, page, context),
         start=start,

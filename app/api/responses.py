@@ -87,9 +87,10 @@ OPERATOR = {
 }
 READER = {
     **NOT_AUTHENTICATED,
-    403: "`tenant-access-only`: platform operators see only `/api/v1/ops`.",
+    403: "`tenant-access-only`: platform operators see only `/api/v1/ops`. `scope-required`: "
+    "the integrator key was not created with the scope this endpoint needs.",
 }
-"""A firm's people and its integrator keys (reports, sync status)."""
+"""A firm's people and its integrator keys with the endpoint's scope."""
 SUBSCRIPTION = {402: "`subscription-required`: the trial has ended; the data is kept."}
 VALIDATION = {422: "`validation-error`: `errors` names each invalid field."}
 UNAVAILABLE = {

@@ -143,8 +143,8 @@ async def remove_member(principal: TenantAdmin, member_id: UUID, session: Sessio
     status_code=status.HTTP_201_CREATED,
     tags=["api keys"],
     summary="Create an integrator key (admins)",
-    description="The key is in this response only; it is stored as a hash. It reads the "
-    "firm's reports and sync status and nothing else.",
+    description="The key is in this response only; it is stored as a hash. It reads what its "
+    "`scopes` name and nothing else; it never changes anything.",
     responses=problems({**ADMIN, **VALIDATION}),
 )
 async def create_api_key(

@@ -92,6 +92,9 @@ SUMMARY: Columns = (
 
 
 def table(title: str, columns: Columns, rows: Sequence[Report], caption: str = "") -> Table:
+    """Columns a field of which no row has (pay, for those who may not see it) are left out."""
+    if rows:
+        columns = [column for column in columns if any(column[0] in row for row in rows)]
     shown = Table(title=title, caption=caption or None)
     for index, (_, heading, _) in enumerate(columns):
         shown.add_column(heading, justify="left" if index == 0 else "right")

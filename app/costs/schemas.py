@@ -74,13 +74,21 @@ class CompensationView(BaseModel):
     currency: str | None
 
 
-class StaffCostView(BaseModel):
+class StaffView(BaseModel):
+    """A staff member as every member of the firm sees them: no pay."""
+
     key: str
     name: str
     email: str | None
     capacity_minutes_per_week: int | None = Field(description="As Karbon has it; null if unset")
     capacity_hours_per_week: Hours = Field(description="What costing uses (default if unset)")
     capacity_defaulted: bool
+
+
+class StaffCostView(StaffView):
+    """A staff member with their pay: shown to admins and to integrator keys with `pay:read`
+    only. Others get `StaffView`, in which these fields are absent."""
+
     compensation: list[CompensationView] = Field(description="Oldest first")
     hourly_cost: Money | None = Field(
         description="Today's hourly cost from the latest compensation; null when none is entered"

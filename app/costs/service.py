@@ -14,10 +14,11 @@ from app.costs.schemas import (
     CostSettingsBody,
     CostSettingsView,
     StaffCostView,
+    StaffView,
 )
+from app.domain import Capacity, StaffMember, capacity_of, hourly_cost, recognition_policy
 from app.domain import CompensationPeriod as DomainCompensationPeriod
 from app.domain import CostSettings as DomainCostSettings
-from app.domain import StaffMember, capacity_of, hourly_cost, recognition_policy
 from app.kit.presentation import hours, money
 from app.models import CompensationPeriod, CostSettings, Staff
 
@@ -87,11 +88,20 @@ async def add_compensation(
 
 
 async def staff_views(
+    session: AsyncSession, tenant_id: UUID, members: Sequence[Staff]
+) -> list[StaffView]:
+    """The members as everyone in the firm sees them: capacity, no pay."""
+    settings = await domain_settings(session, tenant_id)
+    return [_staff_view(member, settings) for member in members]
+
+
+async def staff_cost_views(
     session: AsyncSession,
     tenant_id: UUID,
     members: Sequence[Staff],
     currency: str | None,
 ) -> list[StaffCostView]:
+    """The members with their compensation and today's hourly cost: for those who see pay."""
     settings = await domain_settings(session, tenant_id)
     periods = await repository.compensation_periods(
         session, tenant_id, [member.user_key for member in members]
@@ -100,36 +110,47 @@ async def staff_views(
     for period in periods:
         by_staff[period.staff_key].append(period)
     return [
-        _staff_view(member, by_staff[member.user_key], settings, currency) for member in members
+        _staff_cost_view(member, by_staff[member.user_key], settings, currency)
+        for member in members
     ]
 
 
-def _staff_view(
-    member: Staff,
-    periods: list[CompensationPeriod],
-    settings: DomainCostSettings,
-    currency: str | None,
-) -> StaffCostView:
-    capacity = capacity_of(
+def _capacity(member: Staff, settings: DomainCostSettings) -> Capacity:
+    return capacity_of(
         StaffMember(member.user_key, member.name, member.capacity_minutes_per_week),
         settings.default_capacity_hours_per_week,
     )
-    current = _in_force_today(periods)
-    cost = None
-    if current is not None:
-        cost = hourly_cost(
-            current.annual_amount,
-            settings.overhead_rate,
-            capacity.minutes_per_week,
-            settings.working_weeks_per_year,
-        )
-    return StaffCostView(
+
+
+def _staff_view(member: Staff, settings: DomainCostSettings) -> StaffView:
+    capacity = _capacity(member, settings)
+    return StaffView(
         key=member.user_key,
         name=member.name,
         email=member.email,
         capacity_minutes_per_week=member.capacity_minutes_per_week,
         capacity_hours_per_week=hours(capacity.minutes_per_week),
         capacity_defaulted=capacity.defaulted,
+    )
+
+
+def _staff_cost_view(
+    member: Staff,
+    periods: list[CompensationPeriod],
+    settings: DomainCostSettings,
+    currency: str | None,
+) -> StaffCostView:
+    current = _in_force_today(periods)
+    cost = None
+    if current is not None:
+        cost = hourly_cost(
+            current.annual_amount,
+            settings.overhead_rate,
+            _capacity(member, settings).minutes_per_week,
+            settings.working_weeks_per_year,
+        )
+    return StaffCostView(
+        **_staff_view(member, settings).model_dump(),
         compensation=[
             CompensationView(
                 effective_from=p.effective_from,

@@ -33,11 +33,12 @@ from app.models.sync import (
     SyncState,
     SyncTrigger,
 )
-from app.models.tenancy import ApiKey, Role, Tenant, User
+from app.models.tenancy import ApiKey, ApiScope, Role, Tenant, User
 
 __all__ = [
     "ACTIVE_STATES",
     "ApiKey",
+    "ApiScope",
     "Base",
     "Client",
     "CompensationPeriod",

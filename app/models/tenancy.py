@@ -2,7 +2,7 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import ARRAY, CheckConstraint, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamped, UUIDPrimaryKey
@@ -12,6 +12,15 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
     OPERATOR = "operator"
+
+
+class ApiScope(enum.StrEnum):
+    """What an integrator key may read; chosen when the key is created."""
+
+    REPORTS_READ = "reports:read"
+    SYNC_READ = "sync:read"
+    PAY_READ = "pay:read"
+    """Per-person pay and cost in what `reports:read` reads: admins' view instead of members'."""
 
 
 class Tenant(UUIDPrimaryKey, Timestamped, Base):
@@ -45,7 +54,7 @@ class User(UUIDPrimaryKey, Timestamped, Base):
 
 
 class ApiKey(UUIDPrimaryKey, Timestamped, Base):
-    """An integrator's key: read-only access to one tenant's reports and sync status.
+    """An integrator's key: read-only access to what its `scopes` name in one tenant.
 
     Only the SHA-256 of the key is kept; the key itself is shown once, at creation.
     """
@@ -60,3 +69,7 @@ class ApiKey(UUIDPrimaryKey, Timestamped, Base):
     display_prefix: Mapped[str] = mapped_column(String(20))
     created_by_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     revoked_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    """`ApiScope` values; the API refuses any other."""
+
+    __table_args__ = (CheckConstraint("cardinality(scopes) > 0", name="some_scope"),)

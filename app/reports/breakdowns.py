@@ -31,8 +31,10 @@ from app.reports.schemas import (
     AgeBucket,
     ClientReport,
     ProfitabilityRow,
+    StaffCostRow,
     StaffRow,
     SummaryReport,
+    UtilizationCostRow,
     UtilizationRow,
     WipRow,
     WorkItemRow,
@@ -43,13 +45,19 @@ AGE_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, None,
 
 
 async def client_report(
-    session: AsyncSession, context: ReportContext, key: str, start: date | None, end: date | None
+    session: AsyncSession,
+    context: ReportContext,
+    key: str,
+    window: tuple[date | None, date | None],
+    *,
+    with_pay: bool,
 ) -> ClientReport:
+    """The client's figures; `with_pay` adds each staff member's cost to `by_staff`."""
     tenant_id = context.tenant_id
     stored = await repository.client(session, tenant_id, key)
     if stored is None and not await repository.client_has_facts(session, tenant_id, key):
         raise ProblemError(404, "client-not-found", "No client with this key in your firm.")
-    start, end = context.window(start, end)
+    start, end = context.window(*window)
     where = FactFilter(start=start, end=end, client_key=key)
     totals = await repository.sum_facts(session, tenant_id, where, None)
     wip = await repository.sum_wip(session, tenant_id, FactFilter(client_key=key), "work_item")
@@ -71,7 +79,7 @@ async def client_report(
             **figures(totals[0].measures if totals else Measures(), context.currency),
         ),
         by_work_item=await _by_work_item(session, context, where, wip),
-        by_staff=await _by_staff(session, context, where),
+        by_staff=await _by_staff(session, context, where, with_pay=with_pay),
     )
 
 
@@ -119,25 +127,31 @@ def _work_item_row(
     )
 
 
+def _person_cost(measures: Measures) -> dict[str, Any]:
+    """The fields of `PersonCost`: one person's pay, for those who may see it."""
+    return {"cost": money(measures.cost), "cost_complete": measures.cost_is_complete}
+
+
 async def _by_staff(
-    session: AsyncSession, context: ReportContext, where: FactFilter
+    session: AsyncSession, context: ReportContext, where: FactFilter, *, with_pay: bool
 ) -> list[StaffRow]:
     groups = await repository.sum_facts(session, context.tenant_id, where, "staff")
     groups = [group for group in groups if group.key is not None]
     names = await repository.staff_names(session, context.tenant_id, [g.key for g in groups])
-    rows = [
-        StaffRow(
-            key=group.key,
-            name=names.get(group.key),
-            currency=context.currency,
-            billable_hours=hours(group.measures.billable_minutes),
-            non_billable_hours=hours(group.measures.non_billable_minutes),
-            cost=money(group.measures.cost),
-            cost_complete=group.measures.cost_is_complete,
-            standard_value=money(group.measures.standard_value),
-        )
-        for group in groups
-    ]
+    rows: list[StaffRow] = []
+    for group in groups:
+        shown = {
+            "key": group.key,
+            "name": names.get(group.key),
+            "currency": context.currency,
+            "billable_hours": hours(group.measures.billable_minutes),
+            "non_billable_hours": hours(group.measures.non_billable_minutes),
+            "standard_value": money(group.measures.standard_value),
+        }
+        if with_pay:
+            rows.append(StaffCostRow(**shown, **_person_cost(group.measures)))
+        else:
+            rows.append(StaffRow(**shown))
     return sorted(rows, key=lambda row: (row.name or "", row.key))
 
 
@@ -196,8 +210,9 @@ def age_buckets(rows: Sequence[WipRow]) -> list[AgeBucket]:
 
 
 async def staff_utilization(
-    session: AsyncSession, context: ReportContext, start: date, end: date
+    session: AsyncSession, context: ReportContext, start: date, end: date, *, with_pay: bool
 ) -> list[UtilizationRow]:
+    """Every staff member's hours against capacity; `with_pay` adds each one's cost."""
     settings = await domain_settings(session, context.tenant_id)
     groups = await repository.sum_facts(
         session, context.tenant_id, FactFilter(start=start, end=end), "staff"
@@ -205,7 +220,7 @@ async def staff_utilization(
     measures = {group.key: group.measures for group in groups if group.key is not None}
     staff = {s.user_key: s for s in await repository.live_staff(session, context.tenant_id)}
     window_days = (end - start).days + 1
-    rows = []
+    rows: list[UtilizationRow] = []
     for key in sorted(staff.keys() | measures.keys()):
         member = staff.get(key)
         capacity = capacity_of(
@@ -216,24 +231,24 @@ async def staff_utilization(
             capacity.minutes_per_week, settings.working_weeks_per_year, window_days
         )
         m = measures.get(key, Measures())
-        rows.append(
-            UtilizationRow(
-                key=key,
-                name=member.name if member else None,
-                currency=context.currency,
-                capacity_hours_per_week=hours(capacity.minutes_per_week),
-                capacity_defaulted=capacity.defaulted,
-                available_hours=hours(available),
-                billable_hours=hours(m.billable_minutes),
-                non_billable_hours=hours(m.non_billable_minutes),
-                utilization=ratio(utilization(m.minutes, available)),
-                billable_utilization=ratio(utilization(m.billable_minutes, available)),
-                billable_share=ratio(billable_share(m)),
-                cost=money(m.cost),
-                cost_complete=m.cost_is_complete,
-                standard_value=money(m.standard_value),
-            )
-        )
+        shown = {
+            "key": key,
+            "name": member.name if member else None,
+            "currency": context.currency,
+            "capacity_hours_per_week": hours(capacity.minutes_per_week),
+            "capacity_defaulted": capacity.defaulted,
+            "available_hours": hours(available),
+            "billable_hours": hours(m.billable_minutes),
+            "non_billable_hours": hours(m.non_billable_minutes),
+            "utilization": ratio(utilization(m.minutes, available)),
+            "billable_utilization": ratio(utilization(m.billable_minutes, available)),
+            "billable_share": ratio(billable_share(m)),
+            "standard_value": money(m.standard_value),
+        }
+        if with_pay:
+            rows.append(UtilizationCostRow(**shown, **_person_cost(m)))
+        else:
+            rows.append(UtilizationRow(**shown))
     return rows
 
 

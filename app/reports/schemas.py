@@ -127,14 +127,26 @@ class WorkItemRow(Figures):
 
 
 class StaffRow(BaseModel):
+    """A staff member's time on the client, as every member of the firm sees it: no cost."""
+
     key: str
     name: str | None
     currency: str | None
     billable_hours: Hours
     non_billable_hours: Hours
-    cost: Money
-    cost_complete: bool
     standard_value: Money
+
+
+class PersonCost(BaseModel):
+    """One person's cost: shown to admins and integrator keys with `pay:read` only; absent
+    for everyone else."""
+
+    cost: Money = Field(description="The person's time at their hourly cost (pay)")
+    cost_complete: bool = Field(description="False when some time has no compensation entered")
+
+
+class StaffCostRow(PersonCost, StaffRow):
+    """`StaffRow` with the person's cost: admins and integrator keys with `pay:read`."""
 
 
 class ClientReport(ReportHeader):
@@ -146,7 +158,10 @@ class ClientReport(ReportHeader):
     end: date = Field(serialization_alias="to")
     totals: ProfitabilityRow
     by_work_item: list[WorkItemRow]
-    by_staff: list[StaffRow]
+    by_staff: list[StaffCostRow | StaffRow] = Field(
+        description="With each person's `cost` for admins and `pay:read` keys (`StaffCostRow`); "
+        "without it, the fields absent, for everyone else (`StaffRow`)"
+    )
 
 
 class WipRow(BaseModel):
@@ -173,6 +188,8 @@ class UnbilledWorkReport(ReportPage[WipRow]):
 
 
 class UtilizationRow(BaseModel):
+    """A staff member's hours against capacity, as every member of the firm sees them."""
+
     key: str
     name: str | None
     currency: str | None
@@ -184,12 +201,17 @@ class UtilizationRow(BaseModel):
     utilization: Ratio | None = Field(description="All hours / available hours")
     billable_utilization: Ratio | None = Field(description="Billable hours / available hours")
     billable_share: Ratio | None
-    cost: Money
-    cost_complete: bool
     standard_value: Money
 
 
-class StaffUtilizationReport(ReportPage[UtilizationRow]):
+class UtilizationCostRow(PersonCost, UtilizationRow):
+    """`UtilizationRow` with the person's cost: admins and integrator keys with `pay:read`."""
+
+
+class StaffUtilizationReport(ReportPage[UtilizationCostRow | UtilizationRow]):
+    """Rows with each person's cost for admins and `pay:read` keys, without it for others;
+    with `format=csv`, the `cost` and `cost_complete` columns likewise."""
+
     start: date = Field(serialization_alias="from")
     end: date = Field(serialization_alias="to")
 

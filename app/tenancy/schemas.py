@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
-from app.models import Role
+from app.models import ApiScope, Role
 from app.tenancy.trial import TrialState, TrialStatus
 
 Password = Annotated[str, Field(min_length=12, max_length=200, description="12 characters or more")]
@@ -76,8 +77,32 @@ class Member(BaseModel):
     created_at: datetime
 
 
+def _meaningful_scopes(scopes: list[ApiScope]) -> list[ApiScope]:
+    """Each scope once, in a stable order; `pay:read` only beside what it widens."""
+    if ApiScope.PAY_READ in scopes and ApiScope.REPORTS_READ not in scopes:
+        raise PydanticCustomError(
+            "scope_without_reports",
+            "`pay:read` adds pay to what `reports:read` reads: add `reports:read` too",
+        )
+    return [scope for scope in ApiScope if scope in scopes]
+
+
+Scopes = Annotated[
+    list[ApiScope],
+    Field(
+        min_length=1,
+        description="What the key may read. `reports:read`: the reports and the staff list, "
+        "without anyone's pay. `sync:read`: sync status, history and settings. `pay:read` "
+        "(with `reports:read`): compensation and per-person hourly cost and cost too, as "
+        "admins see them.",
+    ),
+    AfterValidator(_meaningful_scopes),
+]
+
+
 class NewApiKeyRequest(BaseModel):
     name: Name = Field(description="What the key is for, e.g. the integrator's tool")
+    scopes: Scopes
 
 
 class ApiKeyView(BaseModel):
@@ -86,6 +111,7 @@ class ApiKeyView(BaseModel):
     id: UUID
     name: str
     display_prefix: str = Field(description="The key's first characters, to recognise it")
+    scopes: list[ApiScope]
     created_at: datetime
     revoked_at: datetime | None
 

@@ -162,6 +162,7 @@ async def create_api_key(
         key_hash=generated.key_hash,
         display_prefix=generated.display_prefix,
         created_by_id=created_by,
+        scopes=[scope.value for scope in request.scopes],
     )
     session.add(key)
     await session.flush()

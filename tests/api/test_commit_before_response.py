@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.processes import free_port
-from tests.tenancy.helpers import PASSWORD, Firm, bearer, sign_in, sign_up
+from tests.tenancy.helpers import PASSWORD, READ_SCOPES, Firm, bearer, sign_in, sign_up
 
 TRIALS = 20
 
@@ -81,7 +81,9 @@ async def test_a_removed_member_is_refused_at_once(served: AsyncClient) -> None:
 async def test_a_created_or_revoked_api_key_is_so_at_once(served: AsyncClient) -> None:
     firm = await sign_up(served, "Prompt Keys", "admin@prompt-keys.com")
     for trial in range(TRIALS):
-        created = await served.post("/api/v1/api-keys", headers=firm.headers, json={"name": "k"})
+        created = await served.post(
+            "/api/v1/api-keys", headers=firm.headers, json={"name": "k", "scopes": READ_SCOPES}
+        )
         assert created.status_code == 201, created.text
         key_id, key = created.json()["id"], bearer(created.json()["key"])
         fetched = await served.get(f"/api/v1/api-keys/{key_id}", headers=firm.headers)

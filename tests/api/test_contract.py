@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from jsonschema import Draft202012Validator
 
-from tests.tenancy.helpers import PASSWORD, bearer, sign_in, sign_up
+from tests.tenancy.helpers import PASSWORD, READ_SCOPES, bearer, sign_in, sign_up
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 
@@ -118,7 +118,9 @@ async def callers(client: AsyncClient) -> Callers:
     )
     assert added.status_code == 201, added.text
     member = (await sign_in(client, member_email)).json()["access_token"]
-    key = await client.post("/api/v1/api-keys", headers=firm.headers, json={"name": "walker"})
+    key = await client.post(
+        "/api/v1/api-keys", headers=firm.headers, json={"name": "walker", "scopes": READ_SCOPES}
+    )
     return Callers(firm.headers, bearer(member), bearer(key.json()["key"]))
 
 

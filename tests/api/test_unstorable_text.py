@@ -17,7 +17,7 @@ from tests.api.test_contract import (  # noqa: F401 - fixture
     _operations,
     callers,
 )
-from tests.tenancy.helpers import PASSWORD, bearer, problem_type, sign_up
+from tests.tenancy.helpers import PASSWORD, READ_SCOPES, bearer, problem_type, sign_up
 
 NUL = "nul\x00here"
 
@@ -142,7 +142,9 @@ async def test_api_key_name_and_report_filters_with_a_nul_name_the_field(
     client: AsyncClient,
 ) -> None:
     firm = await sign_up(client, "Nul Testers", "admin@nul-testers.com")
-    key = await client.post("/api/v1/api-keys", headers=firm.headers, json={"name": NUL})
+    key = await client.post(
+        "/api/v1/api-keys", headers=firm.headers, json={"name": NUL, "scopes": READ_SCOPES}
+    )
     _assert_names("name", key, key.text)
     owner = await client.get(
         "/api/v1/reports/unbilled-work", headers=firm.headers, params={"owner": NUL}
@@ -154,7 +156,9 @@ async def test_api_key_name_and_report_filters_with_a_nul_name_the_field(
 
 async def test_text_without_a_nul_is_still_accepted(client: AsyncClient) -> None:
     firm = await sign_up(client, "Ünïcode & Søns 🧾", "admin@unicode-sons.com")
-    response = await client.post("/api/v1/api-keys", headers=firm.headers, json={"name": "Ωmega"})
+    response = await client.post(
+        "/api/v1/api-keys", headers=firm.headers, json={"name": "Ωmega", "scopes": READ_SCOPES}
+    )
     assert response.status_code == 201, response.text
     listed = await client.get("/api/v1/api-keys", headers=bearer(firm.token))
     assert listed.json()["items"][0]["name"] == "Ωmega"

@@ -20,6 +20,7 @@ from app.reports import cache
 from app.reports.cache import TenantTtlCache
 from app.reports.refresh import refresh_reports
 from tests.reports.conftest import SyncedFirm
+from tests.tenancy.helpers import READ_SCOPES
 
 PATH = "/api/v1/reports/client-profitability"
 WINDOW = {"from": "2020-01-01", "to": "2026-11-02", "limit": 200}
@@ -81,7 +82,7 @@ async def test_a_served_page_reads_the_database_only_for_a_principal_not_yet_kno
 ) -> None:
     await refresh_reports(sessions, synced_firm.tenant_id)
     created = await client.post(
-        "/api/v1/api-keys", headers=synced_firm.headers, json={"name": "BI"}
+        "/api/v1/api-keys", headers=synced_firm.headers, json={"name": "BI", "scopes": READ_SCOPES}
     )
     key_headers = {"Authorization": f"Bearer {created.json()['key']}"}
     assert (await client.get(PATH, headers=synced_firm.headers, params=WINDOW)).is_success

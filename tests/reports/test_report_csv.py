@@ -25,7 +25,7 @@ from app.reports.refresh import refresh_reports
 from app.reports.schemas import (
     ProfitabilityRow,
     ProfitabilitySort,
-    UtilizationRow,
+    UtilizationCostRow,
     WipRow,
     WorkItemRow,
 )
@@ -78,7 +78,7 @@ async def test_unbilled_work_and_utilization_have_every_row(
     await refresh_reports(sessions, synced_firm.tenant_id)
     for path, row_model, params in (
         (f"{REPORTS}/unbilled-work", WipRow, {"limit": 200}),
-        (f"{REPORTS}/staff-utilization", UtilizationRow, WINDOW),
+        (f"{REPORTS}/staff-utilization", UtilizationCostRow, WINDOW),
     ):
         report = await _json(client, synced_firm, path, **params)
         rows = await _csv(client, synced_firm, path, **params)

@@ -68,6 +68,20 @@ def test_a_profitability_table_shows_margins_as_percentages_and_names_warnings()
     assert "missing_capacity for Ana Ruiz: No capacity." in shown
 
 
+def _utilization_table(rows: list[dict[str, str]]) -> str:
+    report = {"from": "2026-01-01", "to": "2026-12-31", "as_of": "2026-12-31"}
+    console = Console(width=200, record=True)
+    console.print(tables.staff_utilization({**report, "items": rows, "total": len(rows)}))
+    return console.export_text()
+
+
+def test_a_table_leaves_out_the_pay_columns_a_member_does_not_get() -> None:
+    row = {"name": "Ana Ruiz", "available_hours": "150.00", "utilization": "0.5000"}
+    assert "Cost" not in _utilization_table([row])
+    with_pay = _utilization_table([{**row, "cost": "900.00", "cost_complete": "true"}])
+    assert "Cost" in with_pay and "900.00" in with_pay
+
+
 def test_the_demo_logs_to_a_file_instead_of_the_terminal(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

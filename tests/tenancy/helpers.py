@@ -16,6 +16,8 @@ ACCESS_KEY = (
 )
 BEARER_TOKEN = "6f1c2a8e-93b4-4d7e-a0f5-1b2c3d4e5f60"
 PASSWORD = "correct horse battery staple"
+READ_SCOPES = ["reports:read", "sync:read"]
+"""What integrator keys read without pay: all they could before keys had scopes."""
 
 JWT_NOT_PRESENT = {"error": {"statusCode": "401", "message": "JWT not present."}}
 JWT_INVALID = {"error": {"statusCode": "401", "message": "JWT is invalid."}}

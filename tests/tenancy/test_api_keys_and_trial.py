@@ -11,7 +11,7 @@ from app.api.auth import ActiveTrialOrSubscription, Principal, SyncStatusReader
 from app.models import ApiKey, Tenant
 from app.sync import connection
 from app.tenancy.principal_cache import forget_principals
-from tests.tenancy.helpers import Firm, bearer, connect, problem_type, sign_up
+from tests.tenancy.helpers import READ_SCOPES, Firm, bearer, connect, problem_type, sign_up
 
 REPORT = "/api/v1/_test/report"
 SYNC_STATUS = "/api/v1/_test/sync-status"
@@ -36,7 +36,9 @@ async def firm(client: AsyncClient) -> Firm:
 
 
 async def _create_key(client: AsyncClient, firm: Firm, name: str = "BI export") -> dict[str, str]:
-    response = await client.post("/api/v1/api-keys", headers=firm.headers, json={"name": name})
+    response = await client.post(
+        "/api/v1/api-keys", headers=firm.headers, json={"name": name, "scopes": READ_SCOPES}
+    )
     assert response.status_code == 201, response.text
     created: dict[str, str] = response.json()
     return created
@@ -82,6 +84,65 @@ async def test_keys_read_reports_and_sync_status_and_nothing_else(
         response = await client.request(method, path, headers=key, json={"name": "x"})
         assert response.status_code == 403, (method, path)
         assert problem_type(response) == "api-key-not-allowed"
+
+
+async def _key_with(client: AsyncClient, firm: Firm, scopes: list[str]) -> dict[str, str]:
+    body = {"name": "+".join(scopes), "scopes": scopes}
+    response = await client.post("/api/v1/api-keys", headers=firm.headers, json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, str] = response.json()
+    return created
+
+
+async def test_a_key_reaches_only_what_its_scopes_name(
+    client: AsyncClient, firm: Firm, probe_routes: None
+) -> None:
+    reports = await _key_with(client, firm, ["reports:read"])
+    sync = await _key_with(client, firm, ["sync:read"])
+    assert reports["scopes"] == ["reports:read"] and sync["scopes"] == ["sync:read"]
+
+    assert (await client.get(REPORT, headers=bearer(reports["key"]))).status_code == 200
+    assert (await client.get(SYNC_STATUS, headers=bearer(sync["key"]))).status_code == 200
+    for path, key in ((SYNC_STATUS, reports), (REPORT, sync)):
+        refused = await client.get(path, headers=bearer(key["key"]))
+        assert refused.status_code == 403 and problem_type(refused) == "scope-required"
+        missing = "sync:read" if key is reports else "reports:read"
+        assert f"`{missing}`" in refused.json()["detail"]
+
+
+async def test_scopes_are_shown_in_a_stable_order_each_once(
+    client: AsyncClient, firm: Firm
+) -> None:
+    created = await _key_with(client, firm, ["pay:read", "sync:read", "reports:read", "pay:read"])
+    expected = ["reports:read", "sync:read", "pay:read"]
+    assert created["scopes"] == expected
+    listed = (await client.get("/api/v1/api-keys", headers=firm.headers)).json()
+    assert listed["items"][0]["scopes"] == expected
+    one = await client.get(f"/api/v1/api-keys/{created['id']}", headers=firm.headers)
+    assert one.json()["scopes"] == expected
+
+
+@pytest.mark.parametrize(
+    ("scopes", "field", "message"),
+    [
+        (None, "scopes", "Field required"),
+        ([], "scopes", "at least 1 item"),
+        (["reports:write"], "scopes.0", "'reports:read', 'sync:read' or 'pay:read'"),
+        (["pay:read"], "scopes", "add `reports:read` too"),
+        (["sync:read", "pay:read"], "scopes", "add `reports:read` too"),
+    ],
+)
+async def test_a_key_needs_known_meaningful_scopes(
+    client: AsyncClient, firm: Firm, scopes: list[str] | None, field: str, message: str
+) -> None:
+    body: dict[str, object] = {"name": "BI"}
+    if scopes is not None:
+        body["scopes"] = scopes
+    response = await client.post("/api/v1/api-keys", headers=firm.headers, json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == field and message in error["message"], error
+    assert (await client.get("/api/v1/api-keys", headers=firm.headers)).json()["total"] == 0
 
 
 async def test_revoked_keys_stop_working_at_once(

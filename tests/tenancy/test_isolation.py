@@ -28,6 +28,7 @@ from tests.tenancy.helpers import (
     ACCESS_KEY,
     BEARER_TOKEN,
     PASSWORD,
+    READ_SCOPES,
     Firm,
     bearer,
     connect,
@@ -91,12 +92,16 @@ async def _build_world(client: AsyncClient, settings: Settings, urls: ServiceUrl
         json={"email": "alpha-staff@alpha-cpa.com", "password": PASSWORD},
     )
     key = await client.post(
-        "/api/v1/api-keys", headers=alpha.headers, json={"name": "alpha-warehouse-export"}
+        "/api/v1/api-keys",
+        headers=alpha.headers,
+        json={"name": "alpha-warehouse-export", "scopes": READ_SCOPES},
     )
     alpha_me = (await client.get("/api/v1/me", headers=alpha.headers)).json()
 
     beta = await sign_up(client, "Beta Bookkeeping", "beta-owner@beta-cpa.com")
-    beta_key = await client.post("/api/v1/api-keys", headers=beta.headers, json={"name": "b"})
+    beta_key = await client.post(
+        "/api/v1/api-keys", headers=beta.headers, json={"name": "b", "scopes": READ_SCOPES}
+    )
 
     operator_settings = settings.model_copy(
         update={"database_url": urls.database_url, "redis_url": urls.redis_url}
