@@ -4,6 +4,7 @@ import asyncio
 from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
@@ -44,20 +45,29 @@ def access_token(secret_key: str, user_id: UUID) -> AccessToken:
     return AccessToken(access_token=token.token, expires_in=token.expires_in)
 
 
+def _email_taken() -> ProblemError:
+    return ProblemError(
+        409,
+        "email-taken",
+        "This e-mail address already has an account: sign in instead.",
+        errors=[{"field": "email", "message": "Already registered"}],
+    )
+
+
 async def _new_user(
     session: AsyncSession, tenant_id: UUID | None, email: str, password: str, role: Role
 ) -> User:
     if await repository.user_by_email(session, email) is not None:
-        raise ProblemError(
-            409,
-            "email-taken",
-            "This e-mail address already has an account: sign in instead.",
-            errors=[{"field": "email", "message": "Already registered"}],
-        )
+        raise _email_taken()
     password_hash = await asyncio.to_thread(hash_password, password)
     user = User(tenant_id=tenant_id, email=email.lower(), password_hash=password_hash, role=role)
-    session.add(user)
-    await session.flush()
+    # The check above misses a sign-up of the same address committing meanwhile: the unique
+    # index then refuses this one, which is the same 409.
+    try:
+        async with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        raise _email_taken() from None
     return user
 
 

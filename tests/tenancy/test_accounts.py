@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.embedded import ServiceUrls
-from app.models import User
+from app.models import Tenant, User
 from app.settings import Settings
 from app.tenancy import ratelimit
 from app.tenancy.cli import create_operator
@@ -46,6 +46,21 @@ async def test_an_e_mail_address_signs_up_once(client: AsyncClient) -> None:
     assert again.status_code == 409
     assert problem_type(again) == "email-taken"
     assert again.json()["errors"][0]["field"] == "email"
+
+
+async def test_two_simultaneous_sign_ups_of_one_e_mail_give_one_firm_and_one_409(
+    client: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    body = {"email": "race@acme.com", "password": PASSWORD}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/signup", json={**body, "firm_name": f"Firm {n}"}) for n in (1, 2))
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
+    refused = next(answer for answer in answers if answer.status_code == 409)
+    assert problem_type(refused) == "email-taken"
+    async with sessions() as session:
+        firms = (await session.scalars(select(Tenant.name))).all()
+    assert len(firms) == 1
 
 
 async def test_sign_up_names_each_invalid_field(client: AsyncClient) -> None:
