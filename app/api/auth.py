@@ -25,9 +25,9 @@ from app.kit.problems import ProblemError
 from app.models import Role, Tenant
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
+from app.tenancy.plan import plan_state, subscription_required
 from app.tenancy.principal_cache import principals
 from app.tenancy.security import hash_api_key, is_api_key, read_session_token
-from app.tenancy.trial import trial_state
 
 TOKEN_URL = "/api/v1/auth/token"
 _PRINCIPAL_TENANT = "principal_tenant"
@@ -88,11 +88,12 @@ def _forbidden(type_: str, detail: str) -> ProblemError:
 
 @dataclass(frozen=True, slots=True)
 class TenantTerms:
-    """What the trial check reads of the principal's tenant."""
+    """What the plan check reads of the principal's tenant."""
 
     id: UUID
     trial_started_at: datetime | None
-    subscription_active: bool
+    trial_extended_until: datetime | None
+    subscription_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,9 @@ async def _user_principal(session: AsyncSession, user_id: UUID) -> _Known:
 def _terms(tenant: Tenant | None) -> TenantTerms | None:
     if tenant is None:
         return None
-    return TenantTerms(tenant.id, tenant.trial_started_at, tenant.subscription_active)
+    return TenantTerms(
+        tenant.id, tenant.trial_started_at, tenant.trial_extended_until, tenant.subscription_status
+    )
 
 
 async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
@@ -248,16 +251,9 @@ async def _active_trial_or_subscription(
     tenant = await _principal_tenant(session, principal.tenant_id)
     if tenant is None:
         raise _unauthenticated("This firm no longer exists.", "invalid-token")
-    state = trial_state(tenant, datetime.now(UTC))
+    state = plan_state(tenant, datetime.now(UTC))
     if not state.allows_reports_and_syncs:
-        raise ProblemError(
-            402,
-            "subscription-required",
-            f"The 7-day trial ended on {state.ends_at:%Y-%m-%d}. Your synced data is kept; "
-            "subscribe to see reports again and resume scheduled syncs.",
-            title="Subscription required",
-            trial_ended_at=state.ends_at.isoformat() if state.ends_at else None,
-        )
+        raise subscription_required(state, "reports and scheduled syncs")
     return principal
 
 

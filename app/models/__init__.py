@@ -33,7 +33,15 @@ from app.models.sync import (
     SyncState,
     SyncTrigger,
 )
-from app.models.tenancy import ApiKey, Role, Tenant, User
+from app.models.tenancy import (
+    ApiKey,
+    RevokedToken,
+    Role,
+    StripeEvent,
+    SubscriptionStatus,
+    Tenant,
+    User,
+)
 
 __all__ = [
     "ACTIVE_STATES",
@@ -55,9 +63,12 @@ __all__ = [
     "ReportWarning",
     "ReportWindowSum",
     "ReportWipItem",
+    "RevokedToken",
     "Role",
     "Staff",
     "StreamState",
+    "StripeEvent",
+    "SubscriptionStatus",
     "SyncKind",
     "SyncRun",
     "SyncSettings",

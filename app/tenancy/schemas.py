@@ -6,8 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from app.models import Role
-from app.tenancy.trial import TrialState, TrialStatus
+from app.models import Role, SubscriptionStatus, Tenant
+from app.tenancy.plan import PlanState, TrialState, TrialStatus
 
 Password = Annotated[str, Field(min_length=12, max_length=200, description="12 characters or more")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -46,11 +46,34 @@ class Trial(BaseModel):
         )
 
 
+class Plan(BaseModel):
+    """Trialing until the firm pays; past due while Stripe retries a failed payment."""
+
+    status: SubscriptionStatus
+    status_since: datetime | None = Field(description="When the plan last changed status")
+    current_period_ends_at: datetime | None = Field(
+        description="End of the paid period, as Stripe last reported it"
+    )
+    reports_and_syncs_allowed: bool = Field(
+        description="False once the trial has ended and the firm does not pay (reports 402)"
+    )
+
+    @classmethod
+    def of(cls, tenant: Tenant, state: PlanState) -> "Plan":
+        return cls(
+            status=state.status,
+            status_since=tenant.subscription_status_since,
+            current_period_ends_at=tenant.current_period_ends_at,
+            reports_and_syncs_allowed=state.allows_reports_and_syncs,
+        )
+
+
 class TenantView(BaseModel):
     id: UUID
     name: str
-    subscription_active: bool
+    subscription_active: bool = Field(description="The firm pays (plan active or past due)")
     trial: Trial
+    plan: Plan
 
 
 class Me(BaseModel):
@@ -148,5 +171,6 @@ class OpsTenant(BaseModel):
     created_at: datetime
     subscription_active: bool
     trial: Trial
+    plan: Plan
     karbon_connected: bool
     last_sync_error_code: str | None

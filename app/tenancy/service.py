@@ -12,6 +12,7 @@ from app.kit.pagination import Page, PageParams
 from app.kit.problems import ProblemError
 from app.models import ApiKey, Role, Tenant, User
 from app.tenancy import repository
+from app.tenancy.plan import plan_state
 from app.tenancy.principal_cache import forget_principals
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
@@ -23,6 +24,7 @@ from app.tenancy.schemas import (
     NewApiKeyRequest,
     NewMember,
     OpsTenant,
+    Plan,
     SignUp,
     TenantView,
     Trial,
@@ -33,7 +35,6 @@ from app.tenancy.security import (
     new_api_key,
     verify_password,
 )
-from app.tenancy.trial import trial_state
 
 
 def _not_found(what: str) -> ProblemError:
@@ -110,11 +111,13 @@ async def sign_in(
 
 
 def tenant_view(tenant: Tenant, now: datetime) -> TenantView:
+    state = plan_state(tenant, now)
     return TenantView(
         id=tenant.id,
         name=tenant.name,
-        subscription_active=tenant.subscription_active,
-        trial=Trial.from_state(trial_state(tenant, now)),
+        subscription_active=state.subscribed,
+        trial=Trial.from_state(state.trial),
+        plan=Plan.of(tenant, state),
     )
 
 
@@ -214,13 +217,15 @@ async def ops_tenants(session: AsyncSession, params: PageParams, now: datetime) 
     items = []
     for tenant in rows:
         connection = connections.get(tenant.id)
+        state = plan_state(tenant, now)
         items.append(
             OpsTenant(
                 id=tenant.id,
                 name=tenant.name,
                 created_at=tenant.created_at,
-                subscription_active=tenant.subscription_active,
-                trial=Trial.from_state(trial_state(tenant, now)),
+                subscription_active=state.subscribed,
+                trial=Trial.from_state(state.trial),
+                plan=Plan.of(tenant, state),
                 karbon_connected=bool(connection and connection.is_connected),
                 last_sync_error_code=connection.last_error_code if connection else None,
             )
