@@ -6,9 +6,9 @@ platform operators (users without a tenant) pass only `PlatformOperator` and `Si
 
 The principal is read with its tenant in one query, so the trial check that report routes add
 finds the tenant in the session instead of asking the database again. Principals are kept in
-this process for a second (`app.tenancy.principal_cache`): revoking a key or deactivating a
-member empties that cache on commit, so this process refuses at once and
-others within the second.
+this process for a second (`app.tenancy.principal_cache`): revoking a key, deactivating a
+member, signing a token out, changing a password or a firm's plan empties that cache on
+commit, so this process applies it at once and others within the second.
 """
 
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
 from app.tenancy.plan import plan_state, subscription_required
 from app.tenancy.principal_cache import principals
-from app.tenancy.security import hash_api_key, is_api_key, read_session_token
+from app.tenancy.security import TokenClaims, hash_api_key, is_api_key, read_token
 
 TOKEN_URL = "/api/v1/auth/token"
 _PRINCIPAL_TENANT = "principal_tenant"
@@ -51,6 +51,8 @@ class Principal:
     api_key_id: UUID | None
     role: Role | None
     kind: Literal["user", "api_key"]
+    token: TokenClaims | None = None
+    """The sign-in token's claims (for signing it out); None for an integrator key."""
 
 
 @dataclass(frozen=True)
@@ -119,16 +121,17 @@ async def get_principal(
 async def _known_principal(session: AsyncSession, secrets: Secrets, token: str) -> _Known:
     """From this process's cache (see `app.tenancy.principal_cache`), else the database."""
     api_key = is_api_key(token)
-    user_id = None if api_key else read_session_token(secrets.secret_key, token)
-    if not api_key and user_id is None:
+    claims = None if api_key else read_token(secrets.signing_keys, token)
+    if not api_key and claims is None:
         raise _invalid_token()
-    cache_key = hash_api_key(token) if api_key else f"user:{user_id}"
+    # Per token, not per user: one of a person's tokens may be signed out and not the others.
+    cache_key = hash_api_key(token) if claims is None else f"token:{claims.token_id}"
     known: _Known | None = principals.get(cache_key)
     if known is None:
-        if user_id is None:
+        if claims is None:
             known = await _api_key_principal(session, cache_key)
         else:
-            known = await _user_principal(session, user_id)
+            known = await _user_principal(session, claims)
         principals.put(cache_key, known)
     return known
 
@@ -145,12 +148,14 @@ async def _api_key_principal(session: AsyncSession, key_hash: str) -> _Known:
     return _Known(Principal(key.tenant_id, None, key.id, None, "api_key"), _terms(tenant))
 
 
-async def _user_principal(session: AsyncSession, user_id: UUID) -> _Known:
-    row = await repository.user_with_tenant(session, user_id)
-    if row is None or not row[0].is_active:
+async def _user_principal(session: AsyncSession, claims: TokenClaims) -> _Known:
+    row = await repository.user_with_tenant(session, claims.user_id, claims.token_id)
+    if row is None:
         raise _invalid_token()
-    user, tenant = row
-    principal = Principal(user.tenant_id, user.id, None, user.role, "user")
+    user, tenant, signed_out = row
+    if signed_out or not user.is_active or user.token_generation != claims.generation:
+        raise _invalid_token()
+    principal = Principal(user.tenant_id, user.id, None, user.role, "user", claims)
     return _Known(principal, _terms(tenant))
 
 

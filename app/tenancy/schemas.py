@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from app.models import Role, SubscriptionStatus, Tenant
+from app.models import Role, SubscriptionStatus, Tenant, User
 from app.tenancy.plan import PlanState, TrialState, TrialStatus
 
 Password = Annotated[str, Field(min_length=12, max_length=200, description="12 characters or more")]
@@ -84,8 +84,11 @@ class Me(BaseModel):
 
 
 class NewMember(BaseModel):
+    """The person gets an e-mail with a link to choose their own password."""
+
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailStr
-    password: Password = Field(description="Initial password; share it with the person")
     role: Literal[Role.ADMIN, Role.MEMBER] = Role.MEMBER
 
 
@@ -96,7 +99,41 @@ class Member(BaseModel):
     email: str
     role: Role
     is_active: bool
+    invitation_pending: bool = Field(
+        description="Invited and not yet joined: the person has not chosen a password"
+    )
     created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> "Member":
+        return cls(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            is_active=user.is_active,
+            invitation_pending=user.password_hash is None,
+            created_at=user.created_at,
+        )
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=200)
+    new_password: Password
+
+
+class PasswordResetRequest(BaseModel):
+    email: EmailStr
+
+
+class PasswordResetRequested(BaseModel):
+    detail: str = Field(description="The same whether or not the address has an account")
+
+
+class LinkRedemption(BaseModel):
+    """A password reset or an invitation: the token from the e-mailed link, and a password."""
+
+    token: str = Field(min_length=1, max_length=2000)
+    password: Password
 
 
 class NewApiKeyRequest(BaseModel):

@@ -1,6 +1,7 @@
 """Firms, their people and their integrator keys; sign-in."""
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from app.kit.pagination import Page, PageParams
 from app.kit.problems import ProblemError
 from app.models import ApiKey, Role, Tenant, User
 from app.tenancy import repository
+from app.tenancy.accounts import OutgoingEmail, access_token, invitation_email
 from app.tenancy.plan import plan_state
 from app.tenancy.principal_cache import forget_principals
 from app.tenancy.ratelimit import SignInLimiter
@@ -29,21 +31,11 @@ from app.tenancy.schemas import (
     TenantView,
     Trial,
 )
-from app.tenancy.security import (
-    hash_password,
-    issue_session_token,
-    new_api_key,
-    verify_password,
-)
+from app.tenancy.security import hash_password, new_api_key, verify_password
 
 
 def _not_found(what: str) -> ProblemError:
     return ProblemError(404, "not-found", f"No such {what} in your firm.")
-
-
-def access_token(secret_key: str, user_id: UUID) -> AccessToken:
-    token = issue_session_token(secret_key, user_id)
-    return AccessToken(access_token=token.token, expires_in=token.expires_in)
 
 
 def _email_taken() -> ProblemError:
@@ -56,11 +48,12 @@ def _email_taken() -> ProblemError:
 
 
 async def _new_user(
-    session: AsyncSession, tenant_id: UUID | None, email: str, password: str, role: Role
+    session: AsyncSession, tenant_id: UUID | None, email: str, password: str | None, role: Role
 ) -> User:
+    """The account; without a password it waits for its invitation to be accepted."""
     if await repository.user_by_email(session, email) is not None:
         raise _email_taken()
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await asyncio.to_thread(hash_password, password) if password else None
     user = User(tenant_id=tenant_id, email=email.lower(), password_hash=password_hash, role=role)
     # The check above misses a sign-up of the same address committing meanwhile: the unique
     # index then refuses this one, which is the same 409.
@@ -72,12 +65,12 @@ async def _new_user(
     return user
 
 
-async def sign_up(session: AsyncSession, secret_key: str, request: SignUp) -> AccessToken:
+async def sign_up(session: AsyncSession, keys: Sequence[str], request: SignUp) -> AccessToken:
     tenant = Tenant(name=request.firm_name)
     session.add(tenant)
     await session.flush()
     admin = await _new_user(session, tenant.id, str(request.email), request.password, Role.ADMIN)
-    return access_token(secret_key, admin.id)
+    return access_token(keys, admin)
 
 
 async def create_operator(session: AsyncSession, email: str, password: str) -> User:
@@ -87,7 +80,7 @@ async def create_operator(session: AsyncSession, email: str, password: str) -> U
 async def sign_in(
     session: AsyncSession,
     limiter: SignInLimiter,
-    secret_key: str,
+    keys: Sequence[str],
     *,
     email: str,
     password: str,
@@ -107,7 +100,7 @@ async def sign_in(
             headers={"WWW-Authenticate": "Bearer"},
         )
     await limiter.forget_account(email)
-    return access_token(secret_key, user.id)
+    return access_token(keys, user)
 
 
 def tenant_view(tenant: Tenant, now: datetime) -> TenantView:
@@ -136,17 +129,22 @@ async def me(session: AsyncSession, user_id: UUID, now: datetime) -> Me:
 async def members(session: AsyncSession, tenant_id: UUID, params: PageParams) -> Page[Member]:
     rows, total = await repository.paged(session, repository.tenant_users(tenant_id), params)
     return Page[Member](
-        items=[Member.model_validate(row) for row in rows],
+        items=[Member.of(row) for row in rows],
         total=total,
         limit=params.limit,
         offset=params.offset,
     )
 
 
-async def add_member(session: AsyncSession, tenant_id: UUID, request: NewMember) -> Member:
-    user = await _new_user(session, tenant_id, str(request.email), request.password, request.role)
+async def invite_member(
+    session: AsyncSession, keys: Sequence[str], app_url: str, tenant_id: UUID, request: NewMember
+) -> tuple[Member, OutgoingEmail]:
+    """The invited person's account, and the e-mail with their single-use link."""
+    tenant = await repository.tenant(session, tenant_id)
+    assert tenant is not None
+    user = await _new_user(session, tenant_id, str(request.email), None, request.role)
     await session.refresh(user)
-    return Member.model_validate(user)
+    return Member.of(user), invitation_email(keys, app_url, user, tenant.name)
 
 
 async def deactivate_member(
