@@ -13,12 +13,14 @@ from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, MEMBER, OPERATOR, SIGNED_IN, VALIDATION, problems
 from app.kit.pagination import Page
 from app.mail import send_email
+from app.models import Role
 from app.settings import Settings
-from app.tenancy import accounts, service
+from app.tenancy import accounts, billing, service
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
     AccessToken,
     ApiKeyView,
+    Billing,
     CreatedApiKey,
     LinkRedemption,
     Me,
@@ -29,7 +31,10 @@ from app.tenancy.schemas import (
     PasswordChange,
     PasswordResetRequest,
     PasswordResetRequested,
+    PlanChange,
     SignUp,
+    StripeEventReceipt,
+    TrialExtension,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -332,3 +337,88 @@ async def list_firms(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[OpsTenant]:
     return await service.ops_tenants(session, page, _now())
+
+
+@router.get(
+    "/billing",
+    tags=["billing"],
+    summary="The firm's plan, and for admins the link to subscribe",
+    description="`subscribe_url` is the Stripe checkout carrying this firm's id; paying "
+    "there makes the plan `active` within moments of Stripe's webhook.",
+    responses=problems(MEMBER),
+)
+async def get_billing(
+    principal: TenantMember, session: SessionDep, settings: SettingsDep
+) -> Billing:
+    admin_email = None
+    if principal.role == Role.ADMIN and principal.user_id is not None:
+        admin_email = await service.user_email(session, principal.user_id)
+    return await billing.billing(
+        session, settings.stripe_payment_link, principal.tenant_id, admin_email, _now()
+    )
+
+
+@router.post(
+    "/billing/stripe-webhook",
+    tags=["billing"],
+    summary="Stripe's signed events (called by Stripe)",
+    description="Verifies the `Stripe-Signature` header with the endpoint's secret, then "
+    "applies `checkout.session.completed` and `customer.subscription.created`, `.updated` "
+    "and `.deleted`. Every event id is recorded: a repeated delivery changes nothing; an "
+    "event for an unknown firm is recorded and ignored.",
+    responses=problems(
+        {
+            400: "`invalid-signature`: the signature does not match or is too old. "
+            "`invalid-event`: the body is not a Stripe event.",
+            503: "`billing-not-configured`: RECKONRY_STRIPE_WEBHOOK_SECRET is not set.",
+        }
+    ),
+)
+async def receive_stripe_event(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> StripeEventReceipt:
+    event = billing.verified_event(
+        await request.body(),
+        request.headers.get("stripe-signature"),
+        settings.stripe_webhook_secret,
+    )
+    return await billing.apply_event(session, event, _now())
+
+
+_FIRM_NOT_FOUND = {404: "`not-found`: no firm has this tenant id."}
+
+
+@router.put(
+    "/ops/tenants/{tenant_id}/subscription",
+    tags=["operations"],
+    summary="Set a firm's plan (platform operators)",
+    description='E.g. `{"status": "active"}` for a firm paying by invoice. Reports and '
+    "scheduled syncs follow at once; the firm's data is never touched.",
+    responses=problems({**OPERATOR, **_FIRM_NOT_FOUND, **VALIDATION}),
+)
+async def set_firm_plan(
+    _: PlatformOperator, tenant_id: UUID, body: PlanChange, session: SessionDep
+) -> OpsTenant:
+    tenant = await billing.set_plan(session, tenant_id, body.status, _now())
+    return await service.ops_tenant(session, tenant, _now())
+
+
+@router.post(
+    "/ops/tenants/{tenant_id}/trial-extension",
+    tags=["operations"],
+    summary="Extend a firm's trial (platform operators)",
+    description="Adds `days` to the trial's end, or to now once it has ended.",
+    responses=problems(
+        {
+            **OPERATOR,
+            **_FIRM_NOT_FOUND,
+            409: "`trial-not-started`: the trial starts when Karbon first accepts the keys.",
+            **VALIDATION,
+        }
+    ),
+)
+async def extend_firm_trial(
+    _: PlatformOperator, tenant_id: UUID, body: TrialExtension, session: SessionDep
+) -> OpsTenant:
+    tenant = await billing.extend_trial(session, tenant_id, body.days, _now())
+    return await service.ops_tenant(session, tenant, _now())

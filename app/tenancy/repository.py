@@ -5,12 +5,20 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select, delete, exists, func, select
+from sqlalchemy import Select, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import PageParams
-from app.models import ApiKey, KarbonConnection, RevokedToken, Role, Tenant, User
+from app.models import (
+    ApiKey,
+    KarbonConnection,
+    RevokedToken,
+    Role,
+    StripeEvent,
+    Tenant,
+    User,
+)
 
 Row = TypeVar("Row")
 
@@ -28,6 +36,46 @@ async def tenant(
     session: AsyncSession, tenant_id: UUID, *, for_update: bool = False
 ) -> Tenant | None:
     return await session.get(Tenant, tenant_id, with_for_update=for_update)
+
+
+async def tenant_by_stripe_ids(
+    session: AsyncSession, subscription_id: str | None, customer_id: str | None
+) -> Tenant | None:
+    """The firm that paid through this Stripe subscription or customer, locked."""
+    matches = [
+        column == value
+        for column, value in (
+            (Tenant.stripe_subscription_id, subscription_id),
+            (Tenant.stripe_customer_id, customer_id),
+        )
+        if value is not None
+    ]
+    if not matches:
+        return None
+    query = select(Tenant).where(or_(*matches)).order_by(Tenant.created_at).limit(1)
+    found: Tenant | None = await session.scalar(query.with_for_update())
+    return found
+
+
+async def record_stripe_event(session: AsyncSession, event_id: str, event_type: str) -> bool:
+    """False when the event was recorded before (a repeated delivery)."""
+    inserted = await session.scalar(
+        insert(StripeEvent)
+        .values(id=event_id, type=event_type, outcome="received")
+        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+        .returning(StripeEvent.id)
+    )
+    return inserted is not None
+
+
+async def set_stripe_event_outcome(
+    session: AsyncSession, event_id: str, tenant_id: UUID | None, outcome: str
+) -> None:
+    await session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id)
+        .values(tenant_id=tenant_id, outcome=outcome)
+    )
 
 
 def tenants_by_age() -> Select[Tenant]:

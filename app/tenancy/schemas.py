@@ -83,6 +83,31 @@ class Me(BaseModel):
     tenant: TenantView | None = Field(description="None for platform operators")
 
 
+class Billing(BaseModel):
+    plan: Plan
+    trial: Trial
+    subscribe_url: str | None = Field(
+        description="Admins of a firm that does not pay: the Stripe checkout for this firm. "
+        "None for members, for paying firms, and when billing is not set up"
+    )
+
+
+class StripeEventReceipt(BaseModel):
+    event_id: str
+    outcome: Literal["applied", "duplicate", "stale", "ignored", "unknown-firm"] = Field(
+        description="`duplicate`: received before, nothing changed. `stale`: older than the "
+        "last event applied to the firm. `unknown-firm`: recorded and ignored"
+    )
+
+
+class PlanChange(BaseModel):
+    status: SubscriptionStatus
+
+
+class TrialExtension(BaseModel):
+    days: int = Field(ge=1, le=365, description="Added to the trial's end (or to now, once ended)")
+
+
 class NewMember(BaseModel):
     """The person gets an e-mail with a link to choose their own password."""
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import after_commit
 from app.kit.pagination import Page, PageParams
 from app.kit.problems import ProblemError
-from app.models import ApiKey, Role, Tenant, User
+from app.models import ApiKey, KarbonConnection, Role, Tenant, User
 from app.tenancy import repository
 from app.tenancy.accounts import OutgoingEmail, access_token, invitation_email
 from app.tenancy.plan import plan_state
@@ -114,6 +114,12 @@ def tenant_view(tenant: Tenant, now: datetime) -> TenantView:
     )
 
 
+async def user_email(session: AsyncSession, user_id: UUID) -> str:
+    user = await repository.user_by_id(session, user_id)
+    assert user is not None
+    return user.email
+
+
 async def me(session: AsyncSession, user_id: UUID, now: datetime) -> Me:
     user = await repository.user_by_id(session, user_id)
     assert user is not None
@@ -212,20 +218,23 @@ async def revoke_api_key(
 async def ops_tenants(session: AsyncSession, params: PageParams, now: datetime) -> Page[OpsTenant]:
     rows, total = await repository.paged(session, repository.tenants_by_age(), params)
     connections = await repository.connections_by_tenant(session, [row.id for row in rows])
-    items = []
-    for tenant in rows:
-        connection = connections.get(tenant.id)
-        state = plan_state(tenant, now)
-        items.append(
-            OpsTenant(
-                id=tenant.id,
-                name=tenant.name,
-                created_at=tenant.created_at,
-                subscription_active=state.subscribed,
-                trial=Trial.from_state(state.trial),
-                plan=Plan.of(tenant, state),
-                karbon_connected=bool(connection and connection.is_connected),
-                last_sync_error_code=connection.last_error_code if connection else None,
-            )
-        )
+    items = [_ops_tenant(tenant, connections.get(tenant.id), now) for tenant in rows]
     return Page[OpsTenant](items=items, total=total, limit=params.limit, offset=params.offset)
+
+
+async def ops_tenant(session: AsyncSession, tenant: Tenant, now: datetime) -> OpsTenant:
+    return _ops_tenant(tenant, await repository.connection(session, tenant.id), now)
+
+
+def _ops_tenant(tenant: Tenant, connection: KarbonConnection | None, now: datetime) -> OpsTenant:
+    state = plan_state(tenant, now)
+    return OpsTenant(
+        id=tenant.id,
+        name=tenant.name,
+        created_at=tenant.created_at,
+        subscription_active=state.subscribed,
+        trial=Trial.from_state(state.trial),
+        plan=Plan.of(tenant, state),
+        karbon_connected=bool(connection and connection.is_connected),
+        last_sync_error_code=connection.last_error_code if connection else None,
+    )
