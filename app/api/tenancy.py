@@ -36,6 +36,7 @@ from app.tenancy.schemas import (
     StripeEventReceipt,
     TrialExtension,
 )
+from app.tenancy.security import TokenPurpose
 
 router = APIRouter(prefix="/api/v1")
 
@@ -158,8 +159,8 @@ async def invite_member(
 async def accept_invitation(
     body: LinkRedemption, session: SessionDep, secrets: SecretsDep
 ) -> AccessToken:
-    return await accounts.accept_invitation(
-        session, secrets.signing_keys, body.token, body.password
+    return await accounts.set_password_by_link(
+        session, secrets.signing_keys, TokenPurpose.INVITATION, body.token, body.password
     )
 
 
@@ -242,8 +243,8 @@ async def request_password_reset(
 async def confirm_password_reset(
     body: LinkRedemption, session: SessionDep, secrets: SecretsDep
 ) -> AccessToken:
-    return await accounts.confirm_password_reset(
-        session, secrets.signing_keys, body.token, body.password
+    return await accounts.set_password_by_link(
+        session, secrets.signing_keys, TokenPurpose.PASSWORD_RESET, body.token, body.password
     )
 
 

@@ -128,14 +128,6 @@ async def _redeem(
     return user
 
 
-async def confirm_password_reset(
-    session: AsyncSession, keys: Sequence[str], token: str, password: str
-) -> AccessToken:
-    user = await _redeem(session, keys, token, TokenPurpose.PASSWORD_RESET)
-    await _set_password(session, user, password)
-    return access_token(keys, user)
-
-
 def invitation_email(
     keys: Sequence[str], app_url: str, user: User, firm_name: str
 ) -> OutgoingEmail:
@@ -151,9 +143,10 @@ def invitation_email(
     return OutgoingEmail(user.email, f"Join {firm_name} on Reckonry", body)
 
 
-async def accept_invitation(
-    session: AsyncSession, keys: Sequence[str], token: str, password: str
+async def set_password_by_link(
+    session: AsyncSession, keys: Sequence[str], purpose: TokenPurpose, token: str, password: str
 ) -> AccessToken:
-    user = await _redeem(session, keys, token, TokenPurpose.INVITATION)
+    """A password reset or an accepted invitation: the link is spent, the person signed in."""
+    user = await _redeem(session, keys, token, purpose)
     await _set_password(session, user, password)
     return access_token(keys, user)
