@@ -1,6 +1,7 @@
-"""The signing key for sign-in tokens and the keys that encrypt Karbon credentials at rest.
+"""The keys that sign tokens and the keys that encrypt Karbon credentials at rest.
 
-Production must set `RECKONRY_SECRET_KEY` and `RECKONRY_ENCRYPTION_KEYS`. Elsewhere,
+Production must set `RECKONRY_SECRET_KEYS` (or the single `RECKONRY_SECRET_KEY`) and
+`RECKONRY_ENCRYPTION_KEYS`. Elsewhere,
 missing ones are generated once and kept in `<data dir>/secrets.json` (mode 0600) so
 that a restart can still read what it encrypted.
 """
@@ -22,7 +23,8 @@ class MissingSecretError(RuntimeError):
 
 @dataclass(frozen=True)
 class Secrets:
-    secret_key: str
+    signing_keys: tuple[str, ...]
+    """Token signing keys, newest first: the first signs, all of them verify."""
     encryption_keys: tuple[str, ...]
     """Fernet keys, newest first: the first encrypts, all of them decrypt."""
 
@@ -42,6 +44,21 @@ def parse_encryption_keys(value: str) -> tuple[str, ...]:
     return keys
 
 
+MIN_SIGNING_KEY_LENGTH = 32
+
+
+def parse_signing_keys(value: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    if not keys:
+        raise MissingSecretError("RECKONRY_SECRET_KEYS is empty")
+    if any(len(key) < MIN_SIGNING_KEY_LENGTH for key in keys):
+        raise MissingSecretError(
+            f"RECKONRY_SECRET_KEYS: each key needs {MIN_SIGNING_KEY_LENGTH} characters or more "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    return keys
+
+
 def _local_secrets(path: Path) -> dict[str, str]:
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
@@ -58,17 +75,19 @@ def _local_secrets(path: Path) -> dict[str, str]:
 
 
 def resolve_secrets(settings: Settings) -> Secrets:
+    signing = settings.secret_keys or settings.secret_key
     if settings.environment == "production":
-        if not settings.secret_key or not settings.encryption_keys:
+        if not signing or not settings.encryption_keys:
             raise MissingSecretError(
-                "production needs RECKONRY_SECRET_KEY and RECKONRY_ENCRYPTION_KEYS"
+                "production needs RECKONRY_SECRET_KEYS (or RECKONRY_SECRET_KEY) and "
+                "RECKONRY_ENCRYPTION_KEYS"
             )
-        return Secrets(settings.secret_key, parse_encryption_keys(settings.encryption_keys))
+        return Secrets(parse_signing_keys(signing), parse_encryption_keys(settings.encryption_keys))
     local = (
         {}
-        if settings.secret_key and settings.encryption_keys
+        if signing and settings.encryption_keys
         else _local_secrets(settings.data_dir / "secrets.json")
     )
-    secret_key = settings.secret_key or local["secret_key"]
+    signing = signing or local["secret_key"]
     keys = settings.encryption_keys or local["encryption_key"]
-    return Secrets(secret_key, parse_encryption_keys(keys))
+    return Secrets(parse_signing_keys(signing), parse_encryption_keys(keys))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KARBON_REQUESTS_PER_SECOND = 1.8
@@ -87,7 +87,21 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, min_length=32, validation_alias="RECKONRY_SECRET_KEY"
     )
+    """One signing key; `secret_keys` wins when both are set."""
+    secret_keys: str | None = Field(default=None, validation_alias="RECKONRY_SECRET_KEYS")
+    """Signing keys, comma-separated, newest first: the first signs, all of them verify."""
     encryption_keys: str | None = Field(default=None, validation_alias="RECKONRY_ENCRYPTION_KEYS")
+
+    app_url: str = Field(default="http://127.0.0.1:8000", validation_alias="RECKONRY_APP_URL")
+    """Where people open the links of e-mails (password reset, invitations)."""
+    stripe_payment_link: str | None = Field(
+        default=None, validation_alias="RECKONRY_STRIPE_PAYMENT_LINK"
+    )
+    """The Stripe Payment Link admins subscribe through; unset, billing offers no link."""
+    stripe_webhook_secret: str | None = Field(
+        default=None, validation_alias="RECKONRY_STRIPE_WEBHOOK_SECRET"
+    )
+    """The signing secret (`whsec_...`) of the Stripe webhook endpoint."""
 
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
     smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="SMTP_PORT")
@@ -134,6 +148,29 @@ class Settings(BaseSettings):
             raise ValueError("RECKONRY_CORS_ORIGINS: * allows every origin; give it alone")
         for origin in value:
             _check_origin(origin)
+        return value
+
+    @field_validator("app_url", "stripe_payment_link")
+    @classmethod
+    def _web_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = {"app_url": "RECKONRY_APP_URL"}.get(
+            info.field_name or "", "RECKONRY_STRIPE_PAYMENT_LINK"
+        )
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"{name} must be an http:// or https:// address, got {value!r}")
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("whsec_"):
+            raise ValueError(
+                "RECKONRY_STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret, "
+                "which starts with whsec_ (Stripe dashboard, Developers, Webhooks)"
+            )
         return value
 
     @field_validator("database_url")

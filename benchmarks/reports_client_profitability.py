@@ -76,7 +76,7 @@ from app.sync.streams import (
     WORK_ITEMS_STREAM,
     Stream,
 )
-from app.tenancy.security import issue_session_token
+from app.tenancy.security import issue_token
 from sandbox import render
 from sandbox.generator import generate_firm
 from sandbox.model import Firm
@@ -445,7 +445,7 @@ async def run(arguments: argparse.Namespace) -> None:
         settings, server, name, arguments.size, arguments.reload
     )
     try:
-        token = issue_session_token(resolve_secrets(settings).secret_key, user_id).token
+        token = issue_token(resolve_secrets(settings).signing_keys, user_id, 0).token
         headers = {"Authorization": f"Bearer {token}"}
         app = create_app(settings, urls)
         async with app.router.lifespan_context(app):

@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,6 +14,7 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
 from app.models import Base
 from app.settings import Settings
+from tests.mailbox import MAILBOX, Mailbox, smtp_server
 from tests.services import scratch_database, test_service_urls
 
 
@@ -44,8 +45,21 @@ def encryption_key() -> str:
     return Fernet.generate_key().decode()
 
 
+@pytest.fixture(scope="session")
+def smtp_port() -> Iterator[int]:
+    with smtp_server() as port:
+        yield port
+
+
 @pytest.fixture
-def settings(redis_prefix: str, encryption_key: str) -> Settings:
+def mailbox() -> Mailbox:
+    """What the app e-mailed during this test (it sends through `smtp_port`)."""
+    MAILBOX.messages.clear()
+    return MAILBOX
+
+
+@pytest.fixture
+def settings(redis_prefix: str, encryption_key: str, smtp_port: int) -> Settings:
     return Settings(
         _env_file=None,
         RECKONRY_ENV="test",
@@ -54,6 +68,9 @@ def settings(redis_prefix: str, encryption_key: str) -> Settings:
         RECKONRY_ENCRYPTION_KEYS=encryption_key,
         KARBON_BASE_URL="http://karbon.invalid",
         RECKONRY_WORKER_METRICS_PORT=0,  # a test that wants the server picks a free port
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=smtp_port,
+        SMTP_STARTTLS=False,
     )
 
 

@@ -11,7 +11,7 @@ from app.tenancy.crypto import CredentialCipher, mask
 
 async def create_tenant(sessions: async_sessionmaker[AsyncSession], name: str = "Acme CPA") -> UUID:
     async with sessions() as session:
-        tenant = Tenant(name=name, subscription_active=False)
+        tenant = Tenant(name=name)
         session.add(tenant)
         await session.commit()
         return tenant.id

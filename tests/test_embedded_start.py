@@ -83,8 +83,7 @@ def test_up_serves_ready_on_embedded_services_and_keeps_data(tmp_path: Path) -> 
         assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
         _execute(
             pgdata,
-            "INSERT INTO tenants (id, name, subscription_active) "
-            "VALUES (gen_random_uuid(), 'Kept Across Restarts LLP', false)",
+            "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'Kept Across Restarts LLP')",
         )
 
     with _reckonry_up(tmp_path) as base:

@@ -42,3 +42,35 @@ def test_malformed_encryption_key_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(MissingSecretError, match="Fernet keys"):
         resolve_secrets(settings)
+
+
+def test_signing_keys_list_newest_first_and_a_single_key_still_works(tmp_path: Path) -> None:
+    encryption = Fernet.generate_key().decode()
+    new, old = "n" * 40, "o" * 40
+    listed = Settings(
+        _env_file=None,
+        RECKONRY_DATA_DIR=tmp_path,
+        RECKONRY_SECRET_KEYS=f" {new} ,{old}",
+        RECKONRY_SECRET_KEY="ignored-when-the-list-is-set-" + "x" * 10,
+        RECKONRY_ENCRYPTION_KEYS=encryption,
+    )
+    assert resolve_secrets(listed).signing_keys == (new, old)
+    single = Settings(
+        _env_file=None,
+        RECKONRY_DATA_DIR=tmp_path,
+        RECKONRY_SECRET_KEY=old,
+        RECKONRY_ENCRYPTION_KEYS=encryption,
+    )
+    assert resolve_secrets(single).signing_keys == (old,)
+
+
+def test_a_short_signing_key_in_the_list_is_refused(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        RECKONRY_ENV="production",
+        RECKONRY_DATA_DIR=tmp_path,
+        RECKONRY_SECRET_KEYS=f"{'n' * 40},too-short",
+        RECKONRY_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    )
+    with pytest.raises(MissingSecretError, match="32 characters"):
+        resolve_secrets(settings)

@@ -8,9 +8,9 @@ only to principals whose `sees_pay` is true: admins, and keys created with `pay:
 
 The principal is read with its tenant in one query, so the trial check that report routes add
 finds the tenant in the session instead of asking the database again. Principals are kept in
-this process for a second (`app.tenancy.principal_cache`): revoking a key or deactivating a
-member empties that cache on commit, so this process refuses at once and
-others within the second.
+this process for a second (`app.tenancy.principal_cache`): revoking a key, deactivating a
+member, signing a token out, changing a password or a firm's plan empties that cache on
+commit, so this process applies it at once and others within the second.
 """
 
 from dataclasses import dataclass
@@ -27,9 +27,9 @@ from app.kit.problems import ProblemError
 from app.models import ApiKey, ApiScope, Role, Tenant
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import repository
+from app.tenancy.plan import plan_state, subscription_required
 from app.tenancy.principal_cache import principals
-from app.tenancy.security import hash_api_key, is_api_key, read_session_token
-from app.tenancy.trial import trial_state
+from app.tenancy.security import TokenClaims, hash_api_key, is_api_key, read_token
 
 TOKEN_URL = "/api/v1/auth/token"
 _PRINCIPAL_TENANT = "principal_tenant"
@@ -56,6 +56,8 @@ class Principal:
     kind: Literal["user", "api_key"]
     scopes: frozenset[ApiScope] = frozenset()
     """An integrator key's scopes; a person's role decides for them instead."""
+    token: TokenClaims | None = None
+    """The sign-in token's claims (for signing it out); None for an integrator key."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,12 @@ def _forbidden(type_: str, detail: str) -> ProblemError:
 
 @dataclass(frozen=True, slots=True)
 class TenantTerms:
-    """What the trial check reads of the principal's tenant."""
+    """What the plan check reads of the principal's tenant."""
 
     id: UUID
     trial_started_at: datetime | None
-    subscription_active: bool
+    trial_extended_until: datetime | None
+    subscription_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +134,17 @@ async def get_principal(
 async def _known_principal(session: AsyncSession, secrets: Secrets, token: str) -> _Known:
     """From this process's cache (see `app.tenancy.principal_cache`), else the database."""
     api_key = is_api_key(token)
-    user_id = None if api_key else read_session_token(secrets.secret_key, token)
-    if not api_key and user_id is None:
+    claims = None if api_key else read_token(secrets.signing_keys, token)
+    if not api_key and claims is None:
         raise _invalid_token()
-    cache_key = hash_api_key(token) if api_key else f"user:{user_id}"
+    # Per token, not per user: one of a person's tokens may be signed out and not the others.
+    cache_key = hash_api_key(token) if claims is None else f"token:{claims.token_id}"
     known: _Known | None = principals.get(cache_key)
     if known is None:
-        if user_id is None:
+        if claims is None:
             known = await _api_key_principal(session, cache_key)
         else:
-            known = await _user_principal(session, user_id)
+            known = await _user_principal(session, claims)
         principals.put(cache_key, known)
     return known
 
@@ -166,19 +170,23 @@ def _scopes(key: ApiKey) -> frozenset[ApiScope]:
     return frozenset(_SCOPES[name] for name in key.scopes if name in _SCOPES)
 
 
-async def _user_principal(session: AsyncSession, user_id: UUID) -> _Known:
-    row = await repository.user_with_tenant(session, user_id)
-    if row is None or not row[0].is_active:
+async def _user_principal(session: AsyncSession, claims: TokenClaims) -> _Known:
+    row = await repository.user_with_tenant(session, claims.user_id, claims.token_id)
+    if row is None:
         raise _invalid_token()
-    user, tenant = row
-    principal = Principal(user.tenant_id, user.id, None, user.role, "user")
+    user, tenant, signed_out = row
+    if signed_out or not user.is_active or user.token_generation != claims.generation:
+        raise _invalid_token()
+    principal = Principal(user.tenant_id, user.id, None, user.role, "user", token=claims)
     return _Known(principal, _terms(tenant))
 
 
 def _terms(tenant: Tenant | None) -> TenantTerms | None:
     if tenant is None:
         return None
-    return TenantTerms(tenant.id, tenant.trial_started_at, tenant.subscription_active)
+    return TenantTerms(
+        tenant.id, tenant.trial_started_at, tenant.trial_extended_until, tenant.subscription_status
+    )
 
 
 async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
@@ -285,16 +293,9 @@ async def _active_trial_or_subscription(
     tenant = await _principal_tenant(session, principal.tenant_id)
     if tenant is None:
         raise _unauthenticated("This firm no longer exists.", "invalid-token")
-    state = trial_state(tenant, datetime.now(UTC))
+    state = plan_state(tenant, datetime.now(UTC))
     if not state.allows_reports_and_syncs:
-        raise ProblemError(
-            402,
-            "subscription-required",
-            f"The 7-day trial ended on {state.ends_at:%Y-%m-%d}. Your synced data is kept; "
-            "subscribe to see reports again and resume scheduled syncs.",
-            title="Subscription required",
-            trial_ended_at=state.ends_at.isoformat() if state.ends_at else None,
-        )
+        raise subscription_required(state, "reports and scheduled syncs")
     return principal
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.auth import PlatformOperator, SecretsDep, SignedInUser, TenantAdmin, TenantMember
@@ -12,19 +12,31 @@ from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, MEMBER, OPERATOR, SIGNED_IN, VALIDATION, problems
 from app.kit.pagination import Page
-from app.tenancy import service
+from app.mail import send_email
+from app.models import Role
+from app.settings import Settings
+from app.tenancy import accounts, billing, service
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
     AccessToken,
     ApiKeyView,
+    Billing,
     CreatedApiKey,
+    LinkRedemption,
     Me,
     Member,
     NewApiKeyRequest,
     NewMember,
     OpsTenant,
+    PasswordChange,
+    PasswordResetRequest,
+    PasswordResetRequested,
+    PlanChange,
     SignUp,
+    StripeEventReceipt,
+    TrialExtension,
 )
+from app.tenancy.security import TokenPurpose
 
 router = APIRouter(prefix="/api/v1")
 
@@ -45,7 +57,7 @@ def _now() -> datetime:
     ),
 )
 async def sign_up(body: SignUp, session: SessionDep, secrets: SecretsDep) -> AccessToken:
-    return await service.sign_up(session, secrets.secret_key, body)
+    return await service.sign_up(session, secrets.signing_keys, body)
 
 
 @router.post(
@@ -74,7 +86,7 @@ async def sign_in(
     return await service.sign_in(
         session,
         SignInLimiter(redis, settings.redis_key_prefix),
-        secrets.secret_key,
+        secrets.signing_keys,
         email=form.username,
         password=form.password,
         address=request.client.host if request.client else "unknown",
@@ -108,14 +120,139 @@ async def list_members(
     "/members",
     status_code=status.HTTP_201_CREATED,
     tags=["members"],
-    summary="Add a person to the firm (admins)",
-    description="Creates the account with an initial password the admin passes on.",
+    summary="Invite a person to the firm (admins)",
+    description="E-mails the person a single-use link, valid 7 days, to choose their own "
+    "password (`POST /api/v1/invitations/accept`); until then the member is "
+    "`invitation_pending` and cannot sign in. Admins never choose others' passwords.",
     responses=problems(
         {**ADMIN, 409: "`email-taken`: the e-mail address already has an account.", **VALIDATION}
     ),
 )
-async def add_member(principal: TenantAdmin, body: NewMember, session: SessionDep) -> Member:
-    return await service.add_member(session, principal.tenant_id, body)
+async def invite_member(
+    principal: TenantAdmin,
+    body: NewMember,
+    session: SessionDep,
+    settings: SettingsDep,
+    secrets: SecretsDep,
+    background: BackgroundTasks,
+) -> Member:
+    member, email = await service.invite_member(
+        session, secrets.signing_keys, settings.app_url, principal.tenant_id, body
+    )
+    _send_after_response(background, settings, email)
+    return member
+
+
+@router.post(
+    "/invitations/accept",
+    tags=["account"],
+    summary="Join a firm: choose a password with the invitation's token",
+    description="The token is the `token` of the e-mailed link; it works once. Returns a "
+    "sign-in token.",
+    responses=problems(
+        {
+            400: "`invalid-invitation-link`: the link is invalid, expired or already used.",
+            **VALIDATION,
+        }
+    ),
+)
+async def accept_invitation(
+    body: LinkRedemption, session: SessionDep, secrets: SecretsDep
+) -> AccessToken:
+    return await accounts.set_password_by_link(
+        session, secrets.signing_keys, TokenPurpose.INVITATION, body.token, body.password
+    )
+
+
+@router.post(
+    "/me/password",
+    tags=["account"],
+    summary="Change my password",
+    description="Signs out every other session of yours (and this request's token): use the "
+    "new token returned.",
+    responses=problems(
+        {
+            400: "`wrong-password`: the current password is wrong.",
+            **SIGNED_IN,
+            **VALIDATION,
+        }
+    ),
+)
+async def change_password(
+    principal: SignedInUser, body: PasswordChange, session: SessionDep, secrets: SecretsDep
+) -> AccessToken:
+    assert principal.user_id is not None
+    return await accounts.change_password(
+        session, secrets.signing_keys, principal.user_id, body.current_password, body.new_password
+    )
+
+
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["account"],
+    summary="Sign out: this token stops working",
+    description="Your other sessions stay signed in.",
+    responses=problems(SIGNED_IN),
+)
+async def log_out(principal: SignedInUser, session: SessionDep) -> Response:
+    assert principal.token is not None
+    await accounts.sign_out(session, principal.token, _now())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_RESET_REQUESTED = (
+    "If an account has this address, an e-mail with a link to reset its password is on its "
+    "way; the link works once, within an hour."
+)
+
+
+@router.post(
+    "/auth/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["account"],
+    summary="E-mail me a link to reset my password",
+    description="Answers the same whether or not the address has an account.",
+    responses=problems(VALIDATION),
+)
+async def request_password_reset(
+    body: PasswordResetRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    secrets: SecretsDep,
+    background: BackgroundTasks,
+) -> PasswordResetRequested:
+    email = await accounts.password_reset_email(
+        session, secrets.signing_keys, settings.app_url, str(body.email)
+    )
+    if email is not None:
+        _send_after_response(background, settings, email)
+    return PasswordResetRequested(detail=_RESET_REQUESTED)
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    tags=["account"],
+    summary="Choose a new password with the reset link's token",
+    description="The link works once, within an hour of the request. Signs out every session "
+    "of the account and returns a new sign-in token.",
+    responses=problems(
+        {400: "`invalid-reset-link`: the link is invalid, expired or already used.", **VALIDATION}
+    ),
+)
+async def confirm_password_reset(
+    body: LinkRedemption, session: SessionDep, secrets: SecretsDep
+) -> AccessToken:
+    return await accounts.set_password_by_link(
+        session, secrets.signing_keys, TokenPurpose.PASSWORD_RESET, body.token, body.password
+    )
+
+
+def _send_after_response(
+    background: BackgroundTasks, settings: Settings, email: accounts.OutgoingEmail
+) -> None:
+    """Sent once the answer is out: its timing says nothing of whether an address exists."""
+    background.add_task(send_email, settings, [email.to], email.subject, email.body)
 
 
 @router.delete(
@@ -201,3 +338,88 @@ async def list_firms(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[OpsTenant]:
     return await service.ops_tenants(session, page, _now())
+
+
+@router.get(
+    "/billing",
+    tags=["billing"],
+    summary="The firm's plan, and for admins the link to subscribe",
+    description="`subscribe_url` is the Stripe checkout carrying this firm's id; paying "
+    "there makes the plan `active` within moments of Stripe's webhook.",
+    responses=problems(MEMBER),
+)
+async def get_billing(
+    principal: TenantMember, session: SessionDep, settings: SettingsDep
+) -> Billing:
+    admin_email = None
+    if principal.role == Role.ADMIN and principal.user_id is not None:
+        admin_email = await service.user_email(session, principal.user_id)
+    return await billing.billing(
+        session, settings.stripe_payment_link, principal.tenant_id, admin_email, _now()
+    )
+
+
+@router.post(
+    "/billing/stripe-webhook",
+    tags=["billing"],
+    summary="Stripe's signed events (called by Stripe)",
+    description="Verifies the `Stripe-Signature` header with the endpoint's secret, then "
+    "applies `checkout.session.completed` and `customer.subscription.created`, `.updated` "
+    "and `.deleted`. Every event id is recorded: a repeated delivery changes nothing; an "
+    "event for an unknown firm is recorded and ignored.",
+    responses=problems(
+        {
+            400: "`invalid-signature`: the signature does not match or is too old. "
+            "`invalid-event`: the body is not a Stripe event.",
+            503: "`billing-not-configured`: RECKONRY_STRIPE_WEBHOOK_SECRET is not set.",
+        }
+    ),
+)
+async def receive_stripe_event(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> StripeEventReceipt:
+    event = billing.verified_event(
+        await request.body(),
+        request.headers.get("stripe-signature"),
+        settings.stripe_webhook_secret,
+    )
+    return await billing.apply_event(session, event, _now())
+
+
+_FIRM_NOT_FOUND = {404: "`not-found`: no firm has this tenant id."}
+
+
+@router.put(
+    "/ops/tenants/{tenant_id}/subscription",
+    tags=["operations"],
+    summary="Set a firm's plan (platform operators)",
+    description='E.g. `{"status": "active"}` for a firm paying by invoice. Reports and '
+    "scheduled syncs follow at once; the firm's data is never touched.",
+    responses=problems({**OPERATOR, **_FIRM_NOT_FOUND, **VALIDATION}),
+)
+async def set_firm_plan(
+    _: PlatformOperator, tenant_id: UUID, body: PlanChange, session: SessionDep
+) -> OpsTenant:
+    tenant = await billing.set_plan(session, tenant_id, body.status, _now())
+    return await service.ops_tenant(session, tenant, _now())
+
+
+@router.post(
+    "/ops/tenants/{tenant_id}/trial-extension",
+    tags=["operations"],
+    summary="Extend a firm's trial (platform operators)",
+    description="Adds `days` to the trial's end, or to now once it has ended.",
+    responses=problems(
+        {
+            **OPERATOR,
+            **_FIRM_NOT_FOUND,
+            409: "`trial-not-started`: the trial starts when Karbon first accepts the keys.",
+            **VALIDATION,
+        }
+    ),
+)
+async def extend_firm_trial(
+    _: PlatformOperator, tenant_id: UUID, body: TrialExtension, session: SessionDep
+) -> OpsTenant:
+    tenant = await billing.extend_trial(session, tenant_id, body.days, _now())
+    return await service.ops_tenant(session, tenant, _now())

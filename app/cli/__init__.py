@@ -30,12 +30,13 @@ from app.embedded import (
     stop_embedded,
 )
 from app.migrations import upgrade_to_head
+from app.models import SubscriptionStatus
 from app.observability import configure_logging
 from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
 from app.sync import connection
 from app.sync.rebuild import rebuild_from_raw
-from app.tenancy.cli import create_operator, in_unit_of_work
+from app.tenancy.cli import create_operator, extend_trial, in_unit_of_work, set_plan
 from app.worker import create_worker, tune_worker_process
 
 
@@ -214,6 +215,27 @@ def create_operator_command(
     _settings()
     user_id = create_operator(email, password)
     typer.echo(f"Operator {email} created ({user_id}).")
+
+
+@cli.command("set-plan")
+def set_plan_command(
+    tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id")],
+    status: Annotated[SubscriptionStatus, typer.Argument(help="The plan to set")],
+) -> None:
+    """Set a firm's plan, e.g. `active` for a firm paying by invoice (its data is untouched)."""
+    _settings()
+    typer.echo(f"Firm {tenant_id} is now {set_plan(tenant_id, status.value)}.")
+
+
+@cli.command("extend-trial")
+def extend_trial_command(
+    tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id")],
+    days: Annotated[int, typer.Option(min=1, max=365, help="Days added to the trial's end")],
+) -> None:
+    """Extend a firm's trial by some days (from now, if it has already ended)."""
+    _settings()
+    ends = extend_trial(tenant_id, days)
+    typer.echo(f"Firm {tenant_id}'s trial now ends {ends:%Y-%m-%d %H:%M} UTC.")
 
 
 @cli.command("reencrypt-credentials")

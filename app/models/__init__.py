@@ -33,7 +33,16 @@ from app.models.sync import (
     SyncState,
     SyncTrigger,
 )
-from app.models.tenancy import ApiKey, ApiScope, Role, Tenant, User
+from app.models.tenancy import (
+    ApiKey,
+    ApiScope,
+    RevokedToken,
+    Role,
+    StripeEvent,
+    SubscriptionStatus,
+    Tenant,
+    User,
+)
 
 __all__ = [
     "ACTIVE_STATES",
@@ -56,9 +65,12 @@ __all__ = [
     "ReportWarning",
     "ReportWindowSum",
     "ReportWipItem",
+    "RevokedToken",
     "Role",
     "Staff",
     "StreamState",
+    "StripeEvent",
+    "SubscriptionStatus",
     "SyncKind",
     "SyncRun",
     "SyncSettings",

@@ -2,7 +2,7 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ARRAY, CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy import ARRAY, CheckConstraint, Enum, ForeignKey, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamped, UUIDPrimaryKey
@@ -23,14 +23,42 @@ class ApiScope(enum.StrEnum):
     """Per-person pay and cost in what `reports:read` reads: admins' view instead of members'."""
 
 
+class SubscriptionStatus(enum.StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELLED = "cancelled"
+
+
 class Tenant(UUIDPrimaryKey, Timestamped, Base):
-    """A firm. Its trial starts at the first successful Karbon key validation."""
+    """A firm. Its trial starts at the first successful Karbon key validation.
+
+    The plan (`subscription_status`) is set by Stripe's events or by an operator; the Stripe
+    ids tie later events to the firm that paid.
+    """
 
     __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint(
+            "subscription_status IN ('trialing', 'active', 'past_due', 'cancelled')",
+            name="subscription_status",
+        ),
+    )
 
     name: Mapped[str] = mapped_column(String(200))
     trial_started_at: Mapped[datetime | None]
-    subscription_active: Mapped[bool] = mapped_column(default=False)
+    trial_extended_until: Mapped[datetime | None]
+    """Set by an operator; the trial ends at the later of this and 7 days from its start."""
+    subscription_status: Mapped[SubscriptionStatus] = mapped_column(
+        String(20), default=SubscriptionStatus.TRIALING, server_default="trialing"
+    )
+    subscription_status_since: Mapped[datetime | None]
+    current_period_ends_at: Mapped[datetime | None]
+    """The paid period's end, as Stripe last reported it."""
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_event_at: Mapped[datetime | None]
+    """When Stripe created the last event applied: an older one arriving late is not applied."""
 
     users: Mapped[list["User"]] = relationship(back_populates="tenant", lazy="raise")
 
@@ -44,11 +72,14 @@ class User(UUIDPrimaryKey, Timestamped, Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    """None until an invited person sets their password."""
     role: Mapped[Role] = mapped_column(
         Enum(Role, name="user_role", values_callable=lambda roles: [r.value for r in roles])
     )
     is_active: Mapped[bool] = mapped_column(default=True)
+    token_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    """Raised to sign the person out everywhere; tokens carry the generation they were made in."""
 
     tenant: Mapped[Tenant | None] = relationship(back_populates="users", lazy="raise")
 
@@ -73,3 +104,26 @@ class ApiKey(UUIDPrimaryKey, Timestamped, Base):
     """`ApiScope` values; the API refuses any other."""
 
     __table_args__ = (CheckConstraint("cardinality(scopes) > 0", name="some_scope"),)
+
+
+class RevokedToken(Base):
+    """A sign-in token signed out before it expired; forgotten once it has expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class StripeEvent(Base):
+    """Every Stripe event received, so that a delivery repeated by Stripe changes nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    tenant_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="SET NULL"), index=True
+    )
+    outcome: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())

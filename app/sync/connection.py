@@ -30,6 +30,7 @@ from app.sync.karbon import (
 from app.sync.karbon.errors import REJECTIONS, WHERE_TO_FIND_KEYS
 from app.tenancy import repository
 from app.tenancy.crypto import CredentialCipher, mask
+from app.tenancy.plan import plan_state, subscription_required
 from app.tenancy.schemas import (
     GUID_PATTERN,
     JWT_PATTERN,
@@ -38,7 +39,6 @@ from app.tenancy.schemas import (
     SyncError,
     Trial,
 )
-from app.tenancy.trial import trial_state
 
 _JWT = re.compile(JWT_PATTERN)
 _GUID = re.compile(GUID_PATTERN)
@@ -257,7 +257,7 @@ def connection_view(tenant: Tenant, row: KarbonConnection | None, now: datetime)
         validated_at=row.validated_at if row else None,
         connected_at=row.connected_at if row else None,
         disconnected_at=row.disconnected_at if row else None,
-        trial=Trial.from_state(trial_state(tenant, now)),
+        trial=Trial.from_state(plan_state(tenant, now).trial),
         last_error=_last_error(row) if row else None,
     )
 
@@ -337,7 +337,7 @@ async def tenant_may_sync(session: AsyncSession, tenant_id: UUID, now: datetime)
     tenant = await repository.tenant(session, tenant_id)
     row = await repository.connection(session, tenant_id)
     return bool(
-        tenant and row and row.is_connected and trial_state(tenant, now).allows_reports_and_syncs
+        tenant and row and row.is_connected and plan_state(tenant, now).allows_reports_and_syncs
     )
 
 
@@ -352,10 +352,8 @@ async def require_syncable(session: AsyncSession, tenant_id: UUID) -> None:
             "(PUT /api/v1/karbon/credentials).",
             title="Karbon not connected",
         )
-    if not await tenant_may_sync(session, tenant_id, datetime.now(UTC)):
-        raise ProblemError(
-            402,
-            "subscription-required",
-            "The 7-day trial has ended: subscribe to sync again. Your synced data is kept.",
-            title="Subscription required",
-        )
+    tenant = await repository.tenant(session, tenant_id)
+    assert tenant is not None
+    state = plan_state(tenant, datetime.now(UTC))
+    if not state.allows_reports_and_syncs:
+        raise subscription_required(state, "syncs")

@@ -41,7 +41,8 @@ class SignInLimiter:
                     429,
                     "too-many-sign-in-attempts",
                     f"Too many sign-in attempts for this {scope}. "
-                    f"Try again in {ttl} seconds, or reset the password with your admin.",
+                    f"Try again in {ttl} seconds, or reset your password "
+                    "(POST /api/v1/auth/password-reset).",
                     title="Too many sign-in attempts",
                     headers={"Retry-After": str(ttl)},
                     retry_after_seconds=ttl,

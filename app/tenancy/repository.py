@@ -1,14 +1,24 @@
 """Queries for tenants, users, integrator keys and Karbon connections."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import PageParams
-from app.models import ApiKey, KarbonConnection, Role, Tenant, User
+from app.models import (
+    ApiKey,
+    KarbonConnection,
+    RevokedToken,
+    Role,
+    StripeEvent,
+    Tenant,
+    User,
+)
 
 Row = TypeVar("Row")
 
@@ -28,6 +38,46 @@ async def tenant(
     return await session.get(Tenant, tenant_id, with_for_update=for_update)
 
 
+async def tenant_by_stripe_ids(
+    session: AsyncSession, subscription_id: str | None, customer_id: str | None
+) -> Tenant | None:
+    """The firm that paid through this Stripe subscription or customer, locked."""
+    matches = [
+        column == value
+        for column, value in (
+            (Tenant.stripe_subscription_id, subscription_id),
+            (Tenant.stripe_customer_id, customer_id),
+        )
+        if value is not None
+    ]
+    if not matches:
+        return None
+    query = select(Tenant).where(or_(*matches)).order_by(Tenant.created_at).limit(1)
+    found: Tenant | None = await session.scalar(query.with_for_update())
+    return found
+
+
+async def record_stripe_event(session: AsyncSession, event_id: str, event_type: str) -> bool:
+    """False when the event was recorded before (a repeated delivery)."""
+    inserted = await session.scalar(
+        insert(StripeEvent)
+        .values(id=event_id, type=event_type, outcome="received")
+        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+        .returning(StripeEvent.id)
+    )
+    return inserted is not None
+
+
+async def set_stripe_event_outcome(
+    session: AsyncSession, event_id: str, tenant_id: UUID | None, outcome: str
+) -> None:
+    await session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id)
+        .values(tenant_id=tenant_id, outcome=outcome)
+    )
+
+
 def tenants_by_age() -> Select[Tenant]:
     return select(Tenant).order_by(Tenant.created_at, Tenant.id)
 
@@ -37,12 +87,30 @@ async def user_by_id(session: AsyncSession, user_id: UUID) -> User | None:
 
 
 async def user_with_tenant(
-    session: AsyncSession, user_id: UUID
-) -> tuple[User, Tenant | None] | None:
-    """The user and their firm (None for an operator), in one query."""
-    query = select(User, Tenant).outerjoin(Tenant, Tenant.id == User.tenant_id)
+    session: AsyncSession, user_id: UUID, token_id: str
+) -> tuple[User, Tenant | None, bool] | None:
+    """The user, their firm (None for an operator) and whether this token was signed out,
+    in one query."""
+    revoked = exists().where(RevokedToken.jti == token_id)
+    query = select(User, Tenant, revoked).outerjoin(Tenant, Tenant.id == User.tenant_id)
     row = (await session.execute(query.where(User.id == user_id))).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], bool(row[2]))
+
+
+async def user_for_update(session: AsyncSession, user_id: UUID) -> User | None:
+    return await session.get(User, user_id, with_for_update=True)
+
+
+async def revoke_token(
+    session: AsyncSession, token_id: str, expires_at: datetime, now: datetime
+) -> None:
+    """Deny the token until it expires; tokens expired anyway are forgotten meanwhile."""
+    await session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+    await session.execute(
+        insert(RevokedToken)
+        .values(jti=token_id, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=[RevokedToken.jti])
+    )
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:

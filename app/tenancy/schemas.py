@@ -7,8 +7,8 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from app.models import ApiScope, Role
-from app.tenancy.trial import TrialState, TrialStatus
+from app.models import ApiScope, Role, SubscriptionStatus, Tenant, User
+from app.tenancy.plan import PlanState, TrialState, TrialStatus
 
 Password = Annotated[str, Field(min_length=12, max_length=200, description="12 characters or more")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -47,11 +47,34 @@ class Trial(BaseModel):
         )
 
 
+class Plan(BaseModel):
+    """Trialing until the firm pays; past due while Stripe retries a failed payment."""
+
+    status: SubscriptionStatus
+    status_since: datetime | None = Field(description="When the plan last changed status")
+    current_period_ends_at: datetime | None = Field(
+        description="End of the paid period, as Stripe last reported it"
+    )
+    reports_and_syncs_allowed: bool = Field(
+        description="False once the trial has ended and the firm does not pay (reports 402)"
+    )
+
+    @classmethod
+    def of(cls, tenant: Tenant, state: PlanState) -> "Plan":
+        return cls(
+            status=state.status,
+            status_since=tenant.subscription_status_since,
+            current_period_ends_at=tenant.current_period_ends_at,
+            reports_and_syncs_allowed=state.allows_reports_and_syncs,
+        )
+
+
 class TenantView(BaseModel):
     id: UUID
     name: str
-    subscription_active: bool
+    subscription_active: bool = Field(description="The firm pays (plan active or past due)")
     trial: Trial
+    plan: Plan
 
 
 class Me(BaseModel):
@@ -61,9 +84,37 @@ class Me(BaseModel):
     tenant: TenantView | None = Field(description="None for platform operators")
 
 
+class Billing(BaseModel):
+    plan: Plan
+    trial: Trial
+    subscribe_url: str | None = Field(
+        description="Admins of a firm that does not pay: the Stripe checkout for this firm. "
+        "None for members, for paying firms, and when billing is not set up"
+    )
+
+
+class StripeEventReceipt(BaseModel):
+    event_id: str
+    outcome: Literal["applied", "duplicate", "stale", "ignored", "unknown-firm"] = Field(
+        description="`duplicate`: received before, nothing changed. `stale`: older than the "
+        "last event applied to the firm. `unknown-firm`: recorded and ignored"
+    )
+
+
+class PlanChange(BaseModel):
+    status: SubscriptionStatus
+
+
+class TrialExtension(BaseModel):
+    days: int = Field(ge=1, le=365, description="Added to the trial's end (or to now, once ended)")
+
+
 class NewMember(BaseModel):
+    """The person gets an e-mail with a link to choose their own password."""
+
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailStr
-    password: Password = Field(description="Initial password; share it with the person")
     role: Literal[Role.ADMIN, Role.MEMBER] = Role.MEMBER
 
 
@@ -74,7 +125,41 @@ class Member(BaseModel):
     email: str
     role: Role
     is_active: bool
+    invitation_pending: bool = Field(
+        description="Invited and not yet joined: the person has not chosen a password"
+    )
     created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> "Member":
+        return cls(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            is_active=user.is_active,
+            invitation_pending=user.password_hash is None,
+            created_at=user.created_at,
+        )
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=200)
+    new_password: Password
+
+
+class PasswordResetRequest(BaseModel):
+    email: EmailStr
+
+
+class PasswordResetRequested(BaseModel):
+    detail: str = Field(description="The same whether or not the address has an account")
+
+
+class LinkRedemption(BaseModel):
+    """A password reset or an invitation: the token from the e-mailed link, and a password."""
+
+    token: str = Field(min_length=1, max_length=2000)
+    password: Password
 
 
 def _meaningful_scopes(scopes: list[ApiScope]) -> list[ApiScope]:
@@ -174,5 +259,6 @@ class OpsTenant(BaseModel):
     created_at: datetime
     subscription_active: bool
     trial: Trial
+    plan: Plan
     karbon_connected: bool
     last_sync_error_code: str | None

@@ -1,14 +1,20 @@
-"""Password hashes, signed sign-in tokens and integrator API keys."""
+"""Password hashes, signed tokens (sign-in, password reset, invitation) and integrator keys.
 
-import base64
+Tokens are JWTs (HS256) whose `kid` header names the signing key: the newest of
+`RECKONRY_SECRET_KEYS` signs, every listed key verifies, so a key is rotated by putting a new
+one first and removing the old one once the tokens it signed have expired.
+"""
+
 import hashlib
-import hmac
-import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from uuid import UUID
 
+import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -33,47 +39,88 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     return password_hash is not None
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+class TokenPurpose(StrEnum):
+    """A token's audience: a reset or invitation link never works as a sign-in token."""
+
+    SESSION = "session"
+    PASSWORD_RESET = "password-reset"
+    INVITATION = "invitation"
 
 
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+TOKEN_LIFETIMES = {
+    TokenPurpose.SESSION: SESSION_TOKEN_TTL_SECONDS,
+    TokenPurpose.PASSWORD_RESET: 60 * 60,
+    TokenPurpose.INVITATION: 7 * 24 * 60 * 60,
+}
+_ALGORITHM = "HS256"
 
 
-def _signature(secret_key: str, payload: str) -> str:
-    digest = hmac.new(secret_key.encode(), payload.encode(), hashlib.sha256).digest()
-    return _b64encode(digest)
+def key_id(key: str) -> str:
+    """Names a signing key in tokens' `kid` header without revealing it."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
-class SessionToken:
+class SignedToken:
     token: str
     expires_in: int
 
 
-def issue_session_token(
-    secret_key: str, user_id: UUID, *, ttl: int = SESSION_TOKEN_TTL_SECONDS
-) -> SessionToken:
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: UUID
+    generation: int
+    """The user's token generation when it was made: raising it signs the user out."""
+    token_id: str
+    expires_at: datetime
+
+
+def issue_token(
+    keys: Sequence[str],
+    user_id: UUID,
+    generation: int,
+    purpose: TokenPurpose = TokenPurpose.SESSION,
+    *,
+    ttl: int | None = None,
+) -> SignedToken:
+    """A JWT signed with the newest key (`keys[0]`), named by its `kid`."""
+    lifetime = TOKEN_LIFETIMES[purpose] if ttl is None else ttl
     now = int(time.time())
-    claims = {"sub": str(user_id), "iat": now, "exp": now + ttl}
-    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    return SessionToken(f"{payload}.{_signature(secret_key, payload)}", ttl)
+    claims = {
+        "sub": str(user_id),
+        "gen": generation,
+        "aud": purpose.value,
+        "jti": secrets.token_urlsafe(16),
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    token = jwt.encode(claims, keys[0], algorithm=_ALGORITHM, headers={"kid": key_id(keys[0])})
+    return SignedToken(token, lifetime)
 
 
-def read_session_token(secret_key: str, token: str) -> UUID | None:
-    """The user id of a valid, unexpired token; None for anything else."""
-    payload, _, signature = token.partition(".")
-    # Compared as bytes: `compare_digest` refuses str with characters outside ASCII.
-    expected = _signature(secret_key, payload).encode()
-    if not payload or not hmac.compare_digest(signature.encode(), expected):
-        return None
+def read_token(
+    keys: Sequence[str], token: str, purpose: TokenPurpose = TokenPurpose.SESSION
+) -> TokenClaims | None:
+    """The claims of a token signed by any of `keys` for `purpose` and unexpired; else None."""
     try:
-        claims = json.loads(_b64decode(payload))
-        if int(claims["exp"]) <= time.time():
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = next((key for key in keys if key_id(key) == kid), None)
+        if key is None:
             return None
-        return UUID(claims["sub"])
-    except (ValueError, KeyError, TypeError):
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[_ALGORITHM],
+            audience=purpose.value,
+            options={"require": ["sub", "gen", "aud", "jti", "iat", "exp"]},
+        )
+        return TokenClaims(
+            user_id=UUID(claims["sub"]),
+            generation=int(claims["gen"]),
+            token_id=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+    except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError):
         return None
 
 

@@ -1,16 +1,20 @@
 """Firms, their people and their integrator keys; sign-in."""
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
 from app.kit.pagination import Page, PageParams
 from app.kit.problems import ProblemError
-from app.models import ApiKey, Role, Tenant, User
+from app.models import ApiKey, KarbonConnection, Role, Tenant, User
 from app.tenancy import repository
+from app.tenancy.accounts import OutgoingEmail, access_token, invitation_email
+from app.tenancy.plan import plan_state
 from app.tenancy.principal_cache import forget_principals
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
@@ -22,51 +26,51 @@ from app.tenancy.schemas import (
     NewApiKeyRequest,
     NewMember,
     OpsTenant,
+    Plan,
     SignUp,
     TenantView,
     Trial,
 )
-from app.tenancy.security import (
-    hash_password,
-    issue_session_token,
-    new_api_key,
-    verify_password,
-)
-from app.tenancy.trial import trial_state
+from app.tenancy.security import hash_password, new_api_key, verify_password
 
 
 def _not_found(what: str) -> ProblemError:
     return ProblemError(404, "not-found", f"No such {what} in your firm.")
 
 
-def access_token(secret_key: str, user_id: UUID) -> AccessToken:
-    token = issue_session_token(secret_key, user_id)
-    return AccessToken(access_token=token.token, expires_in=token.expires_in)
+def _email_taken() -> ProblemError:
+    return ProblemError(
+        409,
+        "email-taken",
+        "This e-mail address already has an account: sign in instead.",
+        errors=[{"field": "email", "message": "Already registered"}],
+    )
 
 
 async def _new_user(
-    session: AsyncSession, tenant_id: UUID | None, email: str, password: str, role: Role
+    session: AsyncSession, tenant_id: UUID | None, email: str, password: str | None, role: Role
 ) -> User:
+    """The account; without a password it waits for its invitation to be accepted."""
     if await repository.user_by_email(session, email) is not None:
-        raise ProblemError(
-            409,
-            "email-taken",
-            "This e-mail address already has an account: sign in instead.",
-            errors=[{"field": "email", "message": "Already registered"}],
-        )
-    password_hash = await asyncio.to_thread(hash_password, password)
+        raise _email_taken()
+    password_hash = await asyncio.to_thread(hash_password, password) if password else None
     user = User(tenant_id=tenant_id, email=email.lower(), password_hash=password_hash, role=role)
-    session.add(user)
-    await session.flush()
+    # The check above misses a sign-up of the same address committing meanwhile: the unique
+    # index then refuses this one, which is the same 409.
+    try:
+        async with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        raise _email_taken() from None
     return user
 
 
-async def sign_up(session: AsyncSession, secret_key: str, request: SignUp) -> AccessToken:
+async def sign_up(session: AsyncSession, keys: Sequence[str], request: SignUp) -> AccessToken:
     tenant = Tenant(name=request.firm_name)
     session.add(tenant)
     await session.flush()
     admin = await _new_user(session, tenant.id, str(request.email), request.password, Role.ADMIN)
-    return access_token(secret_key, admin.id)
+    return access_token(keys, admin)
 
 
 async def create_operator(session: AsyncSession, email: str, password: str) -> User:
@@ -76,7 +80,7 @@ async def create_operator(session: AsyncSession, email: str, password: str) -> U
 async def sign_in(
     session: AsyncSession,
     limiter: SignInLimiter,
-    secret_key: str,
+    keys: Sequence[str],
     *,
     email: str,
     password: str,
@@ -96,16 +100,24 @@ async def sign_in(
             headers={"WWW-Authenticate": "Bearer"},
         )
     await limiter.forget_account(email)
-    return access_token(secret_key, user.id)
+    return access_token(keys, user)
 
 
 def tenant_view(tenant: Tenant, now: datetime) -> TenantView:
+    state = plan_state(tenant, now)
     return TenantView(
         id=tenant.id,
         name=tenant.name,
-        subscription_active=tenant.subscription_active,
-        trial=Trial.from_state(trial_state(tenant, now)),
+        subscription_active=state.subscribed,
+        trial=Trial.from_state(state.trial),
+        plan=Plan.of(tenant, state),
     )
+
+
+async def user_email(session: AsyncSession, user_id: UUID) -> str:
+    user = await repository.user_by_id(session, user_id)
+    assert user is not None
+    return user.email
 
 
 async def me(session: AsyncSession, user_id: UUID, now: datetime) -> Me:
@@ -123,17 +135,22 @@ async def me(session: AsyncSession, user_id: UUID, now: datetime) -> Me:
 async def members(session: AsyncSession, tenant_id: UUID, params: PageParams) -> Page[Member]:
     rows, total = await repository.paged(session, repository.tenant_users(tenant_id), params)
     return Page[Member](
-        items=[Member.model_validate(row) for row in rows],
+        items=[Member.of(row) for row in rows],
         total=total,
         limit=params.limit,
         offset=params.offset,
     )
 
 
-async def add_member(session: AsyncSession, tenant_id: UUID, request: NewMember) -> Member:
-    user = await _new_user(session, tenant_id, str(request.email), request.password, request.role)
+async def invite_member(
+    session: AsyncSession, keys: Sequence[str], app_url: str, tenant_id: UUID, request: NewMember
+) -> tuple[Member, OutgoingEmail]:
+    """The invited person's account, and the e-mail with their single-use link."""
+    tenant = await repository.tenant(session, tenant_id)
+    assert tenant is not None
+    user = await _new_user(session, tenant_id, str(request.email), None, request.role)
     await session.refresh(user)
-    return Member.model_validate(user)
+    return Member.of(user), invitation_email(keys, app_url, user, tenant.name)
 
 
 async def deactivate_member(
@@ -202,18 +219,23 @@ async def revoke_api_key(
 async def ops_tenants(session: AsyncSession, params: PageParams, now: datetime) -> Page[OpsTenant]:
     rows, total = await repository.paged(session, repository.tenants_by_age(), params)
     connections = await repository.connections_by_tenant(session, [row.id for row in rows])
-    items = []
-    for tenant in rows:
-        connection = connections.get(tenant.id)
-        items.append(
-            OpsTenant(
-                id=tenant.id,
-                name=tenant.name,
-                created_at=tenant.created_at,
-                subscription_active=tenant.subscription_active,
-                trial=Trial.from_state(trial_state(tenant, now)),
-                karbon_connected=bool(connection and connection.is_connected),
-                last_sync_error_code=connection.last_error_code if connection else None,
-            )
-        )
+    items = [_ops_tenant(tenant, connections.get(tenant.id), now) for tenant in rows]
     return Page[OpsTenant](items=items, total=total, limit=params.limit, offset=params.offset)
+
+
+async def ops_tenant(session: AsyncSession, tenant: Tenant, now: datetime) -> OpsTenant:
+    return _ops_tenant(tenant, await repository.connection(session, tenant.id), now)
+
+
+def _ops_tenant(tenant: Tenant, connection: KarbonConnection | None, now: datetime) -> OpsTenant:
+    state = plan_state(tenant, now)
+    return OpsTenant(
+        id=tenant.id,
+        name=tenant.name,
+        created_at=tenant.created_at,
+        subscription_active=state.subscribed,
+        trial=Trial.from_state(state.trial),
+        plan=Plan.of(tenant, state),
+        karbon_connected=bool(connection and connection.is_connected),
+        last_sync_error_code=connection.last_error_code if connection else None,
+    )

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.processes import free_port
-from tests.tenancy.helpers import PASSWORD, READ_SCOPES, Firm, bearer, sign_in, sign_up
+from tests.tenancy.helpers import READ_SCOPES, Firm, bearer, join, sign_up
 
 TRIALS = 20
 
@@ -60,12 +60,7 @@ async def test_a_read_right_after_a_settings_change_sees_it(served: AsyncClient)
 
 
 async def _add_member(client: AsyncClient, firm: Firm, email: str) -> tuple[str, dict[str, str]]:
-    added = await client.post(
-        "/api/v1/members", headers=firm.headers, json={"email": email, "password": PASSWORD}
-    )
-    assert added.status_code == 201, added.text
-    token = (await sign_in(client, email)).json()["access_token"]
-    return added.json()["id"], bearer(token)
+    return await join(client, firm.headers, email)
 
 
 async def test_a_removed_member_is_refused_at_once(served: AsyncClient) -> None:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from jsonschema import Draft202012Validator
 
-from tests.tenancy.helpers import PASSWORD, READ_SCOPES, bearer, sign_in, sign_up
+from tests.tenancy.helpers import READ_SCOPES, bearer, join, sign_up
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 
@@ -112,16 +112,11 @@ class Callers:
 @pytest.fixture
 async def callers(client: AsyncClient) -> Callers:
     firm = await sign_up(client, "Contract Walkers", "admin@contract-walkers.com")
-    member_email = "member@contract-walkers.com"
-    added = await client.post(
-        "/api/v1/members", headers=firm.headers, json={"email": member_email, "password": PASSWORD}
-    )
-    assert added.status_code == 201, added.text
-    member = (await sign_in(client, member_email)).json()["access_token"]
+    _, member = await join(client, firm.headers, "member@contract-walkers.com")
     key = await client.post(
         "/api/v1/api-keys", headers=firm.headers, json={"name": "walker", "scopes": READ_SCOPES}
     )
-    return Callers(firm.headers, bearer(member), bearer(key.json()["key"]))
+    return Callers(firm.headers, member, bearer(key.json()["key"]))
 
 
 async def _walk(client: AsyncClient, spec: dict[str, Any], headers: dict[str, str]) -> set[int]:

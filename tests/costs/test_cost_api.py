@@ -3,7 +3,7 @@
 from httpx import AsyncClient
 
 from tests.reports.conftest import SyncedFirm
-from tests.tenancy.helpers import PASSWORD, problem_type, sign_in
+from tests.tenancy.helpers import join, problem_type
 
 VALID = {
     "overhead_rate": "0.25",
@@ -78,13 +78,6 @@ async def test_staff_keys_of_any_plausible_length_are_looked_up(
 
 
 async def test_members_cannot_change_costs(client: AsyncClient, synced_firm: SyncedFirm) -> None:
-    created = await client.post(
-        "/api/v1/members",
-        headers=synced_firm.headers,
-        json={"email": "member@example.com", "password": PASSWORD},
-    )
-    assert created.status_code == 201, created.text
-    token = (await sign_in(client, "member@example.com")).json()["access_token"]
-    member = {"Authorization": f"Bearer {token}"}
+    _, member = await join(client, synced_firm.headers, "member@example.com")
     response = await client.put("/api/v1/cost-settings", headers=member, json=VALID)
     assert response.status_code == 403 and problem_type(response) == "admin-required"

@@ -11,7 +11,7 @@ from app.db import unit_of_work
 from app.models import Role, User
 from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.tenancy.security import hash_password, issue_session_token
+from app.tenancy.security import hash_password, issue_token
 from sandbox.state import Sandbox
 from tests.sync.conftest import (  # noqa: F401 - fixtures
     connect_tenant,
@@ -42,7 +42,7 @@ async def admin_headers(
         session.add(user)
         await session.flush()
         user_id = user.id
-    token = issue_session_token(resolve_secrets(settings).secret_key, user_id).token
+    token = issue_token(resolve_secrets(settings).signing_keys, user_id, 0).token
     return {"Authorization": f"Bearer {token}"}
 
 

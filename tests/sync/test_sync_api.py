@@ -14,7 +14,7 @@ from app.tenancy.crypto import CredentialCipher
 from app.tenancy.service import create_operator
 from sandbox.state import Sandbox
 from tests.sync.conftest import sync_now
-from tests.tenancy.helpers import bearer, connect, problem_type, sign_in, sign_up
+from tests.tenancy.helpers import bearer, connect, join, problem_type, sign_in, sign_up
 
 STREAMS = ["users", "contacts", "organizations", "work_items", "timesheets", "invoices"]
 
@@ -54,20 +54,10 @@ async def test_connecting_queues_the_initial_sync_and_a_manual_sync_joins_it(
 async def test_a_manual_sync_needs_an_admin(client: AsyncClient) -> None:
     firm = await sign_up(client, "Acme CPA", "owner@acme-cpa.com")
     await connect(client, firm)
-    member = await client.post(
-        "/api/v1/members",
-        headers=firm.headers,
-        json={"email": "staff@acme-cpa.com", "password": "another long password", "role": "member"},
-    )
-    assert member.status_code == 201, member.text
-    token = (await sign_in(client, "staff@acme-cpa.com", "another long password")).json()
-    response = await client.post(
-        "/api/v1/sync", headers=bearer(token["access_token"]), json={"kind": "full"}
-    )
+    _, member = await join(client, firm.headers, "staff@acme-cpa.com")
+    response = await client.post("/api/v1/sync", headers=member, json={"kind": "full"})
     assert response.status_code == 403
-    assert (
-        await client.get("/api/v1/sync", headers=bearer(token["access_token"]))
-    ).status_code == 200
+    assert (await client.get("/api/v1/sync", headers=member)).status_code == 200
 
 
 async def test_sync_settings_are_validated_and_kept(client: AsyncClient) -> None:

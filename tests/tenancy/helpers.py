@@ -9,6 +9,8 @@ import httpx
 import respx
 from httpx import AsyncClient
 
+from tests.mailbox import MAILBOX
+
 KARBON = "http://karbon.invalid"
 ACCESS_KEY = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0ZW5hbnQiOiJhY21lIiwiYXBwIjoicmVja29ucnkifQ"
@@ -39,6 +41,23 @@ class Firm:
     @property
     def headers(self) -> dict[str, str]:
         return bearer(self.token)
+
+
+async def join(
+    client: AsyncClient, admin: dict[str, str], email: str, role: str = "member"
+) -> tuple[str, dict[str, str]]:
+    """Invite `email` as `admin` and accept from the e-mailed link: the member's id and
+    headers."""
+    invited = await client.post(
+        "/api/v1/members", headers=admin, json={"email": email, "role": role}
+    )
+    assert invited.status_code == 201, invited.text
+    accepted = await client.post(
+        "/api/v1/invitations/accept",
+        json={"token": await MAILBOX.link_token(email), "password": PASSWORD},
+    )
+    assert accepted.status_code == 200, accepted.text
+    return invited.json()["id"], bearer(accepted.json()["access_token"])
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -7,13 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.embedded import ServiceUrls
-from app.models import User
+from app.models import Tenant, User
 from app.settings import Settings
 from app.tenancy import ratelimit
 from app.tenancy.cli import create_operator
 from app.tenancy.ratelimit import ATTEMPTS_PER_ACCOUNT, Limit
-from app.tenancy.security import issue_session_token
-from tests.tenancy.helpers import PASSWORD, bearer, problem_type, sign_in, sign_up
+from app.tenancy.security import issue_token
+from tests.tenancy.helpers import PASSWORD, bearer, join, problem_type, sign_in, sign_up
 
 
 async def test_sign_up_creates_the_firm_and_its_admin_without_starting_the_trial(
@@ -46,6 +46,21 @@ async def test_an_e_mail_address_signs_up_once(client: AsyncClient) -> None:
     assert again.status_code == 409
     assert problem_type(again) == "email-taken"
     assert again.json()["errors"][0]["field"] == "email"
+
+
+async def test_two_simultaneous_sign_ups_of_one_e_mail_give_one_firm_and_one_409(
+    client: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    body = {"email": "race@acme.com", "password": PASSWORD}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/signup", json={**body, "firm_name": f"Firm {n}"}) for n in (1, 2))
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
+    refused = next(answer for answer in answers if answer.status_code == 409)
+    assert problem_type(refused) == "email-taken"
+    async with sessions() as session:
+        firms = (await session.scalars(select(Tenant.name))).all()
+    assert len(firms) == 1
 
 
 async def test_sign_up_names_each_invalid_field(client: AsyncClient) -> None:
@@ -84,11 +99,11 @@ async def test_tampered_expired_and_missing_tokens_are_refused(
     client: AsyncClient, settings: Settings, app: object
 ) -> None:
     firm = await sign_up(client, "Acme", "owner@acme.com")
-    payload, signature = firm.token.split(".")
-    tampered = f"{payload}.{signature[:-2]}xx"
+    header, payload, signature = firm.token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-2]}xx"
     me = (await client.get("/api/v1/me", headers=firm.headers)).json()
-    secret_key = app.state.secrets.secret_key  # type: ignore[attr-defined]
-    expired = issue_session_token(secret_key, uuid.UUID(me["user_id"]), ttl=-1).token
+    keys = app.state.secrets.signing_keys  # type: ignore[attr-defined]
+    expired = issue_token(keys, uuid.UUID(me["user_id"]), 0, ttl=-1).token
 
     for headers, slug in (
         ({}, "not-authenticated"),
@@ -138,27 +153,16 @@ async def test_a_successful_sign_in_resets_the_account_count(client: AsyncClient
 
 async def test_admins_add_and_remove_members(client: AsyncClient) -> None:
     admin = await sign_up(client, "Acme", "owner@acme.com")
-    added = await client.post(
-        "/api/v1/members",
-        headers=admin.headers,
-        json={"email": "staff@acme.com", "password": PASSWORD},
-    )
-    assert added.status_code == 201, added.text
-    assert added.json()["role"] == "member"
-
-    member_token = (await sign_in(client, "staff@acme.com")).json()["access_token"]
-    as_member = bearer(member_token)
+    member_id, as_member = await join(client, admin.headers, "staff@acme.com")
     assert (await client.get("/api/v1/me", headers=as_member)).json()["role"] == "member"
     listed = (await client.get("/api/v1/members?limit=1&offset=1", headers=as_member)).json()
     assert listed["total"] == 2 and listed["limit"] == 1 and listed["offset"] == 1
     assert [item["email"] for item in listed["items"]] == ["staff@acme.com"]
 
-    refused = await client.post(
-        "/api/v1/members", headers=as_member, json={"email": "x@acme.com", "password": PASSWORD}
-    )
+    refused = await client.post("/api/v1/members", headers=as_member, json={"email": "x@acme.com"})
     assert refused.status_code == 403 and problem_type(refused) == "admin-required"
 
-    removed = await client.delete(f"/api/v1/members/{added.json()['id']}", headers=admin.headers)
+    removed = await client.delete(f"/api/v1/members/{member_id}", headers=admin.headers)
     assert removed.status_code == 204
     assert (await client.get("/api/v1/me", headers=as_member)).status_code == 401
     assert (await sign_in(client, "staff@acme.com")).status_code == 401

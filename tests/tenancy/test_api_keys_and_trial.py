@@ -210,7 +210,7 @@ async def test_reports_answer_402_after_the_trial_and_the_data_stays(
     assert connected["connected"] is True  # the keys and the data stay
 
     async with sessions.begin() as session:
-        await session.execute(update(Tenant).values(subscription_active=True))
+        await session.execute(update(Tenant).values(subscription_status="active"))
     await forget_principals()  # as a subscription change through the product will
     assert (await client.get(REPORT, headers=firm.headers)).status_code == 200
     async with sessions() as session:

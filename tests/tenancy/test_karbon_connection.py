@@ -240,14 +240,9 @@ async def test_disconnect_forgets_the_keys_and_keeps_the_trial(
 
 
 async def test_only_admins_change_the_connection(client: AsyncClient, firm: Firm) -> None:
-    from tests.tenancy.helpers import PASSWORD, bearer, sign_in
+    from tests.tenancy.helpers import join
 
-    await client.post(
-        "/api/v1/members",
-        headers=firm.headers,
-        json={"email": "staff@acme.com", "password": PASSWORD},
-    )
-    member = bearer((await sign_in(client, "staff@acme.com")).json()["access_token"])
+    _, member = await join(client, firm.headers, "staff@acme.com")
     with fake_karbon() as users:
         put = await client.put(
             "/api/v1/karbon/credentials",
@@ -317,10 +312,10 @@ async def test_reencrypting_moves_every_key_to_the_newest_encryption_key(
     await connect(client, firm)
     old: Secrets = app.state.secrets
     newest = Fernet.generate_key().decode()
-    rotated = Secrets(old.secret_key, (newest, *old.encryption_keys))
+    rotated = Secrets(old.signing_keys, (newest, *old.encryption_keys))
     async with sessions.begin() as session:
         assert await connection.reencrypt_credentials(session, rotated) == 1
-    only_newest = Secrets(old.secret_key, (newest,))
+    only_newest = Secrets(old.signing_keys, (newest,))
     tenant = await _tenant(sessions)
     async with sessions() as session:
         loaded = await connection.load_karbon_credentials(session, only_newest, tenant.id)

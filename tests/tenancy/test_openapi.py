@@ -1,7 +1,14 @@
 from httpx import AsyncClient
 
 PROBLEM = "application/problem+json"
-PUBLIC = {"/api/v1/signup", "/api/v1/auth/token"}
+PUBLIC = {
+    "/api/v1/signup",
+    "/api/v1/auth/token",
+    "/api/v1/auth/password-reset",
+    "/api/v1/auth/password-reset/confirm",
+    "/api/v1/invitations/accept",
+    "/api/v1/billing/stripe-webhook",
+}
 OURS = (
     "/api/v1/signup",
     "/api/v1/auth",
@@ -10,6 +17,8 @@ OURS = (
     "/api/v1/api-keys",
     "/api/v1/karbon",
     "/api/v1/ops/tenants",
+    "/api/v1/invitations",
+    "/api/v1/billing",
 )
 
 
