@@ -48,13 +48,17 @@ class BillingLine:
     amount: Decimal
     work_type: str | None = None
     """A work type the line itself names (a recurring service), used when no work item is known."""
+    type_known: bool = True
+    """False for a ``BillableItemType`` that could not be read: the line is then a fee of the
+    invoice's client, and its entity key names a client only when the invoice has none."""
 
 
 @dataclass(frozen=True, slots=True)
 class AttributedLine:
     invoice: Invoice
     line: BillingLine
-    client_key: str
+    client_key: str | None
+    """``None``: neither the invoice nor the line says whose it is (unattributed)."""
     work_item: WorkItem | None
 
     @property
@@ -108,10 +112,25 @@ class Directory:
     def attribute(self, invoice: Invoice) -> list[AttributedLine]:
         attributed = []
         for line in billing_lines(invoice):
-            work_item = self.work_item_of_line(line)
-            client_key = work_item.client_key if work_item else invoice.client_key
+            work_item = self.work_item_of_line(line) if line.type_known else None
+            if work_item is not None:
+                client_key: str | None = work_item.client_key
+            else:
+                client_key = invoice.client_key or self.client_named_by(line)
             attributed.append(AttributedLine(invoice, line, client_key, work_item))
         return attributed
+
+    def client_named_by(self, line: BillingLine) -> str | None:
+        """For an invoice without a client: the client a line's entity key leads to (a work
+        item's, a time entry's, or a known client's own key)."""
+        key = line.entity_key
+        if key is None:
+            return None
+        if key in self.work_items:
+            return self.work_items[key].client_key
+        if key in self.time_entries:
+            return self.client_of_entry(self.time_entries[key])
+        return key if key in self.clients else None
 
 
 def billing_lines(invoice: Invoice) -> list[BillingLine]:
@@ -128,6 +147,7 @@ def billing_lines(invoice: Invoice) -> list[BillingLine]:
             kind=LineKind.EXPENSE if line.item_type is LineType.EXPENSE else LineKind.FEE,
             entity_key=line.entity_key,
             amount=line.amount,
+            type_known=line.item_type is not None,
         )
         for line in invoice.lines
     ]
@@ -180,7 +200,8 @@ def _known_clients(records: TenantRecords) -> dict[str, Client]:
 
 def _referenced_clients(records: TenantRecords) -> Iterable[tuple[str, ClientType, str]]:
     for invoice in records.invoices:
-        yield invoice.client_key, invoice.client_type, invoice.client_name
+        if invoice.client_key is not None and invoice.client_type is not None:
+            yield invoice.client_key, invoice.client_type, invoice.client_name
     for entry in records.time_entries:
         if entry.client_key is not None and entry.client_type is not None:
             yield entry.client_key, entry.client_type, ""
