@@ -29,6 +29,10 @@ class WarningKind(StrEnum):
     """An invoice without a client whose lines do not say whose it is either."""
     DELETED_WORK_ITEM = "deleted_work_item"
     """Time on a work item Karbon no longer lists (kept with its last known fee type)."""
+    UNREADABLE_FIELD = "unreadable_field"
+    """A record kept with a field that could not be read (named when it was synced)."""
+    SET_ASIDE_RECORD = "set_aside_record"
+    """A record, entry or line that could not be read at all (named when it was synced)."""
 
 
 @dataclass(frozen=True, slots=True)
