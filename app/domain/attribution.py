@@ -11,6 +11,12 @@ lines, because presentation lines may be consolidated ("Professional services") 
 tab says which work items were billed. A recurring invoice is the exception: its Data tab names
 only services, and its presentation lines name the fixed-fee work item. A Data line splits into
 a fee part (work or service) and an expense part. Both sources are before tax.
+
+Gaps Karbon's spec allows: an invoice without a client is attributed by what each line names
+(a work item's client, a time entry's client, or a client's own key); a line whose
+``BillableItemType`` could not be read is a fee of the invoice's client. Work items deleted in
+Karbon are in the directory still (flagged), so their time and lines keep the client and fee
+type they last had.
 """
 
 from collections.abc import Iterable, Mapping

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import Page, PageParams
 from app.models import DataQualityIssue
+from app.reports import repository as reports_repository
 from app.sync import repository
 from app.sync.schemas import ClientRef, DataQualityIssueView
 
@@ -20,7 +21,7 @@ async def data_quality_page(
 ) -> Page[DataQualityIssueView]:
     issues, total = await repository.data_quality_issues(session, tenant_id, params)
     keys = sorted({key for issue in issues for key in issue.client_keys})
-    names = await repository.client_names(session, tenant_id, keys)
+    names = await reports_repository.client_names(session, tenant_id, keys)
     items = [_view(issue, names) for issue in issues]
     return Page[DataQualityIssueView](
         items=items, total=total, limit=params.limit, offset=params.offset

@@ -13,7 +13,6 @@ from app.domain.values import UNBILLED_STATUSES
 from app.kit.pagination import PageParams
 from app.models import (
     ACTIVE_STATES,
-    Client,
     DataQualityIssue,
     RawResponse,
     StreamState,
@@ -197,13 +196,3 @@ async def data_quality_issues(
         )
     )
     return await tenancy_repository.paged(session, query, params)
-
-
-async def client_names(
-    session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
-) -> dict[str, str]:
-    """Synced clients' names (deleted ones too: an issue may outlive its client)."""
-    query = select(Client.client_key, Client.name).where(
-        Client.tenant_id == tenant_id, Client.client_key.in_(list(keys))
-    )
-    return {key: name for key, name in await session.execute(query)}

@@ -86,7 +86,7 @@ class TenantSyncView(BaseModel):
 
 class ClientRef(BaseModel):
     key: str
-    name: str | None = Field(description="None when the client is not synced")
+    name: str | None = Field(description="None until a report refresh has named the client")
 
 
 class DataQualityIssueView(BaseModel):
@@ -102,7 +102,9 @@ class DataQualityIssueView(BaseModel):
         description="`field`: the record is kept and only this field is treated as unknown. "
         "`record`: the entry, line or record could not be read and is in no figure"
     )
-    clients: list[ClientRef] = Field(description="The clients it concerns, as the record says")
+    clients: list[ClientRef] = Field(
+        description="The clients it concerns, as the record says, named as of the last refresh"
+    )
     date: date_type | None = Field(description="The entry's or invoice's date, when it has one")
     first_seen_at: datetime
     last_seen_at: datetime
