@@ -48,6 +48,13 @@ def sandbox_command(
         typer.Option(help="Let /v3/Invoices honour $expand=LineItems (the product page's claim)."),
     ] = False,
     page_size: Annotated[int, typer.Option(min=1, max=100, help="Server page size.")] = 100,
+    messy: Annotated[
+        bool,
+        typer.Option(
+            help="Serve what Karbon's spec allows and tidy data never shows: unknown statuses "
+            "and line types, null BilledStatus and Client, owners as UserKeys."
+        ),
+    ] = False,
 ) -> None:
     """Serve a Karbon sandbox and print each tenant's AccessKey and Bearer token."""
     if size not in SIZES:
@@ -66,7 +73,7 @@ def sandbox_command(
         (f"Demo firm {i + 1}" if tenants > 1 else "Demo firm", size, seed + i)
         for i in range(tenants)
     ]
-    sandbox = Sandbox.create(*specs, config=config, today=day)
+    sandbox = Sandbox.create(*specs, config=config, today=day, messy=messy)
     base = f"http://{host}:{port}"
     typer.echo(
         f"Karbon sandbox on {base}  (admin: {base}/_sandbox/tenants, docs: {base}/_sandbox/docs)"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 # Karbon's fixed PrimaryStatus values, in the unspaced form the detail endpoint returns.
 PRIMARY_STATUSES = ("Planned", "ReadyToStart", "InProgress", "Waiting", "Completed")
@@ -29,6 +30,13 @@ SPACED_PRIMARY_STATUS = {
     "Completed": "Completed",
 }
 FEE_TYPES = ("FixedFee", "TimeAndMaterials", "NonBillable")
+
+
+def spaced_primary_status(status: str) -> str:
+    """The list's spelling of a status; one Karbon added later (messy mode) as it is."""
+    return SPACED_PRIMARY_STATUS.get(status, status)
+
+
 TIMESHEET_STATUSES = ("Draft", "Submitted", "Approved", "Declined")
 BILLED_STATUSES = ("Unbilled", "Draft", "InterimBilled", "Billed")
 # "Draft" invoices exist in the firm but are never returned by the API.
@@ -69,6 +77,9 @@ class ClientTeam:
     owner_key: str | None  # user key of the ClientOwner
     manager_key: str | None  # user key of the ClientManager
     staff_keys: list[str] = field(default_factory=list)  # other team members
+    # The spec lets ClientOwner/ClientManager be "the UserKey or the email address": True
+    # serves the UserKey (messy mode), False the e-mail.
+    given_as_user_keys: bool = False
 
 
 @dataclass(slots=True)
@@ -175,7 +186,7 @@ class WorkItem:
     @property
     def work_status(self) -> str:
         """The legacy ``WorkStatus`` string: spaced primary status, then the secondary one."""
-        spaced = SPACED_PRIMARY_STATUS[self.primary_status]
+        spaced = spaced_primary_status(self.primary_status)
         return f"{spaced} - {self.secondary_status}" if self.secondary_status else spaced
 
 
@@ -195,7 +206,7 @@ class TimeEntry:
     minutes: int
     hourly_rate: Decimal
     descriptions: list[str]
-    billed_status: str = "Unbilled"  # one of BILLED_STATUSES
+    billed_status: str | None = "Unbilled"  # one of BILLED_STATUSES (messy mode: any, or None)
     billed_by: str | None = None  # key of the (non-voided) invoice that billed it, if any
 
     @property
@@ -338,6 +349,7 @@ class Invoice:
     updated_at: datetime
     sent_on: date | None = None
     voided_on: date | None = None
+    client_withheld: bool = False  # served with "Client": null (the spec allows it)
     # Work items and their fee amounts billed by this invoice (fixed-fee Entity lines).
     fixed_fee_billed: dict[str, Decimal] = field(default_factory=dict)
     pdf_token: str | None = None
@@ -430,6 +442,8 @@ class Firm:
     deleted: dict[str, dict[str, datetime]] = field(default_factory=dict)
     # Simulation state (random generator, schedules); private to the generator.
     sim: object | None = field(default=None, repr=False, compare=False)
+    # What messy mode changed (a ``sandbox.messy.Mess``); None for a tidy firm.
+    mess: Any = field(default=None, repr=False, compare=False)
 
     # ----- convenience for tests -------------------------------------------------------------
     def time_entries(self) -> Iterator[TimeEntry]:

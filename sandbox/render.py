@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.model import (
-    SPACED_PRIMARY_STATUS,
+    ClientTeam,
     Contact,
     DataLine,
     DataTax,
@@ -35,6 +35,7 @@ from sandbox.model import (
     Timesheet,
     User,
     WorkItem,
+    spaced_primary_status,
 )
 
 _encode_str = json.encoder.encode_basestring
@@ -147,6 +148,11 @@ def _email_of(firm: Firm, user_key: str | None) -> str | None:
     return u.email if u else None
 
 
+def _team_member(firm: Firm, team: ClientTeam, user_key: str | None) -> str | None:
+    """ClientOwner/ClientManager: the user's e-mail, or (messy mode) the UserKey itself."""
+    return user_key if team.given_as_user_keys else _email_of(firm, user_key)
+
+
 def _address_line(c: Contact) -> str | None:
     a = c.address
     return f"{a.lines}, {a.city} {a.state} {a.zip_code}" if a else None
@@ -160,8 +166,8 @@ def contact_summary(firm: Firm, c: Contact) -> dict[str, Any]:
     }
     _set(obj, "PreferredName", c.preferred_name)
     _set(obj, "Salutation", c.salutation)
-    _set(obj, "ClientOwner", _email_of(firm, c.team.owner_key))
-    _set(obj, "ClientManager", _email_of(firm, c.team.manager_key))
+    _set(obj, "ClientOwner", _team_member(firm, c.team, c.team.owner_key))
+    _set(obj, "ClientManager", _team_member(firm, c.team, c.team.manager_key))
     obj["Address"] = _address_line(c)
     obj["EmailAddress"] = c.email
     obj["PhoneNumber"] = c.phone
@@ -198,8 +204,8 @@ def organization_detail(
         "OrganizationKey": o.key,
         "FullName": o.full_name,
     }
-    _set(obj, "ClientOwner", _email_of(firm, o.team.owner_key))
-    _set(obj, "ClientManager", _email_of(firm, o.team.manager_key))
+    _set(obj, "ClientOwner", _team_member(firm, o.team, o.team.owner_key))
+    _set(obj, "ClientManager", _team_member(firm, o.team, o.team.manager_key))
     obj["ContactType"] = o.contact_type
     obj["UserDefinedIdentifier"] = o.user_defined_identifier
     obj["RestrictionLevel"] = o.restriction_level
@@ -251,8 +257,8 @@ def organization_detail(
                 "FullName": c.full_name,
                 "PreferredName": c.preferred_name or c.first_name,
                 "Salutation": c.salutation or "",
-                "ClientOwner": _email_of(firm, c.team.owner_key),
-                "ClientManager": _email_of(firm, c.team.manager_key),
+                "ClientOwner": _team_member(firm, c.team, c.team.owner_key),
+                "ClientManager": _team_member(firm, c.team, c.team.manager_key),
                 "Address": _address_line(c),
                 "EmailAddress": c.email,
                 "PhoneNumber": c.phone,
@@ -321,7 +327,7 @@ def _work_item_fields(firm: Firm, w: WorkItem, *, spaced: bool) -> dict[str, Any
     obj["ToDoPeriod"] = d(w.start_date)
     obj["WorkType"] = w.work_type
     obj["WorkStatus"] = w.work_status
-    obj["PrimaryStatus"] = SPACED_PRIMARY_STATUS[w.primary_status] if spaced else w.primary_status
+    obj["PrimaryStatus"] = spaced_primary_status(w.primary_status) if spaced else w.primary_status
     _set(obj, "SecondaryStatus", w.secondary_status)
     _set(obj, "WorkTemplateKey", w.work_template_key)
     _set(obj, "WorkTemplateTile", w.work_template_title)  # sic: the spec's property name
@@ -420,7 +426,7 @@ def invoice_summary(inv: Invoice, *, with_lines: bool = False) -> dict[str, Any]
         "PaymentInstructions": inv.payment_instructions,
         "InvoiceStatus": inv.status,
         "TaxLocation": inv.tax_location,  # added by the 2025-09-29 release (not in the schema)
-        "Client": _client(inv),
+        "Client": None if inv.client_withheld else _client(inv),
         "TaxLineItems": [{"TaxName": n, "TaxValue": v} for n, v in inv.tax_lines()],
     }
     if with_lines:

@@ -24,6 +24,7 @@ from datetime import date
 from typing import Any
 
 from sandbox.generator import advance_firm, generate_firm
+from sandbox.messy import make_messy
 from sandbox.model import Firm
 from sandbox.store import TenantData
 
@@ -357,11 +358,13 @@ class Sandbox:
         config: SandboxConfig | None = None,
         today: date | None = None,
         clock: Callable[[], float] = time.monotonic,
+        messy: bool = False,
     ) -> Sandbox:
-        """``Sandbox.create(("Demo firm", "small", 0), ("Other firm", "tiny", 1))``."""
+        """``Sandbox.create(("Demo firm", "small", 0), ("Other firm", "tiny", 1))``;
+        ``messy``: each firm made messy (see ``sandbox.messy``)."""
         sandbox = cls(config=config, clock=clock)
         for name, size, seed in specs or (("Demo firm", "small", 0),):
-            sandbox.add_tenant(name, size=size, seed=seed, today=today)
+            sandbox.add_tenant(name, size=size, seed=seed, today=today, messy=messy)
         return sandbox
 
     def add_tenant(
@@ -374,9 +377,12 @@ class Sandbox:
         today: date | None = None,
         access_key: str | None = None,
         bearer_token: str | None = None,
+        messy: bool = False,
     ) -> Tenant:
         if firm is None:
             firm = generate_firm(size, seed, today=today)
+        if messy:
+            firm.mess = make_messy(firm)
         tenant = Tenant(
             name=name,
             access_key=access_key or make_access_key(name, firm.seed),

@@ -149,7 +149,7 @@ def _wi_assignee_email(firm: Firm) -> Callable[[Any], str | None]:
 
 
 def _work_items(firm: Firm) -> EntitySet:
-    from sandbox.model import SPACED_PRIMARY_STATUS
+    from sandbox.model import spaced_primary_status
 
     return EntitySet(
         "WorkItems",
@@ -192,7 +192,7 @@ def _work_items(firm: Firm) -> EntitySet:
                 "ClientKey": _f("key", lambda w: w.client_key, _EQ),
                 # Only the spaced form matches; "InProgress" silently matches nothing.
                 "PrimaryStatus": _f(
-                    "string", lambda w: SPACED_PRIMARY_STATUS[w.primary_status], _EQ
+                    "string", lambda w: spaced_primary_status(w.primary_status), _EQ
                 ),
                 "Title": _f("string", lambda w: w.title, _STR),
                 "WorkScheduleKey": _f("key", lambda w: w.work_schedule_key, _EQ),

@@ -48,6 +48,7 @@ from app.reports.service import (
     profitability_rows,
     report_context,
     totals_row,
+    warnings_in_view,
 )
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -212,7 +213,7 @@ async def get_unbilled_work(
     if format is ReportFormat.CSV:
         return _csv("unbilled-work", list(WipRow.model_fields), _dumped(rows))
     return UnbilledWorkReport(
-        **paged_fields(rows, page, context),
+        **paged_fields(rows, page, context, await warnings_in_view(session, context, where)),
         total_amount=breakdowns.wip_total(rows),
         by_age=breakdowns.age_buckets(rows),
     )
@@ -243,8 +244,9 @@ async def get_staff_utilization(
     if format is ReportFormat.CSV:
         row_model = UtilizationCostRow if principal.sees_pay else UtilizationRow
         return _csv("staff-utilization", list(row_model.model_fields), _dumped(rows))
+    window = FactFilter(start=start, end=end)
     return StaffUtilizationReport(
-        **paged_fields(rows, page, context),
+        **paged_fields(rows, page, context, await warnings_in_view(session, context, window)),
         start=start,
         end=end,
     )

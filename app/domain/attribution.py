@@ -11,6 +11,12 @@ lines, because presentation lines may be consolidated ("Professional services") 
 tab says which work items were billed. A recurring invoice is the exception: its Data tab names
 only services, and its presentation lines name the fixed-fee work item. A Data line splits into
 a fee part (work or service) and an expense part. Both sources are before tax.
+
+Gaps Karbon's spec allows: an invoice without a client is attributed by what each line names
+(a work item's client, a time entry's client, or a client's own key); a line whose
+``BillableItemType`` could not be read is a fee of the invoice's client. Work items deleted in
+Karbon are in the directory still (flagged), so their time and lines keep the client and fee
+type they last had.
 """
 
 from collections.abc import Iterable, Mapping
@@ -48,13 +54,17 @@ class BillingLine:
     amount: Decimal
     work_type: str | None = None
     """A work type the line itself names (a recurring service), used when no work item is known."""
+    type_known: bool = True
+    """False for a ``BillableItemType`` that could not be read: the line is then a fee of the
+    invoice's client, and its entity key names a client only when the invoice has none."""
 
 
 @dataclass(frozen=True, slots=True)
 class AttributedLine:
     invoice: Invoice
     line: BillingLine
-    client_key: str
+    client_key: str | None
+    """``None``: neither the invoice nor the line says whose it is (unattributed)."""
     work_item: WorkItem | None
 
     @property
@@ -108,10 +118,25 @@ class Directory:
     def attribute(self, invoice: Invoice) -> list[AttributedLine]:
         attributed = []
         for line in billing_lines(invoice):
-            work_item = self.work_item_of_line(line)
-            client_key = work_item.client_key if work_item else invoice.client_key
+            work_item = self.work_item_of_line(line) if line.type_known else None
+            if work_item is not None:
+                client_key: str | None = work_item.client_key
+            else:
+                client_key = invoice.client_key or self.client_named_by(line)
             attributed.append(AttributedLine(invoice, line, client_key, work_item))
         return attributed
+
+    def client_named_by(self, line: BillingLine) -> str | None:
+        """For an invoice without a client: the client a line's entity key leads to (a work
+        item's, a time entry's, or a known client's own key)."""
+        key = line.entity_key
+        if key is None:
+            return None
+        if key in self.work_items:
+            return self.work_items[key].client_key
+        if key in self.time_entries:
+            return self.client_of_entry(self.time_entries[key])
+        return key if key in self.clients else None
 
 
 def billing_lines(invoice: Invoice) -> list[BillingLine]:
@@ -128,6 +153,7 @@ def billing_lines(invoice: Invoice) -> list[BillingLine]:
             kind=LineKind.EXPENSE if line.item_type is LineType.EXPENSE else LineKind.FEE,
             entity_key=line.entity_key,
             amount=line.amount,
+            type_known=line.item_type is not None,
         )
         for line in invoice.lines
     ]
@@ -180,7 +206,8 @@ def _known_clients(records: TenantRecords) -> dict[str, Client]:
 
 def _referenced_clients(records: TenantRecords) -> Iterable[tuple[str, ClientType, str]]:
     for invoice in records.invoices:
-        yield invoice.client_key, invoice.client_type, invoice.client_name
+        if invoice.client_key is not None and invoice.client_type is not None:
+            yield invoice.client_key, invoice.client_type, invoice.client_name
     for entry in records.time_entries:
         if entry.client_key is not None and entry.client_type is not None:
             yield entry.client_key, entry.client_type, ""

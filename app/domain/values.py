@@ -100,6 +100,9 @@ class WorkItem:
     primary_status: str = ""
     completed_date: date | None = None
     work_type: str | None = None
+    deleted_in_karbon: bool = False
+    """Karbon no longer lists it: its last known client and fee type still hold for its time
+    and invoices."""
 
     @property
     def is_completed(self) -> bool:
@@ -120,7 +123,9 @@ class TimeEntry:
     """The timesheet's ``StartDate`` (rule 5)."""
     minutes: int
     hourly_rate: Decimal
-    billed_status: BilledStatus
+    billed_status: BilledStatus | None
+    """``None``: Karbon sent a value that could not be read (unknown or null); such an entry
+    keeps its minutes and cost but is never unbilled work."""
     work_item_key: str | None = None
     client_key: str | None = None
     client_type: ClientType | None = None
@@ -131,7 +136,9 @@ class InvoiceLine:
     """A presentation line item; ``amount`` is before tax."""
 
     key: str
-    item_type: LineType
+    item_type: LineType | None
+    """``None``: a ``BillableItemType`` that could not be read; the line is then a fee of its
+    invoice's client, whatever its entity key names."""
     entity_key: str | None
     amount: Decimal
 
@@ -157,10 +164,13 @@ class InvoiceDataLine:
 class Invoice:
     key: str
     number: str
-    status: InvoiceStatus
+    status: InvoiceStatus | None
+    """``None``: a status that could not be read; the invoice is then neither revenue nor
+    voided."""
     invoice_date: date
-    client_key: str
-    client_type: ClientType
+    client_key: str | None
+    """``None``: Karbon gave no client (the spec allows it); the lines say whose it is."""
+    client_type: ClientType | None
     client_name: str
     currency: str
     invoice_total: Decimal

@@ -1,16 +1,21 @@
 """Data-quality warnings as values, so nobody reads an incomplete number as a complete one.
 
 Warnings are derived from facts (plus the staff and work item lists), so passing only the facts
-of a report window gives the warnings that matter for that window.
+of a report window gives the warnings that matter for that window. Warnings about records
+(an unattributed invoice, time on a work item deleted in Karbon) also carry the client and
+the date they concern, so a report can show only those of the clients and window in view.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 
 from app.domain.attribution import Directory
 from app.domain.facts import Fact, FactSource
+from app.domain.money import ZERO
 from app.domain.values import FeeType
 
 
@@ -20,17 +25,32 @@ class WarningKind(StrEnum):
     UNKNOWN_FEE_TYPE = "unknown_fee_type"
     UNKNOWN_CLIENT_TIME = "unknown_client_time"
     UNKNOWN_CLIENT_INVOICE = "unknown_client_invoice"
+    UNATTRIBUTED_INVOICE = "unattributed_invoice"
+    """An invoice without a client whose lines do not say whose it is either."""
+    DELETED_WORK_ITEM = "deleted_work_item"
+    """Time on a work item Karbon no longer lists (kept with its last known fee type)."""
+    UNREADABLE_FIELD = "unreadable_field"
+    """A record kept with a field that could not be read (named when it was synced)."""
+    SET_ASIDE_RECORD = "set_aside_record"
+    """A record, entry or line that could not be read at all (named when it was synced)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class DataWarning:
     kind: WarningKind
     subject_key: str
-    """Staff, work item or client key; empty for time with no client at all."""
+    """Staff, work item, client or invoice key; empty for time with no client at all."""
     subject_name: str
-    """The staff member's name, or the client's name for work items and clients."""
+    """The staff member's name, the client's name for work items and clients, the invoice's
+    number for invoices."""
     minutes: int = 0
     """Minutes affected, where the warning is about time."""
+    amount: Decimal = ZERO
+    """Money affected (before tax), where the warning is about an invoice."""
+    client_key: str | None = None
+    """The client it concerns, when it concerns one."""
+    on: date | None = None
+    """The date it concerns (the entry's or the invoice's), when it is dated."""
 
 
 def collect_warnings(directory: Directory, facts: Iterable[Fact]) -> list[DataWarning]:
@@ -39,8 +59,14 @@ def collect_warnings(directory: Directory, facts: Iterable[Fact]) -> list[DataWa
         *_staff_warnings(directory, facts),
         *_fee_type_warnings(directory, facts),
         *_client_warnings(directory, facts),
+        *_unattributed_invoices(directory),
+        *_deleted_work_items(directory, facts),
     ]
-    return sorted(warnings)
+    return sorted(warnings, key=_order)
+
+
+def _order(warning: DataWarning) -> tuple[str, str, date, str]:
+    return (warning.kind, warning.subject_key, warning.on or date.min, warning.client_key or "")
 
 
 def _staff_warnings(directory: Directory, facts: list[Fact]) -> list[DataWarning]:
@@ -92,7 +118,7 @@ def _client_warnings(directory: Directory, facts: list[Fact]) -> list[DataWarnin
     time: dict[str, int] = defaultdict(int)
     invoiced: set[str] = set()
     for fact in facts:
-        if fact.client_known:
+        if fact.client_known or _unattributed(fact):
             continue
         key = fact.client_key or ""
         if fact.source is FactSource.TIME_ENTRY:
@@ -102,4 +128,54 @@ def _client_warnings(directory: Directory, facts: list[Fact]) -> list[DataWarnin
     return [
         *(DataWarning(WarningKind.UNKNOWN_CLIENT_TIME, k, "", m) for k, m in time.items()),
         *(DataWarning(WarningKind.UNKNOWN_CLIENT_INVOICE, k, "") for k in invoiced),
+    ]
+
+
+def _unattributed(fact: Fact) -> bool:
+    return fact.client_key is None and fact.source is not FactSource.TIME_ENTRY
+
+
+def _unattributed_invoices(directory: Directory) -> list[DataWarning]:
+    """Rule 2 for an invoice without a client: what its lines cannot attribute, with the
+    amount (before tax) left unattributed."""
+    amounts: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for line in directory.attributed_lines:
+        if line.client_key is None:
+            amounts[line.invoice.key] += line.line.amount
+    for invoice in directory.records.invoices:
+        lineless = not invoice.lines and not invoice.data_lines
+        if invoice.client_key is None and lineless and not invoice.is_voided:
+            amounts[invoice.key] += invoice.invoice_sub_total
+    invoices = {invoice.key: invoice for invoice in directory.records.invoices}
+    return [
+        DataWarning(
+            WarningKind.UNATTRIBUTED_INVOICE,
+            key,
+            invoices[key].number,
+            amount=amount,
+            on=invoices[key].invoice_date,
+        )
+        for key, amount in amounts.items()
+    ]
+
+
+def _deleted_work_items(directory: Directory, facts: list[Fact]) -> list[DataWarning]:
+    """Time on each work item deleted in Karbon, per client and day."""
+    deleted = {w.key: w for w in directory.records.work_items if w.deleted_in_karbon}
+    minutes: dict[tuple[str, date], int] = defaultdict(int)
+    for fact in facts:
+        if fact.source is FactSource.TIME_ENTRY and fact.work_item_key in deleted:
+            minutes[(fact.work_item_key, fact.fact_date)] += fact.measures.minutes
+    shown = {key for key, _ in minutes}
+    undated = [(key, None) for key in deleted if key not in shown]
+    return [
+        DataWarning(
+            WarningKind.DELETED_WORK_ITEM,
+            key,
+            deleted[key].client_name,
+            minutes.get((key, on), 0) if on else 0,
+            client_key=deleted[key].client_key,
+            on=on,
+        )
+        for key, on in [*minutes, *undated]
     ]

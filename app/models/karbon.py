@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -79,7 +79,8 @@ class WorkItem(SyncedRecord, Base):
     completed_date: Mapped[date | None]
     work_type: Mapped[str | None] = mapped_column(Text)
     work_status: Mapped[str | None] = mapped_column(Text)
-    primary_status: Mapped[str | None] = mapped_column(String(32))
+    primary_status: Mapped[str | None] = mapped_column(Text)
+    """As Karbon sent it, spelling normalised when known (an unknown status is kept)."""
     secondary_status: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     fee_value: Mapped[Decimal | None] = mapped_column(MONEY)
@@ -94,7 +95,7 @@ class Timesheet(SyncedRecord, Base):
     user_key: Mapped[str] = mapped_column(Text)
     start_date: Mapped[date]
     end_date: Mapped[date]
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_timesheets_tenant_start", "tenant_id", "start_date"),)
 
@@ -117,7 +118,8 @@ class TimeEntry(SyncedRecord, Base):
     task_type_name: Mapped[str | None] = mapped_column(Text)
     minutes: Mapped[int]
     hourly_rate: Mapped[Decimal | None] = mapped_column(MONEY)
-    billed_status: Mapped[str] = mapped_column(String(32))
+    billed_status: Mapped[str | None] = mapped_column(Text)
+    """As Karbon sent it (an unknown value or a null is kept, and named as a data issue)."""
 
     __table_args__ = (
         Index("ix_time_entries_tenant_timesheet", "tenant_id", "timesheet_key"),
@@ -131,7 +133,7 @@ class Invoice(SyncedRecord, Base):
     tenant_id: Mapped[UUID] = _tenant_fk()
     invoice_key: Mapped[str] = mapped_column(Text, primary_key=True)
     invoice_number: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(Text)
     invoice_date: Mapped[date | None]
     payment_due_date: Mapped[date | None]
     karbon_updated_at: Mapped[datetime]
@@ -158,7 +160,7 @@ class InvoiceLine(Base):
     invoice_key: Mapped[str] = mapped_column(Text, primary_key=True)
     position: Mapped[int] = mapped_column(primary_key=True)
     line_item_key: Mapped[str | None] = mapped_column(Text)
-    billable_item_type: Mapped[str | None] = mapped_column(String(32))
+    billable_item_type: Mapped[str | None] = mapped_column(Text)
     billable_item_entity_key: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     quantity: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
@@ -188,16 +190,28 @@ class RawResponse(Base):
     __table_args__ = (Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),)
 
 
-class RejectedRecord(Base):
-    """A record Karbon sent that could not be normalized: kept, named, and not applied."""
+class DataQualityIssue(Base):
+    """Something Karbon sent that could not be read: a field kept as sent but not understood
+    (`set_aside` = `field`), or a record, entry or line that could not be read at all and is
+    not applied (`record`). Replaced whenever the list record it came in is read again."""
 
-    __tablename__ = "rejected_records"
+    __tablename__ = "data_quality_issues"
 
     tenant_id: Mapped[UUID] = _tenant_fk()
     stream: Mapped[str] = mapped_column(String(32), primary_key=True)
     record_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    field: Mapped[str] = mapped_column(Text)
-    problem: Mapped[str] = mapped_column(Text)
-    raw: Mapped[Json] = mapped_column(JSONB)
+    """The list record it came in (its timesheet or invoice for an entry or a line)."""
+    entity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The entry, line or record the field belongs to."""
+    field: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    set_aside: Mapped[str] = mapped_column(String(16))
+    client_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    record_date: Mapped[date | None]
+    raw: Mapped[Json | None] = mapped_column(JSONB)
+    """What Karbon sent, for a record set aside whole."""
     run_id: Mapped[UUID | None]
-    seen_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_seen_at: Mapped[datetime]

@@ -99,13 +99,16 @@ class ReportMonthlySum(MeasureColumns, Base):
 
 class ReportClientName(Base):
     """A client's name as of the refresh: the synced client's, else (for a Client Group) the
-    one its work items or invoices give."""
+    one its work items or invoices give; and its owner and manager, by e-mail."""
 
     __tablename__ = "report_client_names"
 
     tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
     client_key: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
+    owner_email: Mapped[str | None] = mapped_column(Text)
+    """The live client's owner by e-mail (Karbon may give a UserKey: it is resolved)."""
+    manager_email: Mapped[str | None] = mapped_column(Text)
 
 
 class ReportSummedWindow(Base):
@@ -180,5 +183,10 @@ class ReportWarning(Base):
     subject_key: Mapped[str] = mapped_column(Text)
     subject_name: Mapped[str] = mapped_column(Text)
     minutes: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[Decimal] = mapped_column(FACT_MONEY, server_default="0")
+    client_key: Mapped[str | None] = mapped_column(Text)
+    """The client it concerns; None for a firm-wide warning (shown in every report)."""
+    warning_date: Mapped[date | None]
+    """The date it concerns; None when undated (shown in every window)."""
 
     __table_args__ = (Index("ix_report_warnings_tenant_kind", "tenant_id", "kind"),)

@@ -39,7 +39,7 @@ from app.reports.schemas import (
     WipRow,
     WorkItemRow,
 )
-from app.reports.service import ReportContext, figures, figures_view
+from app.reports.service import ReportContext, figures, figures_view, warnings_in_view
 
 AGE_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, None, "90+"))
 
@@ -62,15 +62,16 @@ async def client_report(
     totals = await repository.sum_facts(session, tenant_id, where, None)
     wip = await repository.sum_wip(session, tenant_id, FactFilter(client_key=key), "work_item")
     names = await repository.client_names(session, tenant_id, [key])
+    owner, manager = await repository.client_team(session, tenant_id, key)
     return ClientReport(
         key=key,
         name=names.get(key),
-        owner_email=stored.owner_email if stored else None,
-        manager_email=stored.manager_email if stored else None,
+        owner_email=owner,
+        manager_email=manager,
         start=start,
         end=end,
         as_of=context.as_of,
-        warnings=context.warnings,
+        warnings=await warnings_in_view(session, context, where),
         currency=context.currency,
         totals=ProfitabilityRow(
             key=key,
@@ -267,7 +268,7 @@ async def summary(
     invoice_total = year.counted_invoice_total
     return SummaryReport(
         as_of=context.as_of,
-        warnings=context.warnings,
+        warnings=await warnings_in_view(session, context, FactFilter(start=start, end=end)),
         currency=context.currency,
         start=start,
         end=end,

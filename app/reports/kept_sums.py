@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, literal, select, text, union_all
+from sqlalchemy import delete, func, insert, literal, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as upsert_into
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -125,6 +125,25 @@ async def name_clients(session: AsyncSession, tenant_id: UUID) -> None:
     )
     columns = ["tenant_id", "client_key", "name"]
     await session.execute(insert(ReportClientName).from_select(columns, names))
+    await _name_teams(session, tenant_id)
+
+
+async def _name_teams(session: AsyncSession, tenant_id: UUID) -> None:
+    """Each live client's owner and manager, by e-mail."""
+    named = ReportClientName
+    await session.execute(
+        update(named)
+        .where(
+            named.tenant_id == tenant_id,
+            Client.tenant_id == tenant_id,
+            Client.client_key == named.client_key,
+            Client.deleted_at.is_(None),
+        )
+        .values(
+            owner_email=repository.user_email(tenant_id, Client.owner_email),
+            manager_email=repository.user_email(tenant_id, Client.manager_email),
+        )
+    )
 
 
 async def fact_span(session: AsyncSession, tenant_id: UUID) -> tuple[date | None, date | None]:

@@ -20,6 +20,7 @@ from app.domain import (
     Client,
     ClientType,
     DataEntityType,
+    DataWarning,
     FeeType,
     Invoice,
     InvoiceDataLine,
@@ -29,15 +30,38 @@ from app.domain import (
     StaffMember,
     TenantRecords,
     TimeEntry,
+    WarningKind,
     WorkItem,
 )
 from app.domain.money import ZERO
 from app.models import Client as ClientRow
+from app.models import DataQualityIssue, Staff
 from app.models import Invoice as InvoiceRow
 from app.models import InvoiceLine as InvoiceLineRow
-from app.models import Staff
 from app.models import TimeEntry as TimeEntryRow
 from app.models import WorkItem as WorkItemRow
+
+
+async def load_data_issues(session: AsyncSession, tenant_id: UUID) -> list[DataWarning]:
+    """What the sync could not read, as warnings about each client it concerns (firm-wide
+    when the record names none), dated when the record is, named by entity and field."""
+    query = select(
+        DataQualityIssue.entity,
+        DataQualityIssue.field,
+        DataQualityIssue.set_aside,
+        DataQualityIssue.client_keys,
+        DataQualityIssue.record_date,
+    ).where(DataQualityIssue.tenant_id == tenant_id)
+    warnings = []
+    for entity, field, set_aside, client_keys, on in await session.execute(query):
+        kind = (
+            WarningKind.UNREADABLE_FIELD if set_aside == "field" else WarningKind.SET_ASIDE_RECORD
+        )
+        subject = f"{entity}.{field}"
+        concerned: list[str | None] = [*client_keys] or [None]
+        for client_key in concerned:
+            warnings.append(DataWarning(kind, subject, "", client_key=client_key, on=on))
+    return warnings
 
 
 async def load_records(session: AsyncSession, tenant_id: UUID) -> TenantRecords:
@@ -82,6 +106,8 @@ async def _clients(session: AsyncSession, tenant_id: UUID) -> tuple[Client, ...]
 
 
 async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem, ...]:
+    """Work items deleted in Karbon included: their time and invoices keep the client and
+    fee type they last had."""
     query = select(
         WorkItemRow.work_item_key,
         WorkItemRow.client_key,
@@ -92,11 +118,8 @@ async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem,
         WorkItemRow.primary_status,
         WorkItemRow.completed_date,
         WorkItemRow.work_type,
-    ).where(
-        WorkItemRow.tenant_id == tenant_id,
-        WorkItemRow.deleted_at.is_(None),
-        WorkItemRow.client_key.is_not(None),
-    )
+        WorkItemRow.deleted_at,
+    ).where(WorkItemRow.tenant_id == tenant_id, WorkItemRow.client_key.is_not(None))
     return tuple(
         WorkItem(
             key=row.work_item_key,
@@ -108,6 +131,7 @@ async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem,
             primary_status=row.primary_status or "",
             completed_date=row.completed_date,
             work_type=row.work_type,
+            deleted_in_karbon=row.deleted_at is not None,
         )
         for row in await session.execute(query)
     )
@@ -133,7 +157,7 @@ async def _time_entries(session: AsyncSession, tenant_id: UUID) -> tuple[TimeEnt
             entry_date=row.entry_date,
             minutes=row.minutes,
             hourly_rate=row.hourly_rate if row.hourly_rate is not None else ZERO,
-            billed_status=statuses[row.billed_status],
+            billed_status=statuses.get(row.billed_status or ""),
             work_item_key=row.work_item_key,
             client_key=row.client_key,
             client_type=_client_type(row.client_type) if row.client_type else None,
@@ -158,20 +182,16 @@ async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ..
         InvoiceRow.subtotal,
         InvoiceRow.amount_due,
         InvoiceRow.data_lines,
-    ).where(
-        InvoiceRow.tenant_id == tenant_id,
-        InvoiceRow.deleted_at.is_(None),
-        InvoiceRow.client_key.is_not(None),
-    )
+    ).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.deleted_at.is_(None))
     statuses = {status.value: status for status in InvoiceStatus}
     return tuple(
         Invoice(
             key=row.invoice_key,
             number=row.invoice_number or "",
-            status=statuses[row.status],
+            status=statuses.get(row.status or ""),
             invoice_date=row.invoice_date or row.karbon_updated_at.date(),
             client_key=row.client_key,
-            client_type=_client_type(row.client_type),
+            client_type=_client_type(row.client_type) if row.client_key else None,
             client_name=row.client_name or "",
             currency=row.currency_code or "",
             invoice_total=row.total or ZERO,
@@ -181,7 +201,6 @@ async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ..
             data_lines=None if row.data_lines is None else _data_lines(row.data_lines),
         )
         for row in await session.execute(query)
-        if row.status in statuses
     )
 
 
@@ -204,7 +223,7 @@ async def _invoice_lines(session: AsyncSession, tenant_id: UUID) -> dict[str, li
         by_invoice[invoice_key].append(
             InvoiceLine(
                 key=key or f"{invoice_key}:{position}",
-                item_type=types.get(kind or "", LineType.ENTITY),
+                item_type=LineType.ENTITY if kind is None else types.get(kind),
                 entity_key=entity_key,
                 amount=amount,
             )

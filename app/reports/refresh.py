@@ -35,7 +35,7 @@ from app.domain import (
 from app.models import ReportFact, ReportFixedFee, ReportWarning, ReportWipItem
 from app.reports import kept_sums
 from app.reports.cache import forget_tenant
-from app.reports.loading import load_records
+from app.reports.loading import load_data_issues, load_records
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,16 @@ FIXED_FEE_COLUMNS = (
     "wip",
     "first_entry_date",
 )
-WARNING_COLUMNS = ("tenant_id", "kind", "subject_key", "subject_name", "minutes")
+WARNING_COLUMNS = (
+    "tenant_id",
+    "kind",
+    "subject_key",
+    "subject_name",
+    "minutes",
+    "amount",
+    "client_key",
+    "warning_date",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +104,8 @@ async def refresh_reports(
         records = await load_records(session, tenant_id)
         settings = await domain_settings(session, tenant_id)
         evaluation = evaluate(records, settings, (as_of or datetime.now(UTC)).date())
-        await _replace_rows(session, tenant_id, evaluation)
+        unread = await load_data_issues(session, tenant_id)
+        await _replace_rows(session, tenant_id, evaluation, unread)
         await _sum_windows(session, tenant_id, (as_of or datetime.now(UTC)).date())
         version = await kept_sums.mark_refreshed(
             session, tenant_id, as_of, len(evaluation.facts), time.perf_counter() - started
@@ -109,7 +119,12 @@ async def refresh_reports(
     return RefreshOutcome(version, len(evaluation.facts), seconds)
 
 
-async def _replace_rows(session: AsyncSession, tenant_id: UUID, evaluation: Evaluation) -> None:
+async def _replace_rows(
+    session: AsyncSession,
+    tenant_id: UUID,
+    evaluation: Evaluation,
+    unread: Iterable[DataWarning],
+) -> None:
     await kept_sums.clear(session, tenant_id)
     await kept_sums.copy_rows(
         session, ReportFact, FACT_COLUMNS, _fact_rows(tenant_id, evaluation.facts)
@@ -124,7 +139,10 @@ async def _replace_rows(session: AsyncSession, tenant_id: UUID, evaluation: Eval
         _fixed_fee_rows(tenant_id, evaluation.fixed_fees),
     )
     await kept_sums.copy_rows(
-        session, ReportWarning, WARNING_COLUMNS, _warning_rows(tenant_id, evaluation.warnings)
+        session,
+        ReportWarning,
+        WARNING_COLUMNS,
+        _warning_rows(tenant_id, [*evaluation.warnings, *unread]),
     )
     await kept_sums.sum_months(session, tenant_id)
     await kept_sums.name_clients(session, tenant_id)
@@ -203,4 +221,7 @@ def _warning_rows(tenant_id: UUID, warnings: Iterable[DataWarning]) -> Iterable[
             warning.subject_key,
             warning.subject_name,
             warning.minutes,
+            warning.amount,
+            warning.client_key,
+            warning.on,
         )

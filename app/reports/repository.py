@@ -3,8 +3,9 @@
 This module builds every query a report runs; the rows a refresh writes (the facts, monthly
 sums and kept window sums those queries read) are built in `app.reports.kept_sums`.
 
-Every query is scoped to one tenant. Grouping by owner or manager joins the client's live
-row; the facts carry everything else a filter or grouping needs. A windowed sum by client,
+Every query is scoped to one tenant. Grouping or filtering by owner or manager joins the
+client's name row of the refresh (which holds its owner and manager by e-mail, a UserKey
+resolved); the facts carry everything else a filter or grouping needs. A windowed sum by client,
 owner, manager or work type reads the monthly sums for the months wholly inside the window and
 the facts only for the days at its edges; over a window whose per-client sums the refresh
 kept (the trailing year and each calendar year), it reads one row per client instead.
@@ -83,18 +84,29 @@ async def refresh_state(session: AsyncSession, tenant_id: UUID) -> ReportRefresh
 
 def _client_join(table: Any) -> ColumnElement[bool]:
     return and_(
-        Client.tenant_id == table.tenant_id,
-        Client.client_key == table.client_key,
-        Client.deleted_at.is_(None),
+        ReportClientName.tenant_id == table.tenant_id,
+        ReportClientName.client_key == table.client_key,
     )
+
+
+def user_email(tenant_id: UUID, given: Any) -> ColumnElement[Any]:
+    """Karbon gives a client's owner or manager as "the UserKey or the email address" (spec):
+    the synced user's e-mail for a UserKey, else what was given."""
+    email = (
+        select(Staff.email)
+        .where(Staff.tenant_id == tenant_id, Staff.user_key == given, Staff.email.is_not(None))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(email, given)
 
 
 def _group_column(table: Any, group_by: GroupBy | str) -> Any:
     match group_by:
         case GroupBy.OWNER:
-            return Client.owner_email
+            return ReportClientName.owner_email
         case GroupBy.MANAGER:
-            return Client.manager_email
+            return ReportClientName.manager_email
         case GroupBy.WORK_TYPE:
             return table.work_type
         case "work_item":
@@ -114,11 +126,18 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
         conditions.append(table.fee_type == where.fee_type)
     if where.client_key is not None:
         conditions.append(table.client_key == where.client_key)
-    if where.owner is not None:
-        conditions.append(Client.owner_email == where.owner)
-    if where.manager is not None:
-        conditions.append(Client.manager_email == where.manager)
+    conditions += _team_conditions(tenant_id, where)
     return query.where(*conditions)
+
+
+def _team_conditions(tenant_id: UUID, where: FactFilter) -> list[ColumnElement[bool]]:
+    """The owner and manager filters: each an e-mail or a UserKey."""
+    conditions = []
+    if where.owner is not None:
+        conditions.append(ReportClientName.owner_email == user_email(tenant_id, where.owner))
+    if where.manager is not None:
+        conditions.append(ReportClientName.manager_email == user_email(tenant_id, where.manager))
+    return conditions
 
 
 def _needs_client(group_by: GroupBy | str | None, where: FactFilter) -> bool:
@@ -162,7 +181,7 @@ def _scoped(
     needs it, and filtered to the tenant and `where`."""
     query = query.select_from(_from_clause(table))
     if _needs_client(group_by, where):
-        query = query.outerjoin(Client, _client_join(table))
+        query = query.outerjoin(ReportClientName, _client_join(table))
     return _filtered(query, table, tenant_id, where)
 
 
@@ -396,7 +415,7 @@ async def wip_items(
 ) -> Sequence[ReportWipItem]:
     query = select(ReportWipItem)
     if where.owner or where.manager:
-        query = query.join(Client, _client_join(ReportWipItem))
+        query = query.join(ReportClientName, _client_join(ReportWipItem))
     query = _filtered(query, ReportWipItem, tenant_id, where)
     return (await session.execute(query)).scalars().all()
 
@@ -417,13 +436,38 @@ async def summed_windows(session: AsyncSession, tenant_id: UUID) -> frozenset[tu
     return frozenset((start, end) for start, end in await session.execute(query))
 
 
-async def warnings(session: AsyncSession, tenant_id: UUID) -> Sequence[ReportWarning]:
+@dataclass(frozen=True, slots=True)
+class WarningSum:
+    kind: str
+    subject_key: str
+    subject_name: str
+    minutes: int
+    amount: Decimal
+    records: int
+
+
+async def warnings(session: AsyncSession, tenant_id: UUID, where: FactFilter) -> list[WarningSum]:
+    """The warnings in view: firm-wide ones, and those about the clients and dates `where`
+    selects (an undated one whenever its client is in view), summed per subject."""
+    table = ReportWarning
+    conditions: list[ColumnElement[bool]] = [table.tenant_id == tenant_id]
+    if where.start is not None and where.end is not None:
+        dated_in = table.warning_date.between(where.start, where.end)
+        conditions.append(or_(table.warning_date.is_(None), dated_in))
+    client_conditions = _team_conditions(tenant_id, where)
+    if where.client_key is not None:
+        client_conditions.append(table.client_key == where.client_key)
+    if client_conditions:
+        conditions.append(or_(table.client_key.is_(None), and_(*client_conditions)))
+    subject = (table.kind, table.subject_key, table.subject_name)
     query = (
-        select(ReportWarning)
-        .where(ReportWarning.tenant_id == tenant_id)
-        .order_by(ReportWarning.kind, ReportWarning.subject_key)
+        select(*subject, func.sum(table.minutes), func.sum(table.amount), func.count())
+        .outerjoin(ReportClientName, _client_join(table))
+        .where(*conditions)
+        .group_by(*subject)
+        .order_by(*subject)
     )
-    return (await session.execute(query)).scalars().all()
+    return [WarningSum(*row) for row in await session.execute(query)]
 
 
 async def client_names(
@@ -436,6 +480,17 @@ async def client_names(
         ReportClientName.tenant_id == tenant_id, ReportClientName.client_key.in_(keys)
     )
     return {key: name for key, name in await session.execute(query)}
+
+
+async def client_team(
+    session: AsyncSession, tenant_id: UUID, key: str
+) -> tuple[str | None, str | None]:
+    """A client's owner and manager by e-mail, as of the last refresh."""
+    query = select(ReportClientName.owner_email, ReportClientName.manager_email).where(
+        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == key
+    )
+    row = (await session.execute(query)).one_or_none()
+    return (row[0], row[1]) if row else (None, None)
 
 
 async def client(session: AsyncSession, tenant_id: UUID, key: str) -> Client | None:

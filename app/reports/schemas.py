@@ -60,13 +60,23 @@ class Order(StrEnum):
 
 
 class ReportWarningView(BaseModel):
+    """A gap in the data behind the report: only those about the clients and the window in
+    view (and firm-wide ones) are listed."""
+
     kind: str = Field(
         description="`missing_compensation`, `missing_capacity`, `unknown_fee_type`, "
-        "`unknown_client_time`, `unknown_client_invoice`, `sync_not_completed`"
+        "`unknown_client_time`, `unknown_client_invoice`, `unattributed_invoice`, "
+        "`deleted_work_item`, `unreadable_field`, `set_aside_record`, `sync_not_completed`"
     )
-    subject_key: str = Field(description="The staff member, work item or client concerned")
+    subject_key: str = Field(
+        description="The staff member, work item, client or invoice concerned; for "
+        "`unreadable_field` and `set_aside_record`, the Karbon entity and field "
+        "(`TimeEntry.BilledStatus`): `GET /api/v1/data-quality` lists each record"
+    )
     subject_name: str
     hours: Hours = Field(description="Hours of time affected, where the warning is about time")
+    amount: Money = Field(description="Money affected (before tax), where it is about invoices")
+    records: int = Field(description="How many records in view it concerns")
     message: str
 
 

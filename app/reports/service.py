@@ -17,13 +17,13 @@ from app.domain import (
     profit,
     realization,
 )
+from app.domain.money import ZERO
 from app.kit.pagination import PageParams
 from app.kit.presentation import hours, money, optional_money, ratio
 from app.kit.problems import ProblemError
-from app.models import ReportWarning
 from app.reports import repository
 from app.reports.cache import CONTEXT_TTL_SECONDS, TenantTtlCache
-from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking
+from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking, WarningSum
 from app.reports.schemas import (
     ClientProfitabilityReport,
     Figures,
@@ -42,6 +42,14 @@ WARNING_MESSAGES = {
     "and its unbilled time as WIP at standard value.",
     "unknown_client_time": "Time belongs to a client that is not synced.",
     "unknown_client_invoice": "An invoice belongs to a client that is not synced.",
+    "unattributed_invoice": "An invoice without a client whose lines name no client either: "
+    "its amount is in no client's figures.",
+    "deleted_work_item": "The work item was deleted in Karbon: its time and invoices keep the "
+    "client and fee type it last had.",
+    "unreadable_field": "Karbon sent a value this version cannot read: the records are kept, "
+    "and the field is treated as unknown (an unreadable BilledStatus is never unbilled work).",
+    "set_aside_record": "Karbon sent records that cannot be read at all: they are left out of "
+    "every figure until Karbon sends them readable.",
     "sync_not_completed": "No sync has completed yet: figures cover what has arrived so far.",
 }
 
@@ -52,7 +60,6 @@ class ReportContext:
     version: int
     as_of: datetime | None
     currency: str | None
-    warnings: list[ReportWarningView]
     summed_windows: frozenset[tuple[date, date]]
     """Windows whose per-client sums the last refresh kept."""
 
@@ -89,36 +96,34 @@ async def report_context(session: AsyncSession, tenant_id: UUID) -> ReportContex
 
 async def _read_report_context(session: AsyncSession, tenant_id: UUID) -> ReportContext:
     state = await repository.refresh_state(session, tenant_id)
-    warnings = [_warning_view(w) for w in await repository.warnings(session, tenant_id)]
-    if state is None or state.as_of is None:
-        warnings.insert(0, _sync_not_completed())
     return ReportContext(
         tenant_id=tenant_id,
         version=state.version if state else 0,
         as_of=state.as_of if state else None,
         currency=state.currency if state else None,
-        warnings=warnings,
         summed_windows=await repository.summed_windows(session, tenant_id),
     )
 
 
-def _warning_view(warning: ReportWarning) -> ReportWarningView:
+async def warnings_in_view(
+    session: AsyncSession, context: ReportContext, where: FactFilter
+) -> list[ReportWarningView]:
+    """The warnings about the clients and window `where` selects, and the firm-wide ones."""
+    views = [_warning_view(w) for w in await repository.warnings(session, context.tenant_id, where)]
+    if context.as_of is None:
+        views.insert(0, _warning_view(WarningSum("sync_not_completed", "", "", 0, ZERO, 0)))
+    return views
+
+
+def _warning_view(warning: WarningSum) -> ReportWarningView:
     return ReportWarningView(
         kind=warning.kind,
         subject_key=warning.subject_key,
         subject_name=warning.subject_name,
         hours=hours(warning.minutes),
+        amount=money(warning.amount),
+        records=warning.records,
         message=WARNING_MESSAGES.get(warning.kind, warning.kind),
-    )
-
-
-def _sync_not_completed() -> ReportWarningView:
-    return ReportWarningView(
-        kind="sync_not_completed",
-        subject_key="",
-        subject_name="",
-        hours=hours(0),
-        message=WARNING_MESSAGES["sync_not_completed"],
     )
 
 
@@ -175,12 +180,10 @@ async def client_profitability(
     """The groups asked for (`limit=None`: all), in order; `query` comes back with its window
     filled in. Summing, ordering, counting and totalling happen in the database."""
     query = _windowed(context, query)
-    assert query.start is not None and query.end is not None
-    where = FactFilter(query.start, query.end, query.owner, query.manager, query.fee_type)
     ranking = await repository.rank_groups(
         session,
         context.tenant_id,
-        where,
+        _fact_filter(query),
         query.group_by,
         Ordering(query.sort, descending=query.order is Order.DESC),
         monthly=query.interval is Interval.MONTH,
@@ -189,6 +192,10 @@ async def client_profitability(
         offset=offset,
     )
     return query, ranking
+
+
+def _fact_filter(query: ProfitabilityQuery) -> FactFilter:
+    return FactFilter(query.start, query.end, query.owner, query.manager, query.fee_type)
 
 
 def _windowed(context: ReportContext, query: ProfitabilityQuery) -> ProfitabilityQuery:
@@ -249,16 +256,21 @@ async def profitability_rows(
     ]
 
 
-def paged_fields(rows: Sequence[Any], page: PageParams, context: ReportContext) -> dict[str, Any]:
-    """What every paged report carries: the page of `rows`, its place among them, and the
-    context's `as_of`, warnings and currency."""
+def paged_fields(
+    rows: Sequence[Any],
+    page: PageParams,
+    context: ReportContext,
+    warnings: list[ReportWarningView],
+) -> dict[str, Any]:
+    """What every paged report carries: the page of `rows`, its place among them, the
+    context's `as_of` and currency, and the warnings in view."""
     return {
         "items": list(rows[page.offset : page.offset + page.limit]),
         "total": len(rows),
         "limit": page.limit,
         "offset": page.offset,
         "as_of": context.as_of,
-        "warnings": context.warnings,
+        "warnings": warnings,
         "currency": context.currency,
     }
 
@@ -278,7 +290,7 @@ async def profitability_report(
         limit=limit,
         offset=offset,
         as_of=context.as_of,
-        warnings=context.warnings,
+        warnings=await warnings_in_view(session, context, _fact_filter(query)),
         currency=context.currency,
         start=query.start,
         end=query.end,

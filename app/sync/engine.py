@@ -24,7 +24,7 @@ from app.models import SyncKind
 from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
 from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
-from app.sync.records import ParsedBatch, Raw
+from app.sync.records import Raw
 from app.sync.store import RecordStore
 from app.sync.streams import (
     STREAMS,
@@ -262,8 +262,6 @@ class SyncEngine:
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             batch = await stream.write(store, records, details, tokens)
-            await store.quarantine(stream.name, batch.rejects)
-            await store.release_quarantine(stream.name, list(tokens.keys() - _rejected(batch)))
             await self._save_raw(store, stream, responses)
             progress.records += len(batch.records)
             await self._record_progress(session, stream, checkpoint, progress, len(responses), rate)
@@ -435,10 +433,6 @@ def _take_captured(stream: Stream | None = None, page: Page | None = None) -> li
 
 def _is_list_response(stream: Stream, response: KarbonResponse) -> bool:
     return urlsplit(response.url).path.rstrip("/").endswith(stream.resource.list_path)
-
-
-def _rejected(batch: ParsedBatch) -> set[str]:
-    return {reject.error.key for reject in batch.rejects}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -10,8 +10,10 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.values import UNBILLED_STATUSES
+from app.kit.pagination import PageParams
 from app.models import (
     ACTIVE_STATES,
+    DataQualityIssue,
     RawResponse,
     StreamState,
     SyncKind,
@@ -21,6 +23,7 @@ from app.models import (
     TimeEntry,
 )
 from app.sync.streams import OpenPeriod
+from app.tenancy import repository as tenancy_repository
 
 _RECORD_PROGRESS = (
     update(SyncRun)
@@ -174,3 +177,22 @@ async def raw_responses(
     )
     async for response in await session.stream_scalars(query):
         yield response
+
+
+async def data_quality_issues(
+    session: AsyncSession, tenant_id: UUID, params: PageParams
+) -> tuple[Sequence[DataQualityIssue], int]:
+    """A page of the firm's data-quality issues, most recently seen first."""
+    issue = DataQualityIssue
+    query = (
+        select(issue)
+        .where(issue.tenant_id == tenant_id)
+        .order_by(
+            issue.last_seen_at.desc(),
+            issue.stream,
+            issue.record_key,
+            issue.subject_key,
+            issue.field,
+        )
+    )
+    return await tenancy_repository.paged(session, query, params)

@@ -1,5 +1,6 @@
 """What the sync endpoints answer."""
 
+from datetime import date as date_type
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -81,3 +82,29 @@ class TenantSyncView(BaseModel):
     last: SyncRunView | None
     last_error_code: str | None
     last_error_at: datetime | None
+
+
+class ClientRef(BaseModel):
+    key: str
+    name: str | None = Field(description="None until a report refresh has named the client")
+
+
+class DataQualityIssueView(BaseModel):
+    """Something Karbon sent that Reckonry could not read."""
+
+    entity: str = Field(description="Karbon's entity: TimeEntry, InvoiceLine, WorkItem, Invoice…")
+    key: str = Field(description="The Karbon key of the entry, line or record")
+    record_key: str = Field(description="The list record it came in (its timesheet or invoice)")
+    field: str = Field(description="Karbon's field name (a path for nested fields)")
+    value: str | None = Field(description="What Karbon sent, as text; none for a null")
+    reason: str
+    set_aside: Literal["field", "record"] = Field(
+        description="`field`: the record is kept and only this field is treated as unknown. "
+        "`record`: the entry, line or record could not be read and is in no figure"
+    )
+    clients: list[ClientRef] = Field(
+        description="The clients it concerns, as the record says, named as of the last refresh"
+    )
+    date: date_type | None = Field(description="The entry's or invoice's date, when it has one")
+    first_seen_at: datetime
+    last_seen_at: datetime

@@ -7,7 +7,7 @@ detail was not re-read keeps what was stored.
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from operator import itemgetter
@@ -37,13 +37,22 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import json_text
-from app.models import Base, InvoiceLine, RawResponse, RejectedRecord, TimeEntry, Timesheet
+from app.models import (
+    Base,
+    DataQualityIssue,
+    InvoiceLine,
+    RawResponse,
+    TimeEntry,
+    Timesheet,
+)
 from app.sync.karbon.client import KarbonResponse
 from app.sync.records import (
     ClientRecord,
+    FieldIssue,
     InvoiceRecord,
+    Raw,
     Record,
-    Reject,
+    SetAside,
     TimesheetRecord,
     UserRecord,
     WorkItemRecord,
@@ -89,10 +98,11 @@ _ENTRIES_GONE = (
 _LINES_OF = delete(InvoiceLine).where(
     InvoiceLine.tenant_id == _TENANT, InvoiceLine.invoice_key == any_(_keys("invoices"))
 )
-_RELEASED = delete(RejectedRecord).where(
-    RejectedRecord.tenant_id == _TENANT,
-    RejectedRecord.stream == bindparam("stream", type_=String),
-    RejectedRecord.record_key == any_(_keys("records")),
+_ISSUES_RESOLVED = delete(DataQualityIssue).where(
+    DataQualityIssue.tenant_id == _TENANT,
+    DataQualityIssue.stream == bindparam("stream", type_=String),
+    DataQualityIssue.record_key == any_(_keys("records")),
+    DataQualityIssue.last_seen_at != bindparam("seen_at"),
 )
 
 
@@ -248,12 +258,12 @@ def work_item_row(record: WorkItemRecord) -> Row:
         "completed_date": record.completed_date,
         "work_type": record.work_type,
         "work_status": record.work_status,
-        "primary_status": record.primary_status.value if record.primary_status else None,
+        "primary_status": _as_sent(record.primary_status),
         "secondary_status": record.secondary_status,
     }
     if record.raw_detail is not None:
         row |= {
-            "fee_type": record.fee_type.value if record.fee_type else None,
+            "fee_type": record.known_fee_type.value if record.known_fee_type else None,
             "fee_value": record.fee_value,
             "raw_detail": record.raw_detail,
         }
@@ -266,7 +276,7 @@ def timesheet_row(record: TimesheetRecord) -> Row:
         "user_key": record.user_key,
         "start_date": record.start_date,
         "end_date": record.end_date,
-        "status": record.status.value,
+        "status": _as_sent(record.status),
     }
 
 
@@ -274,7 +284,7 @@ def invoice_row(record: InvoiceRecord) -> Row:
     row: Row = {
         "invoice_key": record.invoice_key,
         "invoice_number": record.invoice_number,
-        "status": record.status.value,
+        "status": _as_sent(record.status),
         "invoice_date": record.invoice_date,
         "payment_due_date": record.payment_due_date,
         "karbon_updated_at": record.updated_at,
@@ -293,6 +303,16 @@ def invoice_row(record: InvoiceRecord) -> Row:
         row["raw_detail"] = record.raw_detail
         row["data_lines"] = [line.raw for line in record.data_lines or []] or None
     return row
+
+
+def _as_sent(value: str | None) -> str | None:
+    """An enumerated value as Karbon sent it: a known one in its canonical spelling, an
+    unknown one verbatim (and named as a data issue by the record)."""
+    return None if value is None else str(value)
+
+
+def _whole(issue: FieldIssue) -> bool:
+    return issue.set_aside is SetAside.RECORD and issue.key == issue.parent_key
 
 
 def _group_by_columns(rows: Sequence[Row]) -> list[list[Row]]:
@@ -355,7 +375,7 @@ class RecordStore:
                 "task_type_name": entry.task_type_name,
                 "minutes": entry.minutes,
                 "hourly_rate": entry.hourly_rate,
-                "billed_status": entry.billed_status.value,
+                "billed_status": _as_sent(entry.billed_status),
                 "raw": entry.raw,
                 "change_token": None,
                 "last_seen_run_id": self.run_id,
@@ -397,9 +417,7 @@ class RecordStore:
                 "invoice_key": invoice.invoice_key,
                 "position": position,
                 "line_item_key": line.line_item_key,
-                "billable_item_type": line.billable_item_type.value
-                if line.billable_item_type
-                else None,
+                "billable_item_type": _as_sent(line.billable_item_type),
                 "billable_item_entity_key": line.billable_item_entity_key,
                 "description": line.description,
                 "quantity": line.quantity,
@@ -414,25 +432,41 @@ class RecordStore:
         ]
         await _insert(self.session, InvoiceLine, rows)
 
-    async def quarantine(self, stream: str, rejects: Sequence[Reject]) -> None:
+    async def record_issues(
+        self, stream: str, read_keys: Sequence[str], issues: Sequence[FieldIssue], raw: Raw
+    ) -> None:
+        """Name what could not be read on a page. `read_keys`: the page's list records (their
+        earlier issues are replaced); `raw`: each record's JSON by key, kept for a record set
+        aside whole."""
+        seen_at = datetime.now(UTC)
         rows = [
             {
                 "tenant_id": self.tenant_id,
                 "stream": stream,
-                "record_key": reject.error.key,
-                "field": reject.error.field,
-                "problem": reject.error.problem,
-                "raw": reject.raw,
+                "record_key": issue.parent_key,
+                "entity": issue.entity,
+                "subject_key": issue.key,
+                "field": issue.field,
+                "value": issue.value,
+                "reason": issue.reason,
+                "set_aside": issue.set_aside.value,
+                "client_keys": list(issue.client_keys),
+                "record_date": issue.on,
+                "raw": raw.get(issue.key) if _whole(issue) else None,
                 "run_id": self.run_id,
+                "last_seen_at": seen_at,
             }
-            for reject in rejects
+            for issue in issues
         ]
-        await _upsert(self.session, RejectedRecord, rows)
-
-    async def release_quarantine(self, stream: str, keys: Sequence[str]) -> None:
-        """Records that now parse are no longer rejected."""
+        await _upsert(self.session, DataQualityIssue, rows)
         await self.session.execute(
-            _RELEASED, {"tenant": self.tenant_id, "stream": stream, "records": list(keys)}
+            _ISSUES_RESOLVED,
+            {
+                "tenant": self.tenant_id,
+                "stream": stream,
+                "records": list(read_keys),
+                "seen_at": seen_at,
+            },
         )
 
     async def save_raw(self, stream: str, responses: Sequence[tuple[str, KarbonResponse]]) -> None:

@@ -145,9 +145,12 @@ class Stream:
         *,
         keep_deleted_at: bool = False,
     ) -> ParsedBatch:
-        """Parse a page of list records (with their details) and store what parsed."""
+        """Parse a page of list records (with their details), store what could be read, and
+        name what could not (replacing what was named for these records before)."""
         batch = parse_batch(self.parse, records, details, key=self.key_field)
         await store.save(self.storage, batch.records, tokens, keep_deleted_at=keep_deleted_at)
+        by_key = {str(raw.get(self.key_field)): raw for raw in records}
+        await store.record_issues(self.name, list(by_key), batch.issues, by_key)
         return batch
 
     def change_token(self, raw: Raw) -> str:

@@ -47,17 +47,19 @@ def work_item(
     completed: date | None = None,
     work_type: str | None = "Accounting",
     client_type: ClientType = ClientType.ORGANIZATION,
+    deleted: bool = False,
 ) -> WorkItem:
     return WorkItem(
         key=key,
         client_key=client_key,
-        client_type=client_type,
-        client_name=f"Client {client_key}",
+        client_type=client_type if client_key else None,
+        client_name=f"Client {client_key}" if client_key else "",
         fee_type=fee_type,
         fee_value=D(fee_value) if fee_value is not None else None,
         primary_status="Completed" if completed else "In Progress",
         completed_date=completed,
         work_type=work_type,
+        deleted_in_karbon=deleted,
     )
 
 
@@ -67,7 +69,7 @@ def entry(
     on: date = date(2024, 3, 4),
     minutes: int = 60,
     rate: str = "100",
-    status: BilledStatus = BilledStatus.UNBILLED,
+    status: BilledStatus | None = BilledStatus.UNBILLED,
     work_item_key: str | None = "W1",
     client_key: str | None = None,
     client_type: ClientType | None = None,
@@ -78,16 +80,16 @@ def entry(
 
 
 def line(
-    key: str, entity_key: str | None, amount: str, item_type: LineType = LineType.ENTITY
+    key: str, entity_key: str | None, amount: str, item_type: LineType | None = LineType.ENTITY
 ) -> InvoiceLine:
     return InvoiceLine(key, item_type, entity_key, D(amount))
 
 
 def invoice(
     key: str = "I1",
-    status: InvoiceStatus = InvoiceStatus.AWAITING_PAYMENT,
+    status: InvoiceStatus | None = InvoiceStatus.AWAITING_PAYMENT,
     on: date = date(2024, 3, 31),
-    client_key: str = "C1",
+    client_key: str | None = "C1",
     lines: tuple[InvoiceLine, ...] = (),
     total: str | None = None,
     sub_total: str | None = None,
@@ -105,8 +107,8 @@ def invoice(
         status=status,
         invoice_date=on,
         client_key=client_key,
-        client_type=client_type,
-        client_name=f"Client {client_key}",
+        client_type=client_type if client_key else None,
+        client_name=f"Client {client_key}" if client_key else "",
         currency="AUD",
         invoice_total=grand,
         invoice_sub_total=sub,

@@ -12,8 +12,9 @@ import pytest
 from app.sync.records import (
     ClientType,
     FeeType,
+    FieldIssue,
     PrimaryStatus,
-    RecordValidationError,
+    SetAside,
     parse_batch,
     parse_contact,
     parse_invoice,
@@ -59,7 +60,7 @@ def test_work_item_detail_adds_fee_settings_and_keeps_client_groups() -> None:
         "FeeSettings": {"FeeType": "FixedFee", "FeeValue": 5150.2},
     }
     record = parse_work_item(WORK_ITEM, detail)
-    assert record.fee_type is FeeType.FIXED_FEE
+    assert record.known_fee_type is FeeType.FIXED_FEE
     assert record.fee_value == Decimal("5150.2")
     assert record.primary_status is PrimaryStatus.READY_TO_START
     assert record.client_type is ClientType.CLIENT_GROUP
@@ -173,31 +174,97 @@ def test_karbon_times_without_an_offset_are_utc() -> None:
     assert unstated.last_modified.utcoffset() is not None
 
 
-def test_a_bad_record_names_entity_key_and_field() -> None:
-    bad_entry = {"TimeEntryKey": "e", "Minutes": "lots", "BilledStatus": "Unbilled"}
-    raw = {
-        "TimesheetKey": "ts1",
-        "UserKey": "u",
-        "StartDate": "2022-07-04T00:00:00Z",
-        "EndDate": "2022-07-10T00:00:00Z",
-        "Status": "Draft",
-        "TimeEntries": [bad_entry],
-    }
-    with pytest.raises(RecordValidationError) as caught:
-        parse_timesheet(raw)
-    assert (caught.value.entity, caught.value.key) == ("Timesheet", "ts1")
-    assert caught.value.field == "TimeEntries[0].Minutes"
-    assert "ts1" in str(caught.value) and "Minutes" in str(caught.value)
+TIMESHEET = {
+    "TimesheetKey": "ts1",
+    "UserKey": "u",
+    "StartDate": "2022-07-04T00:00:00Z",
+    "EndDate": "2022-07-10T00:00:00Z",
+    "Status": "Draft",
+}
 
 
-def test_bad_records_are_quarantined_and_the_rest_of_the_page_kept() -> None:
+def entry(key: str, **fields: Any) -> dict[str, Any]:
+    return {"TimeEntryKey": key, "Minutes": 30, "BilledStatus": "Unbilled", **fields}
+
+
+def test_an_unreadable_entry_is_set_aside_alone_and_named() -> None:
+    raw = {**TIMESHEET, "TimeEntries": [entry("bad", Minutes="lots", ClientKey="C1"), entry("ok")]}
+    record = parse_timesheet(raw)
+    assert [e.time_entry_key for e in record.entries] == ["ok"]
+    assert record.issues() == [
+        FieldIssue(
+            entity="TimeEntry",
+            key="bad",
+            parent_key="ts1",
+            field="Minutes",
+            value="lots",
+            reason="Input should be a valid integer, unable to parse string as an integer",
+            set_aside=SetAside.RECORD,
+            client_keys=("C1",),
+            on=date(2022, 7, 4),
+        )
+    ]
+
+
+@pytest.mark.parametrize("status", ["PartiallyBilled", None])
+def test_an_entry_with_an_unknown_or_null_billed_status_is_kept_with_its_minutes(
+    status: str | None,
+) -> None:
+    raw = {**TIMESHEET, "TimeEntries": [entry("e1", BilledStatus=status, ClientKey="C1")]}
+    record = parse_timesheet(raw)
+    (kept,) = record.entries
+    assert (kept.minutes, kept.billed_status, kept.known_billed_status) == (30, status, None)
+    (issue,) = record.issues()
+    assert (issue.entity, issue.key, issue.field, issue.value, issue.set_aside) == (
+        "TimeEntry",
+        "e1",
+        "BilledStatus",
+        status,
+        SetAside.FIELD,
+    )
+    assert issue.client_keys == ("C1",) and issue.on == date(2022, 7, 4)
+
+
+def test_unknown_statuses_and_line_types_are_kept_as_sent_and_named() -> None:
+    invoice = parse_invoice(
+        {
+            "InvoiceKey": "i1",
+            "InvoiceStatus": "PartlyPaid",
+            "UpdatedAt": "2023-07-20T23:52:11Z",
+            "InvoiceDate": "2023-07-01T00:00:00Z",
+            "Client": {"ClientKey": "C1", "ClientType": "Organization", "Name": "Acme"},
+            "LineItems": [
+                {"LineItemKey": "L1", "BillableItemType": "Disbursement", "Amount": 50},
+                {"LineItemKey": "L2", "BillableItemType": "Entity", "Amount": "x"},
+                {"LineItemKey": "L3", "BillableItemType": "Expense", "Amount": 5},
+            ],
+        }
+    )
+    assert invoice.status == "PartlyPaid"
+    assert [(line.line_item_key, line.billable_item_type) for line in invoice.line_items or []] == [
+        ("L1", "Disbursement"),
+        ("L3", "Expense"),
+    ]
+    named = [(i.entity, i.key, i.field, i.set_aside, i.client_keys) for i in invoice.issues()]
+    assert named == [
+        ("Invoice", "i1", "InvoiceStatus", SetAside.FIELD, ("C1",)),
+        ("InvoiceLine", "L1", "BillableItemType", SetAside.FIELD, ("C1",)),
+        ("InvoiceLine", "L2", "Amount", SetAside.RECORD, ("C1",)),
+    ]
+    work_item = parse_work_item({**WORK_ITEM, "PrimaryStatus": "On Hold"})
+    assert work_item.primary_status == "On Hold"
+    assert [(i.field, i.value) for i in work_item.issues()] == [("PrimaryStatus", "On Hold")]
+
+
+def test_a_record_that_cannot_be_read_is_set_aside_whole_and_the_rest_of_the_page_kept() -> None:
     good = {**WORK_ITEM}
-    bad = {**WORK_ITEM, "WorkItemKey": "bad", "PrimaryStatus": "Abandoned"}
+    bad = {**WORK_ITEM, "WorkItemKey": "bad", "Title": None}
     batch = parse_batch(parse_work_item, [good, bad], key="WorkItemKey")
     assert [r.raw for r in batch.records] == [good]
-    assert [(r.error.key, r.error.field, r.raw) for r in batch.rejects] == [
-        ("bad", "PrimaryStatus", bad)
-    ]
+    assert [(r.error.key, r.error.field, r.raw) for r in batch.rejects] == [("bad", "Title", bad)]
+    (issue,) = batch.issues
+    assert (issue.key, issue.field, issue.set_aside) == ("bad", "Title", SetAside.RECORD)
+    assert issue.client_keys == ("3LCPr987gNrc",)
 
 
 def test_list_params_use_only_documented_forms() -> None:
