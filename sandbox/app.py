@@ -12,7 +12,8 @@ Karbon endpoints (GET only; two headers, ``AccessKey`` and ``Authorization: Bear
 Every other path under the app answers 404 the way Karbon does; any method but GET answers 405
 and is counted as a non-GET attempt. A request is answered in this order: method check,
 AccessKey (401 "JWT not present." / "JWT is invalid."), Bearer token (401 "Authorization has been
-denied for this request. The Bearer token is not valid for this AccessKey."), rate limit (429
+denied for this request. The Bearer token is not valid for this AccessKey."), endpoints the
+tenant's API application was not granted (403, see ``Sandbox.deny``), rate limit (429
 with ``Retry-After``), injected faults, then the endpoint itself after the configured latency.
 Responses are gzip-compressed when the client accepts it (``SandboxConfig.gzip``).
 
@@ -36,6 +37,8 @@ Admin endpoints (no Karbon auth, never counted, rate limited, delayed or faulted
                                                      answers the counts of what changed
     POST   /_sandbox/tenants/{name}/faults           body {"faults": ["500", "drop", "ok", ...]}:
                                                      queue faults for the next requests
+    PUT    /_sandbox/tenants/{name}/permissions      body {"denied": ["Invoices", ...]}: those
+                                                     endpoints answer 403 ([] grants all)
     GET    /_sandbox/config                          the configuration
     PATCH  /_sandbox/config                          partial, nested update, e.g.
                                                      {"max_page_size": 5,
@@ -86,6 +89,14 @@ BEARER_INVALID = {
             "Authorization has been denied for this request. "
             "The Bearer token is not valid for this AccessKey."
         ),
+    }
+}
+
+# Karbon's spec gives no 403 body; this follows the shape of its 401.
+NOT_GRANTED = {
+    "error": {
+        "statusCode": "403",
+        "message": "This API application does not have permission to access this endpoint.",
     }
 }
 
@@ -214,6 +225,11 @@ async def _karbon(sandbox: Sandbox, scope: Scope, path: str, send: Send) -> None
     if scheme.lower() != "bearer" or token.strip().lower() != tenant.bearer_token.lower():
         finish(401)
         await _send(send, _Reply(401, render.dumps(BEARER_INVALID)), headers, sandbox)
+        return
+
+    if template is not None and template.split("/")[2] in tenant.denied:
+        finish(403)
+        await _send(send, _Reply(403, render.dumps(NOT_GRANTED)), headers, sandbox)
         return
 
     config = sandbox.config
@@ -531,6 +547,18 @@ def _admin_routes(app: FastAPI, sandbox: Sandbox) -> None:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return {"queued": list(tenant.fault_script)}
+
+    @app.put("/_sandbox/tenants/{name}/permissions")
+    def permissions(name: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        tenant = tenant_or_404(name)
+        denied = body.get("denied")
+        if not isinstance(denied, list) or not all(isinstance(e, str) for e in denied):
+            raise HTTPException(422, "denied must be a list of endpoint names such as Invoices")
+        try:
+            sandbox.deny(name, denied)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"denied": sorted(tenant.denied)}
 
     @app.get("/_sandbox/config")
     def get_config() -> dict[str, Any]:

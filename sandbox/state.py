@@ -301,6 +301,9 @@ def make_bearer_token(name: str, seed: int = 0) -> str:
     return str(uuid.UUID(bytes=raw, version=4))
 
 
+ENDPOINT_NAMES = ("Users", "Contacts", "Organizations", "WorkItems", "Timesheets", "Invoices")
+
+
 @dataclass
 class Tenant:
     name: str
@@ -310,6 +313,8 @@ class Tenant:
     counters: Counters = field(default_factory=Counters)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     fault_script: deque[str] = field(default_factory=deque)
+    denied: frozenset[str] = frozenset()
+    """Endpoints (``Invoices``) this tenant's API application was not granted: 403."""
     burst_remaining: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     data: TenantData = field(init=False, repr=False)
@@ -439,6 +444,18 @@ class Sandbox:
             raise ValueError(f"unknown fault kinds {bad}; use {', '.join(FAULT_KINDS)} or ok")
         with tenant.lock:
             tenant.fault_script.extend(items)
+
+    def deny(self, name: str, endpoints: Iterable[str]) -> None:
+        """Take endpoints away from the tenant's API application (``["Invoices"]``): their list
+        and detail answer 403. An empty list grants everything again."""
+        tenant = self.tenant(name)
+        wanted = frozenset(endpoints)
+        unknown = wanted - set(ENDPOINT_NAMES)
+        if unknown:
+            known = ", ".join(ENDPOINT_NAMES)
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; use {known}")
+        with tenant.lock:
+            tenant.denied = wanted
 
     def update_config(self, changes: dict[str, Any] | None = None, **kw: Any) -> SandboxConfig:
         """Change configuration at run time: ``update_config({"faults": {"drop_rate": 0.1}})``

@@ -23,7 +23,7 @@ from app.db import unit_of_work
 from app.models import SyncKind
 from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
-from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
+from app.sync.karbon.errors import KarbonAuthError, KarbonPermissionError, KarbonRequestError
 from app.sync.records import ParsedBatch, Raw
 from app.sync.store import RecordStore
 from app.sync.streams import (
@@ -397,7 +397,8 @@ async def _prefetching(pages: AsyncGenerator[Page, None]) -> AsyncIterator[Page]
 
 
 def _most_telling(group: ExceptionGroup) -> Exception:
-    """A cancellation or rejected keys explain a run's end better than what they caused."""
+    """A cancellation, rejected keys or a missing permission explain a run's end better than
+    what they caused."""
     leaves: list[Exception] = []
     pending: list[Exception] = [group]
     while pending:
@@ -406,7 +407,7 @@ def _most_telling(group: ExceptionGroup) -> Exception:
             pending.extend(error.exceptions)
         else:
             leaves.append(error)
-    for kind in (SyncCancelledError, KarbonAuthError):
+    for kind in (SyncCancelledError, KarbonAuthError, KarbonPermissionError):
         for error in leaves:
             if isinstance(error, kind):
                 return error

@@ -90,7 +90,7 @@ async def sync_status(
     last = await repository.last_finished_run(
         session,
         tenant_id,
-        states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED, SyncState.CANCELLED),
+        states=(*repository.FINISHED_STATES, SyncState.CANCELLED),
     )
     settings = await repository.sync_settings(session, tenant_id)
     next_incremental = None
@@ -132,7 +132,7 @@ async def _firm_sync(
     last = await repository.last_finished_run(
         session,
         tenant.id,
-        states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED),
+        states=repository.FINISHED_STATES,
     )
     return TenantSyncView(
         tenant_id=tenant.id,

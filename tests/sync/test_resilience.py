@@ -257,3 +257,54 @@ async def test_a_disconnect_cancels_the_running_sync_and_keeps_its_data(
     assert run is not None and run.state == SyncState.CANCELLED
     kept = await stored(sessions, tenant_id)
     assert sum(len(rows) for rows in kept.values()) > 0
+
+
+async def test_an_endpoint_taken_away_ends_the_sync_as_permission_denied_naming_it(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: tuple[_Inbox, int],
+) -> None:
+    mailbox, port = inbox
+    deps = job_context["deps"]
+    smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    job_context["deps"] = replace(deps, settings=deps.settings.model_copy(update=smtp))
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await create_user(sessions, tenant_id, "admin@acme.example")
+    await sync_now(job_context, tenant_id)
+    before = await stored(sessions, tenant_id)
+
+    sandbox.deny("Demo firm", ["Invoices"])
+    sandbox.advance("Demo firm", 14)
+    run_id, outcome = await sync_now(job_context, tenant_id, SyncKind.FULL)
+    assert outcome == "permission denied"
+    _, again = await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
+    assert again == "permission denied"
+
+    async with sessions() as session:
+        run = await session.get(SyncRun, run_id)
+        connection = (
+            await session.execute(
+                select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
+            )
+        ).scalar_one()
+    assert run is not None and run.state == SyncState.PERMISSION_DENIED
+    assert run.error_code == "karbon_permission_denied"
+    assert connection.last_error_code == "karbon_permission_denied"
+    assert "/v3/Invoices" in (connection.last_error_message or "")
+    assert connection.last_error_likely_cause and "/v3/Invoices" in (
+        connection.last_error_likely_cause
+    )
+    steps = connection.last_error_steps or []
+    assert any("API Applications" in s and "GET /v3/Invoices" in s for s in steps)
+    assert not any("Generate a new AccessKey" in s for s in steps), "the keys were fine"
+    kept = await stored(sessions, tenant_id)
+    assert kept["invoices"] == before["invoices"], "invoices already synced stay"
+    assert len(mailbox.messages) == 1, "one e-mail per incident"
+    body = mailbox.messages[0].get_payload()
+    assert "GET /v3/Invoices" in str(body) and "API keys" not in mailbox.messages[0]["Subject"]
+
+    sandbox.deny("Demo firm", [])
+    _, granted = await sync_now(job_context, tenant_id, SyncKind.FULL)
+    assert granted == "succeeded", "the same keys sync once the endpoint is granted"
+    assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))
