@@ -51,7 +51,8 @@ Counted route names are the path templates ``/v3/Users``, ``/v3/Users/{Id}``, ``
 ``unmatched_paths``.
 
 Choices where the spec is silent (ASP.NET Web API behaviour): paths match case-insensitively;
-``@odata.count`` is always present (the list schemas require it); ``$top`` is the page size and
+``@odata.count`` is present (the list schemas require it) unless ``SandboxConfig.odata_count`` is
+off; ``$top`` is the page size and
 ``@odata.nextLink`` repeats the request's URL with ``$skip`` advanced, so a client that follows it
 with ``$top=100`` visits every record once; 404 bodies use the spec's "4004" examples.
 """
@@ -463,7 +464,9 @@ def _list(
     context = f"{base}/v3/$metadata#{es.context_suffix}"
     if q.expand:
         context = f"{base}/v3/$metadata#{set_name}({q.expand[0]}())"
-    parts = ['{"@odata.context":', render.dumps(context), ',"@odata.count":', str(len(rows))]
+    parts = ['{"@odata.context":', render.dumps(context)]
+    if config.odata_count:
+        parts += [',"@odata.count":', str(len(rows))]
     next_skip = q.skip + len(page)
     if page and next_skip < len(rows):
         parts += [',"@odata.nextLink":', render.dumps(_next_link(base, path, raw_query, next_skip))]

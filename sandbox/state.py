@@ -103,6 +103,9 @@ class SandboxConfig:
     invoice_list_includes_line_items: bool = False
     invoice_list_rejects_expand: bool = False
     max_page_size: int = 100  # server page size; $top above 100 is still a 400 as on Karbon
+    # Lists carry @odata.count, as the list schemas require; False omits it, which code must
+    # survive (progress unknown, deletions found by reading the whole list).
+    odata_count: bool = True
     rate_limit_enabled: bool = True
     rate_limit_requests: int = 120
     rate_limit_window_seconds: float = 60.0

@@ -31,6 +31,7 @@ def _stream_view(name: str, saved: dict[str, Any] | None) -> StreamProgressView:
         state="done" if saved.get("state") == "done" else ("running" if saved else "pending"),
         pages_done=saved.get("pages_done", 0),
         pages_total=saved.get("pages_total"),
+        records_total=saved.get("karbon_count"),
         records=saved.get("records", 0),
         detail_calls=saved.get("details_done", 0),
         requests=saved.get("requests", 0),

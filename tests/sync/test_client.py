@@ -353,12 +353,20 @@ def test_validate_credentials_reports_the_rejected_key(
     assert check.error.rejected_key == rejected
 
 
+OTHER_READ_ENDPOINTS = (
+    "/v3/Contacts",
+    "/v3/Organizations",
+    "/v3/WorkItems",
+    "/v3/Timesheets",
+    "/v3/Invoices",
+)
+
+
 def test_validate_credentials_succeeds_when_every_endpoint_answers_200() -> None:
     with respx.mock(base_url=BASE) as karbon:
         others = [
             karbon.get(path, params={"$top": "1"}).respond(200, json={"value": []})
-            for path in ("/v3/Contacts", "/v3/Organizations", "/v3/WorkItems")
-            + ("/v3/Timesheets", "/v3/Invoices")
+            for path in OTHER_READ_ENDPOINTS
         ]
         route = karbon.get("/v3/Users", params={"$top": "1"}).respond(
             200, json={"@odata.count": 12, "value": [{"Id": "u"}]}
