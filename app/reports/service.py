@@ -32,6 +32,7 @@ from app.reports.schemas import (
     Order,
     ProfitabilityRow,
     ReportWarningView,
+    WorkStatus,
 )
 
 WARNING_MESSAGES = {
@@ -159,6 +160,8 @@ class ProfitabilityQuery:
     interval: Interval | None = None
     sort: str = "fee_revenue"
     order: Order = Order.DESC
+    work_status: WorkStatus | None = None
+    primary_status: str | None = None
 
 
 _pages: LruCache[Hashable, bytes] = LruCache(512)
@@ -176,7 +179,15 @@ async def client_profitability(
     filled in. Summing, ordering, counting and totalling happen in the database."""
     query = _windowed(context, query)
     assert query.start is not None and query.end is not None
-    where = FactFilter(query.start, query.end, query.owner, query.manager, query.fee_type)
+    where = FactFilter(
+        query.start,
+        query.end,
+        query.owner,
+        query.manager,
+        query.fee_type,
+        work_status=query.work_status,
+        primary_status=query.primary_status,
+    )
     ranking = await repository.rank_groups(
         session,
         context.tenant_id,
