@@ -4,6 +4,7 @@ work on completed work items is "finished but not billed"."""
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,15 +22,23 @@ async def _get(client: AsyncClient, firm: SyncedFirm, path: str, **params: Any) 
     return response.json()
 
 
-async def test_unbilled_work_by_work_status_matches_the_sandbox(
+@pytest.fixture
+async def costed_firm(
     client: AsyncClient,
     sandbox: Sandbox,
     synced_firm: SyncedFirm,
     sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    firm = sandbox.tenant("Demo firm").firm
-    await enter_costs(client, synced_firm, sorted(firm.users))
+) -> SyncedFirm:
+    await enter_costs(client, synced_firm, sorted(sandbox.tenant("Demo firm").firm.users))
     await refresh_reports(sessions, synced_firm.tenant_id)
+    return synced_firm
+
+
+async def test_unbilled_work_by_work_status_matches_the_sandbox(
+    client: AsyncClient, sandbox: Sandbox, costed_firm: SyncedFirm
+) -> None:
+    synced_firm = costed_firm
+    firm = sandbox.tenant("Demo firm").firm
 
     every = (await _get(client, synced_firm, "unbilled-work"))["items"]
     for row in every:
@@ -58,14 +67,10 @@ async def test_unbilled_work_by_work_status_matches_the_sandbox(
 
 
 async def test_profitability_by_work_status_splits_the_work_items_figures(
-    client: AsyncClient,
-    sandbox: Sandbox,
-    synced_firm: SyncedFirm,
-    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient, sandbox: Sandbox, costed_firm: SyncedFirm
 ) -> None:
+    synced_firm = costed_firm
     firm = sandbox.tenant("Demo firm").firm
-    await enter_costs(client, synced_firm, sorted(firm.users))
-    await refresh_reports(sessions, synced_firm.tenant_id)
     window = {"from": firm.history_start.isoformat(), "to": "2026-11-01"}
 
     def cost(report: dict[str, Any]) -> Decimal:
