@@ -30,8 +30,8 @@ _RUN_SECONDS_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 2
 SYNC_RUNS = Counter(
     "reckonry_sync_runs_total",
     "Sync runs this worker ended, by kind (initial, incremental, full), trigger (connect, "
-    "manual, schedule) and outcome (succeeded, failed, auth_failed, cancelled, "
-    "not_connected, lock_lost, interrupted)",
+    "manual, schedule) and outcome (succeeded, failed, auth_failed, permission_denied, "
+    "cancelled, not_connected, lock_lost, interrupted)",
     ["kind", "trigger", "outcome"],
 )
 SYNC_RUN_DURATION = Histogram(

@@ -116,6 +116,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -134,8 +135,11 @@ from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
+from app.sync.streams import invoice_lines_fall_short
 from app.worker import WorkerContext, tune_worker_process
+from sandbox import render
 from sandbox.generator import generate_firm
+from sandbox.model import Firm
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 
@@ -144,18 +148,28 @@ PAGE = 100
 Job = asyncio.Task[str]
 
 
-def plan_minimum(counts: dict[str, int], *, page: int = PAGE, lines_in_list: bool) -> int:
+def plan_minimum(
+    counts: dict[str, int], *, page: int = PAGE, lines_in_list: bool, data_tab_details: int
+) -> int:
     """The fewest requests a first sync needs: every list page, plus the detail calls the
     list cannot replace (user capacity, organization owner/manager, work item fees, and the
-    invoice lines when the list does not carry them)."""
+    invoice lines when the list does not carry them; when it does, the Data tab of each
+    invoice whose lines are consolidated or keyed to its client: `data_tab_details`)."""
     pages = sum(
         math.ceil(counts[entity] / page)
         for entity in ("users", "contacts", "organizations", "work_items", "timesheets", "invoices")
     )
     details = counts["users"] + counts["organizations"] + counts["work_items"]
-    if not lines_in_list:
-        details += counts["invoices"]
+    details += data_tab_details if lines_in_list else counts["invoices"]
     return pages + details
+
+
+def invoices_needing_data_tab(firm: Firm) -> int:
+    """Invoices whose listed lines leave revenue unplaced, by the invoice stream's own rule."""
+    return sum(
+        invoice_lines_fall_short(render.invoice_summary(invoice, with_lines=True))
+        for invoice in firm.visible_invoices()
+    )
 
 
 def _free_port() -> int:
@@ -425,18 +439,22 @@ async def bench_rate(size: str, seconds: float) -> None:
     print(f"achieved: {rate:.3f} req/s = {rate / BUDGET:.1%} of the {BUDGET} req/s budget")
     print(f"busiest windows: {counters['max_requests_in_window']} (limit 18 per 10 s)")
     if finished:
-        minimum = plan_minimum(tenant["counts"], lines_in_list=True)
+        firm = generate_firm(size, tenant["seed"], today=date.fromisoformat(tenant["today"]))
+        data_tab = invoices_needing_data_tab(firm)
+        minimum = plan_minimum(tenant["counts"], lines_in_list=True, data_tab_details=data_tab)
         print(f"requests made {counters['requests']} vs plan minimum {minimum}")
 
 
 def bench_plan(size: str) -> None:
     firm = generate_firm(size, 0)
     counts = firm.counts()
+    data_tab = invoices_needing_data_tab(firm)
     for lines_in_list in (True, False):
-        minimum = plan_minimum(counts, lines_in_list=lines_in_list)
+        minimum = plan_minimum(counts, lines_in_list=lines_in_list, data_tab_details=data_tab)
         hours = minimum / BUDGET / 3600
         where = "carries" if lines_in_list else "lacks"
-        print(f"{size} firm, invoice list {where} lines: {minimum} requests, "
+        extra = f" ({data_tab} Data-tab details)" if lines_in_list else ""
+        print(f"{size} firm, invoice list {where} lines: {minimum} requests{extra}, "
               f"floor {hours:.2f} h at {BUDGET} req/s")  # fmt: skip
 
 

@@ -12,7 +12,8 @@ Karbon endpoints (GET only; two headers, ``AccessKey`` and ``Authorization: Bear
 Every other path under the app answers 404 the way Karbon does; any method but GET answers 405
 and is counted as a non-GET attempt. A request is answered in this order: method check,
 AccessKey (401 "JWT not present." / "JWT is invalid."), Bearer token (401 "Authorization has been
-denied for this request. The Bearer token is not valid for this AccessKey."), rate limit (429
+denied for this request. The Bearer token is not valid for this AccessKey."), endpoints the
+tenant's API application was not granted (403, see ``Sandbox.deny``), rate limit (429
 with ``Retry-After``), injected faults, then the endpoint itself after the configured latency.
 Responses are gzip-compressed when the client accepts it (``SandboxConfig.gzip``).
 
@@ -36,6 +37,8 @@ Admin endpoints (no Karbon auth, never counted, rate limited, delayed or faulted
                                                      answers the counts of what changed
     POST   /_sandbox/tenants/{name}/faults           body {"faults": ["500", "drop", "ok", ...]}:
                                                      queue faults for the next requests
+    PUT    /_sandbox/tenants/{name}/permissions      body {"denied": ["Invoices", ...]}: those
+                                                     endpoints answer 403 ([] grants all)
     GET    /_sandbox/config                          the configuration
     PATCH  /_sandbox/config                          partial, nested update, e.g.
                                                      {"max_page_size": 5,
@@ -48,7 +51,8 @@ Counted route names are the path templates ``/v3/Users``, ``/v3/Users/{Id}``, ``
 ``unmatched_paths``.
 
 Choices where the spec is silent (ASP.NET Web API behaviour): paths match case-insensitively;
-``@odata.count`` is always present (the list schemas require it); ``$top`` is the page size and
+``@odata.count`` is present (the list schemas require it) unless ``SandboxConfig.odata_count`` is
+off; ``$top`` is the page size and
 ``@odata.nextLink`` repeats the request's URL with ``$skip`` advanced, so a client that follows it
 with ``$top=100`` visits every record once; 404 bodies use the spec's "4004" examples.
 """
@@ -86,6 +90,14 @@ BEARER_INVALID = {
             "Authorization has been denied for this request. "
             "The Bearer token is not valid for this AccessKey."
         ),
+    }
+}
+
+# Karbon's spec gives no 403 body; this follows the shape of its 401.
+NOT_GRANTED = {
+    "error": {
+        "statusCode": "403",
+        "message": "This API application does not have permission to access this endpoint.",
     }
 }
 
@@ -214,6 +226,11 @@ async def _karbon(sandbox: Sandbox, scope: Scope, path: str, send: Send) -> None
     if scheme.lower() != "bearer" or token.strip().lower() != tenant.bearer_token.lower():
         finish(401)
         await _send(send, _Reply(401, render.dumps(BEARER_INVALID)), headers, sandbox)
+        return
+
+    if template is not None and template.split("/")[2] in tenant.denied:
+        finish(403)
+        await _send(send, _Reply(403, render.dumps(NOT_GRANTED)), headers, sandbox)
         return
 
     config = sandbox.config
@@ -447,7 +464,9 @@ def _list(
     context = f"{base}/v3/$metadata#{es.context_suffix}"
     if q.expand:
         context = f"{base}/v3/$metadata#{set_name}({q.expand[0]}())"
-    parts = ['{"@odata.context":', render.dumps(context), ',"@odata.count":', str(len(rows))]
+    parts = ['{"@odata.context":', render.dumps(context)]
+    if config.odata_count:
+        parts += [',"@odata.count":', str(len(rows))]
     next_skip = q.skip + len(page)
     if page and next_skip < len(rows):
         parts += [',"@odata.nextLink":', render.dumps(_next_link(base, path, raw_query, next_skip))]
@@ -531,6 +550,18 @@ def _admin_routes(app: FastAPI, sandbox: Sandbox) -> None:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return {"queued": list(tenant.fault_script)}
+
+    @app.put("/_sandbox/tenants/{name}/permissions")
+    def permissions(name: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        tenant = tenant_or_404(name)
+        denied = body.get("denied")
+        if not isinstance(denied, list) or not all(isinstance(e, str) for e in denied):
+            raise HTTPException(422, "denied must be a list of endpoint names such as Invoices")
+        try:
+            sandbox.deny(name, denied)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"denied": sorted(tenant.denied)}
 
     @app.get("/_sandbox/config")
     def get_config() -> dict[str, Any]:

@@ -104,6 +104,9 @@ class SandboxConfig:
     invoice_list_includes_line_items: bool = False
     invoice_list_rejects_expand: bool = False
     max_page_size: int = 100  # server page size; $top above 100 is still a 400 as on Karbon
+    # Lists carry @odata.count, as the list schemas require; False omits it, which code must
+    # survive (progress unknown, deletions found by reading the whole list).
+    odata_count: bool = True
     rate_limit_enabled: bool = True
     rate_limit_requests: int = 120
     rate_limit_window_seconds: float = 60.0
@@ -302,6 +305,9 @@ def make_bearer_token(name: str, seed: int = 0) -> str:
     return str(uuid.UUID(bytes=raw, version=4))
 
 
+ENDPOINT_NAMES = ("Users", "Contacts", "Organizations", "WorkItems", "Timesheets", "Invoices")
+
+
 @dataclass
 class Tenant:
     name: str
@@ -311,6 +317,8 @@ class Tenant:
     counters: Counters = field(default_factory=Counters)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     fault_script: deque[str] = field(default_factory=deque)
+    denied: frozenset[str] = frozenset()
+    """Endpoints (``Invoices``) this tenant's API application was not granted: 403."""
     burst_remaining: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     data: TenantData = field(init=False, repr=False)
@@ -445,6 +453,18 @@ class Sandbox:
             raise ValueError(f"unknown fault kinds {bad}; use {', '.join(FAULT_KINDS)} or ok")
         with tenant.lock:
             tenant.fault_script.extend(items)
+
+    def deny(self, name: str, endpoints: Iterable[str]) -> None:
+        """Take endpoints away from the tenant's API application (``["Invoices"]``): their list
+        and detail answer 403. An empty list grants everything again."""
+        tenant = self.tenant(name)
+        wanted = frozenset(endpoints)
+        unknown = wanted - set(ENDPOINT_NAMES)
+        if unknown:
+            known = ", ".join(ENDPOINT_NAMES)
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; use {known}")
+        with tenant.lock:
+            tenant.denied = wanted
 
     def update_config(self, changes: dict[str, Any] | None = None, **kw: Any) -> SandboxConfig:
         """Change configuration at run time: ``update_config({"faults": {"drop_rate": 0.1}})``

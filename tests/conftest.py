@@ -14,6 +14,7 @@ from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
 from app.models import Base
 from app.settings import Settings
+from app.sync.karbon.budget import BudgetRegistry
 from tests.mailbox import MAILBOX, Mailbox, smtp_server
 from tests.services import scratch_database, test_service_urls
 
@@ -114,6 +115,9 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     application = create_app(settings, service_urls)
     async with application.router.lifespan_context(application):
+        # The key check reads six endpoints; at Karbon's pace each connect would wait seconds.
+        # The pace itself has its own test.
+        application.state.karbon_budgets = BudgetRegistry(rate_per_second=400.0)
         yield application
 
 

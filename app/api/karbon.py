@@ -19,9 +19,12 @@ router = APIRouter(prefix="/api/v1/karbon", tags=["karbon"])
     summary="Connect Karbon: check and store the AccessKey and Bearer token (admins)",
     description=(
         "Generate both keys in Karbon under Settings → Developer. First each key's format is "
-        "checked; then one live `GET /v3/Users` is made against Karbon with them. When Karbon "
-        "accepts them they are stored encrypted, the 7-day trial starts (only the first time) "
-        "and the initial sync starts. When Karbon refuses them, nothing is stored. Pasting new "
+        "checked; then `GET /v3/Users?$top=1` is made against Karbon with them and, when Karbon "
+        "accepts the keys, the same one-record read of each of the other five endpoints "
+        "Reckonry reads (Karbon grants endpoints to each API application one by one). When "
+        "Karbon accepts them and every endpoint is readable they are stored encrypted, the "
+        "7-day trial starts (only the first time) and the initial sync starts. When Karbon "
+        "refuses them, or an endpoint is not granted, nothing is stored. Pasting new "
         "keys later replaces the old ones and never restarts the trial. "
         "The keys are never returned, only masked."
     ),
@@ -32,7 +35,10 @@ router = APIRouter(prefix="/api/v1/karbon", tags=["karbon"])
             "names `access_key` and/or `bearer_token`, and `swapped` is true when they were "
             "pasted the wrong way round. `karbon-rejected-access-key` / "
             "`karbon-rejected-bearer-token`: Karbon rejected that key (`errors` names it). "
-            "`karbon-rejected-unknown`: Karbon rejected the keys without saying which. "
+            "`karbon-rejected-unknown`: Karbon rejected the keys without saying which (a 401). "
+            "`karbon-permission-missing`: the keys work but their API application may not "
+            "read the endpoints in `denied_endpoints` (a 403); `detail` names the Karbon "
+            "setting to change. Nothing is stored. "
             "`validation-error`: a field is missing.",
             502: "`karbon-unexpected-response`: Karbon's answer was not understood; nothing "
             "was stored. Retryable.",

@@ -39,6 +39,7 @@ from app.reports.schemas import (
     UtilizationRow,
     WipRow,
     WorkItemRow,
+    WorkStatus,
 )
 from app.reports.service import (
     ProfitabilityQuery,
@@ -74,6 +75,30 @@ To = Annotated[
 Owner = Annotated[str | None, Query(description="Client owner's e-mail")]
 Manager = Annotated[str | None, Query(description="Client manager's e-mail")]
 FeeType = Annotated[values.FeeType | None, Query(description="Only work of this fee type")]
+WorkStatusFilter = Annotated[
+    WorkStatus | None,
+    Query(
+        description="Only work items that are `open` or `completed` (Karbon's `PrimaryStatus` "
+        "Completed) as of the last sync; time and invoices on the client itself are left out"
+    ),
+]
+PrimaryStatus = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z ]*$",
+        description="Only work items in this Karbon `PrimaryStatus` (Planned, ReadyToStart, "
+        "InProgress, Waiting, Completed; spaced forms such as `In Progress` too)",
+    ),
+]
+
+
+def _primary_status(value: str | None) -> str | None:
+    """Karbon spaces `PrimaryStatus` in lists and not in details; it is stored unspaced."""
+    return value.replace(" ", "") if value else None
+
+
 Format = Annotated[
     ReportFormat,
     Query(description="`json`: one page. `csv`: every row, streamed, with the totals last"),
@@ -120,6 +145,8 @@ async def get_client_profitability(
     owner: Owner = None,
     manager: Manager = None,
     fee_type: FeeType = None,
+    work_status: WorkStatusFilter = None,
+    primary_status: PrimaryStatus = None,
     group_by: GroupBy = GroupBy.CLIENT,
     interval: Annotated[Interval | None, Query(description="`month`: a monthly series")] = None,
     sort: ProfitabilitySort = ProfitabilitySort.FEE_REVENUE,
@@ -137,6 +164,8 @@ async def get_client_profitability(
         interval,
         sort.value,
         order,
+        work_status,
+        _primary_status(primary_status),
     )
     if format is ReportFormat.CSV:
         query, ranking = await client_profitability(session, context, query, limit=None)
@@ -186,6 +215,7 @@ async def get_client_report(
 @router.get(
     "/unbilled-work",
     summary="Unbilled work (WIP) by client and work item, with age, as of the last sync",
+    description="With `work_status=completed`: work finished but not billed.",
     response_model=UnbilledWorkReport,
     responses={**_json_or_csv(UnbilledWorkReport), **problems({**REPORT_READER, **VALIDATION})},
 )
@@ -196,12 +226,20 @@ async def get_unbilled_work(
     owner: Owner = None,
     manager: Manager = None,
     fee_type: FeeType = None,
+    work_status: WorkStatusFilter = None,
+    primary_status: PrimaryStatus = None,
     sort: UnbilledSort = UnbilledSort.AMOUNT,
     order: Order = Order.DESC,
     format: Format = ReportFormat.JSON,
 ) -> UnbilledWorkReport | Response:
     context = await report_context(session, principal.tenant_id)
-    where = FactFilter(owner=owner, manager=manager, fee_type=fee_type.value if fee_type else None)
+    where = FactFilter(
+        owner=owner,
+        manager=manager,
+        fee_type=fee_type.value if fee_type else None,
+        work_status=work_status,
+        primary_status=_primary_status(primary_status),
+    )
     rows = await breakdowns.unbilled_work(session, context, where)
     rows.sort(
         key=lambda row: (

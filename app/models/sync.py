@@ -34,6 +34,9 @@ class SyncState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     AUTH_FAILED = "auth_failed"
+    """Karbon rejected the keys (a 401)."""
+    PERMISSION_DENIED = "permission_denied"
+    """The keys work, but their API application may not read an endpoint (a 403)."""
     CANCELLED = "cancelled"
 
 

@@ -26,7 +26,7 @@ from app.kit.presentation import days, hours, money, ratio
 from app.kit.problems import ProblemError
 from app.models import ReportFixedFee, ReportWipItem
 from app.reports import repository
-from app.reports.repository import FactFilter
+from app.reports.repository import FactFilter, WorkItemTitle
 from app.reports.schemas import (
     AgeBucket,
     ClientReport,
@@ -111,16 +111,18 @@ async def _by_work_item(
 def _work_item_row(
     key: str | None,
     measures: Measures,
-    title: tuple[str, str | None, str | None] | None,
+    title: WorkItemTitle | None,
     fixed: ReportFixedFee | None,
     wip: Decimal | None,
     context: ReportContext,
 ) -> WorkItemRow:
     return WorkItemRow(
         key=key,
-        title=title[0] if title else None,
-        fee_type=(title[1] or "Unknown") if title else None,
-        work_type=title[2] if title else None,
+        title=title.title if title else None,
+        fee_type=(title.fee_type or "Unknown") if title else None,
+        work_type=title.work_type if title else None,
+        work_status=title.work_status if title else None,
+        primary_status=title.primary_status if title else None,
         unbilled_work=money(wip or ZERO),
         fee_value=money(fixed.fee_value) if fixed else None,
         write_up_down=money(fixed.write_up_down) if fixed else None,
@@ -173,7 +175,7 @@ async def unbilled_work(
 def _wip_row(
     item: ReportWipItem,
     names: dict[str, str],
-    titles: dict[str, tuple[str, str | None, str | None]],
+    titles: dict[str, WorkItemTitle],
     currency: str | None,
 ) -> WipRow:
     title = titles.get(item.work_item_key) if item.work_item_key else None
@@ -181,7 +183,9 @@ def _wip_row(
         client_key=item.client_key,
         client_name=names.get(item.client_key) if item.client_key else None,
         work_item_key=item.work_item_key,
-        work_item_title=title[0] if title else None,
+        work_item_title=title.title if title else None,
+        work_status=title.work_status if title else None,
+        primary_status=title.primary_status if title else None,
         fee_type=item.fee_type,
         work_type=item.work_type,
         currency=currency,

@@ -53,7 +53,7 @@ from app.models import (
 )
 from app.models.reports import ReportMonthlySum
 from app.reports.ordering import FIGURES
-from app.reports.schemas import GroupBy
+from app.reports.schemas import GroupBy, WorkStatus
 
 SUM_NAMES = (*MEASURE_NAMES, "unbilled")
 """What a report's group sums: the measures and the WIP."""
@@ -69,6 +69,34 @@ class FactFilter:
     manager: str | None = None
     fee_type: str | None = None
     client_key: str | None = None
+    work_status: WorkStatus | None = None
+    primary_status: str | None = None
+    """Karbon's `PrimaryStatus` as stored (`InProgress`)."""
+
+    @property
+    def by_work_status(self) -> bool:
+        """Only facts of work items in a given status: read per fact, never from sums."""
+        return self.work_status is not None or self.primary_status is not None
+
+
+COMPLETED = "Completed"
+
+
+def _work_items_in_status(tenant_id: UUID, where: FactFilter) -> Select[Any]:
+    """Keys of the work items whose status `where` asks for, as of the last sync (deleted
+    ones keep their last known status)."""
+    query = select(WorkItem.work_item_key).where(WorkItem.tenant_id == tenant_id)
+    if where.work_status is WorkStatus.COMPLETED:
+        query = query.where(WorkItem.primary_status == COMPLETED)
+    elif where.work_status is WorkStatus.OPEN:
+        query = query.where(func.coalesce(WorkItem.primary_status, "") != COMPLETED)
+    if where.primary_status is not None:
+        query = query.where(WorkItem.primary_status == where.primary_status)
+    return query
+
+
+def work_status_of(primary_status: str | None) -> WorkStatus:
+    return WorkStatus.COMPLETED if primary_status == COMPLETED else WorkStatus.OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +155,8 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
     if where.client_key is not None:
         conditions.append(table.client_key == where.client_key)
     conditions += _team_conditions(tenant_id, where)
+    if where.by_work_status:
+        conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
     return query.where(*conditions)
 
 
@@ -302,6 +332,7 @@ def _reads_kept_sums(
         not monthly
         and (where.start, where.end) in summed_windows
         and where.fee_type is None
+        and not where.by_work_status
         and group_by is not GroupBy.WORK_TYPE
     )
 
@@ -352,6 +383,8 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
     """The facts, or for a window and a grouping the monthly sums carry, the window's whole
     months from the monthly sums and its edge days from the facts (same columns)."""
     if where.start is None or where.end is None or group_by in FACT_ONLY_GROUPINGS:
+        return ReportFact
+    if where.by_work_status:  # the monthly sums do not keep the work item
         return ReportFact
     return _months_and_edges(tenant_id, where.start, where.end).c
 
@@ -511,16 +544,32 @@ async def client_has_facts(session: AsyncSession, tenant_id: UUID, key: str) -> 
     return bool((await session.execute(query)).scalar_one())
 
 
+@dataclass(frozen=True, slots=True)
+class WorkItemTitle:
+    title: str
+    fee_type: str | None
+    work_type: str | None
+    primary_status: str | None
+
+    @property
+    def work_status(self) -> WorkStatus:
+        return work_status_of(self.primary_status)
+
+
 async def work_item_titles(
     session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
-) -> dict[str, tuple[str, str | None, str | None]]:
-    """Title, fee type and work type of each work item."""
+) -> dict[str, WorkItemTitle]:
+    """Title, fee type, work type and status of each work item."""
     query = select(
-        WorkItem.work_item_key, WorkItem.title, WorkItem.fee_type, WorkItem.work_type
+        WorkItem.work_item_key,
+        WorkItem.title,
+        WorkItem.fee_type,
+        WorkItem.work_type,
+        WorkItem.primary_status,
     ).where(WorkItem.tenant_id == tenant_id, WorkItem.work_item_key.in_(list(keys)))
     return {
-        key: (title, fee_type, work_type)
-        for key, title, fee_type, work_type in await session.execute(query)
+        key: WorkItemTitle(title, fee_type, work_type, status)
+        for key, title, fee_type, work_type, status in await session.execute(query)
     }
 
 

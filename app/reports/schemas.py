@@ -21,6 +21,14 @@ class GroupBy(StrEnum):
     WORK_TYPE = "work_type"
 
 
+class WorkStatus(StrEnum):
+    """Where a work item stands: `completed` when Karbon's `PrimaryStatus` is Completed,
+    `open` otherwise."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+
+
 class ProfitabilitySort(StrEnum):
     """The figures a profitability row can be sorted by (`app.reports.ordering`)."""
 
@@ -131,6 +139,8 @@ class WorkItemRow(Figures):
     title: str | None
     fee_type: str | None
     work_type: str | None
+    work_status: WorkStatus | None = Field(description="null for work on the client itself")
+    primary_status: str | None = Field(description="Karbon's `PrimaryStatus`, e.g. InProgress")
     unbilled_work: Money
     fee_value: Money | None = Field(description="Fixed fee only")
     write_up_down: Money | None = Field(description="Fixed fee only: fee value - standard value")
@@ -181,6 +191,8 @@ class WipRow(BaseModel):
     work_item_title: str | None
     fee_type: str | None
     work_type: str | None
+    work_status: WorkStatus | None = Field(description="null for time on the client itself")
+    primary_status: str | None = Field(description="Karbon's `PrimaryStatus`, e.g. InProgress")
     currency: str | None
     amount: Money
     since: date

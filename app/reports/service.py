@@ -32,6 +32,7 @@ from app.reports.schemas import (
     Order,
     ProfitabilityRow,
     ReportWarningView,
+    WorkStatus,
 )
 
 WARNING_MESSAGES = {
@@ -164,6 +165,8 @@ class ProfitabilityQuery:
     interval: Interval | None = None
     sort: str = "fee_revenue"
     order: Order = Order.DESC
+    work_status: WorkStatus | None = None
+    primary_status: str | None = None
 
 
 _pages: LruCache[Hashable, bytes] = LruCache(512)
@@ -195,7 +198,15 @@ async def client_profitability(
 
 
 def _fact_filter(query: ProfitabilityQuery) -> FactFilter:
-    return FactFilter(query.start, query.end, query.owner, query.manager, query.fee_type)
+    return FactFilter(
+        query.start,
+        query.end,
+        query.owner,
+        query.manager,
+        query.fee_type,
+        work_status=query.work_status,
+        primary_status=query.primary_status,
+    )
 
 
 def _windowed(context: ReportContext, query: ProfitabilityQuery) -> ProfitabilityQuery:

@@ -27,7 +27,7 @@ from app.sync.karbon import (
     KarbonUnavailable,
     validate_credentials,
 )
-from app.sync.karbon.errors import REJECTIONS, WHERE_TO_FIND_KEYS
+from app.sync.karbon.errors import REJECTIONS, WHERE_TO_FIND_KEYS, grant_steps
 from app.tenancy import repository
 from app.tenancy.crypto import CredentialCipher, mask
 from app.tenancy.plan import plan_state, subscription_required
@@ -119,6 +119,18 @@ def _rejection(error: KarbonAuthError) -> ProblemError:
     )
 
 
+def _permissions_missing(denied: tuple[str, ...]) -> ProblemError:
+    return ProblemError(
+        422,
+        "karbon-permission-missing",
+        "Karbon accepted the keys, but their API application may not read "
+        f"{', '.join(denied)}, which Reckonry needs. {grant_steps(denied)} Then paste the keys "
+        "again; nothing was stored and the trial has not started.",
+        title="Karbon API application lacks permissions",
+        denied_endpoints=list(denied),
+    )
+
+
 def _unavailable() -> ProblemError:
     return ProblemError(
         503,
@@ -144,7 +156,8 @@ def _unexpected() -> ProblemError:
 async def verify_with_karbon(
     settings: Settings, budgets: BudgetRegistry, tenant_id: UUID, credentials: KarbonCredentials
 ) -> None:
-    """One live `GET /v3/Users` with the keys, counted against the tenant's request budget."""
+    """One live `$top=1` read of each endpoint the product reads, with the keys, counted
+    against the tenant's request budget."""
     check = await validate_credentials(
         settings.karbon_base_url,
         credentials.access_key,
@@ -154,6 +167,8 @@ async def verify_with_karbon(
     if check.ok:
         return
     error: KarbonError | None = check.error
+    if error is None:
+        raise _permissions_missing(check.denied)
     if isinstance(error, KarbonAuthError):
         raise _rejection(error)
     if isinstance(error, KarbonUnavailable):

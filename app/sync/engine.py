@@ -23,7 +23,7 @@ from app.db import unit_of_work
 from app.models import SyncKind
 from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
-from app.sync.karbon.errors import KarbonAuthError, KarbonRequestError
+from app.sync.karbon.errors import KarbonAuthError, KarbonPermissionError, KarbonRequestError
 from app.sync.records import Raw
 from app.sync.store import RecordStore
 from app.sync.streams import (
@@ -109,9 +109,9 @@ class SyncEngine:
         progress = StreamProgress.restore(self._progress.get(stream.name))
         complete = self._reads_everything(stream) or bool(state.get("census"))
         window = await self._read(stream, state, progress, complete=complete)
-        if not complete and await self._count_differs(stream, progress):
-            # Karbon lists a different number of records than we hold: something was
-            # deleted, and only a complete read can tell what.
+        if not complete and await self._may_have_deletions(stream, progress):
+            # Karbon lists a different number of records than we hold, or did not say how
+            # many: something may have been deleted, and only a complete read can tell what.
             complete = True
             progress.karbon_count = None
             window = await self._read(stream, {"census": True}, progress, complete=True)
@@ -177,6 +177,9 @@ class SyncEngine:
         if sticky.get("no_list_expand"):
             params.pop("$expand", None)
         windowed = window is not None and window.since is not None
+        # A windowed read may stop early and each of several reads has its own count: the
+        # pages left are known only for a stream's one complete read.
+        estimable = not windowed and len(self._reads(stream)) == 1
         pages = self._client.iter_pages(stream.resource, params, resume_from=resume)
         # A windowed read may stop at any page, so only a complete read asks ahead.
         async for page in pages if windowed else _prefetching(pages):
@@ -184,7 +187,7 @@ class SyncEngine:
             records = window.admit(page.records) if window else page.records
             tokens = stream.tokens(records)  # once per page, for details and storage
             details = await self._details(stream, records, tokens)
-            progress.page_read(page, stream.page_size, windowed=windowed)
+            progress.page_read(page, estimable=estimable)
             finished_read = page.next_link is None or (window is not None and window.exhausted)
             checkpoint = {
                 **sticky,
@@ -196,9 +199,11 @@ class SyncEngine:
             if window is not None and window.exhausted:
                 return
 
-    async def _count_differs(self, stream: Stream, progress: "StreamProgress") -> bool:
-        if stream.strategy is not Strategy.NEWEST_FIRST or progress.karbon_count is None:
+    async def _may_have_deletions(self, stream: Stream, progress: "StreamProgress") -> bool:
+        if stream.strategy is not Strategy.NEWEST_FIRST:
             return False
+        if progress.karbon_count is None:
+            return True
         async with self._sessions() as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             held = await store.count_live(stream.storage.model, **stream.storage.scope)
@@ -349,18 +354,33 @@ class StreamProgress:
     details_done: int = 0
     requests: int = 0
     karbon_count: int | None = None
-    """`@odata.count` of the stream's first list read: what Karbon holds."""
+    """`@odata.count` of the stream's first list read: what Karbon holds; None when Karbon
+    did not say."""
+    listed: int = 0
+    """List records received so far, all reads together."""
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None) -> "StreamProgress":
         return cls(**saved) if saved else cls()
 
-    def page_read(self, page: Page, page_size: int, *, windowed: bool) -> None:
+    def page_read(self, page: Page, *, estimable: bool) -> None:
+        """Count a page. The pages left are estimated from the records Karbon says are left and
+        the records its pages have held so far, never from the `$top` asked for: a server
+        may send fewer. Without a count they stay unknown."""
         self.pages_done += 1
+        self.listed += len(page.records)
         if self.karbon_count is None:
             self.karbon_count = page.total_count
-        if page.total_count is not None and not windowed:
-            self.pages_total = max(self.pages_done, math.ceil(page.total_count / page_size))
+        if not estimable:
+            self.pages_total = None
+        elif page.next_link is None:
+            self.pages_total = self.pages_done
+        elif page.total_count is None or not self.listed:
+            self.pages_total = None
+        else:
+            left = max(0, page.total_count - self.listed)
+            per_page = self.listed / self.pages_done
+            self.pages_total = self.pages_done + max(1, math.ceil(left / per_page))
 
     def finish(self) -> None:
         self.state = "done"
@@ -375,6 +395,7 @@ class StreamProgress:
             "details_done": self.details_done,
             "requests": self.requests,
             "karbon_count": self.karbon_count,
+            "listed": self.listed,
         }
 
 
@@ -395,7 +416,8 @@ async def _prefetching(pages: AsyncGenerator[Page, None]) -> AsyncIterator[Page]
 
 
 def _most_telling(group: ExceptionGroup) -> Exception:
-    """A cancellation or rejected keys explain a run's end better than what they caused."""
+    """A cancellation, rejected keys or a missing permission explain a run's end better than
+    what they caused."""
     leaves: list[Exception] = []
     pending: list[Exception] = [group]
     while pending:
@@ -404,7 +426,7 @@ def _most_telling(group: ExceptionGroup) -> Exception:
             pending.extend(error.exceptions)
         else:
             leaves.append(error)
-    for kind in (SyncCancelledError, KarbonAuthError):
+    for kind in (SyncCancelledError, KarbonAuthError, KarbonPermissionError):
         for error in leaves:
             if isinstance(error, kind):
                 return error

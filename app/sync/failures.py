@@ -1,5 +1,5 @@
 """What a failed sync tells the firm: the likely cause, the steps to fix it, and (for
-rejected keys) one e-mail to the firm's admins per incident."""
+rejected keys or a missing permission) one e-mail to the firm's admins per incident."""
 
 import logging
 from dataclasses import dataclass
@@ -16,15 +16,20 @@ from app.sync.karbon.errors import (
     WHERE_TO_FIND_KEYS,
     KarbonAuthError,
     KarbonError,
+    KarbonPermissionError,
     KarbonProtocolError,
     KarbonRequestError,
     KarbonUnavailable,
+    grant_steps,
 )
 from app.tenancy import repository
 
 logger = logging.getLogger(__name__)
 
 ALERT_SUBJECT = "Reckonry stopped syncing from Karbon: your API keys were rejected"
+PERMISSION_ALERT_SUBJECT = (
+    "Reckonry stopped syncing from Karbon: an endpoint is not granted to its API application"
+)
 PASTE_AGAIN = (
     "Paste the new AccessKey and Bearer token in Reckonry under Settings → Karbon; "
     "syncing resumes on its own."
@@ -37,6 +42,9 @@ class SyncFailure:
     message: str
     likely_cause: str | None
     steps: list[str]
+    alert_subject: str = ALERT_SUBJECT
+    alert_reason: str = "Karbon refused the API keys"
+    """Why the sync stopped, in the admins' e-mail."""
 
 
 def describe(error: Exception) -> SyncFailure:
@@ -51,6 +59,22 @@ def describe(error: Exception) -> SyncFailure:
                     "Generate a new AccessKey and Bearer token.",
                     PASTE_AGAIN,
                 ],
+            )
+        case KarbonPermissionError():
+            return SyncFailure(
+                code="karbon_permission_denied",
+                message=str(error),
+                likely_cause=f"The keys work, but their Karbon API application may not read "
+                f"{error.endpoint}: Karbon grants endpoints to each API application one by one, "
+                "and this one was not granted (or no longer is).",
+                steps=[
+                    grant_steps([error.endpoint]),
+                    "Nothing to paste in Reckonry: the keys stay the same. The next scheduled "
+                    "sync picks up once the endpoint is granted, or start one under Settings → "
+                    "Karbon.",
+                ],
+                alert_subject=PERMISSION_ALERT_SUBJECT,
+                alert_reason=f"Karbon refused to let its API application read {error.endpoint}",
             )
         case KarbonUnavailable():
             return SyncFailure(
@@ -95,7 +119,7 @@ async def alert_admins_once(
     if connection is None or connection.alerted_at is not None:
         return False
     admins = await repository.active_admin_emails(session, tenant_id)
-    await send_email(settings, admins, ALERT_SUBJECT, _body(failure))
+    await send_email(settings, admins, failure.alert_subject, _body(failure))
     await mark_error_alerted(session, tenant_id, datetime.now(UTC))
     return True
 
@@ -103,7 +127,7 @@ async def alert_admins_once(
 def _body(failure: SyncFailure) -> str:
     steps = "\n".join(f"{number}. {step}" for number, step in enumerate(failure.steps, 1))
     return (
-        "Reckonry's last sync from Karbon stopped because Karbon refused the API keys.\n\n"
+        f"Reckonry's last sync from Karbon stopped because {failure.alert_reason}.\n\n"
         f"Likely cause: {failure.likely_cause}\n\n"
         f"What to do:\n{steps}\n\n"
         "Everything already synced stays available in Reckonry; reports keep working.\n"

@@ -28,7 +28,7 @@ from app.sync.connection import clear_sync_error, load_karbon_credentials, tenan
 from app.sync.control import enqueue_run, request_sync
 from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_response
 from app.sync.failures import alert_admins_once, describe, report_failure
-from app.sync.karbon.errors import KarbonAuthError
+from app.sync.karbon.errors import KarbonAuthError, KarbonPermissionError
 from app.sync.lock import SYNC_LOCK_TTL, LockLostError, hold_lock, tenant_sync_lock_key
 from app.tenancy import repository as tenancy_repository
 
@@ -53,6 +53,7 @@ class RunEnd(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     AUTH_FAILED = "auth failed"
+    PERMISSION_DENIED = "permission denied"
     CANCELLED = "cancelled"
     NOT_CONNECTED = "not connected"
     LOCK_LOST = "lock lost; another worker resumes the run"
@@ -132,6 +133,9 @@ async def _outcome(
     except KarbonAuthError as error:
         await _fail(deps, run, error, SyncState.AUTH_FAILED, alert=True)
         return RunEnd.AUTH_FAILED
+    except KarbonPermissionError as error:
+        await _fail(deps, run, error, SyncState.PERMISSION_DENIED, alert=True)
+        return RunEnd.PERMISSION_DENIED
     except Exception as error:
         logger.error("sync failed", exc_info=error, extra={"run_id": str(run.id)})
         await _fail(deps, run, error, SyncState.FAILED, alert=False)
@@ -258,11 +262,11 @@ async def _due_kind(session: AsyncSession, tenant_id: UUID, now: datetime) -> Sy
     last_full = await repository.last_finished_run(session, tenant_id, kinds=(SyncKind.FULL,))
     if settings.nightly_reconciliation and _in_nightly_slot(tenant_id, now, last_full):
         return SyncKind.FULL
-    last = await repository.last_finished_run(
-        session, tenant_id, states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED)
-    )
+    last = await repository.last_finished_run(session, tenant_id, states=repository.FINISHED_STATES)
     if last is None or last.state == SyncState.AUTH_FAILED:
-        return None  # the initial sync starts on connect; rejected keys wait for new ones
+        # The initial sync starts on connect; rejected keys wait for new ones. A missing
+        # permission is granted in Karbon, with the same keys: the next runs try again.
+        return None
     interval = timedelta(minutes=settings.incremental_interval_minutes)
     if last.finished_at is not None and now - last.finished_at >= interval:
         return SyncKind.INCREMENTAL

@@ -78,6 +78,15 @@ async def count_runs(session: AsyncSession, tenant_id: UUID) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
+FINISHED_STATES = (
+    SyncState.SUCCEEDED,
+    SyncState.FAILED,
+    SyncState.AUTH_FAILED,
+    SyncState.PERMISSION_DENIED,
+)
+"""How a run ends when it was not cancelled: what the schedule counts from."""
+
+
 async def last_finished_run(
     session: AsyncSession,
     tenant_id: UUID,

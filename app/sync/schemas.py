@@ -16,7 +16,14 @@ class StreamProgressView(BaseModel):
     )
     state: Literal["pending", "running", "done"]
     pages_done: int
-    pages_total: int | None = Field(description="Known once Karbon has given the record count")
+    pages_total: int | None = Field(
+        description="Estimated from the records Karbon says are left and the records its "
+        "pages have held; null (unknown) when Karbon gives no count or the stream reads "
+        "several filtered lists"
+    )
+    records_total: int | None = Field(
+        description="Records Karbon lists for the stream (`@odata.count`); null when unknown"
+    )
     records: int
     detail_calls: int
     requests: int

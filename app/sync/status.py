@@ -31,6 +31,7 @@ def _stream_view(name: str, saved: dict[str, Any] | None) -> StreamProgressView:
         state="done" if saved.get("state") == "done" else ("running" if saved else "pending"),
         pages_done=saved.get("pages_done", 0),
         pages_total=saved.get("pages_total"),
+        records_total=saved.get("karbon_count"),
         records=saved.get("records", 0),
         detail_calls=saved.get("details_done", 0),
         requests=saved.get("requests", 0),
@@ -90,7 +91,7 @@ async def sync_status(
     last = await repository.last_finished_run(
         session,
         tenant_id,
-        states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED, SyncState.CANCELLED),
+        states=(*repository.FINISHED_STATES, SyncState.CANCELLED),
     )
     settings = await repository.sync_settings(session, tenant_id)
     next_incremental = None
@@ -132,7 +133,7 @@ async def _firm_sync(
     last = await repository.last_finished_run(
         session,
         tenant.id,
-        states=(SyncState.SUCCEEDED, SyncState.FAILED, SyncState.AUTH_FAILED),
+        states=repository.FINISHED_STATES,
     )
     return TenantSyncView(
         tenant_id=tenant.id,

@@ -9,7 +9,9 @@ and ``$expand`` forms that Karbon's spec documents for that endpoint are used:
 - Contacts, Organizations: no date filter exists, but ``$orderby=LastModifiedDateTime desc``
   does, so an incremental run reads newest first and stops below the high-water mark.
 - Invoices: ``$filter`` supports only ``InvoiceStatus eq``, so the same newest-first approach
-  on ``UpdatedAt``. Karbon never returns draft invoices.
+  on ``UpdatedAt``. Karbon never returns draft invoices. A new or changed invoice is read in
+  detail with its Data tab when the list's lines do not say where its revenue belongs
+  (``invoice_lines_fall_short``).
 - WorkItems: no timestamp at all; every run lists them and fingerprints each list record.
 - Timesheets: no timestamp; recent periods (``StartDate gt``) plus every period still holding
   unbilled time (``StartDate gt``, ``EndDate lt``, ``UserKey in (...)``) are re-read.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -84,8 +86,9 @@ class DetailPolicy(StrEnum):
     ALWAYS = "always"
     IF_CHANGED = "if_changed"
     """Only for records that are new or whose change token moved."""
-    IF_LINES_MISSING = "if_lines_missing"
-    """Only when the list record came without ``LineItems`` and is new or changed."""
+    IF_LIST_FALLS_SHORT = "if_list_falls_short"
+    """Only for new or changed records whose list JSON the stream's ``list_falls_short``
+    flags: what the list gave does not say what the product needs."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class Stream:
     expand: str | None = None
     detail: DetailPolicy = DetailPolicy.NEVER
     detail_params: Mapping[str, str] = field(default_factory=dict)
+    list_falls_short: Callable[[Raw], bool] | None = None
+    """For ``IF_LIST_FALLS_SHORT``: whether a list record needs its detail."""
     page_size: int = PAGE_SIZE_MAX
     list_expand_may_be_refused: bool = False
     """Karbon may answer 400 to ``expand`` on the list: read the list without it, and each
@@ -111,6 +116,8 @@ class Stream:
     def __post_init__(self) -> None:
         if self.strategy is Strategy.PERIOD_WINDOW and self.recent_days is None:
             raise ValueError(f"stream {self.name}: a period window needs recent_days")
+        if (self.detail is DetailPolicy.IF_LIST_FALLS_SHORT) != (self.list_falls_short is not None):
+            raise ValueError(f"stream {self.name}: list_falls_short goes with IF_LIST_FALLS_SHORT")
 
     @property
     def period_days(self) -> int:
@@ -176,8 +183,9 @@ class Stream:
                 return True
             case DetailPolicy.IF_CHANGED:
                 return changed
-            case DetailPolicy.IF_LINES_MISSING:
-                return changed and not isinstance(raw.get("LineItems"), list)
+            case DetailPolicy.IF_LIST_FALLS_SHORT:
+                assert self.list_falls_short is not None
+                return changed and self.list_falls_short(raw)
 
 
 def fingerprint(raw: Raw) -> str:
@@ -185,6 +193,25 @@ def fingerprint(raw: Raw) -> str:
     content = {k: v for k, v in raw.items() if not k.startswith("@odata")}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def invoice_lines_fall_short(raw: Raw) -> bool:
+    """Whether an invoice's list record leaves its revenue unplaced: it came without
+    ``LineItems`` (the list ignored or refused the expand), or a fee line is consolidated (no
+    ``BillableItemEntityKey``) or keyed to the invoice's client rather than to a work item or
+    time entry. The detail's Data tab then says which work items were billed."""
+    lines = raw.get("LineItems")
+    if not isinstance(lines, list):
+        return True
+    client = raw.get("Client")
+    client_key = client.get("ClientKey") if isinstance(client, dict) else None
+    for line in lines:
+        if not isinstance(line, dict) or line.get("BillableItemType") == "Expense":
+            continue
+        entity_key = line.get("BillableItemEntityKey")
+        if not entity_key or (client_key is not None and entity_key == client_key):
+            return True
+    return False
 
 
 USERS_STREAM = Stream(
@@ -256,8 +283,9 @@ INVOICES_STREAM = Stream(
     # The product page lists Invoices with `$expand=LineItems`; Karbon's spec documents
     # `$expand` only on one invoice.
     list_expand_may_be_refused=True,
-    detail=DetailPolicy.IF_LINES_MISSING,
     # The Data tab says which work items an invoice billed even when lines are consolidated.
+    detail=DetailPolicy.IF_LIST_FALLS_SHORT,
+    list_falls_short=invoice_lines_fall_short,
     detail_params={"$expand": "LineItems,Data"},
 )
 
@@ -375,6 +403,7 @@ __all__: list[str] = [
     "Strategy",
     "Stream",
     "fingerprint",
+    "invoice_lines_fall_short",
     "stream_named",
     "timesheet_filters",
 ]

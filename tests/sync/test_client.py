@@ -19,6 +19,7 @@ from app.sync.karbon import (
     USERS,
     WORK_ITEMS,
     KarbonAuthError,
+    KarbonPermissionError,
     KarbonProtocolError,
     KarbonRequestError,
     KarbonResponse,
@@ -219,7 +220,6 @@ def test_other_4xx_fail_at_once_with_karbons_message(status: int) -> None:
             "The Bearer token is not valid for this AccessKey.",
             "bearer_token",
         ),
-        (403, "This API application does not have permission.", "bearer_token"),
         (401, "AccessKey header missing", "access_key"),
         (401, "Something else went wrong", "unknown"),
         (401, None, "unknown"),
@@ -234,6 +234,20 @@ def test_auth_failures_say_which_key_was_rejected_and_are_not_retried(
         get_users(recorder)
     assert caught.value.rejected_key == rejected
     assert caught.value.status == status
+    assert len(recorder.times) == 1
+
+
+@pytest.mark.parametrize("message", ["This API application does not have permission.", None])
+def test_a_403_is_a_missing_permission_naming_the_endpoint_never_a_rejected_key(
+    message: str | None,
+) -> None:
+    body = {"error": {"statusCode": "403", "message": message}} if message else None
+    recorder = Recorder(httpx.Response(403, json=body))
+    with pytest.raises(KarbonPermissionError) as caught:
+        get_users(recorder)
+    assert caught.value.endpoint == "/v3/Users"
+    assert caught.value.karbon_message == message
+    assert not isinstance(caught.value, KarbonAuthError)
     assert len(recorder.times) == 1
 
 
@@ -339,14 +353,28 @@ def test_validate_credentials_reports_the_rejected_key(
     assert check.error.rejected_key == rejected
 
 
-def test_validate_credentials_succeeds_on_200() -> None:
+OTHER_READ_ENDPOINTS = (
+    "/v3/Contacts",
+    "/v3/Organizations",
+    "/v3/WorkItems",
+    "/v3/Timesheets",
+    "/v3/Invoices",
+)
+
+
+def test_validate_credentials_succeeds_when_every_endpoint_answers_200() -> None:
     with respx.mock(base_url=BASE) as karbon:
+        others = [
+            karbon.get(path, params={"$top": "1"}).respond(200, json={"value": []})
+            for path in OTHER_READ_ENDPOINTS
+        ]
         route = karbon.get("/v3/Users", params={"$top": "1"}).respond(
             200, json={"@odata.count": 12, "value": [{"Id": "u"}]}
         )
         check = run_virtual(validate_credentials(BASE, ACCESS_KEY, BEARER))
     assert check.ok and check.error is None and check.user_count == 12
-    assert route.call_count == 1
+    assert check.denied == ()
+    assert route.call_count == 1 and all(other.call_count == 1 for other in others)
 
 
 class _RememberingTransport(httpx.AsyncBaseTransport):

@@ -295,6 +295,53 @@ def test_detail_policies() -> None:
     assert not needs_detail(INVOICES_STREAM, invoice, "2024-01-01T00:00:00Z")
 
 
+def _line(kind: str, key: str | None) -> dict[str, Any]:
+    return {"BillableItemType": kind, "BillableItemEntityKey": key, "Amount": 10}
+
+
+@pytest.mark.parametrize(
+    ("lines", "needed"),
+    [
+        ([_line("TimeEntry", "entry-1"), _line("Entity", "work-1")], False),
+        ([_line("TimeEntry", "CLIENT")], True),  # a consolidated "Professional services"
+        ([_line("Entity", "CLIENT")], True),
+        ([_line("TimeEntry", None)], True),
+        ([_line("TimeEntry", "")], True),
+        ([_line("Expense", "CLIENT"), _line("Expense", None)], False),  # never revenue
+        ([_line("Entity", "work-1"), _line("TimeEntry", "CLIENT")], True),
+        ([], False),
+    ],
+)
+def test_an_invoice_whose_listed_lines_leave_revenue_unplaced_gets_its_data_tab(
+    lines: list[dict[str, Any]], needed: bool
+) -> None:
+    invoice = {
+        "InvoiceKey": "i",
+        "UpdatedAt": "2024-01-01T00:00:00Z",
+        "Client": {"ClientKey": "CLIENT", "ClientType": "Contact"},
+        "LineItems": lines,
+    }
+    token = INVOICES_STREAM.change_token(invoice)
+    assert INVOICES_STREAM.needs_detail(invoice, None, token=token, full_refresh=False) == needed
+    assert not INVOICES_STREAM.needs_detail(invoice, token, token=token, full_refresh=False)
+    assert INVOICES_STREAM.detail_params == {"$expand": "LineItems,Data"}
+
+
+def test_a_line_of_an_invoice_without_a_client_is_unplaced_only_without_a_key() -> None:
+    invoice = {"InvoiceKey": "i", "UpdatedAt": "2024-01-01T00:00:00Z", "Client": None}
+    keyed = {**invoice, "LineItems": [_line("TimeEntry", "entry-1")]}
+    assert not INVOICES_STREAM.needs_detail(keyed, None, token="t", full_refresh=False)
+    bare = {**invoice, "LineItems": [_line("TimeEntry", None)]}
+    assert INVOICES_STREAM.needs_detail(bare, None, token="t", full_refresh=False)
+
+
+def test_a_detail_rule_needs_its_policy_and_the_other_way_round() -> None:
+    with pytest.raises(ValueError, match="list_falls_short"):
+        replace(INVOICES_STREAM, list_falls_short=None)
+    with pytest.raises(ValueError, match="list_falls_short"):
+        replace(WORK_ITEMS_STREAM, list_falls_short=lambda raw: True)
+
+
 def test_fingerprint_ignores_odata_annotations_and_key_order() -> None:
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1, "@odata.type": "x"})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})

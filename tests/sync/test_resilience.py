@@ -186,12 +186,13 @@ async def test_a_sync_resumed_after_its_first_stream_read_everything_runs_the_re
     assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))
 
 
-async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
+async def _synced_with_mail(
     sandbox: Sandbox,
     job_context: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
     inbox: tuple[_Inbox, int],
-) -> None:
+) -> tuple[_Inbox, UUID]:
+    """A firm with an admin, whose worker mails through `inbox`, synced once."""
     mailbox, port = inbox
     deps = job_context["deps"]
     smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
@@ -199,6 +200,25 @@ async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
     tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     await create_user(sessions, tenant_id, "admin@acme.example")
     await sync_now(job_context, tenant_id)
+    return mailbox, tenant_id
+
+
+async def _run_and_connection(
+    sessions: async_sessionmaker[AsyncSession], run_id: UUID, tenant_id: UUID
+) -> tuple[SyncRun | None, KarbonConnection]:
+    async with sessions() as session:
+        run = await session.get(SyncRun, run_id)
+        query = select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
+        return run, (await session.execute(query)).scalar_one()
+
+
+async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: tuple[_Inbox, int],
+) -> None:
+    mailbox, tenant_id = await _synced_with_mail(sandbox, job_context, sessions, inbox)
     before = await stored(sessions, tenant_id)
 
     rotate_sandbox_keys(sandbox, "Demo firm")
@@ -208,13 +228,7 @@ async def test_revoked_keys_stop_the_sync_alert_admins_once_and_keep_the_data(
     _, again = await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
     assert again == "auth failed"
 
-    async with sessions() as session:
-        run = await session.get(SyncRun, first_run)
-        connection = (
-            await session.execute(
-                select(KarbonConnection).where(KarbonConnection.tenant_id == tenant_id)
-            )
-        ).scalar_one()
+    run, connection = await _run_and_connection(sessions, first_run, tenant_id)
     assert run is not None and run.state == SyncState.AUTH_FAILED
     assert run.error_code is not None and run.error_code.startswith("karbon_rejected_")
     assert connection.last_error_likely_cause and "rotated or revoked" in (
@@ -257,3 +271,41 @@ async def test_a_disconnect_cancels_the_running_sync_and_keeps_its_data(
     assert run is not None and run.state == SyncState.CANCELLED
     kept = await stored(sessions, tenant_id)
     assert sum(len(rows) for rows in kept.values()) > 0
+
+
+async def test_an_endpoint_taken_away_ends_the_sync_as_permission_denied_naming_it(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    inbox: tuple[_Inbox, int],
+) -> None:
+    mailbox, tenant_id = await _synced_with_mail(sandbox, job_context, sessions, inbox)
+    before = await stored(sessions, tenant_id)
+
+    sandbox.deny("Demo firm", ["Invoices"])
+    sandbox.advance("Demo firm", 14)
+    outcomes = [await sync_now(job_context, tenant_id, kind) for kind in (SyncKind.FULL,) * 2]
+    assert [outcome for _, outcome in outcomes] == ["permission denied"] * 2
+    run_id = outcomes[0][0]
+
+    run, connection = await _run_and_connection(sessions, run_id, tenant_id)
+    assert run is not None and run.state == SyncState.PERMISSION_DENIED
+    assert run.error_code == "karbon_permission_denied"
+    assert connection.last_error_code == "karbon_permission_denied"
+    assert "/v3/Invoices" in (connection.last_error_message or "")
+    assert connection.last_error_likely_cause and "/v3/Invoices" in (
+        connection.last_error_likely_cause
+    )
+    steps = connection.last_error_steps or []
+    assert any("API Applications" in s and "GET /v3/Invoices" in s for s in steps)
+    assert not any("Generate a new AccessKey" in s for s in steps), "the keys were fine"
+    kept = await stored(sessions, tenant_id)
+    assert kept["invoices"] == before["invoices"], "invoices already synced stay"
+    assert len(mailbox.messages) == 1, "one e-mail per incident"
+    body = mailbox.messages[0].get_payload()
+    assert "GET /v3/Invoices" in str(body) and "API keys" not in mailbox.messages[0]["Subject"]
+
+    sandbox.deny("Demo firm", [])
+    _, granted = await sync_now(job_context, tenant_id, SyncKind.FULL)
+    assert granted == "succeeded", "the same keys sync once the endpoint is granted"
+    assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant("Demo firm").firm))

@@ -1,6 +1,6 @@
 """Shared steps of the tenancy tests: sign up a firm, connect Karbon through a fake Karbon."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -76,10 +76,34 @@ async def sign_in(client: AsyncClient, email: str, password: str = PASSWORD) -> 
     return await client.post("/api/v1/auth/token", data={"username": email, "password": password})
 
 
+READ_ENDPOINTS = (
+    "/v3/Users",
+    "/v3/Contacts",
+    "/v3/Organizations",
+    "/v3/WorkItems",
+    "/v3/Timesheets",
+    "/v3/Invoices",
+)
+PERMISSION_DENIED = {"error": {"statusCode": "403", "message": "Forbidden"}}
+
+
 @contextmanager
-def fake_karbon(status: int = 200, body: Any = None) -> Iterator[respx.Route]:
-    """Karbon's `GET /v3/Users` answering `status` with `body`."""
+def fake_karbon(
+    status: int = 200, body: Any = None, *, denied: Iterable[str] = ()
+) -> Iterator[respx.Route]:
+    """Karbon's `GET /v3/Users` answering `status` with `body` (the route yielded), and the
+    other read endpoints answering an empty page, or 403 for those in `denied`."""
+    refused = set(denied)
     with respx.mock(base_url=KARBON, assert_all_called=False) as karbon:
+        for path in READ_ENDPOINTS[1:]:
+            answer = (
+                httpx.Response(403, json=PERMISSION_DENIED)
+                if path in refused
+                else httpx.Response(200, json={"@odata.count": 0, "value": []})
+            )
+            karbon.get(path).mock(return_value=answer)
+        if "/v3/Users" in refused:
+            status, body = 403, PERMISSION_DENIED
         yield karbon.get("/v3/Users").mock(
             return_value=httpx.Response(status, json=body if body is not None else {"value": []})
         )

@@ -32,6 +32,7 @@ from tests.tenancy.helpers import (
     JWT_INVALID,
     JWT_NOT_PRESENT,
     KARBON,
+    READ_ENDPOINTS,
     Firm,
     connect,
     fake_karbon,
@@ -190,6 +191,54 @@ async def test_rejected_keys_say_which_and_store_nothing(
     assert [error["field"] for error in errors] == ([field] if field else [])
     assert await _stored_rows(sessions) == []
     assert (await _tenant(sessions)).trial_started_at is None
+
+
+@pytest.mark.parametrize(
+    "denied",
+    [("/v3/Invoices",), ("/v3/Timesheets", "/v3/WorkItems"), ("/v3/Users",)],
+)
+async def test_endpoints_the_application_may_not_read_are_named_with_the_setting_to_change(
+    client: AsyncClient,
+    firm: Firm,
+    sessions: async_sessionmaker[AsyncSession],
+    denied: tuple[str, ...],
+) -> None:
+    with fake_karbon(denied=denied):
+        response = await put_credentials(client, firm)
+    assert response.status_code == 422, response.text
+    assert problem_type(response) == "karbon-permission-missing"
+    body = response.json()
+    assert set(body["denied_endpoints"]) == set(denied)
+    for endpoint in denied:
+        assert f"GET {endpoint}" in body["detail"]
+    assert "API Applications" in body["detail"]
+    assert "rejected" not in body["detail"].lower(), "the keys themselves were accepted"
+    assert await _stored_rows(sessions) == []
+    assert (await _tenant(sessions)).trial_started_at is None
+
+
+async def test_every_endpoint_is_checked_with_one_record(client: AsyncClient, firm: Firm) -> None:
+    with respx.mock(base_url=KARBON) as karbon:
+        routes = [
+            karbon.get(path, params={"$top": "1"}).respond(200, json={"value": []})
+            for path in READ_ENDPOINTS
+        ]
+        response = await put_credentials(client, firm)
+    assert response.status_code == 200, response.text
+    assert [route.call_count for route in routes] == [1] * 6
+
+
+async def test_a_401_on_a_later_endpoint_still_rejects_the_keys(
+    client: AsyncClient, firm: Firm, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with respx.mock(base_url=KARBON, assert_all_called=False) as karbon:
+        for path in READ_ENDPOINTS:
+            karbon.get(path).respond(200, json={"value": []})
+        karbon.get("/v3/Invoices").respond(401, json=JWT_INVALID)
+        response = await put_credentials(client, firm)
+    assert response.status_code == 422
+    assert problem_type(response) == "karbon-rejected-access-key"
+    assert await _stored_rows(sessions) == []
 
 
 @pytest.mark.parametrize(
@@ -436,4 +485,4 @@ async def test_the_key_check_spends_the_request_budget_the_settings_set(
         tenant = await _tenant(sessions)
         budget = application.state.karbon_budgets.for_tenant(str(tenant.id))
         assert budget.rate_per_second == 0.5
-        assert budget.stats().requests_sent == 1
+        assert budget.stats().requests_sent == 6, "one read of each of the six endpoints"

@@ -21,6 +21,7 @@ from app.sync.karbon.endpoints import (
 from app.sync.karbon.errors import (
     KarbonAuthError,
     KarbonError,
+    KarbonPermissionError,
     KarbonProtocolError,
     KarbonRequestError,
     KarbonUnavailable,
@@ -43,6 +44,7 @@ __all__ = [
     "KarbonAuthError",
     "KarbonClient",
     "KarbonError",
+    "KarbonPermissionError",
     "KarbonProtocolError",
     "KarbonRequestError",
     "KarbonResponse",

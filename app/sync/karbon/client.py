@@ -36,6 +36,7 @@ from app.sync.karbon.budget import BudgetStats, TenantBudget
 from app.sync.karbon.endpoints import Resource, assert_allowed, endpoint_of
 from app.sync.karbon.errors import (
     KarbonAuthError,
+    KarbonPermissionError,
     KarbonProtocolError,
     KarbonRequestError,
     KarbonUnavailable,
@@ -246,8 +247,11 @@ class KarbonClient:
             status = response.status_code
             count_karbon_request(endpoint, str(status))
             result = await self._capture(response)
-            if status in (401, 403):
+            if status == 401:
                 raise self._auth_error(status, result.body_json)
+            if status == 403:
+                message = self._redacted(karbon_message(result.body_json))
+                raise KarbonPermissionError(endpoint, message)
             if status == 429:
                 failures += 1
                 self._give_up_if_exhausted(url, failures, "429 rate limited")

@@ -38,7 +38,7 @@ def karbon_message(body: Any) -> str | None:
 
 
 def classify_rejected_key(message: str | None) -> RejectedKey:
-    """Which key Karbon rejected, judged from its 401/403 message.
+    """Which key Karbon rejected, judged from its 401 message.
 
     Karbon reports AccessKey problems in JWT terms ("JWT not present.", "JWT is invalid.") and
     Bearer problems in Authorization/token terms. A Bearer message may also name the AccessKey
@@ -56,6 +56,15 @@ def classify_rejected_key(message: str | None) -> RejectedKey:
 
 
 WHERE_TO_FIND_KEYS: Final = "In Karbon, open Settings → Developer (Connected Apps → Manage)."
+WHERE_TO_GRANT_ENDPOINTS: Final = (
+    "In Karbon, open Settings → API Applications (Settings → Developer, Connected Apps → "
+    "Manage), edit Reckonry's API application and grant it read access to"
+)
+
+
+def grant_steps(endpoints: Iterable[str]) -> str:
+    """The Karbon setting to change so this API application may read ``endpoints``."""
+    return f"{WHERE_TO_GRANT_ENDPOINTS} {', '.join(f'GET {e}' for e in endpoints)}."
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ class ReadOnlyViolation(KarbonError):  # noqa: N818 (the name the product uses)
 
 
 class KarbonAuthError(KarbonError):
-    """Karbon answered 401/403: the keys are wrong, revoked or swapped. Not retryable."""
+    """Karbon answered 401: the keys are wrong, revoked or swapped. Not retryable."""
 
     def __init__(self, status: int, rejected_key: RejectedKey, karbon_message: str | None) -> None:
         self.status = status
@@ -118,6 +127,20 @@ class KarbonAuthError(KarbonError):
         self.karbon_message = karbon_message
         super().__init__(
             f"Karbon authentication failed ({status}, rejected: {rejected_key}): "
+            f"{karbon_message or 'no message'}"
+        )
+
+
+class KarbonPermissionError(KarbonError):
+    """Karbon answered 403: the keys work, but their API application may not read this
+    endpoint (Karbon grants endpoints to each application one by one). Not retryable."""
+
+    def __init__(self, endpoint: str, karbon_message: str | None) -> None:
+        self.endpoint = endpoint
+        """The path template refused, e.g. ``/v3/Invoices`` or ``/v3/Invoices/{key}``."""
+        self.karbon_message = karbon_message
+        super().__init__(
+            f"Karbon refused GET {endpoint} (403): this API application may not read it; "
             f"{karbon_message or 'no message'}"
         )
 
