@@ -342,7 +342,7 @@ def report(
 
 @cli.command()
 def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id")]) -> None:
-    """Re-derive a firm's normalized Karbon tables from the stored raw responses (no network)."""
+    """Re-derive a firm's normalized Karbon tables from the raw JSON they keep (no network)."""
     from app.models import Tenant
 
     database_url = resolve_database_url(_settings())
@@ -358,7 +358,7 @@ def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id
         finally:
             await engine.dispose()
         typer.echo(
-            f"Rebuilt {summary.records} records from {summary.pages} stored pages "
+            f"Rebuilt {summary.records} records from their stored raw JSON "
             f"({summary.rejected} rejected): {summary.by_stream}"
         )
 
