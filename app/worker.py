@@ -30,6 +30,7 @@ from app.secrets import Secrets, resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
 from app.sync.jobs import run_sync, schedule_syncs
+from app.sync.retention import measure_storage, prune_raw_responses
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,12 @@ async def stop_serving_metrics(server: WSGIServer) -> None:
 
 
 JOBS: list[Any] = [ping, run_sync, refresh_reports]
-CRON_JOBS: list[CronJob] = [cron(schedule_syncs, second=0, run_at_startup=True, unique=True)]
+CRON_JOBS: list[CronJob] = [
+    cron(schedule_syncs, second=0, run_at_startup=True, unique=True),
+    cron(prune_raw_responses, minute=17, second=30, unique=True),
+    # After the nightly reconciliations (01:00 to 05:00 UTC), whose reads it counts.
+    cron(measure_storage, hour=5, minute=41, second=0, unique=True),
+]
 
 
 def create_worker(

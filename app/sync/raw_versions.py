@@ -6,6 +6,8 @@ body as it prints a `jsonb`, so equal bodies match however Karbon spaced or orde
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import text
@@ -88,3 +90,61 @@ async def save_versions(
     await session.execute(
         _SAVE_VERSIONS, {"tenant": tenant_id, "run": run_id, "rows": json_text(rows)}
     )
+
+
+_PRUNE_BATCH = text(
+    """
+WITH doomed AS (
+    SELECT r.id
+    FROM raw_responses AS r
+    WHERE r.last_fetched_at < :cutoff
+      AND (
+        EXISTS (
+            SELECT 1 FROM raw_responses AS newer
+            WHERE newer.tenant_id = r.tenant_id
+              AND newer.request_sha256 = r.request_sha256
+              AND newer.id > r.id
+        )
+        OR EXISTS (
+            SELECT 1 FROM sync_runs AS complete
+            WHERE complete.tenant_id = r.tenant_id
+              AND complete.state = 'succeeded'
+              AND complete.kind IN ('initial', 'full')
+              AND complete.started_at > r.last_fetched_at
+        )
+      )
+      AND NOT EXISTS (
+        SELECT 1 FROM sync_runs AS active
+        WHERE active.tenant_id = r.tenant_id AND active.state IN ('queued', 'running')
+      )
+    ORDER BY r.last_fetched_at
+    LIMIT :batch
+    FOR UPDATE OF r SKIP LOCKED
+),
+pruned AS (
+    DELETE FROM raw_responses AS r USING doomed
+    WHERE r.id = doomed.id
+    RETURNING r.tenant_id, coalesce(pg_column_size(r.body), 0) AS bytes
+)
+SELECT tenant_id, count(*) AS rows, sum(bytes) AS bytes FROM pruned GROUP BY tenant_id
+"""
+)
+"""One batch of superseded versions last read before `cutoff`: a newer version of the same
+request exists, or a later complete run re-read every record (so the normalized rows hold
+newer JSON of all it carried). Firms syncing now are left for the next batch, and rows
+another transaction holds are skipped, so a prune never waits on a sync nor a sync on it."""
+
+
+@dataclass(frozen=True)
+class Pruned:
+    tenant_id: UUID
+    rows: int
+    bytes: int
+
+
+async def prune_superseded(
+    session: AsyncSession, *, cutoff: datetime, batch_size: int
+) -> list[Pruned]:
+    """Delete one batch of superseded versions; what was pruned, per firm."""
+    result = await session.execute(_PRUNE_BATCH, {"cutoff": cutoff, "batch": batch_size})
+    return [Pruned(row.tenant_id, int(row.rows), int(row.bytes)) for row in result]
