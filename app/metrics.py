@@ -111,6 +111,42 @@ REPORT_REFRESH_FAILURES = Counter(
     "reckonry_report_refresh_failures_total", "Report refresh jobs that raised an error"
 )
 
+# -- stored data (worker: the storage job) ---------------------------------------------
+# Totals over every firm as last measured; per-firm figures are in GET /api/v1/ops/tenants.
+
+STORAGE_RAW_ROWS = Gauge(
+    "reckonry_storage_raw_rows", "Raw Karbon responses kept, all firms (one per distinct body)"
+)
+STORAGE_RAW_BYTES = Gauge(
+    "reckonry_storage_raw_bytes", "Bytes of the raw Karbon bodies kept, all firms, as stored"
+)
+STORAGE_NORMALIZED_ROWS = Gauge(
+    "reckonry_storage_normalized_rows", "Rows of the synced Karbon tables, all firms"
+)
+STORAGE_NORMALIZED_BYTES = Gauge(
+    "reckonry_storage_normalized_bytes", "Bytes of the synced Karbon tables' rows, all firms"
+)
+STORAGE_RAW_BYTES_PER_DAY = Gauge(
+    "reckonry_storage_raw_bytes_per_day",
+    "Bytes of raw bodies stored in the 24 h before the last measure, all firms",
+)
+STORAGE_LARGEST_FIRM_BYTES = Gauge(
+    "reckonry_storage_largest_firm_bytes",
+    "Raw and normalized bytes of the firm that keeps the most (which firm: the ops endpoint)",
+)
+STORAGE_MEASURED_AT = Gauge(
+    "reckonry_storage_measured_timestamp_seconds", "When the storage figures were last measured"
+)
+RAW_PRUNED_ROWS = Counter(
+    "reckonry_raw_pruned_rows_total", "Superseded raw Karbon responses this worker pruned"
+)
+RAW_PRUNED_BYTES = Counter(
+    "reckonry_raw_pruned_bytes_total", "Bytes of the superseded raw responses this worker pruned"
+)
+RAW_PRUNED_AT = Gauge(
+    "reckonry_raw_last_prune_timestamp_seconds", "When this worker last ran the raw prune"
+)
+
 
 class RecentRate:
     """Events per second over the last `seconds` whole seconds, one bucket per second.

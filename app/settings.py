@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         validation_alias="KARBON_REQUESTS_PER_SECOND",
     )
 
+    raw_retention_days: int = Field(
+        default=90, ge=1, le=36500, validation_alias="RECKONRY_RAW_RETENTION_DAYS"
+    )
+    raw_prune_batch_size: int = Field(
+        default=500, ge=1, le=100_000, validation_alias="RECKONRY_RAW_PRUNE_BATCH_SIZE"
+    )
+
     secret_key: str | None = Field(
         default=None, min_length=32, validation_alias="RECKONRY_SECRET_KEY"
     )

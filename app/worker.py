@@ -37,6 +37,7 @@ from app.secrets import Secrets, resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
 from app.sync.jobs import ORPHAN_CHECK_SECONDS, resume_orphaned_runs, run_sync, schedule_syncs
+from app.sync.retention import measure_storage, prune_raw_responses
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,22 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             name=settings.job_id("resume_orphaned_runs"),
             second=ORPHAN_CHECK_SECONDS,
             run_at_startup=True,
+            unique=True,
+        ),
+        cron(
+            prune_raw_responses,
+            name=settings.job_id("prune_raw_responses"),
+            minute=17,
+            second=30,
+            unique=True,
+        ),
+        # After the nightly reconciliations (01:00 to 05:00 UTC), whose reads it counts.
+        cron(
+            measure_storage,
+            name=settings.job_id("measure_storage"),
+            hour=5,
+            minute=41,
+            second=0,
             unique=True,
         ),
     ]

@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import costs, data_quality, health, karbon, reports, sync, tenancy
+from app.api import costs, data_quality, health, karbon, ops, reports, sync, tenancy
 from app.api.middleware import RequestContextMiddleware
 from app.api.openapi import install_openapi, operation_id
 from app.api.problems import install_problem_handlers
@@ -69,4 +69,5 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
     app.include_router(costs.router)
     app.include_router(reports.router)
     app.include_router(data_quality.router)
+    app.include_router(ops.router)
     return app

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import PlatformOperator, SecretsDep, SignedInUser, TenantAdmin, TenantMember
 from app.api.deps import RedisDep, SessionDep, SettingsDep
@@ -15,6 +16,7 @@ from app.kit.pagination import Page
 from app.mail import send_email
 from app.models import Role
 from app.settings import Settings
+from app.sync import retention
 from app.tenancy import accounts, billing, service
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
@@ -331,13 +333,22 @@ async def revoke_api_key(principal: TenantAdmin, key_id: UUID, session: SessionD
 @router.get(
     "/ops/tenants",
     tags=["operations"],
-    summary="Every firm: trial, subscription, connection (platform operators)",
+    summary="Every firm: trial, subscription, connection, storage (platform operators)",
+    description="`storage` is what the firm's synced data costs to keep, as the daily storage "
+    "job last measured it.",
     responses=problems({**OPERATOR, **VALIDATION}),
 )
 async def list_firms(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[OpsTenant]:
-    return await service.ops_tenants(session, page, _now())
+    firms = await service.ops_tenants(session, page, _now())
+    return await _with_storage(session, firms)
+
+
+async def _with_storage(session: AsyncSession, firms: Page[OpsTenant]) -> Page[OpsTenant]:
+    figures = await retention.storage_figures(session, [firm.id for firm in firms.items])
+    items = [firm.model_copy(update={"storage": figures.get(firm.id)}) for firm in firms.items]
+    return firms.model_copy(update={"items": items})
 
 
 @router.get(

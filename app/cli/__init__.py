@@ -20,6 +20,7 @@ from app import __version__, event_loops
 from app.api.app import create_app
 from app.cli import tables
 from app.cli.errors import CliError, UserErrorGroup
+from app.cli.firms import delete_firm
 from app.cli.reports import ReportName, ReportRequest, firm_report
 from app.db import create_engine, create_sessionmaker
 from app.embedded import (
@@ -364,7 +365,7 @@ def report(
 
 @cli.command()
 def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id")]) -> None:
-    """Re-derive a firm's normalized Karbon tables from the stored raw responses (no network)."""
+    """Re-derive a firm's normalized Karbon tables from the raw JSON they keep (no network)."""
     from app.models import Tenant
 
     database_url = resolve_database_url(_settings())
@@ -380,11 +381,25 @@ def rebuild(tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id
         finally:
             await engine.dispose()
         typer.echo(
-            f"Rebuilt {summary.records} records from {summary.pages} stored pages "
+            f"Rebuilt {summary.records} records from their stored raw JSON "
             f"({summary.rejected} rejected): {summary.by_stream}"
         )
 
     asyncio.run(run())
+
+
+@cli.command("delete-firm")
+def delete_firm_command(
+    tenant_id: Annotated[UUID, typer.Argument(help="The firm's tenant id")],
+    confirm: Annotated[
+        str, typer.Option(prompt="Type the firm's exact name to delete it and all its data")
+    ],
+) -> None:
+    """Delete a firm and ALL its data (people, Karbon keys, synced data, reports); cancels its
+    sync first. Cannot be undone; disconnecting Karbon keeps the data instead."""
+    settings, urls = _prepare()
+    name = asyncio.run(delete_firm(settings, urls, tenant_id, confirm))
+    typer.echo(f"Deleted the firm {name!r} ({tenant_id}) and all its data.")
 
 
 def _run_sandbox_command(ctx: typer.Context, name: str) -> None:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text, func
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, Numeric, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -172,22 +172,60 @@ class InvoiceLine(Base):
 
 
 class RawResponse(Base):
-    """Every response Karbon gave a sync (pages and details), kept to re-derive later."""
+    """One version of a Karbon response (a page or a detail), kept to re-derive later.
+
+    Content-addressed per request: a response whose body equals the last version kept for the
+    same request (`request_sha256`: kind and URL) is not stored again; that version records
+    that it was read again (`last_fetched_at`, `fetch_count`). A version is superseded once
+    a newer one exists for its request or a later complete run re-read every record; the
+    retention job prunes superseded versions `RECKONRY_RAW_RETENTION_DAYS` after they were
+    last read. The latest version of every record lives in its normalized row (`raw`).
+    """
 
     __tablename__ = "raw_responses"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     run_id: Mapped[UUID | None]
+    """The run that first read this version."""
     stream: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))
     """`page` or `detail`."""
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[int]
     fetched_at: Mapped[datetime]
+    """When this version was first read."""
+    last_fetched_at: Mapped[datetime]
+    fetch_count: Mapped[int] = mapped_column(default=1)
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body: Mapped[Any] = mapped_column(JSONB, nullable=True)
 
-    __table_args__ = (Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),)
+    __table_args__ = (
+        Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),
+        Index("ix_raw_responses_tenant_request", "tenant_id", "request_sha256", "id"),
+        Index("ix_raw_responses_last_fetched_at", "last_fetched_at"),
+    )
+
+
+class StorageFootprint(Base):
+    """What one firm's data costs to keep, as the storage job last measured it."""
+
+    __tablename__ = "storage_footprints"
+
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    measured_at: Mapped[datetime | None]
+    raw_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    raw_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    normalized_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    normalized_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    raw_rows_last_day: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Raw versions first stored in the 24 hours before `measured_at`: growth per day."""
+    raw_bytes_last_day: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_pruned_at: Mapped[datetime | None]
+    pruned_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Superseded raw versions pruned, all prunes together."""
+    pruned_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class DataQualityIssue(Base):

@@ -1,11 +1,12 @@
-"""Queries on sync runs, settings, stream state, open periods and stored raw responses."""
+"""Queries on sync runs, settings, stream state, open periods and the records a sync kept."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Float, Integer, bindparam, func, select, update
+from sqlalchemy import Float, Integer, Table, bindparam, func, null, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +15,6 @@ from app.kit.pagination import PageParams
 from app.models import (
     ACTIVE_STATES,
     DataQualityIssue,
-    RawResponse,
     StreamState,
     SyncKind,
     SyncRun,
@@ -22,6 +22,8 @@ from app.models import (
     SyncState,
     TimeEntry,
 )
+from app.sync.records import Raw
+from app.sync.store import Storage
 from app.sync.streams import OpenPeriod
 from app.tenancy import repository as tenancy_repository
 
@@ -168,24 +170,66 @@ async def open_periods(session: AsyncSession, tenant_id: UUID) -> tuple[OpenPeri
     )
 
 
-async def raw_responses(
-    session: AsyncSession, tenant_id: UUID, stream: str, kind: str
-) -> AsyncIterator[RawResponse]:
-    """A stream's successful responses of one kind, oldest first, streamed rather than loaded
-    at once."""
+@dataclass(frozen=True)
+class KeptRecord:
+    """A record as a sync last stored it: its list JSON (children put back) and its detail."""
+
+    raw: Raw
+    detail: Raw | None
+
+
+async def kept_records(
+    session: AsyncSession, tenant_id: UUID, storage: Storage, *, batch_size: int = 500
+) -> AsyncIterator[list[KeptRecord]]:
+    """Every stored record of a stream (deleted ones too), in batches, streamed rather than
+    loaded at once."""
+    model: Any = storage.model
+    table: Table = model.__table__
+    key = table.c[next(c.name for c in table.primary_key.columns if c.name != "tenant_id")]
+    detail = table.c["raw_detail"] if "raw_detail" in table.c else null()
     query = (
-        select(RawResponse)
+        select(key, table.c.raw, detail)
         .where(
-            RawResponse.tenant_id == tenant_id,
-            RawResponse.stream == stream,
-            RawResponse.kind == kind,
-            RawResponse.status == 200,
+            table.c.tenant_id == tenant_id,
+            *(table.c[name] == value for name, value in storage.scope.items()),
         )
-        .order_by(RawResponse.id)
-        .execution_options(yield_per=200)
+        .order_by(key)
+        .execution_options(yield_per=batch_size)
     )
-    async for response in await session.stream_scalars(query):
-        yield response
+    result = await session.stream(query)
+    async for rows in result.partitions():
+        children = await _kept_children(session, tenant_id, storage, [row[0] for row in rows])
+        yield [
+            KeptRecord(_with_children(storage, row[1], children.get(row[0])), row[2])
+            for row in rows
+        ]
+
+
+async def _kept_children(
+    session: AsyncSession, tenant_id: UUID, storage: Storage, parent_keys: list[str]
+) -> dict[str, list[Raw]]:
+    kept = storage.kept_children
+    if kept is None:
+        return {}
+    child: Any = kept.model
+    table: Table = child.__table__
+    parent = table.c[kept.parent_key]
+    order = [c for c in table.primary_key.columns if c.name != "tenant_id"]
+    query = (
+        select(parent, table.c.raw)
+        .where(table.c.tenant_id == tenant_id, parent.in_(parent_keys))
+        .order_by(parent, *order)
+    )
+    children: dict[str, list[Raw]] = {}
+    for parent_key, raw in await session.execute(query):
+        children.setdefault(parent_key, []).append(raw)
+    return children
+
+
+def _with_children(storage: Storage, raw: Raw, children: list[Raw] | None) -> Raw:
+    if storage.kept_children is None:
+        return raw
+    return {**raw, storage.kept_children.field: children or []}
 
 
 async def data_quality_issues(
@@ -205,3 +249,16 @@ async def data_quality_issues(
         )
     )
     return await tenancy_repository.paged(session, query, params)
+
+
+async def set_aside_records(session: AsyncSession, tenant_id: UUID, stream: str) -> list[Raw]:
+    """The JSON of a stream's records that could not be read at all (set aside whole)."""
+    issue = DataQualityIssue
+    query = select(issue.raw).where(
+        issue.tenant_id == tenant_id,
+        issue.stream == stream,
+        issue.set_aside == "record",
+        issue.record_key == issue.subject_key,
+        issue.raw.is_not(None),
+    )
+    return [raw for raw in (await session.execute(query)).scalars() if raw is not None]

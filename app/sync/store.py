@@ -37,15 +37,9 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import json_text
-from app.models import (
-    Base,
-    DataQualityIssue,
-    InvoiceLine,
-    RawResponse,
-    TimeEntry,
-    Timesheet,
-)
+from app.models import Base, DataQualityIssue, InvoiceLine, TimeEntry, Timesheet
 from app.sync.karbon.client import KarbonResponse
+from app.sync.raw_versions import save_versions
 from app.sync.records import (
     ClientRecord,
     FieldIssue,
@@ -75,6 +69,21 @@ class Storage:
     children: ChildWriter | None = None
     deletes_with: tuple[type[Base], ...] = ()
     """Tables whose rows a complete read also marks deleted when it did not see them."""
+    kept_children: "KeptChildren | None" = None
+    """Children each kept in a row of their own: the record's `raw` is stored without them."""
+
+
+@dataclass(frozen=True)
+class KeptChildren:
+    """A list inside a record whose items `children` keeps one per row, with its own raw JSON;
+    the parent's `raw` leaves the list out, so each item's JSON is kept once, and the rebuild
+    puts the list back from the child rows."""
+
+    field: str
+    """The record's key holding the list (`TimeEntries`)."""
+    model: type[Base]
+    parent_key: str
+    """The child table's column naming the parent (`timesheet_key`)."""
 
 
 def _keys(name: str) -> BindParameter[Any]:
@@ -106,6 +115,11 @@ _ISSUES_RESOLVED = delete(DataQualityIssue).where(
 )
 
 
+_SYNC_BOOKKEEPING = frozenset({"deleted_at", "last_seen_run_id", "change_token"})
+"""Whether Karbon still lists a record, which run last saw it, and the token the next run
+compares: a rebuild reads no Karbon, so it keeps them as the last sync left them."""
+
+
 @cache
 def _key_column(table: Table) -> str:
     return next(name for name in _primary_key(table) if name != "tenant_id")
@@ -132,12 +146,13 @@ def _insert_statement(table: Table, columns: tuple[str, ...]) -> Insert:
 
 @cache
 def _upsert_statement(table: Table, columns: tuple[str, ...], keep_deleted_at: bool) -> Insert:
-    """On conflict every given column is written (bar the keys, and `deleted_at` if kept)."""
+    """On conflict every given column is written, bar the keys and, when a rebuild re-derives
+    rows (`keep_deleted_at`), what only a sync can know: `_SYNC_BOOKKEEPING`."""
     statement = _insert_statement(table, columns)
     keys = _primary_key(table)
     written = [name for name in columns if name not in keys]
     if keep_deleted_at:
-        written = [name for name in written if name != "deleted_at"]
+        written = [name for name in written if name not in _SYNC_BOOKKEEPING]
     changes: dict[str, Any] = {name: statement.excluded[name] for name in written}
     if "synced_at" in table.c:
         changes["synced_at"] = func.now()
@@ -189,6 +204,10 @@ async def _upsert(
     rows = list({key_of(row): row for row in rows}.values())
     statement = _upsert_statement(table, tuple(rows[0]), keep_deleted_at)
     await session.execute(statement, _rows_document(rows))
+
+
+def without(raw: Raw, field: str) -> Raw:
+    return {name: value for name, value in raw.items() if name != field}
 
 
 def _synced(record: Record, tenant_id: UUID, run_id: UUID | None, token: str | None) -> Row:
@@ -350,6 +369,8 @@ class RecordStore:
         for record in records:
             row = storage.row(record)
             row |= _synced(record, self.tenant_id, self.run_id, tokens.get(str(row[key_column])))
+            if storage.kept_children is not None:
+                row["raw"] = without(record.raw, storage.kept_children.field)
             rows.append(row)
         for group in _group_by_columns(rows):
             await _upsert(self.session, storage.model, group, keep_deleted_at=keep_deleted_at)
@@ -470,21 +491,9 @@ class RecordStore:
         )
 
     async def save_raw(self, stream: str, responses: Sequence[tuple[str, KarbonResponse]]) -> None:
-        """Keep each response as Karbon sent it, with its kind (`page` or `detail`)."""
-        rows = [
-            {
-                "tenant_id": self.tenant_id,
-                "run_id": self.run_id,
-                "stream": stream,
-                "kind": kind,
-                "url": response.url,
-                "status": response.status,
-                "fetched_at": response.fetched_at,
-                "body": response.body_json,
-            }
-            for kind, response in responses
-        ]
-        await _insert(self.session, RawResponse, rows)
+        """Keep each response as Karbon sent it, with its kind (`page` or `detail`), once per
+        distinct body."""
+        await save_versions(self.session, self.tenant_id, self.run_id, stream, responses)
 
     async def count_live(self, model: Any, **scope: str) -> int:
         table: Table = model.__table__

@@ -59,6 +59,7 @@ from app.sync.records import (
     parse_work_item,
 )
 from app.sync.store import (
+    KeptChildren,
     RecordStore,
     Storage,
     contact_row,
@@ -265,6 +266,7 @@ TIMESHEETS_STREAM = Stream(
         timesheet_row,
         children=RecordStore.save_time_entries,
         deletes_with=(TimeEntry,),
+        kept_children=KeptChildren("TimeEntries", TimeEntry, "timesheet_key"),
     ),
     expand="TimeEntries",
     # Incremental runs re-read the last six weeks (plus older periods still unbilled).

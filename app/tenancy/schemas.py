@@ -253,6 +253,23 @@ class Connection(BaseModel):
     last_error: SyncError | None
 
 
+class StorageFigures(BaseModel):
+    """What a firm's synced data costs to keep, as the storage job last measured it."""
+
+    measured_at: datetime | None = Field(description="When the figures were measured")
+    raw_rows: int = Field(description="Raw Karbon responses kept (one per distinct body)")
+    raw_bytes: int = Field(description="Bytes of the kept raw bodies, as stored")
+    normalized_rows: int = Field(description="Rows of the synced tables")
+    normalized_bytes: int = Field(description="Bytes of the synced tables' rows, as stored")
+    raw_rows_per_day: int = Field(description="Raw responses stored in the 24 h before measuring")
+    raw_bytes_per_day: int = Field(description="Bytes of raw bodies stored in those 24 h")
+    last_pruned_at: datetime | None = Field(
+        description="When superseded raw responses of the firm were last pruned"
+    )
+    pruned_rows: int = Field(description="Superseded raw responses pruned, all prunes together")
+    pruned_bytes: int = Field(description="Bytes those pruned responses held")
+
+
 class OpsTenant(BaseModel):
     id: UUID
     name: str
@@ -262,3 +279,6 @@ class OpsTenant(BaseModel):
     plan: Plan
     karbon_connected: bool
     last_sync_error_code: str | None
+    storage: StorageFigures | None = Field(
+        None, description="What the firm's data costs to keep; none until first measured"
+    )

@@ -1,0 +1,67 @@
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import RawResponse, SyncKind
+from sandbox.state import Sandbox
+from tests.sync.conftest import connect_tenant, sync_now
+
+
+async def raw_rows(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) -> int:
+    async with sessions() as session:
+        query = select(func.count()).where(RawResponse.tenant_id == tenant_id)
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_a_quiet_incremental_stores_no_response_again(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await sync_now(job_context, tenant_id)
+    await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)  # reads new URLs once
+    before = await raw_rows(sessions, tenant_id)
+    requests_before = sandbox.counters("Demo firm")["requests"]
+
+    await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
+
+    assert sandbox.counters("Demo firm")["requests"] > requests_before
+    assert await raw_rows(sessions, tenant_id) == before
+    async with sessions() as session:
+        reread = (
+            await session.execute(select(func.count()).where(RawResponse.fetch_count > 1))
+        ).scalar_one()
+    assert reread > 0
+
+
+async def test_a_changed_body_is_kept_as_a_new_version_of_its_request(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await sync_now(job_context, tenant_id)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    before = await raw_rows(sessions, tenant_id)
+    sandbox.advance("Demo firm", 30)
+
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+
+    async with sessions() as session:
+        versions = (
+            await session.execute(
+                select(RawResponse.url, func.count())
+                .where(RawResponse.tenant_id == tenant_id)
+                .group_by(RawResponse.url)
+                .having(func.count() > 1)
+            )
+        ).all()
+        distinct_bodies = (
+            await session.execute(
+                select(func.count(func.distinct(RawResponse.body_sha256))).where(
+                    RawResponse.url.in_([url for url, _ in versions])
+                )
+            )
+        ).scalar_one()
+    assert await raw_rows(sessions, tenant_id) > before
+    assert versions, "the changed pages are new versions of the same requests"
+    assert distinct_bodies == sum(count for _, count in versions)

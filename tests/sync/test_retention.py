@@ -1,0 +1,223 @@
+"""Retention of raw responses, each firm's footprint, and deleting a firm with all its data."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from httpx import AsyncClient
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.models import Base, RawResponse, StorageFootprint, SyncKind, SyncRun
+from app.settings import Settings
+from app.sync.rebuild import rebuild_from_raw
+from app.sync.retention import measure_all, prune
+from app.tenancy.service import create_operator
+from sandbox.state import Sandbox
+from tests.cli_helpers import environment, invoke
+from tests.sync.conftest import connect_tenant, queue_sync, sync_now
+from tests.sync.test_rebuild import normalized_tables, scramble_derived_columns
+from tests.tenancy.helpers import bearer, problem_type, sign_in, sign_up
+
+OPERATOR_PASSWORD = "operator password 123"
+
+
+async def raw_versions(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> list[tuple[bytes, int]]:
+    async with sessions() as session:
+        query = (
+            select(RawResponse.request_sha256, RawResponse.id)
+            .where(RawResponse.tenant_id == tenant_id)
+            .order_by(RawResponse.id)
+        )
+        return [(row[0], row[1]) for row in await session.execute(query)]
+
+
+async def synced_with_history(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> UUID:
+    """A firm synced, changed in Karbon, synced incrementally and reconciled."""
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await sync_now(job_context, tenant_id)
+    sandbox.advance("Demo firm", 45)
+    await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    return tenant_id
+
+
+def later(days: int) -> datetime:
+    return datetime.now(UTC) + timedelta(days=days)
+
+
+async def test_superseded_versions_are_pruned_after_retention_and_rebuild_stays_exact(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    tenant_id = await synced_with_history(sandbox, job_context, sessions)
+    synced = await normalized_tables(sessions, tenant_id)
+    before = await raw_versions(sessions, tenant_id)
+    small_batches = settings.model_copy(update={"raw_prune_batch_size": 3})
+
+    assert await prune(sessions, small_batches, later(89)) == 0, "kept for 90 days"
+    deleted = await prune(sessions, small_batches, later(91))
+
+    after = await raw_versions(sessions, tenant_id)
+    assert deleted == len(before) - len(after) > 3, "pruned in several batches"
+    latest_of_each_request = {request: id_ for request, id_ in before}
+    full_run_reads = set(latest_of_each_request.values())
+    assert {id_ for _, id_ in after} <= full_run_reads
+    async with sessions() as session:
+        footprint = await session.get(StorageFootprint, tenant_id)
+        full = await session.scalar(select(SyncRun).where(SyncRun.kind == SyncKind.FULL))
+        kept_reads = await session.scalar(
+            select(func.count()).where(RawResponse.last_fetched_at >= full.started_at)  # type: ignore[union-attr]
+        )
+    assert footprint is not None and footprint.pruned_rows == deleted
+    assert footprint.last_pruned_at is not None and footprint.pruned_bytes > 0
+    assert kept_reads == len(after), "what the last complete run read is all kept"
+
+    await scramble_derived_columns(sessions, tenant_id)
+    await rebuild_from_raw(sessions, tenant_id)
+    assert await normalized_tables(sessions, tenant_id) == synced
+
+
+async def test_a_firm_syncing_now_is_not_pruned(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    tenant_id = await synced_with_history(sandbox, job_context, sessions)
+    await queue_sync(job_context, tenant_id, SyncKind.INCREMENTAL)
+    assert await prune(sessions, settings, later(91)) == 0
+
+
+async def operator_token(client: AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> str:
+    async with unit_of_work(sessions) as session:
+        await create_operator(session, "ops@reckonry-ops.com", OPERATOR_PASSWORD)
+    response = await sign_in(client, "ops@reckonry-ops.com", OPERATOR_PASSWORD)
+    return str(response.json()["access_token"])
+
+
+async def test_operators_see_each_firms_footprint_and_metrics_the_totals(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+) -> None:
+    tenant_id = await synced_with_history(sandbox, job_context, sessions)
+    token = await operator_token(client, sessions)
+    unmeasured = (await client.get("/api/v1/ops/tenants", headers=bearer(token))).json()
+    assert unmeasured["items"][0]["storage"] is None
+
+    assert await measure_all(sessions, datetime.now(UTC)) == 1
+
+    firm = (await client.get("/api/v1/ops/tenants", headers=bearer(token))).json()["items"][0]
+    async with sessions() as session:
+        raw_rows = await session.scalar(
+            select(func.count()).where(RawResponse.tenant_id == tenant_id)
+        )
+        entries = await session.scalar(text("SELECT count(*) FROM time_entries"))
+    storage = firm["storage"]
+    assert storage["raw_rows"] == raw_rows == storage["raw_rows_per_day"]
+    assert storage["raw_bytes"] > 0 and storage["raw_bytes"] == storage["raw_bytes_per_day"]
+    assert storage["normalized_rows"] > entries > 0 and storage["normalized_bytes"] > 0
+    assert storage["last_pruned_at"] is None and storage["pruned_rows"] == 0
+    assert REGISTRY.get_sample_value("reckonry_storage_raw_rows") == raw_rows
+    assert REGISTRY.get_sample_value("reckonry_storage_raw_bytes") == storage["raw_bytes"]
+    assert REGISTRY.get_sample_value("reckonry_storage_largest_firm_bytes") == (
+        storage["raw_bytes"] + storage["normalized_bytes"]
+    )
+
+
+async def rows_of(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) -> dict[str, int]:
+    """Rows holding the tenant's id, in every table that has a tenant_id (or is tenants)."""
+    counts: dict[str, int] = {}
+    async with sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            column = table.c.get("tenant_id", table.c.id if table.name == "tenants" else None)
+            if column is None:
+                continue
+            query = select(func.count()).select_from(table).where(column == tenant_id)
+            counts[table.name] = int(await session.scalar(query) or 0)
+    return counts
+
+
+async def test_deleting_a_firm_needs_its_name_and_leaves_nothing_of_it(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+) -> None:
+    tenant_id = await synced_with_history(sandbox, job_context, sessions)
+    other = await connect_tenant(sessions, job_context["deps"].settings, sandbox, name="Other")
+    await sync_now(job_context, other)
+    await measure_all(sessions, datetime.now(UTC))
+    running = await queue_sync(job_context, tenant_id, SyncKind.INCREMENTAL)
+    token = await operator_token(client, sessions)
+    other_rows = await rows_of(sessions, other)
+    assert sum(1 for count in (await rows_of(sessions, tenant_id)).values() if count) >= 10
+
+    refused = await client.delete(
+        f"/api/v1/ops/tenants/{tenant_id}", params={"confirm": "acme cpa"}, headers=bearer(token)
+    )
+    assert refused.status_code == 400 and problem_type(refused) == "confirmation-mismatch"
+    assert (await rows_of(sessions, tenant_id))["raw_responses"] > 0
+
+    deleted = await client.delete(
+        f"/api/v1/ops/tenants/{tenant_id}", params={"confirm": "Acme CPA"}, headers=bearer(token)
+    )
+
+    assert deleted.status_code == 204
+    remaining = await rows_of(sessions, tenant_id)
+    assert not any(remaining.values()), remaining
+    assert await rows_of(sessions, other) == other_rows
+    async with sessions() as session:
+        assert await session.get(SyncRun, running) is None
+    gone = await client.delete(
+        f"/api/v1/ops/tenants/{tenant_id}", params={"confirm": "Acme CPA"}, headers=bearer(token)
+    )
+    assert gone.status_code == 404
+
+
+async def test_firm_users_cannot_delete_firms(client: AsyncClient) -> None:
+    firm = await sign_up(client, "Acme", "owner@acme.com")
+    me = (await client.get("/api/v1/me", headers=firm.headers)).json()
+    response = await client.delete(
+        f"/api/v1/ops/tenants/{me['tenant']['id']}",
+        params={"confirm": "Acme"},
+        headers=firm.headers,
+    )
+    assert response.status_code == 403 and problem_type(response) == "operator-required"
+
+
+async def test_the_command_deletes_a_firm_once_confirmed(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    service_urls: Any,
+) -> None:
+    tenant_id = await synced_with_history(sandbox, job_context, sessions)
+    env = environment(DATABASE_URL=service_urls.database_url, REDIS_URL=service_urls.redis_url)
+
+    def delete(*args: str) -> Any:
+        return asyncio.to_thread(invoke, ["delete-firm", str(tenant_id), *args], env)
+
+    wrong = await delete("--confirm", "Acme")
+    assert wrong.exit_code != 0 and "exact name: 'Acme CPA'" in wrong.stderr
+    assert (await rows_of(sessions, tenant_id))["tenants"] == 1
+    unanswered = await delete()  # asks for the name; none is typed
+    assert unanswered.exit_code != 0 and "Type the firm's exact name" in unanswered.stdout
+    assert (await rows_of(sessions, tenant_id))["tenants"] == 1
+
+    confirmed = await delete("--confirm", "Acme CPA")
+
+    assert confirmed.exit_code == 0, confirmed.stderr
+    assert "Deleted the firm 'Acme CPA'" in confirmed.stdout
+    assert not any((await rows_of(sessions, tenant_id)).values())
