@@ -5,7 +5,7 @@ a person out everywhere) and may have no password yet (invited, not yet accepted
 tokens and received Stripe events get their tables.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
