@@ -10,12 +10,16 @@ absent (not null) for members and other keys, in JSON and, where the route has i
 
 Callers: the firm's admin and member, a platform operator, one integrator key per scope, the
 admin of another firm (whose identifiers in a path are another firm's: 404), no token, an
-expired token and a tampered one.
+expired token and a tampered one. Calls that sign their caller out (`Row.fresh_caller`) are
+made by a new person of the caller's kind, so the callers of the other calls stay signed in.
 """
 
 import asyncio
+import base64
 import csv
 import io
+import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,7 +35,8 @@ from app.reports.refresh import refresh_reports
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.tenancy.cli import create_operator
-from app.tenancy.security import issue_session_token
+from app.tenancy.security import issue_token, read_token
+from tests.mailbox import MAILBOX, Mailbox
 from tests.reports.conftest import SyncedFirm
 from tests.tenancy.helpers import (
     ACCESS_KEY,
@@ -41,6 +46,7 @@ from tests.tenancy.helpers import (
     bearer,
     connect,
     fake_karbon,
+    join,
     put_credentials,
     sign_in,
     sign_up,
@@ -59,6 +65,7 @@ CALLERS = (
     "expired",
     "tampered",
 )
+PEOPLE = ("admin", "member", "operator", "other_admin")
 SEES_PAY = {"admin": True, "pay_key": True, "member": False, "reports_key": False}
 """The callers of the firm whose pay is checked, and whether each sees it."""
 WINDOW = {"from": "2026-01-01", "to": "2026-11-02"}
@@ -78,7 +85,7 @@ def public(ok: int) -> Expected:
 
 def signed_in(ok: int) -> Expected:
     """Any person, operators included; no key."""
-    people = dict.fromkeys(("admin", "member", "operator", "other_admin"), ok)
+    people = dict.fromkeys(PEOPLE, ok)
     return {**people, **NO_KEY, **UNAUTHENTICATED}
 
 
@@ -112,8 +119,12 @@ def reader(scope: str, ok: int, *, other: int | None = None) -> Expected:
 @dataclass
 class World:
     client: AsyncClient
+    ops_settings: Settings
+    """Where `create_operator` makes operators: the test's database."""
     firm: Firm
     other: Firm
+    other_tenant_id: str
+    """The firm operators act on: connected through the API, so its trial has begun."""
     headers: dict[str, dict[str, str]]
     member_email: str
     key_id: str
@@ -121,13 +132,39 @@ class World:
     client_key: str
 
     async def new_member_id(self) -> str:
-        email = f"removable-{uuid.uuid4().hex[:8]}@matrix-firm.com"
+        """A member invited and not yet joined."""
         created = await self.client.post(
-            "/api/v1/members", headers=self.firm.headers, json=_new_member(email)
+            "/api/v1/members", headers=self.firm.headers, json=_new_member(_fresh("removable"))
         )
         assert created.status_code == 201, created.text
         member_id: str = created.json()["id"]
         return member_id
+
+    async def invitation_token(self) -> str:
+        email = _fresh("invited")
+        invited = await self.client.post(
+            "/api/v1/members", headers=self.firm.headers, json=_new_member(email)
+        )
+        assert invited.status_code == 201, invited.text
+        return await MAILBOX.link_token(email)
+
+    async def reset_token(self) -> str:
+        """A reset link of a firm's owner who asked for no other e-mail."""
+        owner = await sign_up(self.client, "Resetting", _fresh("resetting"))
+        asked = await self.client.post("/api/v1/auth/password-reset", json={"email": owner.email})
+        assert asked.status_code == 202, asked.text
+        return await MAILBOX.link_token(owner.email)
+
+    async def fresh_headers(self, caller: str) -> dict[str, str]:
+        """A new person of `caller`'s kind, signed in; the same headers for other callers."""
+        if caller == "operator":
+            return bearer(await _operator_token(self.client, self.ops_settings, _fresh("ops")))
+        inviter = {"admin": self.firm, "member": self.firm, "other_admin": self.other}
+        if caller not in inviter:
+            return self.headers[caller]
+        role = "member" if caller == "member" else "admin"
+        _, headers = await join(self.client, inviter[caller].headers, _fresh(caller), role)
+        return headers
 
     async def new_key_id(self) -> str:
         created = await self.client.post(
@@ -138,26 +175,33 @@ class World:
         return key_id
 
 
+def _fresh(who: str) -> str:
+    return f"{who}-{uuid.uuid4().hex[:8]}@matrix-firm.com"
+
+
 def _new_member(email: str) -> dict[str, str]:
-    return {"email": email, "password": PASSWORD}
+    return {"email": email, "role": "member"}
 
 
 def _new_key(scopes: list[str]) -> dict[str, Any]:
     return {"name": "+".join(scopes), "scopes": scopes}
 
 
-def _tampered(token: str) -> str:
-    """One character of the signed part changed."""
-    at = len(token) // 3
-    return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1 :]
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-async def _operator_token(client: AsyncClient, settings: Settings, urls: ServiceUrls) -> str:
-    ops_settings = settings.model_copy(
-        update={"database_url": urls.database_url, "redis_url": urls.redis_url}
-    )
-    await asyncio.to_thread(create_operator, "ops@matrix-ops.com", PASSWORD, ops_settings)
-    token: str = (await sign_in(client, "ops@matrix-ops.com")).json()["access_token"]
+def _tampered(token: str, **claims: Any) -> str:
+    """The token with `claims` rewritten in its payload and its signature left as it was."""
+    header, payload, signature = token.split(".")
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    rewritten = json.dumps({**decoded, **claims}).encode()
+    return f"{header}.{_base64url(rewritten)}.{signature}"
+
+
+async def _operator_token(client: AsyncClient, ops_settings: Settings, email: str) -> str:
+    await asyncio.to_thread(create_operator, email, PASSWORD, ops_settings)
+    token: str = (await sign_in(client, email)).json()["access_token"]
     return token
 
 
@@ -175,43 +219,54 @@ async def _first(client: AsyncClient, firm: Firm, path: str, params: dict[str, A
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Stripe's webhook set up, so that it judges signatures."""
+    return settings.model_copy(update={"stripe_webhook_secret": "whsec_matrix_" + "s" * 24})
+
+
+@pytest.fixture
 async def world(
     client: AsyncClient,
     synced_firm: SyncedFirm,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     service_urls: ServiceUrls,
+    mailbox: Mailbox,
 ) -> World:
     await refresh_reports(sessions, synced_firm.tenant_id)
     admin_token = synced_firm.headers["Authorization"].removeprefix("Bearer ")
     firm = Firm("Acme CPA", "", admin_token)
-    admin_id = (await client.get("/api/v1/me", headers=firm.headers)).json()["user_id"]
     member_email = "member@matrix-firm.com"
-    added = await client.post(
-        "/api/v1/members", headers=firm.headers, json=_new_member(member_email)
-    )
-    assert added.status_code == 201, added.text
-    member_token = (await sign_in(client, member_email)).json()["access_token"]
+    _, member_headers = await join(client, firm.headers, member_email)
     keys = {caller: await _key(client, firm, scopes) for caller, scopes in KEY_SCOPES.items()}
     other = await sign_up(client, "Other Firm", "admin@other-matrix-firm.com")
     await connect(client, other)
-    expired = issue_session_token(
-        resolve_secrets(settings).secret_key, uuid.UUID(admin_id), ttl=-60
+    other_me = (await client.get("/api/v1/me", headers=other.headers)).json()
+    signing_keys = resolve_secrets(settings).signing_keys
+    admin = read_token(signing_keys, admin_token)
+    assert admin is not None
+    # The admin's own token in all but its expiry, signed as sign-in signs.
+    expired = issue_token(signing_keys, admin.user_id, admin.generation, ttl=-60).token
+    ops_settings = settings.model_copy(
+        update={"database_url": service_urls.database_url, "redis_url": service_urls.redis_url}
     )
     headers = {
         "admin": firm.headers,
-        "member": bearer(member_token),
-        "operator": bearer(await _operator_token(client, settings, service_urls)),
+        "member": member_headers,
+        "operator": bearer(await _operator_token(client, ops_settings, "ops@matrix-ops.com")),
         **{caller: bearer(key["key"]) for caller, key in keys.items()},
         "other_admin": other.headers,
         "anonymous": {},
-        "expired": bearer(expired.token),
-        "tampered": bearer(_tampered(admin_token)),
+        "expired": bearer(expired),
+        # The expired token made to last another hour, without the key to sign it.
+        "tampered": bearer(_tampered(expired, exp=int(time.time()) + 3600)),
     }
     return World(
         client=client,
+        ops_settings=ops_settings,
         firm=firm,
         other=other,
+        other_tenant_id=other_me["tenant"]["id"],
         headers=headers,
         member_email=member_email,
         key_id=keys["reports_key"]["id"],
@@ -267,6 +322,27 @@ async def a_key(world: World, path: str) -> dict[str, Any]:
 
 async def revocable_key(world: World, path: str) -> dict[str, Any]:
     return {"url": path.format(key_id=await world.new_key_id())}
+
+
+async def invitation(world: World, path: str) -> dict[str, Any]:
+    return {"url": path, "json": {"token": await world.invitation_token(), "password": PASSWORD}}
+
+
+async def reset_link(world: World, path: str) -> dict[str, Any]:
+    return {"url": path, "json": {"token": await world.reset_token(), "password": PASSWORD}}
+
+
+async def unsigned_event(_: World, path: str) -> dict[str, Any]:
+    """A well-formed event Stripe did not sign: no `Stripe-Signature`."""
+    event = {"id": "evt_unsigned", "object": "event", "type": "checkout.session.completed"}
+    return {"url": path, "json": {**event, "created": 0, "data": {"object": {}}}}
+
+
+def a_firm(body: Mapping[str, Any]) -> Request:
+    async def request(world: World, path: str) -> dict[str, Any]:
+        return {"url": path.format(tenant_id=world.other_tenant_id), "json": dict(body)}
+
+    return request
 
 
 async def karbon_keys(_: World, path: str) -> dict[str, Any]:
@@ -331,6 +407,8 @@ class Row:
     pay: Pay | None = None
     restore: Callable[[World], Awaitable[None]] | None = None
     """Run after each call: puts back what the call undid for the calls after it."""
+    fresh_caller: bool = False
+    """The call signs its caller out: made by a new person of the caller's kind."""
 
 
 P = "/api/v1"
@@ -340,7 +418,18 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/metrics"): Row(public(200)),
     ("POST", f"{P}/signup"): Row(public(201), new_firm),
     ("POST", f"{P}/auth/token"): Row(public(200), member_sign_in),
+    ("POST", f"{P}/auth/logout"): Row(signed_in(204), fresh_caller=True),
+    ("POST", f"{P}/auth/password-reset"): Row(
+        public(202), with_body({"email": "member@matrix-firm.com"})
+    ),
+    ("POST", f"{P}/auth/password-reset/confirm"): Row(public(200), reset_link),
+    ("POST", f"{P}/invitations/accept"): Row(public(200), invitation),
     ("GET", f"{P}/me"): Row(signed_in(200)),
+    ("POST", f"{P}/me/password"): Row(
+        signed_in(200),
+        with_body({"current_password": PASSWORD, "new_password": "another horse battery"}),
+        fresh_caller=True,
+    ),
     ("GET", f"{P}/members"): Row(firm_member(200)),
     ("POST", f"{P}/members"): Row(firm_admin(201), new_member),
     ("DELETE", f"{P}/members/{{member_id}}"): Row(firm_admin(204, other=404), removable_member),
@@ -349,6 +438,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{P}/api-keys/{{key_id}}"): Row(firm_admin(200, other=404), a_key),
     ("DELETE", f"{P}/api-keys/{{key_id}}"): Row(firm_admin(204, other=404), revocable_key),
     ("GET", f"{P}/ops/tenants"): Row(operator(200)),
+    ("PUT", f"{P}/ops/tenants/{{tenant_id}}/subscription"): Row(
+        operator(200), a_firm({"status": "active"})
+    ),
+    ("POST", f"{P}/ops/tenants/{{tenant_id}}/trial-extension"): Row(
+        operator(200), a_firm({"days": 7})
+    ),
+    ("GET", f"{P}/billing"): Row(firm_member(200)),
+    ("POST", f"{P}/billing/stripe-webhook"): Row(public(400), unsigned_event),
     ("PUT", f"{P}/karbon/credentials"): Row(firm_admin(200), karbon_keys),
     ("DELETE", f"{P}/karbon/credentials"): Row(firm_admin(200), restore=reconnect),
     ("GET", f"{P}/karbon/connection"): Row(firm_member(200)),
@@ -421,7 +518,13 @@ def _csv_pay_shown(pay: Pay, response: Response) -> bool | str:
 
 
 async def _pay_failures(
-    world: World, caller: str, method: str, row: Row, call: dict[str, Any], response: Response
+    world: World,
+    caller: str,
+    method: str,
+    row: Row,
+    call: dict[str, Any],
+    response: Response,
+    headers: dict[str, str],
 ) -> list[str]:
     assert row.pay is not None
     where = f"{method} {call['url']} as {caller}"
@@ -430,9 +533,7 @@ async def _pay_failures(
         failures.append(f"{where}: pay shown in JSON: {shown}, expected {SEES_PAY[caller]}")
     if row.pay.csv:
         params = {**call.get("params", {}), "format": "csv"}
-        answer = await world.client.request(
-            method, headers=world.headers[caller], **{**call, "params": params}
-        )
+        answer = await world.client.request(method, headers=headers, **{**call, "params": params})
         if answer.status_code != 200:
             failures.append(f"{where} as CSV: {answer.status_code} {answer.text[:200]}")
         elif (shown := _csv_pay_shown(row.pay, answer)) is not SEES_PAY[caller]:
@@ -449,7 +550,9 @@ async def test_each_caller_gets_the_status_and_the_pay_the_matrix_gives(
         for (method, path), row in MATRIX.items():
             for caller in CALLERS:
                 call = await row.request(world, path)
-                response = await world.client.request(method, headers=world.headers[caller], **call)
+                fresh = row.fresh_caller
+                headers = await world.fresh_headers(caller) if fresh else world.headers[caller]
+                response = await world.client.request(method, headers=headers, **call)
                 expected = row.expected[caller]
                 if response.status_code != expected:
                     failures.append(
@@ -457,7 +560,9 @@ async def test_each_caller_gets_the_status_and_the_pay_the_matrix_gives(
                         f"expected {expected}: {response.text[:200]}"
                     )
                 elif row.pay and caller in SEES_PAY and expected == 200:
-                    failures += await _pay_failures(world, caller, method, row, call, response)
+                    failures += await _pay_failures(
+                        world, caller, method, row, call, response, headers
+                    )
                     checked_pay += 1
                 if row.restore:
                     await row.restore(world)
