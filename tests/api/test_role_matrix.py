@@ -338,6 +338,14 @@ async def unsigned_event(_: World, path: str) -> dict[str, Any]:
     return {"url": path, "json": {**event, "created": 0, "data": {"object": {}}}}
 
 
+async def deletable_firm(world: World, path: str) -> dict[str, Any]:
+    """A firm made for the call, so deleting it leaves the others to the calls after it."""
+    name = f"Deletable {uuid.uuid4().hex[:8]}"
+    firm = await sign_up(world.client, name, f"owner-{uuid.uuid4().hex[:8]}@deletable.com")
+    me = (await world.client.get("/api/v1/me", headers=firm.headers)).json()
+    return {"url": path.format(tenant_id=me["tenant"]["id"]), "params": {"confirm": name}}
+
+
 def a_firm(body: Mapping[str, Any]) -> Request:
     async def request(world: World, path: str) -> dict[str, Any]:
         return {"url": path.format(tenant_id=world.other_tenant_id), "json": dict(body)}
@@ -444,7 +452,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", f"{P}/ops/tenants/{{tenant_id}}/trial-extension"): Row(
         operator(200), a_firm({"days": 7})
     ),
+    ("DELETE", f"{P}/ops/tenants/{{tenant_id}}"): Row(operator(204), deletable_firm),
     ("GET", f"{P}/billing"): Row(firm_member(200)),
+    ("GET", f"{P}/data-quality"): Row(reader(REPORTS, 200)),
     ("POST", f"{P}/billing/stripe-webhook"): Row(public(400), unsigned_event),
     ("PUT", f"{P}/karbon/credentials"): Row(firm_admin(200), karbon_keys),
     ("DELETE", f"{P}/karbon/credentials"): Row(firm_admin(200), restore=reconnect),
