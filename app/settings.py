@@ -5,6 +5,7 @@ Every setting is documented in the README with its default. `DATABASE_URL` and
 and Redis whose data lives under `RECKONRY_DATA_DIR`.
 """
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -120,6 +121,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         default=None, validation_alias="RECKONRY_CORS_ORIGINS"
     )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("127.0.0.1",), validation_alias="RECKONRY_TRUSTED_PROXIES"
+    )
+    """Peers whose X-Forwarded-For/-Proto the API believes: addresses or networks."""
 
     @property
     def allowed_cors_origins(self) -> tuple[str, ...]:
@@ -138,6 +143,30 @@ class Settings(BaseSettings):
         (`arq:job:<id>`, `arq:in-progress:<id>`, ...) after its id, so deployments sharing a
         Redis never take or refuse each other's jobs."""
         return ":".join(str(part) for part in (self.redis_key_prefix, *parts))
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(peer.strip() for peer in value.split(",") if peer.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """A client's address decides its sign-in limits: only proxies named here may say
+        it is another, or any client could spread its guesses over invented addresses."""
+        if value == ("*",):
+            return value
+        for peer in value:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"RECKONRY_TRUSTED_PROXIES: {peer!r} is not an IP address or network "
+                    "(e.g. 10.0.0.5 or 10.0.0.0/8); give * alone to trust every peer"
+                ) from None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

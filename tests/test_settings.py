@@ -84,3 +84,21 @@ def test_env_example_lists_every_documented_variable_with_its_default() -> None:
     listed = set(re.findall(r"^([A-Z_]+)=", example.read_text(), re.MULTILINE))
     assert names and names <= listed
     assert Settings(_env_file=example) == Settings(_env_file=None)
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = Settings(_env_file=None, RECKONRY_TRUSTED_PROXIES=" 10.0.0.5, 10.1.0.0/16 ")
+    assert settings.trusted_proxies == ("10.0.0.5", "10.1.0.0/16")
+    assert Settings(_env_file=None).trusted_proxies == ("127.0.0.1",)
+    refused = re.escape("'lb.internal' is not an IP address or network")
+    with pytest.raises(ValidationError, match=refused):
+        Settings(_env_file=None, RECKONRY_TRUSTED_PROXIES="10.0.0.5,lb.internal")
+
+
+def test_the_api_believes_forwarded_headers_from_trusted_proxies_only() -> None:
+    from app.cli import _uvicorn_server
+    from app.embedded import ServiceUrls
+
+    urls = ServiceUrls(database_url="postgresql://x@127.0.0.1/x", redis_url="redis://127.0.0.1")
+    settings = Settings(_env_file=None, RECKONRY_TRUSTED_PROXIES="10.1.0.0/16")
+    assert _uvicorn_server(settings, urls).config.forwarded_allow_ips == ["10.1.0.0/16"]

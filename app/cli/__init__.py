@@ -144,6 +144,7 @@ def _uvicorn_server(settings: Settings, urls: ServiceUrls) -> uvicorn.Server:
         port=settings.api_port,
         log_config=None,
         proxy_headers=True,
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
     return _Server(config)
 
