@@ -74,6 +74,8 @@ async def sign_up(body: SignUp, session: SessionDep, secrets: SecretsDep) -> Acc
             **VALIDATION,
             429: "`too-many-sign-in-attempts`: too many attempts for this account or address; "
             "`Retry-After` says how many seconds to wait.",
+            503: "`sign-in-busy`: too many sign-ins at once on this server; retry after "
+            "`Retry-After` seconds.",
         }
     ),
 )

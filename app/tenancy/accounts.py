@@ -7,7 +7,6 @@ token signed out (`POST /auth/logout`) goes on a deny-list until it would have e
 so the list stays as small as the tokens alive.
 """
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,17 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import after_commit
 from app.kit.problems import ProblemError
 from app.models import User
-from app.tenancy import repository
+from app.tenancy import password_work, repository
 from app.tenancy.principal_cache import forget_principals
 from app.tenancy.schemas import AccessToken
 from app.tenancy.security import (
     TOKEN_LIFETIMES,
     TokenClaims,
     TokenPurpose,
-    hash_password,
     issue_token,
     read_token,
-    verify_password,
 )
 
 
@@ -51,7 +48,7 @@ def _link(app_url: str, page: str, token: str) -> str:
 
 async def _set_password(session: AsyncSession, user: User, password: str) -> None:
     """The new password; every token and link the person had stops working."""
-    user.password_hash = await asyncio.to_thread(hash_password, password)
+    user.password_hash = await password_work.hashed(password)
     user.token_generation += 1
     await session.flush()
     after_commit(session, forget_principals)
@@ -62,7 +59,7 @@ async def change_password(
 ) -> AccessToken:
     user = await repository.user_for_update(session, user_id)
     assert user is not None
-    if not await asyncio.to_thread(verify_password, user.password_hash, current):
+    if not await password_work.verified(user.password_hash, current):
         raise ProblemError(
             400,
             "wrong-password",

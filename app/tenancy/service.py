@@ -1,6 +1,5 @@
 """Firms, their people and their integrator keys; sign-in."""
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -12,7 +11,7 @@ from app.db import after_commit
 from app.kit.pagination import Page, PageParams
 from app.kit.problems import ProblemError
 from app.models import ApiKey, KarbonConnection, Role, Tenant, User
-from app.tenancy import repository
+from app.tenancy import password_work, repository
 from app.tenancy.accounts import OutgoingEmail, access_token, invitation_email
 from app.tenancy.plan import plan_state
 from app.tenancy.principal_cache import forget_principals
@@ -31,7 +30,7 @@ from app.tenancy.schemas import (
     TenantView,
     Trial,
 )
-from app.tenancy.security import hash_password, new_api_key, verify_password
+from app.tenancy.security import new_api_key
 
 
 def _not_found(what: str) -> ProblemError:
@@ -53,7 +52,7 @@ async def _new_user(
     """The account; without a password it waits for its invitation to be accepted."""
     if await repository.user_by_email(session, email) is not None:
         raise _email_taken()
-    password_hash = await asyncio.to_thread(hash_password, password) if password else None
+    password_hash = await password_work.hashed(password) if password else None
     user = User(tenant_id=tenant_id, email=email.lower(), password_hash=password_hash, role=role)
     # The check above misses a sign-up of the same address committing meanwhile: the unique
     # index then refuses this one, which is the same 409.
@@ -88,9 +87,7 @@ async def sign_in(
 ) -> AccessToken:
     await limiter.register_attempt(email, address)
     user = await repository.user_by_email(session, email)
-    matches = await asyncio.to_thread(
-        verify_password, user.password_hash if user else None, password
-    )
+    matches = await password_work.verified(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
         raise ProblemError(
             401,
