@@ -1,21 +1,44 @@
-"""Sign-in attempts limited per account and per client address (fixed windows in Redis)."""
+"""Sign-in throttling: growing delays after failed attempts, never a lock-out.
+
+A hard lock after N failures let anyone lock a person out of their own account by typing
+wrong passwords for it. Here failures are counted per account and client address together,
+per address, and per account; past a few free failures each further one makes that key wait
+before the next attempt, the wait doubling up to its cap. An attacker guessing from one
+address is slowed to one guess per `cap` seconds, spraying many accounts from one address is
+slowed the same way, and the owner, signing in from their own address, waits at most the
+account-wide cap (a minute) however hard the account is attacked from elsewhere. Failures
+are forgotten an hour after the last one; a successful sign-in forgets the account's.
+"""
 
 import hashlib
+import math
+import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from app.kit.problems import ProblemError
 
+FORGET_AFTER_SECONDS = 3600
+
 
 @dataclass(frozen=True)
-class Limit:
-    attempts: int
-    window_seconds: int
+class Throttle:
+    free_failures: int
+    max_wait_seconds: float
+    first_wait_seconds: float = 1.0
+
+    def wait_after(self, failures: int) -> float:
+        """Seconds the next attempt must wait after this many failures."""
+        beyond = failures - self.free_failures
+        if beyond <= 0:
+            return 0.0
+        return min(self.max_wait_seconds, self.first_wait_seconds * (1 << min(beyond - 1, 30)))
 
 
-ATTEMPTS_PER_ACCOUNT = Limit(attempts=10, window_seconds=15 * 60)
-ATTEMPTS_PER_ADDRESS = Limit(attempts=50, window_seconds=15 * 60)
+PER_ACCOUNT_AND_ADDRESS = Throttle(free_failures=5, max_wait_seconds=15 * 60)
+PER_ADDRESS = Throttle(free_failures=50, max_wait_seconds=15 * 60)
+PER_ACCOUNT = Throttle(free_failures=20, max_wait_seconds=60)
 
 
 def _digest(value: str) -> str:
@@ -28,41 +51,41 @@ class SignInLimiter:
         self._redis = redis
         self._prefix = f"{prefix}:sign-in"
 
-    async def register_attempt(self, email: str, address: str) -> None:
-        """Count one attempt; 429 when the account or the address has used its window."""
-        checks = (
-            (f"{self._prefix}:account:{_digest(email.lower())}", ATTEMPTS_PER_ACCOUNT, "account"),
-            (f"{self._prefix}:address:{_digest(address)}", ATTEMPTS_PER_ADDRESS, "address"),
-        )
-        for key, limit, scope in checks:
-            count, ttl = await self._count(key, limit)
-            if count > limit.attempts:
+    def _keys(self, email: str, address: str) -> list[tuple[str, Throttle, str]]:
+        account, client = _digest(email.lower()), _digest(address)
+        return [
+            (f"{self._prefix}:pair:{account}:{client}", PER_ACCOUNT_AND_ADDRESS, "account"),
+            (f"{self._prefix}:address:{client}", PER_ADDRESS, "address"),
+            (f"{self._prefix}:account:{account}", PER_ACCOUNT, "account"),
+        ]
+
+    async def check(self, email: str, address: str) -> None:
+        """429 with `Retry-After` while an earlier failure makes this attempt wait."""
+        now = time.time()
+        for key, _, scope in self._keys(email, address):
+            until = await self._redis.hget(key, "until")  # type: ignore[misc]
+            if until is not None and float(until) > now:
+                wait = math.ceil(float(until) - now)
                 raise ProblemError(
                     429,
                     "too-many-sign-in-attempts",
-                    f"Too many sign-in attempts for this {scope}. "
-                    f"Try again in {ttl} seconds, or reset your password "
-                    "(POST /api/v1/auth/password-reset).",
+                    f"Too many failed sign-ins for this {scope}. Try again in {wait} seconds, "
+                    "or reset your password (POST /api/v1/auth/password-reset).",
                     title="Too many sign-in attempts",
-                    headers={"Retry-After": str(ttl)},
-                    retry_after_seconds=ttl,
+                    headers={"Retry-After": str(wait)},
+                    retry_after_seconds=wait,
                 )
 
-    async def forget_account(self, email: str) -> None:
-        """A successful sign-in clears the account's count (not the address's)."""
-        await self._redis.delete(f"{self._prefix}:account:{_digest(email.lower())}")
+    async def failed(self, email: str, address: str) -> None:
+        now = time.time()
+        for key, throttle, _ in self._keys(email, address):
+            failures = int(await self._redis.hincrby(key, "failures", 1))  # type: ignore[misc]
+            wait = throttle.wait_after(failures)
+            if wait:
+                await self._redis.hset(key, "until", str(now + wait))  # type: ignore[misc]
+            await self._redis.expire(key, FORGET_AFTER_SECONDS)
 
-    async def _count(self, key: str, limit: Limit) -> tuple[int, int]:
-        # One script, so the window starts with the first attempt and never slides; it runs on
-        # Redis 6 too (the embedded server), which has no `EXPIRE ... NX`.
-        count, ttl = await self._redis.eval(  # type: ignore[misc]
-            _COUNT_IN_WINDOW, 1, key, str(limit.window_seconds)
-        )
-        return int(count), max(int(ttl), 1)
-
-
-_COUNT_IN_WINDOW = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('TTL', KEYS[1])}
-"""
+    async def succeeded(self, email: str, address: str) -> None:
+        """The account's failures are forgotten (the address's are not)."""
+        account_keys = [key for key, _, scope in self._keys(email, address) if scope == "account"]
+        await self._redis.delete(*account_keys)

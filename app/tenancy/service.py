@@ -85,10 +85,11 @@ async def sign_in(
     password: str,
     address: str,
 ) -> AccessToken:
-    await limiter.register_attempt(email, address)
+    await limiter.check(email, address)
     user = await repository.user_by_email(session, email)
     matches = await password_work.verified(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
+        await limiter.failed(email, address)
         raise ProblemError(
             401,
             "invalid-credentials",
@@ -96,7 +97,7 @@ async def sign_in(
             title="Sign-in failed",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    await limiter.forget_account(email)
+    await limiter.succeeded(email, address)
     return access_token(keys, user)
 
 

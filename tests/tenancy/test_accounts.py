@@ -2,7 +2,8 @@ import asyncio
 import uuid
 
 import pytest
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -11,7 +12,7 @@ from app.models import Tenant, User
 from app.settings import Settings
 from app.tenancy import ratelimit
 from app.tenancy.cli import create_operator
-from app.tenancy.ratelimit import ATTEMPTS_PER_ACCOUNT, Limit
+from app.tenancy.ratelimit import PER_ACCOUNT, PER_ACCOUNT_AND_ADDRESS, Throttle
 from app.tenancy.security import issue_token
 from tests.tenancy.helpers import PASSWORD, bearer, join, problem_type, sign_in, sign_up
 
@@ -117,38 +118,74 @@ async def test_tampered_expired_and_missing_tokens_are_refused(
         assert problem_type(response) == slug
 
 
-async def test_sign_in_is_limited_per_account(client: AsyncClient) -> None:
-    await sign_up(client, "Acme", "owner@acme.com")
-    for _ in range(ATTEMPTS_PER_ACCOUNT.attempts):
-        assert (await sign_in(client, "owner@acme.com", "guessing wrong")).status_code == 401
+def _from(app: FastAPI, address: str) -> AsyncClient:
+    """A client whose requests come from `address`."""
+    transport = ASGITransport(app=app, client=(address, 40000), raise_app_exceptions=False)
+    return AsyncClient(transport=transport, base_url="http://testserver")
 
-    blocked = await sign_in(client, "OWNER@acme.com")  # even the right password waits
-    assert blocked.status_code == 429
-    assert problem_type(blocked) == "too-many-sign-in-attempts"
-    assert 0 < int(blocked.headers["retry-after"]) <= ATTEMPTS_PER_ACCOUNT.window_seconds
-    assert "account" in blocked.json()["detail"]
+
+async def test_failed_sign_ins_make_the_next_attempt_wait_longer_each_time(
+    client: AsyncClient,
+) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    free = PER_ACCOUNT_AND_ADDRESS.free_failures
+    for _ in range(free):
+        assert (await sign_in(client, "owner@acme.com", "guessing wrong")).status_code == 401
+    assert (await sign_in(client, "owner@acme.com", "guessing wrong")).status_code == 401
+    waiting = await sign_in(client, "OWNER@acme.com")  # even the right password waits its turn
+    assert waiting.status_code == 429
+    assert problem_type(waiting) == "too-many-sign-in-attempts"
+    assert int(waiting.headers["retry-after"]) == 1
+    assert "account" in waiting.json()["detail"]
+    await asyncio.sleep(1.1)
+    assert (await sign_in(client, "owner@acme.com", "guessing wrong")).status_code == 401
+    assert int((await sign_in(client, "owner@acme.com")).headers["retry-after"]) == 2
     other_account = await sign_in(client, "someone-else@acme.com")
     assert other_account.status_code == 401
+
+
+def test_waits_double_up_to_their_cap() -> None:
+    throttle = Throttle(free_failures=2, max_wait_seconds=5)
+    assert [throttle.wait_after(n) for n in range(1, 8)] == [0, 0, 1, 2, 4, 5, 5]
+    assert PER_ACCOUNT.max_wait_seconds <= 60  # the owner never waits longer than this
+
+
+async def test_an_attack_from_elsewhere_never_locks_the_owner_out(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "PER_ACCOUNT", Throttle(free_failures=3, max_wait_seconds=1))
+    await sign_up(client, "Acme", "owner@acme.com")
+    async with _from(app, "203.0.113.7") as attacker, _from(app, "198.51.100.4") as owner:
+        answers = [await sign_in(attacker, "owner@acme.com", "guess") for _ in range(12)]
+        assert {a.status_code for a in answers} == {401, 429}
+        assert (await sign_in(attacker, "owner@acme.com", "guess")).status_code == 429
+        first = await sign_in(owner, "owner@acme.com")
+        if first.status_code == 429:  # the account-wide wait is at most its cap
+            assert int(first.headers["retry-after"]) <= 1
+            await asyncio.sleep(1.1)
+            first = await sign_in(owner, "owner@acme.com")
+        assert first.status_code == 200
 
 
 async def test_sign_in_is_limited_per_address(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ratelimit, "ATTEMPTS_PER_ADDRESS", Limit(attempts=5, window_seconds=60))
-    for attempt in range(5):
+    monkeypatch.setattr(ratelimit, "PER_ADDRESS", Throttle(free_failures=5, max_wait_seconds=60))
+    for attempt in range(6):
         response = await sign_in(client, f"user{attempt}@spray.com", "guess")
         assert response.status_code == 401
-    blocked = await sign_in(client, "fresh@spray.com", "guess")
-    assert blocked.status_code == 429
-    assert "address" in blocked.json()["detail"]
+    waiting = await sign_in(client, "fresh@spray.com", "guess")
+    assert waiting.status_code == 429
+    assert "address" in waiting.json()["detail"]
 
 
-async def test_a_successful_sign_in_resets_the_account_count(client: AsyncClient) -> None:
+async def test_a_successful_sign_in_forgets_the_accounts_failures(client: AsyncClient) -> None:
     await sign_up(client, "Acme", "owner@acme.com")
-    for _ in range(ATTEMPTS_PER_ACCOUNT.attempts - 1):
+    for _ in range(PER_ACCOUNT_AND_ADDRESS.free_failures - 1):
         await sign_in(client, "owner@acme.com", "typo typo typo")
     assert (await sign_in(client, "owner@acme.com")).status_code == 200
-    assert (await sign_in(client, "owner@acme.com", "one more typo")).status_code == 401
+    for _ in range(PER_ACCOUNT_AND_ADDRESS.free_failures):
+        assert (await sign_in(client, "owner@acme.com", "one more typo")).status_code == 401
 
 
 async def test_admins_add_and_remove_members(client: AsyncClient) -> None:
