@@ -26,7 +26,8 @@ from app.api.deps import SessionDep
 from app.kit.problems import ProblemError
 from app.models import ApiKey, ApiScope, Role, Tenant
 from app.secrets import Secrets, resolve_secrets
-from app.tenancy import repository
+from app.tenancy import key_use, repository
+from app.tenancy.audit import Actor
 from app.tenancy.plan import plan_state, subscription_required
 from app.tenancy.principal_cache import principals
 from app.tenancy.security import TokenClaims, hash_api_key, is_api_key, read_token
@@ -79,6 +80,11 @@ class TenantPrincipal:
         return self.role == Role.ADMIN
 
 
+def actor_of(principal: Principal | TenantPrincipal) -> Actor:
+    """Who the audit record names for this caller's changes."""
+    return Actor.of(principal.role, principal.user_id, principal.api_key_id)
+
+
 async def get_secrets(request: Request) -> Secrets:
     """Resolved once per application: the local secrets file is read only on first use."""
     cached: Secrets | None = getattr(request.app.state, "secrets", None)
@@ -128,6 +134,8 @@ async def get_principal(
         raise _unauthenticated("Send `Authorization: Bearer <token or integrator key>`.")
     known = await _known_principal(session, secrets, token)
     session.info[_PRINCIPAL_TENANT] = known.tenant
+    if known.principal.api_key_id is not None:
+        await key_use.mark_used(session, known.principal.api_key_id, datetime.now(UTC))
     return known.principal
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
-from app.api.auth import ReportReader, TenantAdmin, TenantMember
+from app.api.auth import ReportReader, TenantAdmin, TenantMember, actor_of
 from app.api.deps import KarbonKey, RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, MEMBER, READER, VALIDATION, problems
@@ -22,8 +22,10 @@ from app.costs.schemas import (
 )
 from app.kit.pagination import Page
 from app.kit.problems import ProblemError
+from app.models import AuditKind
 from app.reports.queue import refresh_after_commit
 from app.reports.repository import refresh_state
+from app.tenancy import audit
 
 router = APIRouter(prefix="/api/v1", tags=["cost assumptions"])
 
@@ -79,6 +81,15 @@ async def add_staff_compensation(
             404, "staff-not-found", "No synced staff member with this key in your firm."
         )
     await service.add_compensation(session, principal.tenant_id, key, body)
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor_of(principal),
+        AuditKind.COMPENSATION,
+        "compensation.added",
+        f"compensation of {member.name}",
+        f"a period effective from {body.effective_from.isoformat()}",
+    )
     refresh_after_commit(session, redis, settings, principal.tenant_id)
     state = await refresh_state(session, principal.tenant_id)
     views = await service.staff_cost_views(
@@ -108,6 +119,25 @@ async def update_cost_settings(
     settings: SettingsDep,
     body: CostSettingsBody,
 ) -> CostSettingsView:
-    stored = await service.save_settings(session, principal.tenant_id, body)
+    before = service.settings_view(await repository.cost_settings(session, principal.tenant_id))
+    after = service.settings_view(await service.save_settings(session, principal.tenant_id, body))
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor_of(principal),
+        AuditKind.COST_SETTINGS,
+        "cost_settings.changed",
+        "cost settings",
+        f"changed: {', '.join(_changed(before, after)) or 'nothing'}",
+    )
     refresh_after_commit(session, redis, settings, principal.tenant_id)
-    return service.settings_view(stored)
+    return after
+
+
+def _changed(before: CostSettingsView, after: CostSettingsView) -> list[str]:
+    """The names of the settings that changed (their values stay out of the audit record)."""
+    return [
+        name
+        for name in CostSettingsBody.model_fields
+        if getattr(before, name) != getattr(after, name)
+    ]

@@ -3,12 +3,14 @@
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import SecretsDep, TenantAdmin, TenantMember
+from app.api.auth import SecretsDep, TenantAdmin, TenantMember, TenantPrincipal, actor_of
 from app.api.deps import KarbonBudgetsDep, RedisDep, SessionDep, SettingsDep
 from app.api.responses import ADMIN, MEMBER, problems
+from app.models import AuditKind
 from app.sync import connection
-from app.tenancy import repository
+from app.tenancy import audit, repository
 from app.tenancy.schemas import Connection, PastedCredentials
 
 router = APIRouter(prefix="/api/v1/karbon", tags=["karbon"])
@@ -56,9 +58,14 @@ async def connect_karbon(
     secrets: SecretsDep,
     budgets: KarbonBudgetsDep,
 ) -> Connection:
-    return await connection.connect(
+    connected = await connection.connect(
         session, redis, settings, secrets, budgets, principal.tenant_id, body, datetime.now(UTC)
     )
+    detail = (
+        f"access key {connected.access_key_masked}, bearer token {connected.bearer_token_masked}"
+    )
+    await _record(session, principal, "karbon_keys.connected", detail)
+    return connected
 
 
 @router.get(
@@ -85,4 +92,23 @@ async def disconnect_karbon(
 ) -> Connection:
     tenant = await repository.tenant(session, principal.tenant_id)
     assert tenant is not None
-    return await connection.disconnect(session, redis, settings, tenant, datetime.now(UTC))
+    row = await repository.connection(session, principal.tenant_id)
+    was_connected = row is not None and row.is_connected
+    disconnected = await connection.disconnect(session, redis, settings, tenant, datetime.now(UTC))
+    if was_connected:
+        await _record(session, principal, "karbon_keys.disconnected", "the keys were forgotten")
+    return disconnected
+
+
+async def _record(
+    session: AsyncSession, principal: TenantPrincipal, action: str, detail: str
+) -> None:
+    await audit.record(
+        session,
+        principal.tenant_id,
+        actor_of(principal),
+        AuditKind.KARBON_KEYS,
+        action,
+        "Karbon keys",
+        detail,
+    )

@@ -4,13 +4,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin
+from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin, TenantPrincipal, actor_of
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, OPERATOR, READER, SUBSCRIPTION, VALIDATION, problems
 from app.kit.pagination import Page
-from app.models import SyncKind, SyncTrigger
+from app.models import AuditKind, SyncKind, SyncTrigger
 from app.sync import repository
 from app.sync.connection import require_syncable, tenant_may_sync
 from app.sync.control import request_sync
@@ -24,6 +25,7 @@ from app.sync.schemas import (
     TenantSyncView,
 )
 from app.sync.status import firm_syncs_page, run_view, settings_view, sync_status
+from app.tenancy import audit
 
 router = APIRouter(prefix="/api/v1", tags=["sync"])
 
@@ -64,6 +66,10 @@ async def start_sync(
         trigger=SyncTrigger.MANUAL,
     )
     await session.flush()
+    outcome = "joined the running one" if request.joined else "started"
+    await _record(
+        session, principal, AuditKind.SYNC, "sync.requested", f"a {body.kind} sync", outcome
+    )
     return SyncRequested(joined=request.joined, run=run_view(request.run))
 
 
@@ -105,7 +111,33 @@ async def update_sync_settings(
     if body.nightly_reconciliation is not None:
         stored.nightly_reconciliation = body.nightly_reconciliation
     await session.flush()
-    return settings_view(stored)
+    view = settings_view(stored)
+    detail = (
+        f"incremental every {view.incremental_interval_minutes} minutes, nightly reconciliation "
+        f"{'on' if view.nightly_reconciliation else 'off'}"
+    )
+    await _record(
+        session,
+        principal,
+        AuditKind.SYNC_SETTINGS,
+        "sync_settings.changed",
+        "sync settings",
+        detail,
+    )
+    return view
+
+
+async def _record(
+    session: AsyncSession,
+    principal: TenantPrincipal,
+    kind: AuditKind,
+    action: str,
+    subject: str,
+    detail: str,
+) -> None:
+    await audit.record(
+        session, principal.tenant_id, actor_of(principal), kind, action, subject, detail
+    )
 
 
 @router.get(

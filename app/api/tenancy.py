@@ -4,24 +4,32 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import PlatformOperator, SecretsDep, SignedInUser, TenantAdmin, TenantMember
+from app.api.auth import (
+    PlatformOperator,
+    SecretsDep,
+    SignedInUser,
+    TenantAdmin,
+    TenantMember,
+    actor_of,
+)
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, MEMBER, OPERATOR, SIGNED_IN, VALIDATION, problems
 from app.kit.pagination import Page
 from app.mail import send_email
-from app.models import Role
+from app.models import AuditKind, Role
 from app.settings import Settings
 from app.sync import retention
-from app.tenancy import accounts, billing, service
+from app.tenancy import accounts, audit, billing, service
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
     AccessToken,
     ApiKeyView,
+    AuditEventView,
     Billing,
     CreatedApiKey,
     LinkRedemption,
@@ -141,7 +149,12 @@ async def invite_member(
     background: BackgroundTasks,
 ) -> Member:
     member, email = await service.invite_member(
-        session, secrets.signing_keys, settings.app_url, principal.tenant_id, body
+        session,
+        secrets.signing_keys,
+        settings.app_url,
+        actor_of(principal),
+        principal.tenant_id,
+        body,
     )
     _send_after_response(background, settings, email)
     return member
@@ -275,7 +288,7 @@ def _send_after_response(
     ),
 )
 async def remove_member(principal: TenantAdmin, member_id: UUID, session: SessionDep) -> Response:
-    await service.deactivate_member(session, principal.tenant_id, principal.user_id, member_id)
+    await service.deactivate_member(session, principal.tenant_id, actor_of(principal), member_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -291,7 +304,7 @@ async def remove_member(principal: TenantAdmin, member_id: UUID, session: Sessio
 async def create_api_key(
     principal: TenantAdmin, body: NewApiKeyRequest, session: SessionDep
 ) -> CreatedApiKey:
-    return await service.create_api_key(session, principal.tenant_id, principal.user_id, body)
+    return await service.create_api_key(session, principal.tenant_id, actor_of(principal), body)
 
 
 @router.get(
@@ -328,7 +341,7 @@ async def get_api_key(principal: TenantAdmin, key_id: UUID, session: SessionDep)
     responses=problems({**ADMIN, **_KEY_NOT_FOUND, **VALIDATION}),
 )
 async def revoke_api_key(principal: TenantAdmin, key_id: UUID, session: SessionDep) -> Response:
-    await service.revoke_api_key(session, principal.tenant_id, key_id, _now())
+    await service.revoke_api_key(session, principal.tenant_id, actor_of(principal), key_id, _now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -411,9 +424,9 @@ _FIRM_NOT_FOUND = {404: "`not-found`: no firm has this tenant id."}
     responses=problems({**OPERATOR, **_FIRM_NOT_FOUND, **VALIDATION}),
 )
 async def set_firm_plan(
-    _: PlatformOperator, tenant_id: UUID, body: PlanChange, session: SessionDep
+    operator: PlatformOperator, tenant_id: UUID, body: PlanChange, session: SessionDep
 ) -> OpsTenant:
-    tenant = await billing.set_plan(session, tenant_id, body.status, _now())
+    tenant = await billing.set_plan(session, actor_of(operator), tenant_id, body.status, _now())
     return await service.ops_tenant(session, tenant, _now())
 
 
@@ -432,7 +445,26 @@ async def set_firm_plan(
     ),
 )
 async def extend_firm_trial(
-    _: PlatformOperator, tenant_id: UUID, body: TrialExtension, session: SessionDep
+    operator: PlatformOperator, tenant_id: UUID, body: TrialExtension, session: SessionDep
 ) -> OpsTenant:
-    tenant = await billing.extend_trial(session, tenant_id, body.days, _now())
+    tenant = await billing.extend_trial(session, actor_of(operator), tenant_id, body.days, _now())
     return await service.ops_tenant(session, tenant, _now())
+
+
+@router.get(
+    "/audit",
+    tags=["audit"],
+    summary="Who changed what in the firm, newest first (admins)",
+    description="Compensation, cost settings, Karbon keys, members, integrator keys, the plan "
+    "and trial, sync settings and manual syncs: each change names who made it (a person, an "
+    "integrator key, an operator, Stripe or the command line). The record cannot be edited; "
+    "it holds no secret and no pay amount.",
+    responses=problems({**ADMIN, **VALIDATION}),
+)
+async def list_audit_events(
+    principal: TenantAdmin,
+    session: SessionDep,
+    page: PageParamsDep,
+    kind: Annotated[AuditKind | None, Query(description="Only changes of this kind")] = None,
+) -> Page[AuditEventView]:
+    return await audit.events(session, principal.tenant_id, kind, page)

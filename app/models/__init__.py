@@ -35,8 +35,11 @@ from app.models.sync import (
     SyncTrigger,
 )
 from app.models.tenancy import (
+    ActorKind,
     ApiKey,
     ApiScope,
+    AuditEvent,
+    AuditKind,
     RevokedToken,
     Role,
     StripeEvent,
@@ -47,8 +50,11 @@ from app.models.tenancy import (
 
 __all__ = [
     "ACTIVE_STATES",
+    "ActorKind",
     "ApiKey",
     "ApiScope",
+    "AuditEvent",
+    "AuditKind",
     "Base",
     "Client",
     "CompensationPeriod",

@@ -2,7 +2,7 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ARRAY, CheckConstraint, Enum, ForeignKey, String, Text, func, text
+from sqlalchemy import ARRAY, CheckConstraint, Enum, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, Timestamped, UUIDPrimaryKey
@@ -102,6 +102,8 @@ class ApiKey(UUIDPrimaryKey, Timestamped, Base):
     revoked_at: Mapped[datetime | None]
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
     """`ApiScope` values; the API refuses any other."""
+    last_used_at: Mapped[datetime | None]
+    """Rewritten at most once a minute per key: accurate to the minute, not a write a request."""
 
     __table_args__ = (CheckConstraint("cardinality(scopes) > 0", name="some_scope"),)
 
@@ -127,3 +129,58 @@ class StripeEvent(Base):
     )
     outcome: Mapped[str] = mapped_column(String(40))
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AuditKind(enum.StrEnum):
+    """What an audit event changed; `GET /api/v1/audit?kind=` filters on it."""
+
+    COMPENSATION = "compensation"
+    COST_SETTINGS = "cost_settings"
+    KARBON_KEYS = "karbon_keys"
+    MEMBERS = "members"
+    API_KEYS = "api_keys"
+    SUBSCRIPTION = "subscription"
+    SYNC_SETTINGS = "sync_settings"
+    SYNC = "sync"
+
+
+class ActorKind(enum.StrEnum):
+    PERSON = "person"
+    API_KEY = "api_key"
+    OPERATOR = "operator"
+    STRIPE = "stripe"
+    COMMAND_LINE = "command_line"
+
+
+class AuditEvent(UUIDPrimaryKey, Base):
+    """Who changed what in a firm, and when: written in the change's own transaction.
+
+    Append-only: a trigger (migration 0014) refuses UPDATE and DELETE, except the DELETE that
+    deleting the whole firm cascades to. No secret or pay amount is ever in its text.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),
+        CheckConstraint(
+            "kind IN ('compensation', 'cost_settings', 'karbon_keys', 'members', 'api_keys', "
+            "'subscription', 'sync_settings', 'sync')",
+            name="kind",
+        ),
+        CheckConstraint(
+            "actor_kind IN ('person', 'api_key', 'operator', 'stripe', 'command_line')",
+            name="actor_kind",
+        ),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    kind: Mapped[AuditKind] = mapped_column(String(30))
+    action: Mapped[str] = mapped_column(String(60))
+    actor_kind: Mapped[ActorKind] = mapped_column(String(20))
+    actor_id: Mapped[UUID | None]
+    """The person's or key's id; no foreign key: the record stays as written, whatever happens."""
+    actor_label: Mapped[str] = mapped_column(Text)
+    """The person's e-mail or the key's name and prefix when it acted."""
+    subject: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")

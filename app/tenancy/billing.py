@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
 from app.kit.problems import ProblemError
-from app.models import SubscriptionStatus, Tenant
-from app.tenancy import repository
+from app.models import AuditKind, SubscriptionStatus, Tenant
+from app.tenancy import audit, repository
 from app.tenancy.plan import PAYING, plan_state, trial_ends_at
 from app.tenancy.principal_cache import forget_principals
 from app.tenancy.schemas import Billing, Plan, StripeEventReceipt, Trial
@@ -129,6 +129,9 @@ async def apply_event(
         session, event.id, tenant.id if tenant else None, outcome
     )
     if outcome == "applied":
+        assert tenant is not None
+        detail = f"Stripe event {event.type} ({event.id}): plan {tenant.subscription_status}"
+        await _record(session, audit.STRIPE, tenant, "subscription.stripe_event", detail)
         after_commit(session, forget_principals)
     return StripeEventReceipt(event_id=event.id, outcome=outcome)
 
@@ -207,18 +210,34 @@ async def _ops_tenant(session: AsyncSession, tenant_id: UUID) -> Tenant:
     return tenant
 
 
+async def _record(
+    session: AsyncSession, actor: audit.Actor, tenant: Tenant, action: str, detail: str
+) -> None:
+    await audit.record(
+        session, tenant.id, actor, AuditKind.SUBSCRIPTION, action, "the firm's plan", detail
+    )
+
+
 async def set_plan(
-    session: AsyncSession, tenant_id: UUID, status: SubscriptionStatus, now: datetime
+    session: AsyncSession,
+    actor: audit.Actor,
+    tenant_id: UUID,
+    status: SubscriptionStatus,
+    now: datetime,
 ) -> Tenant:
     """An operator's decision, e.g. a firm paying by invoice; reports follow at once."""
     tenant = await _ops_tenant(session, tenant_id)
+    before = tenant.subscription_status
     set_status(tenant, status, now)
     await session.flush()
+    await _record(session, actor, tenant, "subscription.set", f"plan {before} → {status}")
     after_commit(session, forget_principals)
     return tenant
 
 
-async def extend_trial(session: AsyncSession, tenant_id: UUID, days: int, now: datetime) -> Tenant:
+async def extend_trial(
+    session: AsyncSession, actor: audit.Actor, tenant_id: UUID, days: int, now: datetime
+) -> Tenant:
     """`days` more than the trial's end, or than now when it has already ended."""
     tenant = await _ops_tenant(session, tenant_id)
     ends = trial_ends_at(tenant)
@@ -232,5 +251,7 @@ async def extend_trial(session: AsyncSession, tenant_id: UUID, days: int, now: d
         )
     tenant.trial_extended_until = max(ends, now) + timedelta(days=days)
     await session.flush()
+    until = tenant.trial_extended_until.isoformat(timespec="minutes")
+    await _record(session, actor, tenant, "trial.extended", f"{days} more days, until {until}")
     after_commit(session, forget_principals)
     return tenant

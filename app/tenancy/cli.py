@@ -12,7 +12,7 @@ from app.db import create_engine, create_sessionmaker, unit_of_work
 from app.embedded import resolve_database_url
 from app.models import SubscriptionStatus
 from app.settings import Settings, get_settings
-from app.tenancy import billing, service
+from app.tenancy import audit, billing, service
 from app.tenancy.plan import trial_ends_at
 
 Result = TypeVar("Result")
@@ -49,7 +49,9 @@ def set_plan(tenant_id: UUID, status: str, settings: Settings | None = None) -> 
     plan = SubscriptionStatus(status)
 
     async def change(session: AsyncSession) -> str:
-        tenant = await billing.set_plan(session, tenant_id, plan, datetime.now(UTC))
+        tenant = await billing.set_plan(
+            session, audit.COMMAND_LINE, tenant_id, plan, datetime.now(UTC)
+        )
         return str(tenant.subscription_status)
 
     return asyncio.run(in_unit_of_work(settings or get_settings(), change))
@@ -59,7 +61,9 @@ def extend_trial(tenant_id: UUID, days: int, settings: Settings | None = None) -
     """Add `days` to a firm's trial (counted from now once it has ended); returns its end."""
 
     async def extend(session: AsyncSession) -> datetime:
-        tenant = await billing.extend_trial(session, tenant_id, days, datetime.now(UTC))
+        tenant = await billing.extend_trial(
+            session, audit.COMMAND_LINE, tenant_id, days, datetime.now(UTC)
+        )
         ends = trial_ends_at(tenant)
         assert ends is not None
         return ends

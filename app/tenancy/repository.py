@@ -1,7 +1,7 @@
 """Queries for tenants, users, integrator keys and Karbon connections."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.kit.pagination import PageParams
 from app.models import (
     ApiKey,
+    AuditEvent,
+    AuditKind,
     KarbonConnection,
     RevokedToken,
     Role,
@@ -150,6 +152,36 @@ async def tenant_api_key(session: AsyncSession, tenant_id: UUID, key_id: UUID) -
     return await session.scalar(
         select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
     )
+
+
+async def api_key_by_id(session: AsyncSession, key_id: UUID) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def mark_api_key_used(session: AsyncSession, key_id: UUID, now: datetime) -> None:
+    """Set the key's last use unless it was set within the minute. A row another request is
+    updating is skipped rather than waited for: that request records the same minute."""
+    unmarked = (
+        select(ApiKey.id)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - _A_MINUTE),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(
+        update(ApiKey).where(ApiKey.id.in_(unmarked.scalar_subquery())).values(last_used_at=now)
+    )
+
+
+_A_MINUTE = timedelta(minutes=1)
+
+
+def audit_events(tenant_id: UUID, kind: AuditKind | None) -> Select[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+    if kind is not None:
+        query = query.where(AuditEvent.kind == kind)
+    return query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
 
 
 def tenant_api_keys(tenant_id: UUID) -> Select[ApiKey]:

@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from app.models import ApiScope, Role, SubscriptionStatus, Tenant, User
+from app.models import ActorKind, ApiScope, AuditKind, Role, SubscriptionStatus, Tenant, User
 from app.tenancy.plan import PlanState, TrialState, TrialStatus
 
 Password = Annotated[str, Field(min_length=12, max_length=200, description="12 characters or more")]
@@ -199,6 +199,9 @@ class ApiKeyView(BaseModel):
     scopes: list[ApiScope]
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="When the key was last used, to the minute; null if never"
+    )
 
 
 class CreatedApiKey(ApiKeyView):
@@ -282,3 +285,19 @@ class OpsTenant(BaseModel):
     storage: StorageFigures | None = Field(
         None, description="What the firm's data costs to keep; none until first measured"
     )
+
+
+class AuditEventView(BaseModel):
+    """One change to the firm: who made it, what it changed, when. Never a secret or an amount."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    occurred_at: datetime
+    kind: AuditKind
+    action: str = Field(description="What was done, e.g. `member.invited`, `api_key.revoked`")
+    actor_kind: ActorKind
+    actor_id: UUID | None = Field(description="The person's or integrator key's id")
+    actor_label: str = Field(description="The person's e-mail or the key's name when it acted")
+    subject: str = Field(description="What was changed")
+    detail: str

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import after_commit
 from app.kit.pagination import Page, PageParams
 from app.kit.problems import ProblemError
-from app.models import ApiKey, KarbonConnection, Role, Tenant, User
-from app.tenancy import password_work, repository
+from app.models import ActorKind, ApiKey, AuditKind, KarbonConnection, Role, Tenant, User
+from app.tenancy import audit, password_work, repository
 from app.tenancy.accounts import OutgoingEmail, access_token, invitation_email
+from app.tenancy.audit import Actor
 from app.tenancy.plan import plan_state
 from app.tenancy.principal_cache import forget_principals
 from app.tenancy.ratelimit import SignInLimiter
@@ -141,34 +142,51 @@ async def members(session: AsyncSession, tenant_id: UUID, params: PageParams) ->
 
 
 async def invite_member(
-    session: AsyncSession, keys: Sequence[str], app_url: str, tenant_id: UUID, request: NewMember
+    session: AsyncSession,
+    keys: Sequence[str],
+    app_url: str,
+    actor: Actor,
+    tenant_id: UUID,
+    request: NewMember,
 ) -> tuple[Member, OutgoingEmail]:
     """The invited person's account, and the e-mail with their single-use link."""
     tenant = await repository.tenant(session, tenant_id)
     assert tenant is not None
     user = await _new_user(session, tenant_id, str(request.email), None, request.role)
     await session.refresh(user)
+    await _record_member(session, actor, user, "member.invited", f"invited as {user.role}")
     return Member.of(user), invitation_email(keys, app_url, user, tenant.name)
 
 
+async def _record_member(
+    session: AsyncSession, actor: Actor, user: User, action: str, detail: str
+) -> None:
+    assert user.tenant_id is not None
+    await audit.record(
+        session, user.tenant_id, actor, AuditKind.MEMBERS, action, user.email, detail
+    )
+
+
 async def deactivate_member(
-    session: AsyncSession, tenant_id: UUID, acting_user_id: UUID | None, member_id: UUID
+    session: AsyncSession, tenant_id: UUID, actor: Actor, member_id: UUID
 ) -> None:
     """The person can no longer sign in; what they did stays attributed to them."""
     user = await repository.tenant_user(session, tenant_id, member_id)
     if user is None:
         raise _not_found("member")
-    if user.id == acting_user_id:
+    if user.id == actor.id:
         raise ProblemError(
             409, "cannot-remove-yourself", "Ask another admin to remove your account."
         )
-    user.is_active = False
-    await session.flush()
-    after_commit(session, forget_principals)
+    if user.is_active:
+        user.is_active = False
+        await session.flush()
+        await _record_member(session, actor, user, "member.removed", f"was {user.role}")
+        after_commit(session, forget_principals)
 
 
 async def create_api_key(
-    session: AsyncSession, tenant_id: UUID, created_by: UUID | None, request: NewApiKeyRequest
+    session: AsyncSession, tenant_id: UUID, actor: Actor, request: NewApiKeyRequest
 ) -> CreatedApiKey:
     generated = new_api_key()
     key = ApiKey(
@@ -176,12 +194,13 @@ async def create_api_key(
         name=request.name,
         key_hash=generated.key_hash,
         display_prefix=generated.display_prefix,
-        created_by_id=created_by,
+        created_by_id=actor.id if actor.kind == ActorKind.PERSON else None,
         scopes=[scope.value for scope in request.scopes],
     )
     session.add(key)
     await session.flush()
     await session.refresh(key)
+    await _record_key(session, actor, key, "api_key.created", f"scopes {', '.join(key.scopes)}")
     return CreatedApiKey(**ApiKeyView.model_validate(key).model_dump(), key=generated.plaintext)
 
 
@@ -203,7 +222,7 @@ async def api_key(session: AsyncSession, tenant_id: UUID, key_id: UUID) -> ApiKe
 
 
 async def revoke_api_key(
-    session: AsyncSession, tenant_id: UUID, key_id: UUID, now: datetime
+    session: AsyncSession, tenant_id: UUID, actor: Actor, key_id: UUID, now: datetime
 ) -> None:
     key = await repository.tenant_api_key(session, tenant_id, key_id)
     if key is None:
@@ -211,7 +230,15 @@ async def revoke_api_key(
     if key.revoked_at is None:
         key.revoked_at = now
         await session.flush()
+        await _record_key(session, actor, key, "api_key.revoked", "it no longer works")
         after_commit(session, forget_principals)
+
+
+async def _record_key(
+    session: AsyncSession, actor: Actor, key: ApiKey, action: str, detail: str
+) -> None:
+    subject = audit.key_label(key.name, key.display_prefix)
+    await audit.record(session, key.tenant_id, actor, AuditKind.API_KEYS, action, subject, detail)
 
 
 async def ops_tenants(session: AsyncSession, params: PageParams, now: datetime) -> Page[OpsTenant]:

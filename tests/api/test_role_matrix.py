@@ -445,6 +445,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{P}/api-keys"): Row(firm_admin(200)),
     ("GET", f"{P}/api-keys/{{key_id}}"): Row(firm_admin(200, other=404), a_key),
     ("DELETE", f"{P}/api-keys/{{key_id}}"): Row(firm_admin(204, other=404), revocable_key),
+    ("GET", f"{P}/audit"): Row(firm_admin(200)),
     ("GET", f"{P}/ops/tenants"): Row(operator(200)),
     ("PUT", f"{P}/ops/tenants/{{tenant_id}}/subscription"): Row(
         operator(200), a_firm({"status": "active"})

@@ -139,6 +139,14 @@ async def test_a_signed_checkout_reactivates_an_ended_trial_at_once(
         assert await session.scalar(select(func.count()).select_from(StripeEvent)) == 1
         tenant = await session.scalar(select(Tenant))
     assert tenant is not None and tenant.stripe_subscription_id == "sub_123"
+    audit = (await client.get("/api/v1/audit", headers=firm.headers)).json()["items"]
+    assert [(e["action"], e["actor_kind"], e["actor_label"]) for e in audit] == [
+        ("subscription.stripe_event", "stripe", "Stripe")  # once: the repeat changed nothing
+    ]
+    assert (
+        audit[0]["detail"]
+        == f"Stripe event checkout.session.completed ({event['id']}): plan active"
+    )
 
 
 async def test_subscription_events_follow_stripe_in_order(
