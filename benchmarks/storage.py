@@ -43,6 +43,7 @@ that is dropped afterwards.
 
 import argparse
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -62,6 +63,7 @@ from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.retry import RetryPolicy
 from app.worker import WorkerContext
+from sandbox.generator import SIZES
 from sandbox.server import serve_sandbox_in_thread
 from sandbox.state import Sandbox, SandboxConfig
 from tests.services import scratch_database
@@ -74,6 +76,18 @@ SELECT count(*), coalesce(sum(fetch_count), 0),
        coalesce(sum(pg_column_size(body)), 0),
        coalesce(sum(pg_column_size(body)::bigint * fetch_count), 0)
 FROM raw_responses WHERE tenant_id = :tenant
+"""
+)
+_RECORD_VERSIONS = text(
+    """
+SELECT md5(raw::text) AS digest, pg_column_size(raw) AS size FROM (
+    SELECT raw FROM staff WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM clients WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM work_items WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM timesheets WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM time_entries WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM invoices WHERE tenant_id = :tenant
+) AS records
 """
 )
 _TIMESHEETS = text(
@@ -163,41 +177,103 @@ async def run(
     sandbox: Sandbox,
     days: int,
 ) -> None:
+    """First sync and quiet incrementals, with `days` simulated days when asked for."""
     tenant_id = await connect_tenant(sessions, settings, sandbox, FIRM)
+    if days:
+        await over_days(context, sessions, tenant_id, sandbox, days)
+    else:
+        await compare(context, sessions, tenant_id)
+
+
+async def compare(
+    context: dict[str, Any], sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> None:
     print(f"{'':26}{'raw rows':>14}{'raw KB':>20}{'timesheets raw KB':>20}")
     print(f"{'after':26}{'before':>8}{'now':>6}{'before':>12}{'now':>8}{'before':>12}{'now':>8}")
     await sync_now(context, tenant_id)
-    first = await figures(sessions, tenant_id)
-    show("first sync", first)
+    show("first sync", await figures(sessions, tenant_id))
     await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     show("quiet incremental", await figures(sessions, tenant_id))
     await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     show("second quiet incremental", await figures(sessions, tenant_id))
+
+
+async def record_versions(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> Counter[tuple[str, int]]:
+    """Each normalized record's raw JSON, as (hash, stored size), counted."""
+    async with sessions() as session:
+        rows = await session.execute(_RECORD_VERSIONS, {"tenant": tenant_id})
+        return Counter((row.digest, int(row.size)) for row in rows)
+
+
+async def over_days(
+    context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    tenant_id: UUID,
+    sandbox: Sandbox,
+    days: int,
+) -> None:
+    """After a first sync and one quiet incremental, each simulated day: Karbon's usual
+    changes, 12 incrementals (every 2 hours) and the nightly full run."""
+    await sync_now(context, tenant_id)
+    first = await figures(sessions, tenant_id)
+    print(f"first sync: {first.rows_now} raw rows, {first.bytes_now / 1000:.1f} KB")
+    await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     previous = await figures(sessions, tenant_id)
+    versions = await record_versions(sessions, tenant_id)
+    print(
+        f"first quiet incremental: +{previous.rows_now - first.rows_now} rows, "
+        f"+{(previous.bytes_now - first.bytes_now) / 1000:.1f} KB"
+    )
+    print(
+        f"{'day':>4}{'Karbon changes':>16}{'changed KB':>12}{'raw rows':>10}{'raw KB':>10}"
+        f"{'% first':>9}{'% before':>10}"
+    )
     for day in range(1, days + 1):
-        sandbox.advance(FIRM, 1)
+        changes = sandbox.advance(FIRM, 1)
         for _ in range(12):
             await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
         await sync_now(context, tenant_id, SyncKind.FULL)
         now = await figures(sessions, tenant_id)
+        later_versions = await record_versions(sessions, tenant_id)
+        changed = sum(size * n for (_, size), n in (later_versions - versions).items())
+        rows, added = now.rows_now - previous.rows_now, now.bytes_now - previous.bytes_now
         added_before = now.bytes_before - previous.bytes_before
-        added_now = now.bytes_now - previous.bytes_now
-        show(f"day {day}", now)
         print(
-            f"{'':26}added: before {100 * added_before / first.bytes_now:.1f}%, "
-            f"now {100 * added_now / first.bytes_now:.2f}% of the first sync's raw bytes"
+            f"{day:4}{record_changes(changes):16}{changed / 1000:12.1f}{rows:10}"
+            f"{added / 1000:10.1f}{100 * added / first.bytes_now:9.2f}"
+            f"{100 * added_before / first.bytes_now:10.1f}"
         )
-        previous = now
+        previous, versions = now, later_versions
+
+
+def record_changes(changes: dict[str, int]) -> int:
+    """The records the sandbox created, edited or deleted in a day (its minutes logged are a
+    sum, not a record)."""
+    return sum(n for stat, n in changes.items() if stat != "minutes_logged")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="tiny")
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--days", type=int, default=0)
+    commands = parser.add_subparsers(dest="command", required=True)
+    compare_command = commands.add_parser("compare", help="first sync and quiet incrementals")
+    days_command = commands.add_parser("days", help="simulated days of syncs, per day")
+    for command, size, seed in ((compare_command, "tiny", 3), (days_command, "medium", 0)):
+        command.add_argument("--size", choices=sorted(SIZES), default=size)
+        command.add_argument("--seed", type=int, default=seed)
+        command.add_argument("--page-size", type=int, default=100)
+    days_command.add_argument("--days", type=_positive, default=30)
     args = parser.parse_args()
-    asyncio.run(bench(args.size, args.seed, args.page_size, args.days))
+    days = args.days if args.command == "days" else 0
+    asyncio.run(bench(args.size, args.seed, args.page_size, days))
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
+    return number
 
 
 if __name__ == "__main__":
