@@ -65,3 +65,54 @@ async def test_a_changed_body_is_kept_as_a_new_version_of_its_request(
     assert await raw_rows(sessions, tenant_id) > before
     assert versions, "the changed pages are new versions of the same requests"
     assert distinct_bodies == sum(count for _, count in versions)
+
+
+async def test_a_list_page_keeps_its_records_once_each_and_refers_to_them(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await sync_now(job_context, tenant_id)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    records_before = await raw_rows_of_kind(sessions, tenant_id, "record")
+    changes = sandbox.advance("Demo firm", 1)
+
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+
+    added = await raw_rows_of_kind(sessions, tenant_id, "record") - records_before
+    assert changes
+    # A day changes a few of the firm's ~100 records; storing whole pages again would add most.
+    assert 0 < added < records_before / 4, "only records that changed are kept again"
+    async with sessions() as session:
+        kept = (
+            await session.execute(
+                select(RawResponse.kind, RawResponse.url, RawResponse.body_sha256).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "record"
+                )
+            )
+        ).all()
+        pages = (
+            await session.execute(
+                select(RawResponse.body).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
+                )
+            )
+        ).scalars()
+        versions = {(url.split("/", 1)[1], digest.hex()) for _, url, digest in kept}
+        references = [
+            (listed["$record"], listed["$sha256"])
+            for body in pages
+            for listed in body["value"]
+            if "$record" in listed
+        ]
+    assert references, "list pages hold references to their records"
+    assert set(references) <= versions, "every reference finds its record's kept version"
+
+
+async def raw_rows_of_kind(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, kind: str
+) -> int:
+    async with sessions() as session:
+        query = select(func.count()).where(
+            RawResponse.tenant_id == tenant_id, RawResponse.kind == kind
+        )
+        return int((await session.execute(query)).scalar_one())
