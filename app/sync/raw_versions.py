@@ -5,10 +5,10 @@ stored again: that version notes it was read again. Hashes are taken by PostgreS
 body as it prints a `jsonb`, so equal bodies match however Karbon spaced or ordered them.
 
 A list page's records are kept one by one (kind `record`, URL `<stream>/<key>`), each once per
-distinct content, and the page as Karbon sent it with each record replaced by its reference
-(`{"$record": key, "$sha256": body hash}`, the hash of that record's kept version). So a
-record that changed adds its own JSON and a page of references, not the page's other records
-again; the page reads back exactly by putting each record's version in its place.
+distinct content, and then the page as Karbon sent it with each record replaced by the id of
+that record's kept version. So a record that changed adds its own JSON and a page of ids, not
+the page's other records again; the page reads back exactly by putting each version in its
+place (until retention prunes a superseded version).
 """
 
 from collections.abc import Sequence
@@ -35,9 +35,12 @@ WITH incoming AS (
             SELECT r.ord, r.stream, r.kind, r.url, r.status, r.fetched_at,
                 CASE WHEN r.key_field IS NULL THEN r.body
                 ELSE jsonb_set(r.body, '{value}', (
-                    SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        '$record', record ->> r.key_field,
-                        '$sha256', encode(sha256(convert_to(record::text, 'UTF8')), 'hex')
+                    SELECT coalesce(jsonb_agg((
+                        SELECT max(version.id) FROM raw_responses AS version
+                        WHERE version.tenant_id = :tenant
+                          AND version.request_sha256 = sha256(convert_to(
+                              'record ' || r.stream || '/' || (record ->> r.key_field), 'UTF8'
+                          ))
                     ) ORDER BY position), '[]'::jsonb)
                     FROM jsonb_array_elements(r.body -> 'value') WITH ORDINALITY
                         AS listed(record, position)
@@ -114,11 +117,18 @@ async def save_versions(
             )
             row["key_field"] = key_field
         rows.append(row)
-    for position, row in enumerate(rows):
-        row["ord"] = position
-    await session.execute(
-        _SAVE_VERSIONS, {"tenant": tenant_id, "run": run_id, "rows": json_text(rows)}
-    )
+    # Records first: a page refers to its records' kept versions.
+    records = [row for row in rows if row["kind"] == "record"]
+    for batch in (records, [row for row in rows if row["kind"] != "record"]):
+        if batch:
+            await session.execute(
+                _SAVE_VERSIONS,
+                {"tenant": tenant_id, "run": run_id, "rows": json_text(_numbered(batch))},
+            )
+
+
+def _numbered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**row, "ord": position} for position, row in enumerate(rows)]
 
 
 def _listed_records(body: Any, key_field: str | None) -> list[dict[str, Any]] | None:
