@@ -1,44 +1,49 @@
-"""Storage benchmark: raw rows and bytes a firm's syncs keep, before and after quiet and
-changed incrementals, as stored now against what storing every response (the earlier
-behaviour) would have kept.
+"""Storage benchmark: raw rows and bytes a firm's syncs keep.
 
-    uv run python benchmarks/storage.py [--size tiny] [--seed 3] [--page-size 100] [--days 0]
+    uv run python benchmarks/storage.py compare [--size tiny] [--seed 3] [--page-size 100]
+    uv run python benchmarks/storage.py days [--days 30] [--size medium] [--seed 0]
 
-A sandbox firm is synced for real (the worker's own job code, a real database and Redis),
-then incrementally with nothing changed in Karbon. With `--days N`, N simulated days follow:
-each day the sandbox makes its usual daily changes, then 12 incrementals (every 2 hours) and
-one nightly full run; the bytes each day added are printed against the first sync's bytes.
+A sandbox firm is synced for real (the worker's own job code, a real database and Redis, the
+sandbox in-process with no pacing).
 
-"Before" is computed from the same responses: every read stored a copy (rows = reads, bytes =
-each kept body times the times it was read), and each timesheet's raw JSON held its time
-entries again. Bytes are PostgreSQL's stored sizes (`pg_column_size`).
+`compare`: a first sync, then two incrementals with nothing changed in Karbon, as stored now
+against what storing every response (the earlier behaviour) would have kept: every read
+stored a copy (rows = reads, bytes = each kept body times the times it was read), and each
+timesheet's raw JSON held its time entries again.
 
-Last measured. Tiny firm, seed 3, pages of 7 (the tests' sandbox), `--days 3`:
+`days`: a first sync and one quiet incremental (it stores the pages of the windowed requests
+the first sync never made), then each simulated day the sandbox makes its usual daily changes
+(virtual time: `Sandbox.advance`), 12 incrementals (every 2 hours) and the nightly full run.
+Per day: Karbon's record changes that day (created, edited, approved, paid, deleted...), the
+stored size of the normalized records whose JSON changed ("changed KB": what changed in
+Karbon), the raw rows and KB the day's 13 runs added, that as a share of the first sync's raw
+bytes, and what storing every read would have added, as a share of the same.
 
-                                    raw rows              raw KB   timesheets raw KB
-    after                       before   now      before     now      before     now
-    first sync                      71    71        96.5    96.5        61.6     8.9
-    quiet incremental               91    82       123.5   112.6        61.6     8.9
-    second quiet incremental       111    82       150.4   112.6        61.6     8.9
-    day 1                          429   109       586.3   159.9        64.0     9.4
-    day 2                          746   118      1024.5   177.9        64.4     9.4
-    day 3                         1065   131      1463.5   203.5        64.9     9.4
+Bytes are PostgreSQL's stored sizes (`pg_column_size`). Uses DATABASE_URL/REDIS_URL when set,
+embedded servers otherwise; runs in a scratch database that is dropped afterwards.
 
-A day added 452-455% of the first sync's raw bytes before, 19-49% now (this tiny firm's
-daily changes touch most of its few pages). Medium firm, seed 0, pages of 100, `--days 1`:
+Last measured, `days` (pages of 100; changed KB and raw KB per day):
 
-    first sync                   10989 10989     19721.5 19721.5     12420.4  1015.5
-    quiet incremental            11205 11151     21452.2 20491.2     12420.4  1015.5
-    second quiet incremental     11421 11151     23183.0 20491.2     12420.4  1015.5
-    day 1                        25049 11349     63837.8 25203.5     12453.3  1021.1
+    medium firm, seed 0: first sync 26,208 raw rows, 28,091 KB (19,722 KB when pages were
+    kept whole); first quiet incremental +34.5 KB
+     day  Karbon changes  changed KB  raw rows    raw KB  % first  % before
+       1             152       110.6       330     331.6     1.18     327.3
 
-The first quiet incremental stores the pages of requests the first sync never made (its
-windowed reads) once; later quiet runs add nothing. A changed day adds 24% (was 206%): a
-page of 100 is stored again when any one of its records changed, so a normal day still adds
-more than what changed in Karbon.
+    small firm, seed 0, `--size small --days 7` (days 6-7 are a weekend): first sync 1,565 KB
+       1              41        36.8        76      73.5     4.70     418.4
+       2              21        15.4        33      32.5     2.07     419.7
+       3              12        26.8        64      60.1     3.84     418.6
+       4              16        20.5        44      45.3     2.90     421.2
+       5              11        13.9        29      30.9     1.97     422.5
+       6               3        12.4        53      39.8     2.54     419.2
+       7               5         9.5        40      36.4     2.33     417.6
 
-Uses DATABASE_URL/REDIS_URL when set, embedded servers otherwise; runs in a scratch database
-that is dropped afterwards.
+A medium day takes about 2-3 minutes on 2 cores (13 syncs), so 30 days take over an hour;
+the large firm was not run. A changed day adds 1.2% of the first sync (it was 24% while a
+page of 100 was kept again whole when one record changed, and 327% storing every read):
+about 3 times the changed records' own JSON, the rest being the pages of version ids and the
+details read again. A list page's records are kept one by one, which costs the first sync
+42% more bytes than whole pages (PostgreSQL compresses a whole page, not a 1 KB record).
 """
 
 import argparse
