@@ -28,6 +28,7 @@ Last measured, `days` (pages of 100; changed KB and raw KB per day):
     kept whole); first quiet incremental +34.5 KB
      day  Karbon changes  changed KB  raw rows    raw KB  % first  % before
        1             152       110.6       330     331.6     1.18     327.3
+       2              68        73.2       274     272.8     0.97     327.6
 
     small firm, seed 0, `--size small --days 7` (days 6-7 are a weekend): first sync 1,565 KB
        1              41        36.8        76      73.5     4.70     418.4
@@ -39,7 +40,7 @@ Last measured, `days` (pages of 100; changed KB and raw KB per day):
        7               5         9.5        40      36.4     2.33     417.6
 
 A medium day takes about 2-3 minutes on 2 cores (13 syncs), so 30 days take over an hour;
-the large firm was not run. A changed day adds 1.2% of the first sync (it was 24% while a
+the large firm was not run. A changed day adds 1.0-1.2% of the first sync (it was 24% while a
 page of 100 was kept again whole when one record changed, and 327% storing every read):
 about 3 times the changed records' own JSON, the rest being the pages of version ids and the
 details read again. A list page's records are kept one by one, which costs the first sync
