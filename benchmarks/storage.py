@@ -1,48 +1,55 @@
-"""Storage benchmark: raw rows and bytes a firm's syncs keep, before and after quiet and
-changed incrementals, as stored now against what storing every response (the earlier
-behaviour) would have kept.
+"""Storage benchmark: raw rows and bytes a firm's syncs keep.
 
-    uv run python benchmarks/storage.py [--size tiny] [--seed 3] [--page-size 100] [--days 0]
+    uv run python benchmarks/storage.py compare [--size tiny] [--seed 3] [--page-size 100]
+    uv run python benchmarks/storage.py days [--days 30] [--size medium] [--seed 0]
 
-A sandbox firm is synced for real (the worker's own job code, a real database and Redis),
-then incrementally with nothing changed in Karbon. With `--days N`, N simulated days follow:
-each day the sandbox makes its usual daily changes, then 12 incrementals (every 2 hours) and
-one nightly full run; the bytes each day added are printed against the first sync's bytes.
+A sandbox firm is synced for real (the worker's own job code, a real database and Redis, the
+sandbox in-process with no pacing).
 
-"Before" is computed from the same responses: every read stored a copy (rows = reads, bytes =
-each kept body times the times it was read), and each timesheet's raw JSON held its time
-entries again. Bytes are PostgreSQL's stored sizes (`pg_column_size`).
+`compare`: a first sync, then two incrementals with nothing changed in Karbon, as stored now
+against what storing every response (the earlier behaviour) would have kept: every read
+stored a copy (rows = reads, bytes = each kept body times the times it was read), and each
+timesheet's raw JSON held its time entries again.
 
-Last measured. Tiny firm, seed 3, pages of 7 (the tests' sandbox), `--days 3`:
+`days`: a first sync and one quiet incremental (it stores the pages of the windowed requests
+the first sync never made), then each simulated day the sandbox makes its usual daily changes
+(virtual time: `Sandbox.advance`), 12 incrementals (every 2 hours) and the nightly full run.
+Per day: Karbon's record changes that day (created, edited, approved, paid, deleted...), the
+stored size of the normalized records whose JSON changed ("changed KB": what changed in
+Karbon), the raw rows and KB the day's 13 runs added, that as a share of the first sync's raw
+bytes, and what storing every read would have added, as a share of the same.
 
-                                    raw rows              raw KB   timesheets raw KB
-    after                       before   now      before     now      before     now
-    first sync                      71    71        96.5    96.5        61.6     8.9
-    quiet incremental               91    82       123.5   112.6        61.6     8.9
-    second quiet incremental       111    82       150.4   112.6        61.6     8.9
-    day 1                          429   109       586.3   159.9        64.0     9.4
-    day 2                          746   118      1024.5   177.9        64.4     9.4
-    day 3                         1065   131      1463.5   203.5        64.9     9.4
+Bytes are PostgreSQL's stored sizes (`pg_column_size`). Uses DATABASE_URL/REDIS_URL when set,
+embedded servers otherwise; runs in a scratch database that is dropped afterwards.
 
-A day added 452-455% of the first sync's raw bytes before, 19-49% now (this tiny firm's
-daily changes touch most of its few pages). Medium firm, seed 0, pages of 100, `--days 1`:
+Last measured, `days` (pages of 100; changed KB and raw KB per day):
 
-    first sync                   10989 10989     19721.5 19721.5     12420.4  1015.5
-    quiet incremental            11205 11151     21452.2 20491.2     12420.4  1015.5
-    second quiet incremental     11421 11151     23183.0 20491.2     12420.4  1015.5
-    day 1                        25049 11349     63837.8 25203.5     12453.3  1021.1
+    medium firm, seed 0: first sync 26,208 raw rows, 28,091 KB (19,722 KB when pages were
+    kept whole); first quiet incremental +34.5 KB
+     day  Karbon changes  changed KB  raw rows    raw KB  % first  % before
+       1             152       110.6       330     331.6     1.18     327.3
+       2              68        73.2       274     272.8     0.97     327.6
 
-The first quiet incremental stores the pages of requests the first sync never made (its
-windowed reads) once; later quiet runs add nothing. A changed day adds 24% (was 206%): a
-page of 100 is stored again when any one of its records changed, so a normal day still adds
-more than what changed in Karbon.
+    small firm, seed 0, `--size small --days 7` (days 6-7 are a weekend): first sync 1,565 KB
+       1              41        36.8        76      73.5     4.70     418.4
+       2              21        15.4        33      32.5     2.07     419.7
+       3              12        26.8        64      60.1     3.84     418.6
+       4              16        20.5        44      45.3     2.90     421.2
+       5              11        13.9        29      30.9     1.97     422.5
+       6               3        12.4        53      39.8     2.54     419.2
+       7               5         9.5        40      36.4     2.33     417.6
 
-Uses DATABASE_URL/REDIS_URL when set, embedded servers otherwise; runs in a scratch database
-that is dropped afterwards.
+A medium day takes about 2-3 minutes on 2 cores (13 syncs), so 30 days take over an hour;
+the large firm was not run. A changed day adds 1.0-1.2% of the first sync (it was 24% while a
+page of 100 was kept again whole when one record changed, and 327% storing every read):
+about 3 times the changed records' own JSON, the rest being the pages of version ids and the
+details read again. A list page's records are kept one by one, which costs the first sync
+42% more bytes than whole pages (PostgreSQL compresses a whole page, not a 1 KB record).
 """
 
 import argparse
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -62,6 +69,7 @@ from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.retry import RetryPolicy
 from app.worker import WorkerContext
+from sandbox.generator import SIZES
 from sandbox.server import serve_sandbox_in_thread
 from sandbox.state import Sandbox, SandboxConfig
 from tests.services import scratch_database
@@ -74,6 +82,18 @@ SELECT count(*), coalesce(sum(fetch_count), 0),
        coalesce(sum(pg_column_size(body)), 0),
        coalesce(sum(pg_column_size(body)::bigint * fetch_count), 0)
 FROM raw_responses WHERE tenant_id = :tenant
+"""
+)
+_RECORD_VERSIONS = text(
+    """
+SELECT md5(raw::text) AS digest, pg_column_size(raw) AS size FROM (
+    SELECT raw FROM staff WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM clients WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM work_items WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM timesheets WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM time_entries WHERE tenant_id = :tenant
+    UNION ALL SELECT raw FROM invoices WHERE tenant_id = :tenant
+) AS records
 """
 )
 _TIMESHEETS = text(
@@ -163,41 +183,103 @@ async def run(
     sandbox: Sandbox,
     days: int,
 ) -> None:
+    """First sync and quiet incrementals, with `days` simulated days when asked for."""
     tenant_id = await connect_tenant(sessions, settings, sandbox, FIRM)
+    if days:
+        await over_days(context, sessions, tenant_id, sandbox, days)
+    else:
+        await compare(context, sessions, tenant_id)
+
+
+async def compare(
+    context: dict[str, Any], sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> None:
     print(f"{'':26}{'raw rows':>14}{'raw KB':>20}{'timesheets raw KB':>20}")
     print(f"{'after':26}{'before':>8}{'now':>6}{'before':>12}{'now':>8}{'before':>12}{'now':>8}")
     await sync_now(context, tenant_id)
-    first = await figures(sessions, tenant_id)
-    show("first sync", first)
+    show("first sync", await figures(sessions, tenant_id))
     await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     show("quiet incremental", await figures(sessions, tenant_id))
     await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     show("second quiet incremental", await figures(sessions, tenant_id))
+
+
+async def record_versions(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> Counter[tuple[str, int]]:
+    """Each normalized record's raw JSON, as (hash, stored size), counted."""
+    async with sessions() as session:
+        rows = await session.execute(_RECORD_VERSIONS, {"tenant": tenant_id})
+        return Counter((row.digest, int(row.size)) for row in rows)
+
+
+async def over_days(
+    context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    tenant_id: UUID,
+    sandbox: Sandbox,
+    days: int,
+) -> None:
+    """After a first sync and one quiet incremental, each simulated day: Karbon's usual
+    changes, 12 incrementals (every 2 hours) and the nightly full run."""
+    await sync_now(context, tenant_id)
+    first = await figures(sessions, tenant_id)
+    print(f"first sync: {first.rows_now} raw rows, {first.bytes_now / 1000:.1f} KB")
+    await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     previous = await figures(sessions, tenant_id)
+    versions = await record_versions(sessions, tenant_id)
+    print(
+        f"first quiet incremental: +{previous.rows_now - first.rows_now} rows, "
+        f"+{(previous.bytes_now - first.bytes_now) / 1000:.1f} KB"
+    )
+    print(
+        f"{'day':>4}{'Karbon changes':>16}{'changed KB':>12}{'raw rows':>10}{'raw KB':>10}"
+        f"{'% first':>9}{'% before':>10}"
+    )
     for day in range(1, days + 1):
-        sandbox.advance(FIRM, 1)
+        changes = sandbox.advance(FIRM, 1)
         for _ in range(12):
             await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
         await sync_now(context, tenant_id, SyncKind.FULL)
         now = await figures(sessions, tenant_id)
+        later_versions = await record_versions(sessions, tenant_id)
+        changed = sum(size * n for (_, size), n in (later_versions - versions).items())
+        rows, added = now.rows_now - previous.rows_now, now.bytes_now - previous.bytes_now
         added_before = now.bytes_before - previous.bytes_before
-        added_now = now.bytes_now - previous.bytes_now
-        show(f"day {day}", now)
         print(
-            f"{'':26}added: before {100 * added_before / first.bytes_now:.1f}%, "
-            f"now {100 * added_now / first.bytes_now:.2f}% of the first sync's raw bytes"
+            f"{day:4}{record_changes(changes):16}{changed / 1000:12.1f}{rows:10}"
+            f"{added / 1000:10.1f}{100 * added / first.bytes_now:9.2f}"
+            f"{100 * added_before / first.bytes_now:10.1f}"
         )
-        previous = now
+        previous, versions = now, later_versions
+
+
+def record_changes(changes: dict[str, int]) -> int:
+    """The records the sandbox created, edited or deleted in a day (its minutes logged are a
+    sum, not a record)."""
+    return sum(n for stat, n in changes.items() if stat != "minutes_logged")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="tiny")
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--days", type=int, default=0)
+    commands = parser.add_subparsers(dest="command", required=True)
+    compare_command = commands.add_parser("compare", help="first sync and quiet incrementals")
+    days_command = commands.add_parser("days", help="simulated days of syncs, per day")
+    for command, size, seed in ((compare_command, "tiny", 3), (days_command, "medium", 0)):
+        command.add_argument("--size", choices=sorted(SIZES), default=size)
+        command.add_argument("--seed", type=int, default=seed)
+        command.add_argument("--page-size", type=int, default=100)
+    days_command.add_argument("--days", type=_positive, default=30)
     args = parser.parse_args()
-    asyncio.run(bench(args.size, args.seed, args.page_size, args.days))
+    days = args.days if args.command == "days" else 0
+    asyncio.run(bench(args.size, args.seed, args.page_size, days))
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
+    return number
 
 
 if __name__ == "__main__":

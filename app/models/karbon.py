@@ -190,7 +190,7 @@ class RawResponse(Base):
     """The run that first read this version."""
     stream: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))
-    """`page` or `detail`."""
+    """`page`, `detail` or `record` (one record of a list page, URL `<stream>/<key>`)."""
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[int]
     fetched_at: Mapped[datetime]

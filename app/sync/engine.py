@@ -276,7 +276,7 @@ class SyncEngine:
     ) -> None:
         pages = [("page", r) for r in responses if _is_list_response(stream, r)]
         details = [("detail", r) for r in responses if not _is_list_response(stream, r)]
-        await store.save_raw(stream.name, pages + details)
+        await store.save_raw(stream.name, pages + details, stream.key_field)
 
     async def _finish_stream(
         self,

@@ -1,13 +1,20 @@
-"""Raw Karbon responses, each distinct body kept once per request.
+"""Raw Karbon responses, each distinct body kept once per request or record.
 
 A response whose body equals the last version kept for the same request (kind and URL) is not
 stored again: that version notes it was read again. Hashes are taken by PostgreSQL, of the
 body as it prints a `jsonb`, so equal bodies match however Karbon spaced or ordered them.
+
+A list page's records are kept one by one (kind `record`, URL `<stream>/<key>`), each once per
+distinct content, and then the page as Karbon sent it with each record replaced by the id of
+that record's kept version. So a record that changed adds its own JSON and a page of ids, not
+the page's other records again; the page reads back exactly by putting each version in its
+place (until retention prunes a superseded version).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
@@ -24,10 +31,25 @@ WITH incoming AS (
         SELECT r.*,
             sha256(convert_to(r.kind || ' ' || r.url, 'UTF8')) AS request_sha256,
             sha256(convert_to(coalesce(r.body::text, ''), 'UTF8')) AS body_sha256
-        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-            ord integer, stream text, kind text, url text, status integer,
-            fetched_at timestamptz, body jsonb
-        )
+        FROM (
+            SELECT r.ord, r.stream, r.kind, r.url, r.status, r.fetched_at,
+                CASE WHEN r.key_field IS NULL THEN r.body
+                ELSE jsonb_set(r.body, '{value}', (
+                    SELECT coalesce(jsonb_agg((
+                        SELECT max(version.id) FROM raw_responses AS version
+                        WHERE version.tenant_id = :tenant
+                          AND version.request_sha256 = sha256(convert_to(
+                              'record ' || r.stream || '/' || (record ->> r.key_field), 'UTF8'
+                          ))
+                    ) ORDER BY position), '[]'::jsonb)
+                    FROM jsonb_array_elements(r.body -> 'value') WITH ORDINALITY
+                        AS listed(record, position)
+                )) END AS body
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+                ord integer, stream text, kind text, url text, status integer,
+                fetched_at timestamptz, body jsonb, key_field text
+            )
+        ) AS r
     ) AS hashed
     ORDER BY request_sha256, body_sha256, ord DESC
 ),
@@ -70,26 +92,55 @@ async def save_versions(
     run_id: UUID | None,
     stream: str,
     responses: Sequence[tuple[str, KarbonResponse]],
+    key_field: str | None = None,
 ) -> None:
     """Keep each response (with its kind, `page` or `detail`) unless its request's last kept
-    version has the same body."""
+    version has the same body; with `key_field`, a page's records are kept one by one."""
     if not responses:
         return
-    rows = [
-        {
-            "ord": position,
+    rows: list[dict[str, Any]] = []
+    for kind, response in responses:
+        row = {
             "stream": stream,
             "kind": kind,
             "url": response.url,
             "status": response.status,
             "fetched_at": response.fetched_at,
             "body": response.body_json,
+            "key_field": None,
         }
-        for position, (kind, response) in enumerate(responses)
-    ]
-    await session.execute(
-        _SAVE_VERSIONS, {"tenant": tenant_id, "run": run_id, "rows": json_text(rows)}
-    )
+        records = _listed_records(response.body_json, key_field) if kind == "page" else None
+        if records is not None and key_field is not None:
+            rows.extend(
+                {**row, "kind": "record", "url": f"{stream}/{record[key_field]}", "body": record}
+                for record in records
+            )
+            row["key_field"] = key_field
+        rows.append(row)
+    # Records first: a page refers to its records' kept versions.
+    records = [row for row in rows if row["kind"] == "record"]
+    for batch in (records, [row for row in rows if row["kind"] != "record"]):
+        if batch:
+            await session.execute(
+                _SAVE_VERSIONS,
+                {"tenant": tenant_id, "run": run_id, "rows": json_text(_numbered(batch))},
+            )
+
+
+def _numbered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**row, "ord": position} for position, row in enumerate(rows)]
+
+
+def _listed_records(body: Any, key_field: str | None) -> list[dict[str, Any]] | None:
+    """A list page's records when every one carries its key, else None (kept whole)."""
+    if key_field is None or not isinstance(body, dict):
+        return None
+    records = body.get("value")
+    if not isinstance(records, list):
+        return None
+    if not all(isinstance(r, dict) and isinstance(r.get(key_field), str) for r in records):
+        return None
+    return records
 
 
 _PRUNE_BATCH = text(

@@ -490,10 +490,15 @@ class RecordStore:
             },
         )
 
-    async def save_raw(self, stream: str, responses: Sequence[tuple[str, KarbonResponse]]) -> None:
+    async def save_raw(
+        self,
+        stream: str,
+        responses: Sequence[tuple[str, KarbonResponse]],
+        key_field: str | None = None,
+    ) -> None:
         """Keep each response as Karbon sent it, with its kind (`page` or `detail`), once per
-        distinct body."""
-        await save_versions(self.session, self.tenant_id, self.run_id, stream, responses)
+        distinct body; a page's records (found by `key_field`) once per distinct content."""
+        await save_versions(self.session, self.tenant_id, self.run_id, stream, responses, key_field)
 
     async def count_live(self, model: Any, **scope: str) -> int:
         table: Table = model.__table__

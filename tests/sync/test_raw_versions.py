@@ -9,10 +9,24 @@ from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 
 
-async def raw_rows(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) -> int:
+async def raw_rows(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, kind: str | None = None
+) -> int:
     async with sessions() as session:
         query = select(func.count()).where(RawResponse.tenant_id == tenant_id)
+        if kind is not None:
+            query = query.where(RawResponse.kind == kind)
         return int((await session.execute(query)).scalar_one())
+
+
+async def fully_synced(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> UUID:
+    """The demo firm connected, synced, then read again in full."""
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await sync_now(job_context, tenant_id)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    return tenant_id
 
 
 async def test_a_quiet_incremental_stores_no_response_again(
@@ -38,9 +52,7 @@ async def test_a_quiet_incremental_stores_no_response_again(
 async def test_a_changed_body_is_kept_as_a_new_version_of_its_request(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
-    await sync_now(job_context, tenant_id)
-    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    tenant_id = await fully_synced(sandbox, job_context, sessions)
     before = await raw_rows(sessions, tenant_id)
     sandbox.advance("Demo firm", 30)
 
@@ -65,3 +77,36 @@ async def test_a_changed_body_is_kept_as_a_new_version_of_its_request(
     assert await raw_rows(sessions, tenant_id) > before
     assert versions, "the changed pages are new versions of the same requests"
     assert distinct_bodies == sum(count for _, count in versions)
+
+
+async def test_a_list_page_keeps_its_records_once_each_and_refers_to_them(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await fully_synced(sandbox, job_context, sessions)
+    records_before = await raw_rows(sessions, tenant_id, "record")
+    changes = sandbox.advance("Demo firm", 1)
+
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+
+    added = await raw_rows(sessions, tenant_id, "record") - records_before
+    assert changes
+    # A day changes a few of the firm's ~100 records; storing whole pages again would add most.
+    assert 0 < added < records_before / 4, "only records that changed are kept again"
+    async with sessions() as session:
+        kept = (
+            await session.execute(
+                select(RawResponse.id).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "record"
+                )
+            )
+        ).scalars()
+        pages = (
+            await session.execute(
+                select(RawResponse.body).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
+                )
+            )
+        ).scalars()
+        references = [listed for body in pages for listed in body["value"]]
+    assert references, "list pages hold references to their records"
+    assert set(references) <= set(kept), "every reference is a kept record version"
