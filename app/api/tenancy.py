@@ -6,10 +6,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import (
-    PlatformOperator,
     SecretsDep,
     SignedInUser,
     TenantAdmin,
@@ -18,12 +16,11 @@ from app.api.auth import (
 )
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
-from app.api.responses import ADMIN, MEMBER, OPERATOR, SIGNED_IN, VALIDATION, problems
+from app.api.responses import ADMIN, MEMBER, SIGNED_IN, VALIDATION, problems
 from app.kit.pagination import Page
 from app.mail import send_email
 from app.models import AuditKind, Role
 from app.settings import Settings
-from app.sync import retention
 from app.tenancy import accounts, audit, billing, service
 from app.tenancy.ratelimit import SignInLimiter
 from app.tenancy.schemas import (
@@ -37,14 +34,11 @@ from app.tenancy.schemas import (
     Member,
     NewApiKeyRequest,
     NewMember,
-    OpsTenant,
     PasswordChange,
     PasswordResetRequest,
     PasswordResetRequested,
-    PlanChange,
     SignUp,
     StripeEventReceipt,
-    TrialExtension,
 )
 from app.tenancy.security import TokenPurpose
 
@@ -346,27 +340,6 @@ async def revoke_api_key(principal: TenantAdmin, key_id: UUID, session: SessionD
 
 
 @router.get(
-    "/ops/tenants",
-    tags=["operations"],
-    summary="Every firm: trial, subscription, connection, storage (platform operators)",
-    description="`storage` is what the firm's synced data costs to keep, as the daily storage "
-    "job last measured it.",
-    responses=problems({**OPERATOR, **VALIDATION}),
-)
-async def list_firms(
-    _: PlatformOperator, session: SessionDep, page: PageParamsDep
-) -> Page[OpsTenant]:
-    firms = await service.ops_tenants(session, page, _now())
-    return await _with_storage(session, firms)
-
-
-async def _with_storage(session: AsyncSession, firms: Page[OpsTenant]) -> Page[OpsTenant]:
-    figures = await retention.storage_figures(session, [firm.id for firm in firms.items])
-    items = [firm.model_copy(update={"storage": figures.get(firm.id)}) for firm in firms.items]
-    return firms.model_copy(update={"items": items})
-
-
-@router.get(
     "/billing",
     tags=["billing"],
     summary="The firm's plan, and for admins the link to subscribe",
@@ -410,45 +383,6 @@ async def receive_stripe_event(
         settings.stripe_webhook_secret,
     )
     return await billing.apply_event(session, event, _now())
-
-
-_FIRM_NOT_FOUND = {404: "`not-found`: no firm has this tenant id."}
-
-
-@router.put(
-    "/ops/tenants/{tenant_id}/subscription",
-    tags=["operations"],
-    summary="Set a firm's plan (platform operators)",
-    description='E.g. `{"status": "active"}` for a firm paying by invoice. Reports and '
-    "scheduled syncs follow at once; the firm's data is never touched.",
-    responses=problems({**OPERATOR, **_FIRM_NOT_FOUND, **VALIDATION}),
-)
-async def set_firm_plan(
-    operator: PlatformOperator, tenant_id: UUID, body: PlanChange, session: SessionDep
-) -> OpsTenant:
-    tenant = await billing.set_plan(session, actor_of(operator), tenant_id, body.status, _now())
-    return await service.ops_tenant(session, tenant, _now())
-
-
-@router.post(
-    "/ops/tenants/{tenant_id}/trial-extension",
-    tags=["operations"],
-    summary="Extend a firm's trial (platform operators)",
-    description="Adds `days` to the trial's end, or to now once it has ended.",
-    responses=problems(
-        {
-            **OPERATOR,
-            **_FIRM_NOT_FOUND,
-            409: "`trial-not-started`: the trial starts when Karbon first accepts the keys.",
-            **VALIDATION,
-        }
-    ),
-)
-async def extend_firm_trial(
-    operator: PlatformOperator, tenant_id: UUID, body: TrialExtension, session: SessionDep
-) -> OpsTenant:
-    tenant = await billing.extend_trial(session, actor_of(operator), tenant_id, body.days, _now())
-    return await service.ops_tenant(session, tenant, _now())
 
 
 @router.get(
