@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from app.settings import Settings
+from app.settings import Settings, comma_separated
 
 
 class MissingSecretError(RuntimeError):
@@ -30,7 +30,7 @@ class Secrets:
 
 
 def parse_encryption_keys(value: str) -> tuple[str, ...]:
-    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    keys = comma_separated(value)
     for key in keys:
         try:
             Fernet(key)
@@ -48,7 +48,7 @@ MIN_SIGNING_KEY_LENGTH = 32
 
 
 def parse_signing_keys(value: str) -> tuple[str, ...]:
-    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    keys = comma_separated(value)
     if not keys:
         raise MissingSecretError("RECKONRY_SECRET_KEYS is empty")
     if any(len(key) < MIN_SIGNING_KEY_LENGTH for key in keys):

@@ -51,6 +51,11 @@ def _check_origin(origin: str) -> None:
         )
 
 
+def comma_separated(value: str) -> tuple[str, ...]:
+    """A comma-separated setting's items, spaces and empty items dropped."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 class Settings(BaseSettings):
     # An empty variable (`SMTP_HOST=`, as compose passes an unset one) means unset.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
@@ -144,13 +149,6 @@ class Settings(BaseSettings):
         Redis never take or refuse each other's jobs."""
         return ":".join(str(part) for part in (self.redis_key_prefix, *parts))
 
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_proxies(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(peer.strip() for peer in value.split(",") if peer.strip())
-        return value
-
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -168,11 +166,11 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+            return comma_separated(value)
         return value
 
     @field_validator("cors_origins")
