@@ -27,6 +27,7 @@ from app.models.reports import (
 )
 from app.models.sync import (
     ACTIVE_STATES,
+    PendingDetail,
     StreamState,
     SyncKind,
     SyncRun,
@@ -63,6 +64,7 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "KarbonConnection",
+    "PendingDetail",
     "RawResponse",
     "ReportClientName",
     "ReportFact",

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import Enum, ForeignKey, Index, SmallInteger, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -96,3 +96,32 @@ class StreamState(Base):
     stream: Mapped[str] = mapped_column(String(32), primary_key=True)
     high_water_mark: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class PendingDetail(Base):
+    """A record whose detail GET is still owed: listed, stored from its list JSON, waiting.
+
+    The sync fills it while reading lists and empties it in order of `priority` (lowest
+    first), each batch of detail calls committed with its rows, so a killed worker repeats at
+    most one batch. Reports read it: a client with a record here may still see its figures
+    move.
+    """
+
+    __tablename__ = "pending_details"
+
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    """Lower is read sooner: what the reports need first."""
+    client_key: Mapped[str | None] = mapped_column(Text)
+    """The client whose figures wait for this detail, when the list record names one."""
+    run_id: Mapped[UUID | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    enqueued_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_pending_details_order", "tenant_id", "priority", "stream", "record_key"),
+        Index("ix_pending_details_client", "tenant_id", "client_key"),
+    )
