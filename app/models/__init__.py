@@ -27,6 +27,7 @@ from app.models.reports import (
 )
 from app.models.sync import (
     ACTIVE_STATES,
+    RECHECK_PRIORITY,
     PendingDetail,
     StreamState,
     SyncKind,
@@ -51,6 +52,7 @@ from app.models.tenancy import (
 
 __all__ = [
     "ACTIVE_STATES",
+    "RECHECK_PRIORITY",
     "ActorKind",
     "ApiKey",
     "ApiScope",

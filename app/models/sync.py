@@ -98,6 +98,12 @@ class StreamState(Base):
     updated_at: Mapped[datetime]
 
 
+RECHECK_PRIORITY = 100
+"""Pending details at or above this priority are re-reads of records already read in detail
+(the nightly rotation): their figures are known. Below it, a record's detail is owed and the
+figures that depend on it may still move."""
+
+
 class PendingDetail(Base):
     """A record whose detail GET is still owed: listed, stored from its list JSON, waiting.
 
@@ -115,7 +121,7 @@ class PendingDetail(Base):
     stream: Mapped[str] = mapped_column(String(32), primary_key=True)
     record_key: Mapped[str] = mapped_column(Text, primary_key=True)
     priority: Mapped[int] = mapped_column(SmallInteger)
-    """Lower is read sooner: what the reports need first."""
+    """Lower is read sooner: what the reports need first (see `RECHECK_PRIORITY`)."""
     client_key: Mapped[str | None] = mapped_column(Text)
     """The client whose figures wait for this detail, when the list record names one."""
     run_id: Mapped[UUID | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))

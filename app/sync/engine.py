@@ -54,6 +54,10 @@ class RunPlan:
     today: date
     high_water_marks: dict[str, datetime | None] = field(default_factory=dict)
     open_periods: tuple[OpenPeriod, ...] = ()
+    recheck_until: datetime | None = None
+    """When the run stops re-reading details it already holds (pending details at or above
+    `RECHECK_PRIORITY`), so it never holds back the tenant's next incremental; None: no limit.
+    Owed details are always read."""
 
     @property
     def complete_read(self) -> bool:
