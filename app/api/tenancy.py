@@ -22,7 +22,7 @@ from app.mail import send_email
 from app.models import AuditKind, Role
 from app.settings import Settings
 from app.tenancy import accounts, audit, billing, service
-from app.tenancy.ratelimit import SignInLimiter
+from app.tenancy.ratelimit import ResetLimiter, SignInLimiter
 from app.tenancy.schemas import (
     AccessToken,
     ApiKeyView,
@@ -223,20 +223,31 @@ _RESET_REQUESTED = (
     status_code=status.HTTP_202_ACCEPTED,
     tags=["account"],
     summary="E-mail me a link to reset my password",
-    description="Answers the same whether or not the address has an account.",
-    responses=problems(VALIDATION),
+    description="Answers the same whether or not the address has an account. An account gets "
+    "at most a few reset e-mails an hour; further requests for it send nothing.",
+    responses=problems(
+        {
+            **VALIDATION,
+            429: "`too-many-reset-requests`: too many requests from this address; "
+            "`Retry-After` says how many seconds to wait.",
+        }
+    ),
 )
 async def request_password_reset(
     body: PasswordResetRequest,
+    request: Request,
     session: SessionDep,
+    redis: RedisDep,
     settings: SettingsDep,
     secrets: SecretsDep,
     background: BackgroundTasks,
 ) -> PasswordResetRequested:
+    limiter = ResetLimiter(redis, settings.redis_key_prefix)
+    await limiter.check_address(request.client.host if request.client else "unknown")
     email = await accounts.password_reset_email(
         session, secrets.signing_keys, settings.app_url, str(body.email)
     )
-    if email is not None:
+    if email is not None and await limiter.may_mail(email.to):
         _send_after_response(background, settings, email)
     return PasswordResetRequested(detail=_RESET_REQUESTED)
 

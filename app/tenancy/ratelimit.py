@@ -1,4 +1,5 @@
-"""Sign-in throttling: growing delays after failed attempts, never a lock-out.
+"""Sign-in throttling (growing delays after failed attempts, never a lock-out) and the limits
+on password-reset requests.
 
 A hard lock after N failures let anyone lock a person out of their own account by typing
 wrong passwords for it. Here failures are counted per account and client address together,
@@ -89,3 +90,46 @@ class SignInLimiter:
         """The account's failures are forgotten (the address's are not)."""
         account_keys = [key for key, _, scope in self._keys(email, address) if scope == "account"]
         await self._redis.delete(*account_keys)
+
+
+RESET_MAILS_PER_ACCOUNT = 3
+"""Reset e-mails one account receives per `RESET_WINDOW_SECONDS`: more would let anyone flood
+a person's mailbox. Requests beyond it are answered as usual and send nothing, so the answer
+still says nothing about whether the address has an account."""
+RESET_REQUESTS_PER_ADDRESS = 20
+"""Reset requests one client address makes per window, whatever the accounts: beyond it a 429,
+so nobody uses the product to send mail to many addresses."""
+RESET_WINDOW_SECONDS = 3600
+
+
+class ResetLimiter:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:password-reset"
+
+    async def check_address(self, address: str) -> None:
+        """429 with `Retry-After` once this address has asked too often in the window."""
+        key = f"{self._prefix}:address:{_digest(address)}"
+        if await self._count(key) <= RESET_REQUESTS_PER_ADDRESS:
+            return
+        wait = max(1, int(await self._redis.ttl(key)))
+        raise ProblemError(
+            429,
+            "too-many-reset-requests",
+            f"Too many password-reset requests from this address. Try again in {wait} seconds.",
+            title="Too many reset requests",
+            headers={"Retry-After": str(wait)},
+            retry_after_seconds=wait,
+        )
+
+    async def may_mail(self, email: str) -> bool:
+        """Whether this account may be sent one more reset e-mail in the window."""
+        key = f"{self._prefix}:account:{_digest(email.lower())}"
+        return await self._count(key) <= RESET_MAILS_PER_ACCOUNT
+
+    async def _count(self, key: str) -> int:
+        """Counts this request in the key's window, which starts with its first request."""
+        count = int(await self._redis.incr(key))
+        if count == 1:
+            await self._redis.expire(key, RESET_WINDOW_SECONDS)
+        return count

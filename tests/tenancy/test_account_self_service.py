@@ -1,12 +1,14 @@
 """A person changes, resets and signs out; invited members choose their own password; tokens
 are JWTs whose signing key rotates without signing anyone out."""
 
+import asyncio
 import uuid
 
 import jwt
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from app.tenancy.ratelimit import RESET_MAILS_PER_ACCOUNT, RESET_REQUESTS_PER_ADDRESS
 from app.tenancy.security import TokenPurpose, issue_token, key_id, read_token
 from tests.mailbox import Mailbox
 from tests.tenancy.helpers import PASSWORD, bearer, join, problem_type, sign_in, sign_up
@@ -161,3 +163,23 @@ def test_tokens_are_jwts_naming_their_key_and_rotation_keeps_old_ones_valid() ->
     assert read_token((new,), after) is not None
     assert read_token((new,), before) is None  # the old key removed: its tokens end
     assert read_token(rotated, before, TokenPurpose.PASSWORD_RESET) is None
+
+
+async def test_reset_requests_cannot_flood_a_mailbox_or_the_mail_server(
+    client: AsyncClient, mailbox: Mailbox
+) -> None:
+    await sign_up(client, "Acme", "owner@acme.com")
+    answers = [
+        await client.post("/api/v1/auth/password-reset", json={"email": "owner@acme.com"})
+        for _ in range(RESET_MAILS_PER_ACCOUNT + 3)
+    ]
+    assert {answer.status_code for answer in answers} == {202}
+    await mailbox.link_token("owner@acme.com")
+    await asyncio.sleep(0.3)  # any mail beyond the limit would have arrived by now
+    assert len(mailbox.to("owner@acme.com")) == RESET_MAILS_PER_ACCOUNT
+
+    for n in range(RESET_REQUESTS_PER_ADDRESS):
+        await client.post("/api/v1/auth/password-reset", json={"email": f"p{n}@acme.com"})
+    refused = await client.post("/api/v1/auth/password-reset", json={"email": "late@acme.com"})
+    assert refused.status_code == 429 and problem_type(refused) == "too-many-reset-requests"
+    assert int(refused.headers["Retry-After"]) > 0
