@@ -9,7 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from app.domain import RECOGNITION_POLICIES
 from app.domain.figures import EARLIEST_DAY, LATEST_DAY
-from app.kit.presentation import Hours, Money
+from app.kit.presentation import Hours, Money, Ratio, TwoPlaces
 
 _EXPECTED_POLICIES = " or ".join(
     ", ".join(f"'{name}'" for name in RECOGNITION_POLICIES).rsplit(", ", 1)
@@ -57,7 +57,13 @@ class CostSettingsBody(BaseModel):
     )
 
 
-class CostSettingsView(CostSettingsBody):
+class CostSettingsView(BaseModel):
+    """The settings in fixed formats, whatever form they were sent in: `0.25` reads `0.2500`."""
+
+    overhead_rate: Ratio = Field(description="Overhead on top of compensation: `0.2500` is 25%")
+    working_weeks_per_year: TwoPlaces
+    default_capacity_hours_per_week: Hours
+    recognition_policy: PolicyName
     is_default: bool = Field(description="True until the firm has saved its own settings")
 
 

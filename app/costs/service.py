@@ -19,7 +19,7 @@ from app.costs.schemas import (
 from app.domain import Capacity, StaffMember, capacity_of, hourly_cost, recognition_policy
 from app.domain import CompensationPeriod as DomainCompensationPeriod
 from app.domain import CostSettings as DomainCostSettings
-from app.kit.presentation import hours, money
+from app.kit.presentation import exact_ratio, hours, money, two_places
 from app.models import CompensationPeriod, CostSettings, Staff
 
 DEFAULTS = DomainCostSettings()
@@ -51,9 +51,9 @@ async def domain_settings(session: AsyncSession, tenant_id: UUID) -> DomainCostS
 def settings_view(stored: CostSettings | None) -> CostSettingsView:
     settings = to_domain_settings(stored)
     return CostSettingsView(
-        overhead_rate=settings.overhead_rate,
-        working_weeks_per_year=settings.working_weeks_per_year,
-        default_capacity_hours_per_week=settings.default_capacity_hours_per_week,
+        overhead_rate=exact_ratio(settings.overhead_rate),
+        working_weeks_per_year=two_places(settings.working_weeks_per_year),
+        default_capacity_hours_per_week=two_places(settings.default_capacity_hours_per_week),
         recognition_policy=settings.recognition.name,
         is_default=stored is None,
     )

@@ -27,6 +27,8 @@ Money = Annotated[str, StringConstraints(pattern=MONEY_PATTERN)]
 Ratio = Annotated[str, StringConstraints(pattern=RATIO_PATTERN)]
 """A decimal string to 4 places: `0.2500` is 25%."""
 Hours = Annotated[str, StringConstraints(pattern=HOURS_PATTERN)]
+TwoPlaces = Annotated[str, StringConstraints(pattern=HOURS_PATTERN)]
+"""A count shown to 2 places, e.g. weeks a year: `48.00`."""
 Days = Annotated[str, StringConstraints(pattern=DAYS_PATTERN)]
 
 
@@ -44,11 +46,19 @@ def optional_money(value: Decimal | None) -> str | None:
 
 
 def ratio(value: Decimal | None) -> str | None:
-    return _fixed(value, RATIO_PLACES) if value is not None else None
+    return exact_ratio(value) if value is not None else None
 
 
 def hours(minutes: int | Decimal) -> str:
     return _fixed(Decimal(minutes) / 60, CENT)
+
+
+def two_places(value: Decimal) -> str:
+    return _fixed(value, CENT)
+
+
+def exact_ratio(value: Decimal) -> str:
+    return _fixed(value, RATIO_PLACES)
 
 
 def days(value: Decimal | None) -> str | None:

@@ -17,11 +17,24 @@ async def test_settings_start_at_the_defaults_and_are_saved(
     client: AsyncClient, synced_firm: SyncedFirm
 ) -> None:
     before = (await client.get("/api/v1/cost-settings", headers=synced_firm.headers)).json()
-    assert before["is_default"] and before["working_weeks_per_year"] == "48"
+    assert before["is_default"]
     saved = await client.put("/api/v1/cost-settings", headers=synced_firm.headers, json=VALID)
     assert saved.status_code == 200, saved.text
     after = (await client.get("/api/v1/cost-settings", headers=synced_firm.headers)).json()
     assert not after["is_default"] and after["recognition_policy"] == "completion"
+
+
+async def test_settings_are_shown_in_their_fixed_formats_whatever_was_sent(
+    client: AsyncClient, synced_firm: SyncedFirm
+) -> None:
+    before = (await client.get("/api/v1/cost-settings", headers=synced_firm.headers)).json()
+    assert before["working_weeks_per_year"] == "48.00"
+    saved = await client.put("/api/v1/cost-settings", headers=synced_firm.headers, json=VALID)
+    after = (await client.get("/api/v1/cost-settings", headers=synced_firm.headers)).json()
+    assert saved.json() == after
+    assert after["overhead_rate"] == "0.2500"
+    assert after["working_weeks_per_year"] == "46.00"
+    assert after["default_capacity_hours_per_week"] == "35.00"
 
 
 async def test_out_of_range_settings_name_their_fields(
