@@ -5,7 +5,6 @@ problem response. Unknown errors become a 500 problem without internals.
 """
 
 import logging
-import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.kit.problems import ProblemError
+from app.kit.unreachable import unreachable_service
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://reckonry.app/problems/"
@@ -91,34 +91,11 @@ _UNAVAILABLE_DETAIL = {
 }
 
 
-def unavailable_service(exc: BaseException) -> str | None:
-    """`database` or `redis` when `exc` (or what caused it) means that server cannot be
-    reached; None for any other error, which stays a 500."""
-    while exc is not None:
-        if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-            return "redis"
-        if isinstance(exc, sqlalchemy.exc.TimeoutError | sqlalchemy.exc.InterfaceError) or (
-            isinstance(exc, sqlalchemy.exc.DBAPIError)
-            and (exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError))
-        ):
-            return "database"
-        if isinstance(exc, OSError) and _raised_by_database_driver(exc):
-            return "database"  # asyncpg's connect lets socket errors through unwrapped
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
-
-
-def _raised_by_database_driver(exc: OSError) -> bool:
-    return any(
-        "/asyncpg/" in frame.filename or "/sqlalchemy/" in frame.filename
-        for frame in traceback.extract_tb(exc.__traceback__)
-    )
-
-
 async def _on_possibly_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    service = unavailable_service(exc)
-    if service is None:
+    unreachable = unreachable_service(exc)
+    if unreachable is None:
         return await _on_unhandled(request, exc)
+    service = unreachable.service
     logger.warning("%s unavailable: %s", service, exc, extra={"path": request.url.path})
     return problem_response(
         503,

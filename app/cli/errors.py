@@ -1,30 +1,19 @@
 """What the `reckonry` command says about user errors: one line per problem, never a traceback."""
 
-import socket
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-import redis.exceptions
 import typer
 import typer.core
 from pydantic import ValidationError
 
 from app.embedded import EmbeddedServersNotInstalledError
 from app.kit.problems import ProblemError
+from app.kit.unreachable import unreachable_service
 from app.settings import Settings
 
 USER_ERROR_EXIT_CODE = 2
 # Values of these settings are secret or may hold a password: named, never echoed.
 _UNECHOED = ("SECRET", "PASSWORD", "KEYS", "URL")
-
-# A server that is down, or a URL naming a wrong host, user or database (perhaps wrapped).
-_UNREACHABLE: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    socket.gaierror,
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidCatalogNameError,
-    redis.exceptions.ConnectionError,
-)
 
 
 class CliError(Exception):
@@ -54,20 +43,13 @@ def problems_of(error: Exception) -> list[str] | None:
         return [error.detail]
     if isinstance(error, CliError | EmbeddedServersNotInstalledError):
         return [str(error)]
-    unreachable = _unreachable_cause(error)
+    unreachable = unreachable_service(error)
     if unreachable is not None:
+        setting = "DATABASE_URL" if unreachable.service == "database" else "REDIS_URL"
         return [
-            f"cannot reach the database or Redis ({unreachable}). Check DATABASE_URL and "
-            "REDIS_URL, or unset both to use the embedded servers."
+            f"cannot reach the {unreachable.service} ({unreachable.cause}). Check {setting}, "
+            "or unset DATABASE_URL and REDIS_URL to use the embedded servers."
         ]
-    return None
-
-
-def _unreachable_cause(error: BaseException | None) -> BaseException | None:
-    while error is not None:
-        if isinstance(error, _UNREACHABLE):
-            return error
-        error = error.__cause__ or error.__context__
     return None
 
 
