@@ -14,10 +14,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
+from app.kit.pagination import PageParams
 from app.models import (
     RECHECK_PRIORITY,
     Client,
     Invoice,
+    NightlyRotation,
     PendingDetail,
     Staff,
     SyncKind,
@@ -37,6 +39,7 @@ from app.sync.rotation import (
     enqueue_tonight,
     measure,
 )
+from app.sync.status import firm_syncs_page
 from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 
@@ -233,3 +236,29 @@ async def test_a_full_runs_re_checks_end_before_its_next_incremental_is_due(
     interval = timedelta(minutes=interval_minutes)
     assert plan.recheck_until is not None
     assert started + interval / 2 <= plan.recheck_until < started + interval
+
+
+async def test_a_full_run_queues_its_share_and_operators_see_the_rotation(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await _seeded(sandbox, job_context, sessions)
+    run_id, outcome = await sync_now(job_context, tenant_id, SyncKind.FULL)
+    assert outcome == "succeeded"
+    async with sessions() as session:
+        rotation = await session.get(NightlyRotation, run_id)
+        held = await _held_with_detail(session, tenant_id)
+    assert rotation is not None and rotation.share == len(held) == rotation.detail_records
+    queued = len([r for r in await _queued(sessions, run_id) if r.priority >= RECHECK_PRIORITY])
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        page = await firm_syncs_page(session, PageParams(limit=10, offset=0), now)
+    [firm] = page.items
+    assert firm.rotation is not None
+    assert (firm.rotation.period_nights, firm.rotation.share) == (1, len(held))
+    assert firm.rotation.planned_requests == rotation.list_pages + len(held)
+    assert firm.rotation.fits_the_night and firm.rotation.night_requests == 25_920
+    assert firm.rechecks_queued == queued
+    assert firm.last_nightly is not None and firm.last_nightly.run_id == run_id
+    assert firm.last_nightly.requests_made > 0
+    assert firm.next_nightly_at is not None and firm.next_nightly_at > now
+    assert firm.next_incremental_at is not None and firm.next_incremental_at > now
