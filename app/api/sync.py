@@ -148,4 +148,4 @@ async def _record(
 async def list_firm_syncs(
     _: PlatformOperator, session: SessionDep, page: PageParamsDep
 ) -> Page[TenantSyncView]:
-    return await firm_syncs_page(session, page)
+    return await firm_syncs_page(session, page, datetime.now(UTC))

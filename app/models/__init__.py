@@ -28,6 +28,7 @@ from app.models.reports import (
 from app.models.sync import (
     ACTIVE_STATES,
     RECHECK_PRIORITY,
+    NightlyRotation,
     PendingDetail,
     StreamState,
     SyncKind,
@@ -66,6 +67,7 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "KarbonConnection",
+    "NightlyRotation",
     "PendingDetail",
     "RawResponse",
     "ReportClientName",

@@ -1,7 +1,7 @@
 """Sync runs, per-tenant sync settings and per-stream incremental state."""
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -131,3 +131,31 @@ class PendingDetail(Base):
         Index("ix_pending_details_order", "tenant_id", "priority", "stream", "record_key"),
         Index("ix_pending_details_client", "tenant_id", "client_key"),
     )
+
+
+class NightlyRotation(Base):
+    """The share of held details one full run re-checks: written once per run, with its share
+    queued in the same transaction, so a resumed run queues nothing twice."""
+
+    __tablename__ = "nightly_rotations"
+
+    run_id: Mapped[UUID] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    night: Mapped[date]
+    period: Mapped[int] = mapped_column(SmallInteger)
+    """Nights in which every held detail is re-checked once (1 to 7)."""
+    bucket: Mapped[int] = mapped_column(SmallInteger)
+    """Which of the `period` shares this night re-checks."""
+    list_pages: Mapped[int]
+    """Pages of a read of every list, estimated from the records held."""
+    detail_records: Mapped[int]
+    """Records held with their detail: the rotation's whole round."""
+    share: Mapped[int]
+    """This night's re-checks (the records in `bucket`)."""
+    night_requests: Mapped[int]
+    """What the night holds at the firm's request rate (01:00-05:00)."""
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_nightly_rotations_tenant_created", "tenant_id", "created_at"),)

@@ -30,6 +30,14 @@ from app.sync.engine import RunPlan, SyncCancelledError, SyncEngine, capture_res
 from app.sync.failures import alert_admins_once, describe, report_failure
 from app.sync.karbon.errors import KarbonAuthError, KarbonPermissionError
 from app.sync.lock import SYNC_LOCK_TTL, LockLostError, hold_lock, tenant_sync_lock_key
+from app.sync.rotation import (
+    NIGHTLY_WINDOW_MINUTES,
+    NIGHTLY_WINDOW_START_HOUR,
+    enqueue_tonight,
+    measure,
+    night_requests,
+    recheck_until,
+)
 from app.tenancy import repository as tenancy_repository
 
 logger = logging.getLogger(__name__)
@@ -42,9 +50,6 @@ STALE_RUNNING = SYNC_LOCK_TTL
 lifetime has lost its worker (a live worker renews the lock every 10 s)."""
 STALE_QUEUED = timedelta(minutes=2)
 """A queued run holds no lock yet: its job may only be waiting for a free worker."""
-NIGHTLY_WINDOW_START_HOUR = 1
-NIGHTLY_WINDOW_MINUTES = 240
-"""Nightly reconciliations start between 01:00 and 05:00 UTC, each tenant at its own minute."""
 
 
 class RunEnd(enum.StrEnum):
@@ -109,10 +114,12 @@ async def _run_holding_lock(deps: SyncJobDeps, run_id: UUID, lost: asyncio.Event
 async def _run_started(deps: SyncJobDeps, run: SyncRun, lost: asyncio.Event) -> RunEnd:
     async with deps.sessions() as session:
         credentials = await load_karbon_credentials(session, deps.secrets, run.tenant_id)
-        plan = await _plan(session, run)
+        plan = await _plan(session, run, deps.settings)
     if credentials is None:
         await _finish(deps.sessions, run.id, SyncState.CANCELLED, message="Karbon is not connected")
         return RunEnd.NOT_CONNECTED
+    if run.kind is SyncKind.FULL:
+        await _enqueue_rotation(deps, run)
     client = deps.karbon.client(
         run.tenant_id, credentials.access_key, credentials.bearer_token, capture_response
     )
@@ -176,16 +183,38 @@ async def _start(sessions: async_sessionmaker[AsyncSession], run_id: UUID) -> Sy
         return run
 
 
-async def _plan(session: AsyncSession, run: SyncRun) -> RunPlan:
+async def _plan(session: AsyncSession, run: SyncRun, settings: Settings) -> RunPlan:
+    started_at = run.started_at or datetime.now(UTC)
     return RunPlan(
         run_id=run.id,
         tenant_id=run.tenant_id,
         kind=run.kind,
-        started_at=run.started_at or datetime.now(UTC),
+        started_at=started_at,
         today=datetime.now(UTC).date(),
         high_water_marks=await repository.high_water_marks(session, run.tenant_id),
         open_periods=await repository.open_periods(session, run.tenant_id),
+        recheck_until=await _recheck_until(session, run.tenant_id, started_at, settings),
     )
+
+
+async def _recheck_until(
+    session: AsyncSession, tenant_id: UUID, started_at: datetime, settings: Settings
+) -> datetime:
+    """Every run's re-checks end in time for the firm's next incremental."""
+    sync_settings = await repository.sync_settings(session, tenant_id)
+    interval = timedelta(minutes=sync_settings.incremental_interval_minutes)
+    firm = await measure(session, tenant_id)
+    return recheck_until(started_at, interval, firm.list_pages, settings.karbon_requests_per_second)
+
+
+async def _enqueue_rotation(deps: SyncJobDeps, run: SyncRun) -> None:
+    """A full run (started or resumed) queues its night's share of re-checks, once."""
+    assert run.started_at is not None  # set by `_start`
+    capacity = night_requests(deps.settings.karbon_requests_per_second)
+    async with unit_of_work(deps.sessions) as session:
+        await enqueue_tonight(
+            session, run.tenant_id, run.id, run.started_at.date(), capacity, datetime.now(UTC)
+        )
 
 
 async def _fail(

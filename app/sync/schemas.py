@@ -81,6 +81,44 @@ class SyncSettingsPatch(BaseModel):
     nightly_reconciliation: bool | None = None
 
 
+class RotationView(BaseModel):
+    """The share of held details a firm's latest full run queued for re-checking."""
+
+    night: date_type = Field(description="UTC date of the full run that queued this share")
+    period_nights: int = Field(
+        description="Nights in which every detail held is re-checked once (1 to 7): the fewest "
+        "whose nightly share and a read of every list fit the night"
+    )
+    bucket: int = Field(description="Which share of the rotation that night re-checks")
+    share: int = Field(description="Details that night re-checks")
+    detail_records: int = Field(description="Records held with their detail: the whole round")
+    list_pages: int = Field(
+        description="Pages of a read of every list, estimated from the records held"
+    )
+    planned_requests: int = Field(description="`list_pages` plus `share`")
+    night_requests: int = Field(
+        description="What the firm's request budget sends from 01:00 to 05:00 UTC (25,920 at "
+        "1.8 requests/second)"
+    )
+    fits_the_night: bool = Field(
+        description="False: even a seven-night rotation does not fit; the re-checks the night "
+        "leaves stay queued for later runs"
+    )
+
+
+class NightlyRunView(BaseModel):
+    """A firm's last finished full reconciliation, against the night."""
+
+    run_id: UUID
+    state: SyncState
+    started_at: datetime | None
+    finished_at: datetime | None
+    requests_made: int
+    night_requests: int | None = Field(
+        description="What the night holds (see `rotation`); none for a run without a rotation"
+    )
+
+
 class TenantSyncView(BaseModel):
     tenant_id: UUID
     tenant_name: str
@@ -89,6 +127,19 @@ class TenantSyncView(BaseModel):
     last: SyncRunView | None
     last_error_code: str | None
     last_error_at: datetime | None
+    next_incremental_at: datetime | None = Field(
+        description="None while the firm may not sync or has not finished its first sync"
+    )
+    next_nightly_at: datetime | None = Field(
+        description="The firm's own minute between 01:00 and 05:00 UTC; none when its nightly "
+        "reconciliation is off or it may not sync"
+    )
+    rotation: RotationView | None = Field(description="None until a full run has queued a share")
+    rechecks_queued: int = Field(
+        description="Re-checks of held details still waiting; each run takes them only until "
+        "its next incremental is near"
+    )
+    last_nightly: NightlyRunView | None
 
 
 class ClientRef(BaseModel):

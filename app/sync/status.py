@@ -1,6 +1,7 @@
 """Reading sync state for people: progress, rate, ETA, when the next syncs run, and every
 firm's syncs for the operators."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -8,10 +9,22 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import Page, PageParams
-from app.models import ACTIVE_STATES, KarbonConnection, SyncRun, SyncSettings, SyncState, Tenant
-from app.sync import repository
+from app.models import (
+    ACTIVE_STATES,
+    KarbonConnection,
+    NightlyRotation,
+    SyncKind,
+    SyncRun,
+    SyncSettings,
+    SyncState,
+    Tenant,
+)
+from app.sync import repository, rotation
+from app.sync.connection import tenant_may_sync
 from app.sync.jobs import nightly_minute
 from app.sync.schemas import (
+    NightlyRunView,
+    RotationView,
     StreamProgressView,
     SyncErrorView,
     SyncRunView,
@@ -94,19 +107,26 @@ async def sync_status(
         states=(*repository.FINISHED_STATES, SyncState.CANCELLED),
     )
     settings = await repository.sync_settings(session, tenant_id)
-    next_incremental = None
-    if may_sync and last is not None and last.finished_at is not None:
-        next_incremental = max(
-            now, last.finished_at + timedelta(minutes=settings.incremental_interval_minutes)
-        )
     return SyncStatus(
         current=run_view(current) if current else None,
         last=run_view(last) if last else None,
-        next_incremental_at=next_incremental,
-        next_reconciliation_at=next_nightly(tenant_id, now)
-        if may_sync and settings.nightly_reconciliation
-        else None,
+        next_incremental_at=_next_incremental(settings, last, may_sync=may_sync, now=now),
+        next_reconciliation_at=_next_reconciliation(settings, tenant_id, may_sync, now),
     )
+
+
+def _next_incremental(
+    settings: SyncSettings, last: SyncRun | None, *, may_sync: bool, now: datetime
+) -> datetime | None:
+    if not may_sync or last is None or last.finished_at is None:
+        return None
+    return max(now, last.finished_at + timedelta(minutes=settings.incremental_interval_minutes))
+
+
+def _next_reconciliation(
+    settings: SyncSettings, tenant_id: UUID, may_sync: bool, now: datetime
+) -> datetime | None:
+    return next_nightly(tenant_id, now) if may_sync and settings.nightly_reconciliation else None
 
 
 def settings_view(settings: SyncSettings) -> SyncSettingsView:
@@ -116,18 +136,39 @@ def settings_view(settings: SyncSettings) -> SyncSettingsView:
     )
 
 
-async def firm_syncs_page(session: AsyncSession, params: PageParams) -> Page[TenantSyncView]:
-    """The operators' view: every firm, oldest first, with its current and last sync."""
+async def firm_syncs_page(
+    session: AsyncSession, params: PageParams, now: datetime
+) -> Page[TenantSyncView]:
+    """The operators' view: every firm, oldest first, with its current and last sync, its
+    schedule and its nightly rotation."""
     tenants, total = await tenancy_repository.paged(
         session, tenancy_repository.tenants_by_age(), params
     )
-    connections = await tenancy_repository.connections_by_tenant(session, [t.id for t in tenants])
-    items = [await _firm_sync(session, tenant, connections.get(tenant.id)) for tenant in tenants]
+    ids = [t.id for t in tenants]
+    connections = await tenancy_repository.connections_by_tenant(session, ids)
+    nightly = _NightlyFigures(
+        rotations=await rotation.latest_rotations(session, ids),
+        rechecks_queued=await rotation.rechecks_queued(session, ids),
+    )
+    items = [
+        await _firm_sync(session, tenant, connections.get(tenant.id), nightly, now)
+        for tenant in tenants
+    ]
     return Page[TenantSyncView](items=items, total=total, limit=params.limit, offset=params.offset)
 
 
+@dataclass(frozen=True)
+class _NightlyFigures:
+    rotations: dict[UUID, NightlyRotation]
+    rechecks_queued: dict[UUID, int]
+
+
 async def _firm_sync(
-    session: AsyncSession, tenant: Tenant, connection: KarbonConnection | None
+    session: AsyncSession,
+    tenant: Tenant,
+    connection: KarbonConnection | None,
+    nightly: _NightlyFigures,
+    now: datetime,
 ) -> TenantSyncView:
     current = await repository.active_run(session, tenant.id)
     last = await repository.last_finished_run(
@@ -135,6 +176,12 @@ async def _firm_sync(
         tenant.id,
         states=repository.FINISHED_STATES,
     )
+    last_full = await repository.last_finished_run(
+        session, tenant.id, kinds=(SyncKind.FULL,), states=repository.FINISHED_STATES
+    )
+    settings = await repository.sync_settings(session, tenant.id)
+    may_sync = await tenant_may_sync(session, tenant.id, now)
+    latest = nightly.rotations.get(tenant.id)
     return TenantSyncView(
         tenant_id=tenant.id,
         tenant_name=tenant.name,
@@ -143,4 +190,36 @@ async def _firm_sync(
         last=run_view(last) if last else None,
         last_error_code=connection.last_error_code if connection else None,
         last_error_at=connection.last_error_at if connection else None,
+        next_incremental_at=_next_incremental(settings, last, may_sync=may_sync, now=now),
+        next_nightly_at=_next_reconciliation(settings, tenant.id, may_sync, now),
+        rotation=_rotation_view(latest) if latest else None,
+        rechecks_queued=nightly.rechecks_queued.get(tenant.id, 0),
+        last_nightly=await _nightly_run_view(session, last_full) if last_full else None,
+    )
+
+
+def _rotation_view(row: NightlyRotation) -> RotationView:
+    planned = row.list_pages + row.share
+    return RotationView(
+        night=row.night,
+        period_nights=row.period,
+        bucket=row.bucket,
+        share=row.share,
+        detail_records=row.detail_records,
+        list_pages=row.list_pages,
+        planned_requests=planned,
+        night_requests=row.night_requests,
+        fits_the_night=planned <= row.night_requests,
+    )
+
+
+async def _nightly_run_view(session: AsyncSession, run: SyncRun) -> NightlyRunView:
+    row = await session.get(NightlyRotation, run.id)
+    return NightlyRunView(
+        run_id=run.id,
+        state=run.state,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        requests_made=run.requests_made,
+        night_requests=row.night_requests if row else None,
     )

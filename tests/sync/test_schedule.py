@@ -6,18 +6,27 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.models import SyncKind, SyncRun, SyncSettings, SyncState, SyncTrigger, Tenant
+from app.models import (
+    NightlyRotation,
+    PendingDetail,
+    SyncKind,
+    SyncRun,
+    SyncSettings,
+    SyncState,
+    SyncTrigger,
+    Tenant,
+)
 from app.settings import Settings
 from app.sync.control import sync_job_id
-from app.sync.jobs import nightly_minute, resume_orphans, schedule_due_syncs
+from app.sync.jobs import nightly_minute, resume_orphans, run_sync, schedule_due_syncs
 from app.sync.lock import tenant_sync_lock_key
 from app.worker import cron_jobs
 from sandbox.state import Sandbox
-from tests.sync.conftest import connect_tenant
+from tests.sync.conftest import connect_tenant, sync_now
 
 NOON = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -119,6 +128,27 @@ async def test_the_nightly_reconciliation_runs_at_the_firms_own_minute(
     assert await schedule_due_syncs(job_context, slot) == 1
     [run] = await _active_runs(sessions)
     assert run.kind == SyncKind.FULL
+
+
+async def test_the_nightly_the_scheduler_starts_queues_its_rotation_share(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await _connected(sandbox, job_context, sessions)
+    _, outcome = await sync_now(job_context, tenant_id)
+    assert outcome == "succeeded"
+    slot = datetime(2026, 11, 3, tzinfo=UTC) + timedelta(minutes=nightly_minute(tenant_id))
+    assert await schedule_due_syncs(job_context, slot - timedelta(minutes=1)) == 0
+    assert await schedule_due_syncs(job_context, slot) == 1
+    [run] = await _active_runs(sessions)
+    assert (run.kind, run.trigger) == (SyncKind.FULL, SyncTrigger.SCHEDULE)
+    assert await run_sync(job_context, str(run.id)) == "succeeded"
+    async with sessions() as session:
+        rotation = await session.get(NightlyRotation, run.id)
+        queued = await session.scalar(
+            select(func.count()).select_from(PendingDetail).where(PendingDetail.run_id == run.id)
+        )
+    assert rotation is not None and rotation.share > 0
+    assert queued == rotation.share  # nothing drains re-checks until the engine reads them
 
 
 async def test_nightly_minutes_spread_firms_across_the_window() -> None:
