@@ -1,0 +1,37 @@
+"""How complete each tenant's report facts are: reports during the first sync say so.
+
+Revision ID: 0016_report_completeness
+Revises: 0015
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0016_report_completeness"
+down_revision: str | None = "0015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "report_completeness",
+        sa.Column(
+            "tenant_id",
+            sa.Uuid(),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("complete", sa.Boolean(), nullable=False),
+        sa.Column("first_sync_completed", sa.Boolean(), nullable=False),
+        sa.Column("lists_in", sa.Boolean(), nullable=False),
+        sa.Column("progress", postgresql.JSONB(), nullable=False),
+        sa.Column("moving_clients", postgresql.ARRAY(sa.Text()), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("report_completeness")
