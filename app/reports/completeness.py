@@ -29,6 +29,9 @@ from app.models import (
     WorkItem,
 )
 
+KARBON_ENTITIES = ("users", "contacts", "organizations", "work_items", "timesheets", "invoices")
+"""The sync's streams (`app.sync.streams.STREAMS`, which this layer may not import; a test
+keeps the two in step): during a first sync, one not yet begun is shown `waiting`."""
 LISTED_STATES = frozenset({"listed", "done"})
 """A stream's run progress `state` once its lists are in (`running` before)."""
 OWED = PendingDetail.priority < RECHECK_PRIORITY
@@ -117,10 +120,9 @@ async def _measure(session: AsyncSession, tenant_id: UUID) -> Completeness:
     first_sync_completed = await _has_completed_sync(session, tenant_id)
     run_progress = await _latest_run_progress(session, tenant_id)
     owed = await _owed_by_stream(session, tenant_id)
-    progress = _entity_progress(run_progress, owed)
-    lists_in = first_sync_completed or (
-        bool(progress) and all(p.state in LISTED_STATES for p in progress)
-    )
+    expected = () if first_sync_completed else KARBON_ENTITIES
+    progress = _entity_progress(run_progress, owed, expected)
+    lists_in = first_sync_completed or all(p.state in LISTED_STATES for p in progress)
     return Completeness(
         complete=first_sync_completed and not owed,
         first_sync_completed=first_sync_completed,
@@ -160,17 +162,20 @@ async def _owed_by_stream(session: AsyncSession, tenant_id: UUID) -> dict[str, i
 
 
 def _entity_progress(
-    run_progress: Mapping[str, Any], owed: Mapping[str, int]
+    run_progress: Mapping[str, Any], owed: Mapping[str, int], expected: Sequence[str]
 ) -> tuple[EntityProgress, ...]:
-    """Each entity the latest run reads, and any other with details still owed."""
+    """Each entity the latest run reads, any other with details still owed, and the
+    `expected` ones (`waiting` until the run begins them)."""
     entities: list[EntityProgress] = []
-    for entity in sorted({*run_progress, *owed}):
+    others = sorted({*run_progress, *owed} - set(expected))
+    for entity in [*expected, *others]:
         stream = run_progress.get(entity)
         saved = stream if isinstance(stream, Mapping) else {}
+        default_state = "listed" if entity in owed else "waiting"
         entities.append(
             EntityProgress(
                 entity=entity,
-                state=str(saved.get("state") or "listed"),
+                state=str(saved.get("state") or default_state),
                 records=int(saved.get("records") or 0),
                 details_owed=owed.get(entity, 0),
             )

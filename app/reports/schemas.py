@@ -134,8 +134,8 @@ class EntityProgress(BaseModel):
         description="`users`, `contacts`, `organizations`, `work_items`, `timesheets`, `invoices`"
     )
     state: str = Field(
-        description="`running` (its lists are being read), `listed` (lists in, details "
-        "owed) or `done`"
+        description="`waiting` (the first sync has not begun it), `running` (its lists are "
+        "being read), `listed` (lists in, details owed) or `done`"
     )
     records: int = Field(description="Records the latest sync run has stored of this entity")
     details_owed: int = Field(

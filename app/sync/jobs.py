@@ -158,7 +158,15 @@ async def _run_engine(deps: SyncJobDeps, run: SyncRun, engine: SyncEngine) -> No
     if run.kind is not SyncKind.INITIAL:
         await engine.run()
         return
-    watcher = asyncio.ensure_future(watch_first_sync(deps, run.id, run.tenant_id))
+    watcher = asyncio.ensure_future(
+        watch_first_sync(
+            deps,
+            run.id,
+            run.tenant_id,
+            every=PARTIAL_REFRESH_MINUTES * 60,
+            poll=FIRST_SYNC_POLL_SECONDS,
+        )
+    )
     try:
         await engine.run()
     finally:
@@ -171,8 +179,8 @@ async def watch_first_sync(
     run_id: UUID,
     tenant_id: UUID,
     *,
-    every: float = PARTIAL_REFRESH_MINUTES * 60,
-    poll: float = FIRST_SYNC_POLL_SECONDS,
+    every: float,
+    poll: float,
 ) -> None:
     """Until cancelled (the run ended) or the run is gone: queue a refresh of the reports'
     facts when a stream's lists are in or it is done, and `every` seconds while the run
