@@ -105,18 +105,22 @@ async def firm_report(database_url: str, request: ReportRequest) -> RenderableTy
 
 def incomplete_note(report: tables.Report) -> str:
     """What an incomplete report is missing: the sync's progress and who may still move."""
-    first = "the first Karbon sync is still running" if report.get("as_of") is None else ""
-    entities = ", ".join(
+    first = ["the first Karbon sync is still running"] if report.get("as_of") is None else []
+    entities = [
         f"{p['entity']} {p['state']}"
         + (f" ({p['details_owed']} details owed)" if p["details_owed"] else "")
         for p in report.get("progress", [])
+    ]
+    count = report.get("moving_clients", 0)
+    moving = (
+        "every client"
+        if report.get("all_clients_may_move")
+        else f"{count} client{'' if count == 1 else 's'}"
     )
-    if report.get("all_clients_may_move"):
-        moving = "every client's figures may still move"
-    else:
-        moving = f"{report.get('moving_clients', 0)} clients' figures may still move"
-    why = "; ".join(part for part in (first, entities) if part)
-    return f"INCOMPLETE ({why}): {moving}. Figures computed {report.get('refreshed_at')}."
+    return (
+        f"INCOMPLETE: {'; '.join([*first, *entities])}. The figures of {moving} may still "
+        f"move (computed {report.get('refreshed_at')})."
+    )
 
 
 async def _member(session: AsyncSession, email: str) -> TenantPrincipal:

@@ -165,10 +165,11 @@ def _entity_progress(
     run_progress: Mapping[str, Any], owed: Mapping[str, int], expected: Sequence[str]
 ) -> tuple[EntityProgress, ...]:
     """Each entity the latest run reads, any other with details still owed, and the
-    `expected` ones (`waiting` until the run begins them)."""
+    `expected` ones (`waiting` until the run begins them), in the sync's order."""
     entities: list[EntityProgress] = []
-    others = sorted({*run_progress, *owed} - set(expected))
-    for entity in [*expected, *others]:
+    present = {*run_progress, *owed, *expected}
+    known = [entity for entity in KARBON_ENTITIES if entity in present]
+    for entity in [*known, *sorted(present - set(KARBON_ENTITIES))]:
         stream = run_progress.get(entity)
         saved = stream if isinstance(stream, Mapping) else {}
         default_state = "listed" if entity in owed else "waiting"
