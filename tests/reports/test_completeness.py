@@ -318,7 +318,12 @@ async def test_owed_details_move_their_clients_and_re_checks_move_none(
             )
         ).all()
         user_key = await session.scalar(
-            select(TimeEntry.user_key).where(TimeEntry.tenant_id == tenant_id).limit(1)
+            select(TimeEntry.user_key)
+            .where(
+                TimeEntry.tenant_id == tenant_id,
+                TimeEntry.entry_date >= date.today() - timedelta(days=300),
+            )
+            .limit(1)
         )
         staff = (
             (await session.execute(select(Staff.user_key).where(Staff.tenant_id == tenant_id)))
@@ -347,11 +352,20 @@ async def test_owed_details_move_their_clients_and_re_checks_move_none(
             )
             .values(priority=20, client_key=None)
         )
+        # Held from the list only, the person has no capacity yet.
+        await session.execute(
+            update(Staff)
+            .where(Staff.tenant_id == tenant_id, Staff.user_key == user_key)
+            .values(capacity_minutes_per_week=None)
+        )
     await refresh_reports(sessions, tenant_id)
     expected = {work_items[0][1]} | await _clients_of_time_by(sessions, tenant_id, user_key)
     summary = await _get(client, synced_firm.headers, "summary")
     assert summary["complete"] is False and summary["all_clients_may_move"] is False
     assert set(summary["clients_that_may_move"]) == expected
+    assert user_key in {
+        w["subject_key"] for w in summary["warnings"] if w["kind"] == "missing_capacity"
+    }
     assert summary["moving_clients"] == len(expected)
     owed = {p["entity"]: p["details_owed"] for p in summary["progress"]}
     assert owed["work_items"] == 1 and owed["users"] == 1
