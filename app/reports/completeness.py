@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, union
+from sqlalchemy import CompoundSelect, func, select, union
 from sqlalchemy.dialects.postgresql import insert as upsert_into
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -185,31 +185,31 @@ def _entity_progress(
 
 
 async def _moving_clients(session: AsyncSession, tenant_id: UUID) -> frozenset[str]:
-    """Clients named by an owed detail, the clients of owed work items that named none, and
-    the clients of time by staff whose detail (capacity, hence hourly cost) is owed."""
-    owed = (
-        select(PendingDetail.record_key, PendingDetail.client_key)
-        .where(PendingDetail.tenant_id == tenant_id, OWED)
-        .cte("owed")
+    """Clients named by an owed detail; for an owed record that named none, its client as a
+    work item, or the clients of its time as a person (capacity prices all of it)."""
+    owed = (PendingDetail.tenant_id == tenant_id) & OWED
+    named = select(PendingDetail.client_key).where(owed, PendingDetail.client_key.is_not(None))
+    clients = set((await session.execute(named.distinct())).scalars())
+    unnamed = select(PendingDetail.record_key).where(owed, PendingDetail.client_key.is_(None))
+    keys = list((await session.execute(unnamed)).scalars())
+    if keys:
+        clients |= set(await session.scalars(_clients_of_records(tenant_id, keys)))
+    return frozenset(key for key in clients if key is not None)
+
+
+def _clients_of_records(tenant_id: UUID, keys: Sequence[str]) -> CompoundSelect[tuple[str | None]]:
+    of_work_items = select(WorkItem.client_key).where(
+        WorkItem.tenant_id == tenant_id, WorkItem.work_item_key.in_(keys)
     )
-    named = select(owed.c.client_key.label("client_key")).where(owed.c.client_key.is_not(None))
-    of_work_items = (
-        select(WorkItem.client_key)
-        .join(owed, owed.c.record_key == WorkItem.work_item_key)
-        .where(WorkItem.tenant_id == tenant_id, owed.c.client_key.is_(None))
-    )
-    of_staff_time = (
+    # Rule 6: an entry's client is its work item's when known, else its own.
+    of_time = (
         select(func.coalesce(WorkItem.client_key, TimeEntry.client_key))
         .select_from(TimeEntry)
-        .join(owed, owed.c.record_key == TimeEntry.user_key)
         .outerjoin(
             WorkItem,
             (WorkItem.tenant_id == TimeEntry.tenant_id)
             & (WorkItem.work_item_key == TimeEntry.work_item_key),
         )
-        .where(TimeEntry.tenant_id == tenant_id, owed.c.client_key.is_(None))
+        .where(TimeEntry.tenant_id == tenant_id, TimeEntry.user_key.in_(keys))
     )
-    clients = union(named, of_work_items, of_staff_time).subquery()
-    query = select(clients.c.client_key).where(clients.c.client_key.is_not(None))
-    keys: Sequence[str] = (await session.execute(query)).scalars().all()
-    return frozenset(keys)
+    return union(of_work_items, of_time)
