@@ -31,6 +31,13 @@ def upgrade() -> None:
         sa.Column("progress", postgresql.JSONB(), nullable=False),
         sa.Column("moving_clients", postgresql.ARRAY(sa.Text()), nullable=False),
     )
+    # Refreshes before this one read the data of a completed sync, or of a first sync under
+    # way (no `as_of`): they were complete, or not at all.
+    op.execute(
+        "INSERT INTO report_completeness (tenant_id, complete, first_sync_completed, lists_in, "
+        "progress, moving_clients) SELECT tenant_id, as_of IS NOT NULL, as_of IS NOT NULL, "
+        "as_of IS NOT NULL, '[]'::jsonb, '{}'::text[] FROM report_refreshes"
+    )
 
 
 def downgrade() -> None:

@@ -8,14 +8,18 @@ import io
 from collections.abc import AsyncGenerator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
+from alembic import command
 from httpx import AsyncClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
+from app.embedded import ServiceUrls
+from app.migrations import alembic_config
 from app.models import (
     RECHECK_PRIORITY,
     PendingDetail,
@@ -35,6 +39,7 @@ from app.sync.karbon.endpoints import INVOICES, Resource
 from app.sync.streams import STREAMS
 from sandbox.state import Sandbox
 from tests.reports.conftest import SyncedFirm, admin_headers
+from tests.services import scratch_database
 from tests.sync.conftest import connect_tenant, queue_sync
 
 REPORTS = "/api/v1/reports"
@@ -46,6 +51,37 @@ EVERY_REPORT = (
     "staff-utilization",
     "summary",
 )
+
+
+async def test_refreshes_before_the_migration_are_complete_when_a_sync_had_completed(
+    server_urls: ServiceUrls,
+) -> None:
+    async with scratch_database(server_urls.database_url, migrate=False) as url:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0015")
+        synced, first_sync = uuid4(), uuid4()
+        connection = await asyncpg.connect(url)
+        try:
+            for tenant_id, as_of in ((synced, datetime.now(UTC)), (first_sync, None)):
+                await connection.execute(
+                    "INSERT INTO tenants (id, name) VALUES ($1, 'Firm')", tenant_id
+                )
+                await connection.execute(
+                    "INSERT INTO report_refreshes (tenant_id, version, as_of, refreshed_at, "
+                    "facts, duration_ms) VALUES ($1, 4, $2, now(), 0, 0)",
+                    tenant_id,
+                    as_of,
+                )
+            await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+            rows = await connection.fetch(
+                "SELECT tenant_id, complete, lists_in, moving_clients FROM report_completeness"
+            )
+        finally:
+            await connection.close()
+    assert {row["tenant_id"]: (row["complete"], row["lists_in"]) for row in rows} == {
+        synced: (True, True),
+        first_sync: (False, False),
+    }
+    assert all(row["moving_clients"] == [] for row in rows)
 
 
 def test_the_entities_shown_are_the_syncs_streams() -> None:
