@@ -127,7 +127,7 @@ class ProfitabilityRow(Figures):
     )
 
 
-class EntityProgress(BaseModel):
+class EntityProgressView(BaseModel):
     """How far the sync had read one Karbon entity when these figures were computed."""
 
     entity: str = Field(
@@ -156,7 +156,7 @@ class ReportHeader(BaseModel):
         description="False while the first sync runs or records still wait for their detail: "
         "then some figures may still move (see `progress`, `moving_clients` and `may_move`)"
     )
-    progress: list[EntityProgress] = Field(
+    progress: list[EntityProgressView] = Field(
         description="Per Karbon entity, as the sync stood when these figures were computed"
     )
     all_clients_may_move: bool = Field(

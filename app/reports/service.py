@@ -27,7 +27,7 @@ from app.reports.completeness import Completeness
 from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking, WarningSum
 from app.reports.schemas import (
     ClientProfitabilityReport,
-    EntityProgress,
+    EntityProgressView,
     Figures,
     GroupBy,
     Interval,
@@ -148,7 +148,7 @@ def completeness_fields(context: ReportContext) -> dict[str, Any]:
         "refreshed_at": context.refreshed_at,
         "complete": kept.complete,
         "progress": [
-            EntityProgress(
+            EntityProgressView(
                 entity=p.entity, state=p.state, records=p.records, details_owed=p.details_owed
             )
             for p in kept.progress
