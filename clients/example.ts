@@ -69,3 +69,21 @@ export async function profitabilityCsv(token: string): Promise<string> {
   if (error) throw new Error(explain(error));
   return data;
 }
+
+// A report during the first sync (or while records wait for their detail) is partial: say so,
+// and name the clients on this page whose figures may still move.
+export async function profitabilityCompleteness(token: string): Promise<string> {
+  const { data, error } = await api.GET("/api/v1/reports/client-profitability", {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (error) throw new Error(explain(error));
+  if (typeof data === "string") throw new Error("asked for JSON, got CSV");
+  if (data.complete) return `Complete as of ${data.as_of}`;
+  const entities = data.progress
+    .map(({ entity, state, details_owed }) => `${entity} ${state}${details_owed ? `, ${details_owed} details owed` : ""}`)
+    .join("; ");
+  const moving = data.all_clients_may_move
+    ? "every client's figures"
+    : data.items.filter((row) => row.may_move).map((row) => row.name ?? row.key).join(", ");
+  return `Still arriving (${entities}), figures of ${data.refreshed_at}: ${moving} may still move`;
+}

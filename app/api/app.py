@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         allow_credentials=False,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
-        expose_headers=["X-Request-Id", "Retry-After"],
+        expose_headers=["X-Request-Id", "Retry-After", "Report-Complete", "Report-As-Of"],
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

@@ -1,4 +1,6 @@
-"""The profitability reports. Each carries `as_of` (the last completed sync) and `warnings`.
+"""The profitability reports. Each carries `as_of` (the last completed sync), `complete`
+(false while the first sync runs or records wait for their detail) and `warnings`; as CSV,
+the `Report-Complete` and `Report-As-Of` headers say the same, and client rows `may_move`.
 
 Reports read the facts refreshed after each sync and after each change of cost assumptions;
 integrator keys may read them; after the trial they answer 402.
@@ -43,6 +45,7 @@ from app.reports.schemas import (
 )
 from app.reports.service import (
     ProfitabilityQuery,
+    ReportContext,
     client_profitability,
     paged_fields,
     profitability_page_json,
@@ -105,6 +108,19 @@ Format = Annotated[
 ]
 
 
+CSV_HEADERS = {
+    "Report-Complete": {
+        "description": "With `format=csv`: `true` or `false`, the JSON report's `complete`",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "Report-As-Of": {
+        "description": "With `format=csv`: the JSON report's `as_of` (ISO 8601), empty until "
+        "the first sync completes",
+        "schema": {"type": "string"},
+    },
+}
+
+
 def _json_or_csv(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     """The 200 of a report with `format`: its JSON model, or CSV text."""
     return {
@@ -112,17 +128,26 @@ def _json_or_csv(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
             "model": model,
             "content": {"text/csv": TEXT},
             "description": "JSON, or CSV with `format=csv` (a header row, then every row)",
+            "headers": CSV_HEADERS,
         }
     }
 
 
 def _csv(
-    filename: str, columns: Sequence[str], records: Iterable[Mapping[str, Any]]
+    context: ReportContext,
+    filename: str,
+    columns: Sequence[str],
+    records: Iterable[Mapping[str, Any]],
 ) -> StreamingResponse:
+    """CSV has no place for the report's header: its completeness travels in HTTP headers."""
     return StreamingResponse(
         csv_lines(columns, records),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}.csv"',
+            "Report-Complete": "true" if context.completeness.complete else "false",
+            "Report-As-Of": context.as_of.isoformat() if context.as_of else "",
+        },
     )
 
 
@@ -171,7 +196,9 @@ async def get_client_profitability(
         query, ranking = await client_profitability(session, context, query, limit=None)
         rows = await profitability_rows(session, context, query, ranking)
         rows.append(totals_row(ranking, context))
-        return _csv("client-profitability", list(ProfitabilityRow.model_fields), _dumped(rows))
+        return _csv(
+            context, "client-profitability", list(ProfitabilityRow.model_fields), _dumped(rows)
+        )
     body = await profitability_page_json(session, context, query, page.limit, page.offset)
     return Response(body, media_type="application/json")
 
@@ -208,7 +235,7 @@ async def get_client_report(
     if format is ReportFormat.CSV:
         totals = {**report.totals.model_dump(mode="json"), "key": None, "title": "Total"}
         records = [*_dumped(report.by_work_item), totals]
-        return _csv(f"client-{client_key}", list(WorkItemRow.model_fields), records)
+        return _csv(context, f"client-{client_key}", list(WorkItemRow.model_fields), records)
     return report
 
 
@@ -249,7 +276,7 @@ async def get_unbilled_work(
         reverse=order is Order.DESC,
     )
     if format is ReportFormat.CSV:
-        return _csv("unbilled-work", list(WipRow.model_fields), _dumped(rows))
+        return _csv(context, "unbilled-work", list(WipRow.model_fields), _dumped(rows))
     return UnbilledWorkReport(
         **paged_fields(rows, page, context, await warnings_in_view(session, context, where)),
         total_amount=breakdowns.wip_total(rows),
@@ -281,7 +308,7 @@ async def get_staff_utilization(
     )
     if format is ReportFormat.CSV:
         row_model = UtilizationCostRow if principal.sees_pay else UtilizationRow
-        return _csv("staff-utilization", list(row_model.model_fields), _dumped(rows))
+        return _csv(context, "staff-utilization", list(row_model.model_fields), _dumped(rows))
     window = FactFilter(start=start, end=end)
     return StaffUtilizationReport(
         **paged_fields(rows, page, context, await warnings_in_view(session, context, window)),

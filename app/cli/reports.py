@@ -8,7 +8,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -95,7 +96,31 @@ async def firm_report(database_url: str, request: ReportRequest) -> RenderableTy
             answer = await FETCH[request.name](principal, session, request)
     finally:
         await engine.dispose()
-    return SHOW[request.name](_as_json(answer))
+    report = _as_json(answer)
+    shown = SHOW[request.name](report)
+    if report.get("complete", True):
+        return shown
+    return Group(Text(incomplete_note(report), style="bold yellow"), shown)
+
+
+def incomplete_note(report: tables.Report) -> str:
+    """What an incomplete report is missing: the sync's progress and who may still move."""
+    first = ["the first Karbon sync is still running"] if report.get("as_of") is None else []
+    entities = [
+        f"{p['entity']} {p['state']}"
+        + (f" ({p['details_owed']} details owed)" if p["details_owed"] else "")
+        for p in report.get("progress", [])
+    ]
+    count = report.get("moving_clients", 0)
+    moving = (
+        "every client"
+        if report.get("all_clients_may_move")
+        else f"{count} client{'' if count == 1 else 's'}"
+    )
+    return (
+        f"INCOMPLETE: {'; '.join([*first, *entities])}. The figures of {moving} may still "
+        f"move (computed {report.get('refreshed_at')})."
+    )
 
 
 async def _member(session: AsyncSession, email: str) -> TenantPrincipal:
@@ -104,10 +129,11 @@ async def _member(session: AsyncSession, email: str) -> TenantPrincipal:
         raise CliError(f"no user signs in with {email}; give the e-mail of a member of the firm.")
     if user.tenant_id is None:
         raise CliError(f"{email} is a platform operator, not a member of a firm.")
-    if (await report_context(session, user.tenant_id)).as_of is None:
+    if (await report_context(session, user.tenant_id)).version == 0:
         raise CliError(
-            f"the firm of {email} has no report yet: its first Karbon sync has not completed. "
-            "Connect Karbon (PUT /api/v1/karbon/credentials) and wait for the sync."
+            f"the firm of {email} has no report yet: its first Karbon sync has not brought "
+            "any figures. Connect Karbon (PUT /api/v1/karbon/credentials) and wait a few "
+            "minutes."
         )
     return TenantPrincipal(
         tenant_id=user.tenant_id, user_id=user.id, api_key_id=None, role=user.role, kind="user"

@@ -17,6 +17,7 @@ from app.models.karbon import (
 from app.models.karbon_connection import KarbonConnection
 from app.models.reports import (
     ReportClientName,
+    ReportCompleteness,
     ReportFact,
     ReportFixedFee,
     ReportRefresh,
@@ -71,6 +72,7 @@ __all__ = [
     "PendingDetail",
     "RawResponse",
     "ReportClientName",
+    "ReportCompleteness",
     "ReportFact",
     "ReportFixedFee",
     "ReportRefresh",

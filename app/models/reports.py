@@ -12,9 +12,11 @@ refresh, so anything cached from an earlier version is known to be stale.
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Numeric, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -58,6 +60,23 @@ class ReportRefresh(Base):
     currency: Mapped[str | None] = mapped_column(Text)
     facts: Mapped[int] = mapped_column(BigInteger)
     duration_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportCompleteness(Base):
+    """How complete the facts of the tenant's last refresh are, as the refresh found the sync
+    before it read a record (`app.reports.completeness`); replaced with every refresh."""
+
+    __tablename__ = "report_completeness"
+
+    tenant_id: Mapped[UUID] = _tenant_fk(primary_key=True)
+    complete: Mapped[bool]
+    first_sync_completed: Mapped[bool]
+    lists_in: Mapped[bool]
+    """Every entity's lists were read: only clients with details owed may still move."""
+    progress: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    """Per Karbon entity: state, records and details owed."""
+    moving_clients: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    """Clients whose figures wait for an owed detail."""
 
 
 class ReportFact(MeasureColumns, Base):

@@ -39,7 +39,7 @@ from app.reports.schemas import (
     WipRow,
     WorkItemRow,
 )
-from app.reports.service import ReportContext, figures, figures_view, warnings_in_view
+from app.reports.service import ReportContext, figures, figures_view, report_header
 
 AGE_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, None, "90+"))
 
@@ -70,13 +70,13 @@ async def client_report(
         manager_email=manager,
         start=start,
         end=end,
-        as_of=context.as_of,
-        warnings=await warnings_in_view(session, context, where),
-        currency=context.currency,
+        **await report_header(session, context, where),
+        may_move=context.completeness.may_move(key),
         totals=ProfitabilityRow(
             key=key,
             name=names.get(key),
             unbilled_work=money(sum(wip.values(), ZERO)),
+            may_move=context.completeness.may_move(key),
             **figures(totals[0].measures if totals else Measures(), context.currency),
         ),
         by_work_item=await _by_work_item(session, context, where, wip),
@@ -169,14 +169,14 @@ async def unbilled_work(
     names = await repository.client_names(session, context.tenant_id, client_keys)
     work_keys = [i.work_item_key for i in items if i.work_item_key]
     titles = await repository.work_item_titles(session, context.tenant_id, work_keys)
-    return [_wip_row(item, names, titles, context.currency) for item in items]
+    return [_wip_row(item, names, titles, context) for item in items]
 
 
 def _wip_row(
     item: ReportWipItem,
     names: dict[str, str],
     titles: dict[str, WorkItemTitle],
-    currency: str | None,
+    context: ReportContext,
 ) -> WipRow:
     title = titles.get(item.work_item_key) if item.work_item_key else None
     return WipRow(
@@ -188,10 +188,11 @@ def _wip_row(
         primary_status=title.primary_status if title else None,
         fee_type=item.fee_type,
         work_type=item.work_type,
-        currency=currency,
+        currency=context.currency,
         amount=money(item.amount),
         since=item.since,
         age_days=item.age_days,
+        may_move=context.completeness.may_move(item.client_key),
     )
 
 
@@ -271,9 +272,7 @@ async def summary(
     wip = sum((await repository.sum_wip(session, tenant_id, FactFilter(), None)).values(), ZERO)
     invoice_total = year.counted_invoice_total
     return SummaryReport(
-        as_of=context.as_of,
-        warnings=await warnings_in_view(session, context, FactFilter(start=start, end=end)),
-        currency=context.currency,
+        **await report_header(session, context, FactFilter(start=start, end=end)),
         start=start,
         end=end,
         totals=figures_view(window, context.currency),
@@ -286,6 +285,7 @@ async def summary(
         lock_up_days=days(
             lock_up_days(wip, year.fee_revenue, ever.counted_amount_due, invoice_total)
         ),
+        clients_that_may_move=sorted(context.completeness.moving_clients),
     )
 
 

@@ -23,6 +23,23 @@ async def enqueue_refresh(redis: ArqRedis, settings: Settings, tenant_id: UUID) 
     )
 
 
+async def enqueue_refresh_once(redis: ArqRedis, settings: Settings, tenant_id: UUID) -> bool:
+    """Queue a refresh of the partial facts during a first sync, unless one is still queued
+    or running; says whether it was queued. The job id is the tenant's own, and arq refuses
+    an id it still holds, so no firm ever has two of these waiting."""
+    job = await redis.enqueue_job(
+        REFRESH_REPORTS_JOB,
+        str(tenant_id),
+        _job_id=partial_refresh_job_id(settings, tenant_id),
+        _queue_name=settings.queue_name,
+    )
+    return job is not None
+
+
+def partial_refresh_job_id(settings: Settings, tenant_id: UUID) -> str:
+    return settings.job_id("refresh", tenant_id, "during-first-sync")
+
+
 def refresh_after_commit(
     session: AsyncSession, redis: ArqRedis, settings: Settings, tenant_id: UUID
 ) -> None:

@@ -33,7 +33,7 @@ from app.domain import (
     last_365_days,
 )
 from app.models import ReportFact, ReportFixedFee, ReportWarning, ReportWipItem
-from app.reports import kept_sums
+from app.reports import completeness, kept_sums
 from app.reports.cache import forget_tenant
 from app.reports.loading import load_data_issues, load_records
 
@@ -100,6 +100,8 @@ async def refresh_reports(
     started = time.perf_counter()
     async with unit_of_work(sessions) as session:
         await kept_sums.take_turn(session, tenant_id)
+        # Before any record is read: a detail landing meanwhile is still counted as owed.
+        await completeness.record(session, tenant_id)
         as_of = await kept_sums.last_completed_sync(session, tenant_id)
         records = await load_records(session, tenant_id)
         settings = await domain_settings(session, tenant_id)

@@ -67,6 +67,12 @@ class Order(StrEnum):
     DESC = "desc"
 
 
+MAY_MOVE = (
+    "True when these figures may still change as Karbon records arrive (the report is not "
+    "`complete` and the client waits for a detail, or lists are still being read)"
+)
+
+
 class ReportWarningView(BaseModel):
     """A gap in the data behind the report: only those about the clients and the window in
     view (and firm-wide ones) are listed."""
@@ -74,7 +80,8 @@ class ReportWarningView(BaseModel):
     kind: str = Field(
         description="`missing_compensation`, `missing_capacity`, `unknown_fee_type`, "
         "`unknown_client_time`, `unknown_client_invoice`, `unattributed_invoice`, "
-        "`deleted_work_item`, `unreadable_field`, `set_aside_record`, `sync_not_completed`"
+        "`deleted_work_item`, `unreadable_field`, `set_aside_record`, `sync_not_completed`, "
+        "`details_owed`"
     )
     subject_key: str = Field(
         description="The staff member, work item, client or invoice concerned; for "
@@ -114,10 +121,51 @@ class ProfitabilityRow(Figures):
     unbilled_work: Money | None = Field(
         description="WIP as of the last sync (not windowed); null in a monthly series"
     )
+    may_move: bool = Field(
+        description=MAY_MOVE + "; for an owner, manager or work type and for the totals: "
+        "whenever the report is not `complete`"
+    )
+
+
+class EntityProgressView(BaseModel):
+    """How far the sync had read one Karbon entity when these figures were computed."""
+
+    entity: str = Field(
+        description="`users`, `contacts`, `organizations`, `work_items`, `timesheets`, `invoices`"
+    )
+    state: str = Field(
+        description="`waiting` (the first sync has not begun it), `running` (its lists are "
+        "being read), `listed` (lists in, details owed) or `done`"
+    )
+    records: int = Field(description="Records the latest sync run has stored of this entity")
+    details_owed: int = Field(
+        description="Records held from their list only, whose detail (and the figures that "
+        "depend on it, e.g. a work item's fee type) is still to be read"
+    )
 
 
 class ReportHeader(BaseModel):
-    as_of: datetime | None = Field(description="When the last completed sync finished")
+    as_of: datetime | None = Field(
+        description="When the last completed sync finished; null until the first completes"
+    )
+    refreshed_at: datetime | None = Field(
+        description="When these figures were computed from the synced data: during the first "
+        "sync, figures are refreshed as its lists arrive and every few minutes"
+    )
+    complete: bool = Field(
+        description="False while the first sync runs or records still wait for their detail: "
+        "then some figures may still move (see `progress`, `moving_clients` and `may_move`)"
+    )
+    progress: list[EntityProgressView] = Field(
+        description="Per Karbon entity, as the sync stood when these figures were computed"
+    )
+    all_clients_may_move: bool = Field(
+        description="True while the first sync is still reading lists: any client may gain "
+        "time, work or invoices"
+    )
+    moving_clients: int = Field(
+        description="How many clients wait for a detail, so their figures may still move"
+    )
     warnings: list[ReportWarningView]
     currency: str | None
 
@@ -176,6 +224,7 @@ class ClientReport(ReportHeader):
     manager_email: str | None
     start: date = Field(serialization_alias="from")
     end: date = Field(serialization_alias="to")
+    may_move: bool = Field(description=MAY_MOVE)
     totals: ProfitabilityRow
     by_work_item: list[WorkItemRow]
     by_staff: list[StaffCostRow | StaffRow] = Field(
@@ -197,6 +246,7 @@ class WipRow(BaseModel):
     amount: Money
     since: date
     age_days: int
+    may_move: bool = Field(description=MAY_MOVE)
 
 
 class AgeBucket(BaseModel):
@@ -249,3 +299,6 @@ class SummaryReport(ReportHeader):
     wip_days: Days | None
     debtor_days: Days | None
     lock_up_days: Days | None = Field(description="WIP days + debtor days over the last 365 days")
+    clients_that_may_move: list[str] = Field(
+        description="The keys of the clients that wait for a detail (`moving_clients` of them)"
+    )

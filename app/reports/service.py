@@ -21,11 +21,13 @@ from app.domain.money import ZERO
 from app.kit.pagination import PageParams
 from app.kit.presentation import hours, money, optional_money, ratio
 from app.kit.problems import ProblemError
-from app.reports import repository
+from app.reports import completeness, repository
 from app.reports.cache import CONTEXT_TTL_SECONDS, TenantTtlCache
+from app.reports.completeness import Completeness
 from app.reports.repository import FactFilter, Ordering, RankedGroup, Ranking, WarningSum
 from app.reports.schemas import (
     ClientProfitabilityReport,
+    EntityProgressView,
     Figures,
     GroupBy,
     Interval,
@@ -52,6 +54,9 @@ WARNING_MESSAGES = {
     "set_aside_record": "Karbon sent records that cannot be read at all: they are left out of "
     "every figure until Karbon sends them readable.",
     "sync_not_completed": "No sync has completed yet: figures cover what has arrived so far.",
+    "details_owed": "Records held from Karbon's lists still wait for their detail (a work "
+    "item's fee type, a person's capacity): the figures of the clients concerned may still "
+    "move (`may_move`).",
 }
 
 
@@ -60,6 +65,9 @@ class ReportContext:
     tenant_id: UUID
     version: int
     as_of: datetime | None
+    refreshed_at: datetime | None
+    completeness: Completeness
+    """How complete the facts of this refresh are (`app.reports.completeness`)."""
     currency: str | None
     summed_windows: frozenset[tuple[date, date]]
     """Windows whose per-client sums the last refresh kept."""
@@ -96,11 +104,13 @@ async def report_context(session: AsyncSession, tenant_id: UUID) -> ReportContex
 
 
 async def _read_report_context(session: AsyncSession, tenant_id: UUID) -> ReportContext:
-    state = await repository.refresh_state(session, tenant_id)
+    state, complete = await completeness.refresh_with_completeness(session, tenant_id)
     return ReportContext(
         tenant_id=tenant_id,
         version=state.version if state else 0,
         as_of=state.as_of if state else None,
+        refreshed_at=state.refreshed_at if state else None,
+        completeness=complete,
         currency=state.currency if state else None,
         summed_windows=await repository.summed_windows(session, tenant_id),
     )
@@ -111,9 +121,41 @@ async def warnings_in_view(
 ) -> list[ReportWarningView]:
     """The warnings about the clients and window `where` selects, and the firm-wide ones."""
     views = [_warning_view(w) for w in await repository.warnings(session, context.tenant_id, where)]
+    owed = sum(p.details_owed for p in context.completeness.progress)
+    if owed:
+        views.insert(0, _warning_view(WarningSum("details_owed", "", "", 0, ZERO, owed)))
     if context.as_of is None:
         views.insert(0, _warning_view(WarningSum("sync_not_completed", "", "", 0, ZERO, 0)))
     return views
+
+
+async def report_header(
+    session: AsyncSession, context: ReportContext, where: FactFilter
+) -> dict[str, Any]:
+    """What every report carries: when its facts are from, how complete they are, and the
+    warnings in view."""
+    return {
+        **completeness_fields(context),
+        "warnings": await warnings_in_view(session, context, where),
+        "currency": context.currency,
+    }
+
+
+def completeness_fields(context: ReportContext) -> dict[str, Any]:
+    kept = context.completeness
+    return {
+        "as_of": context.as_of,
+        "refreshed_at": context.refreshed_at,
+        "complete": kept.complete,
+        "progress": [
+            EntityProgressView(
+                entity=p.entity, state=p.state, records=p.records, details_owed=p.details_owed
+            )
+            for p in kept.progress
+        ],
+        "all_clients_may_move": not kept.complete and not kept.lists_in,
+        "moving_clients": len(kept.moving_clients),
+    }
 
 
 def _warning_view(warning: WarningSum) -> ReportWarningView:
@@ -245,15 +287,24 @@ async def _group_names(
 
 
 def _profitability_row(
-    group: RankedGroup, name: str | None, currency: str | None
+    group: RankedGroup, name: str | None, currency: str | None, *, may_move: bool
 ) -> ProfitabilityRow:
     return ProfitabilityRow(
         key=group.key,
         name=name,
         month=group.month,
         unbilled_work=optional_money(group.unbilled),
+        may_move=may_move,
         **figures(group.measures, currency),
     )
+
+
+def _group_may_move(context: ReportContext, group_by: GroupBy, key: Any) -> bool:
+    """A client's own flag; any other group (owner, manager, work type) may move with any
+    client in it, so it is flagged whenever the report is not complete."""
+    if group_by is GroupBy.CLIENT:
+        return context.completeness.may_move(key)
+    return not context.completeness.complete
 
 
 async def profitability_rows(
@@ -262,7 +313,12 @@ async def profitability_rows(
     """The ranking's groups as rows, named."""
     names = await _group_names(session, context.tenant_id, query.group_by, ranking.groups)
     return [
-        _profitability_row(group, names.get(group.key), context.currency)
+        _profitability_row(
+            group,
+            names.get(group.key),
+            context.currency,
+            may_move=_group_may_move(context, query.group_by, group.key),
+        )
         for group in ranking.groups
     ]
 
@@ -274,13 +330,13 @@ def paged_fields(
     warnings: list[ReportWarningView],
 ) -> dict[str, Any]:
     """What every paged report carries: the page of `rows`, its place among them, the
-    context's `as_of` and currency, and the warnings in view."""
+    context's `as_of`, completeness and currency, and the warnings in view."""
     return {
         "items": list(rows[page.offset : page.offset + page.limit]),
         "total": len(rows),
         "limit": page.limit,
         "offset": page.offset,
-        "as_of": context.as_of,
+        **completeness_fields(context),
         "warnings": warnings,
         "currency": context.currency,
     }
@@ -300,9 +356,7 @@ async def profitability_report(
         total=ranking.count,
         limit=limit,
         offset=offset,
-        as_of=context.as_of,
-        warnings=await warnings_in_view(session, context, _fact_filter(query)),
-        currency=context.currency,
+        **await report_header(session, context, _fact_filter(query)),
         start=query.start,
         end=query.end,
         group_by=query.group_by,
@@ -313,4 +367,6 @@ async def profitability_report(
 
 def totals_row(ranking: Ranking, context: ReportContext) -> ProfitabilityRow:
     """The row of every group together, named `Total`."""
-    return _profitability_row(ranking.totals, "Total", context.currency)
+    return _profitability_row(
+        ranking.totals, "Total", context.currency, may_move=not context.completeness.complete
+    )

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.metrics import SYNC_RUN_DURATION, SYNC_RUNS, SYNC_RUNS_IN_PROGRESS
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
-from app.reports.queue import enqueue_refresh
+from app.reports.queue import enqueue_refresh, enqueue_refresh_once
 from app.secrets import Secrets
 from app.settings import Settings
 from app.sync import repository
@@ -50,6 +50,12 @@ STALE_RUNNING = SYNC_LOCK_TTL
 lifetime has lost its worker (a live worker renews the lock every 10 s)."""
 STALE_QUEUED = timedelta(minutes=2)
 """A queued run holds no lock yet: its job may only be waiting for a free worker."""
+PARTIAL_REFRESH_MINUTES = 5
+"""During a first sync, reports' facts are refreshed when a stream's lists are in or it is
+done, and at least this often while the run makes progress."""
+FIRST_SYNC_POLL_SECONDS = 5.0
+"""How often the first sync's watcher reads the run's progress."""
+LISTS_IN_STATES = frozenset({"listed", "done"})
 
 
 class RunEnd(enum.StrEnum):
@@ -132,7 +138,7 @@ async def _outcome(
     deps: SyncJobDeps, run: SyncRun, engine: SyncEngine, lost: asyncio.Event
 ) -> RunEnd:
     try:
-        await _until_lock_lost(engine.run(), lost)
+        await _until_lock_lost(_run_engine(deps, run, engine), lost)
     except SyncCancelledError:
         return RunEnd.CANCELLED
     except LockLostError:
@@ -152,6 +158,75 @@ async def _outcome(
         await clear_sync_error(session, run.tenant_id)
     await enqueue_refresh(deps.redis, deps.settings, run.tenant_id)
     return RunEnd.SUCCEEDED
+
+
+async def _run_engine(deps: SyncJobDeps, run: SyncRun, engine: SyncEngine) -> None:
+    """The engine's run; a first sync's with a watcher refreshing the reports alongside."""
+    if run.kind is not SyncKind.INITIAL:
+        await engine.run()
+        return
+    watcher = asyncio.ensure_future(
+        watch_first_sync(
+            deps,
+            run.id,
+            run.tenant_id,
+            every=PARTIAL_REFRESH_MINUTES * 60,
+            poll=FIRST_SYNC_POLL_SECONDS,
+        )
+    )
+    try:
+        await engine.run()
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def watch_first_sync(
+    deps: SyncJobDeps,
+    run_id: UUID,
+    tenant_id: UUID,
+    *,
+    every: float,
+    poll: float,
+) -> None:
+    """Until cancelled (the run ended) or the run is gone: queue a refresh of the reports'
+    facts when a stream's lists are in or it is done, and `every` seconds while the run
+    makes progress. A refresh still queued or running takes the place of a new one; what
+    was due is queued as soon as it is gone."""
+    lists_in: set[str] = set()
+    refreshed_progress: dict[str, Any] | None = None
+    last_refresh = time.monotonic()
+    due = False
+    while True:
+        await asyncio.sleep(poll)
+        try:
+            progress = await _run_progress(deps.sessions, run_id)
+            if progress is None:
+                return
+            newly_in = _streams_with_lists_in(progress) - lists_in
+            lists_in |= newly_in
+            moved = progress != refreshed_progress
+            due = due or bool(newly_in) or (moved and time.monotonic() - last_refresh >= every)
+            if due and await enqueue_refresh_once(deps.redis, deps.settings, tenant_id):
+                due, refreshed_progress, last_refresh = False, progress, time.monotonic()
+        except Exception as error:  # a missed refresh must not stop the sync
+            logger.warning("first sync watcher", exc_info=error, extra={"run_id": str(run_id)})
+
+
+async def _run_progress(
+    sessions: async_sessionmaker[AsyncSession], run_id: UUID
+) -> dict[str, Any] | None:
+    async with sessions() as session:
+        run = await repository.get_run(session, run_id)
+    return dict(run.progress) if run is not None and run.state in ACTIVE_STATES else None
+
+
+def _streams_with_lists_in(progress: dict[str, Any]) -> set[str]:
+    return {
+        stream
+        for stream, saved in progress.items()
+        if isinstance(saved, dict) and saved.get("state") in LISTS_IN_STATES
+    }
 
 
 async def _until_lock_lost(work: Any, lost: asyncio.Event) -> None:

@@ -1,6 +1,6 @@
 """Each full run's share of the nightly rotation of detail re-checks.
 
-Revision ID: 0016_nightly_rotation
+Revision ID: 0016
 Revises: 0015
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_nightly_rotation"
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -165,3 +165,27 @@ async def test_operation_ids_are_short_unique_camel_case(app: FastAPI) -> None:
         assert operation_id[0].islower() and operation_id.isalnum() and len(operation_id) <= 30
     assert {"signUp", "connectKarbon", "getSyncStatus", "listSyncRuns"} <= set(ids)
     assert "getClientProfitability" in ids
+
+
+async def test_declared_response_headers_are_sent(
+    app: FastAPI, client: AsyncClient, callers: Callers
+) -> None:
+    """A header a 200 declares (a CSV report's `Report-Complete`, say) is in the answer."""
+    spec = app.openapi()
+    checked = 0
+    for operation in _operations(spec):
+        declared = operation.spec["responses"].get("200", {}).get("headers", {})
+        if operation.method != "GET" or not declared:
+            continue
+        csv = any(p["name"] == "format" for p in operation.parameters)
+        response = await client.get(
+            _url(operation, spec, bad_path=False),
+            headers=callers.admin,
+            params={"format": "csv"} if csv else {},
+        )
+        if response.status_code != 200:
+            continue  # e.g. an unknown client's 404
+        missing = {name for name in declared if name.lower() not in response.headers}
+        assert not missing, (operation.path, missing)
+        checked += 1
+    assert checked >= 3

@@ -1,16 +1,17 @@
 """`reckonry report NAME --tenant EMAIL`: every report as a table, and its errors."""
 
 import asyncio
+from datetime import UTC, datetime
 from uuid import UUID
 
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import Result
 
 from app.db import unit_of_work
 from app.embedded import ServiceUrls
-from app.models import Role, Tenant, User
+from app.models import RECHECK_PRIORITY, PendingDetail, Role, Tenant, User
 from app.reports.refresh import refresh_reports
 from app.tenancy.security import hash_password
 from tests.cli_helpers import environment, invoke
@@ -90,3 +91,34 @@ async def test_a_firm_without_a_completed_sync_has_no_report_yet(
     result = await _report(service_urls, "summary", "--tenant", "new@not-synced.example")
     assert result.exit_code == 2
     assert "has no report yet" in result.stderr and "Traceback" not in result.output
+
+
+async def test_an_incomplete_report_says_so_above_its_table(
+    synced_firm: SyncedFirm,
+    sessions: async_sessionmaker[AsyncSession],
+    service_urls: ServiceUrls,
+) -> None:
+    async with unit_of_work(sessions) as session:
+        session.add(
+            PendingDetail(
+                tenant_id=synced_firm.tenant_id,
+                stream="work_items",
+                record_key="owed-work-item",
+                priority=RECHECK_PRIORITY - 1,
+                client_key="a-client",
+                enqueued_at=datetime.now(UTC),
+            )
+        )
+    await refresh_reports(sessions, synced_firm.tenant_id)
+    email = await _member_email(sessions, synced_firm.tenant_id)
+    result = await _report(service_urls, "summary", "--tenant", email)
+    assert result.exit_code == 0, result.output
+    assert "INCOMPLETE: users done" in result.stdout
+    assert "work_items done (1 details owed)" in result.stdout
+    assert "The figures of 1 client may still move" in result.stdout
+
+    async with unit_of_work(sessions) as session:
+        await session.execute(delete(PendingDetail))
+    await refresh_reports(sessions, synced_firm.tenant_id)
+    result = await _report(service_urls, "summary", "--tenant", email)
+    assert result.exit_code == 0 and "INCOMPLETE" not in result.stdout
