@@ -32,6 +32,8 @@ from proofs._karbon_runs import (
 from tests.services import scratch_database
 
 RESUME_TARGET_SECONDS = 30.0
+RUN_END_WAIT_SECONDS = 1800.0
+"""How long the proof waits for a run to end before calling it stuck (a busy machine is slow)."""
 REQUESTS_PER_KILL = 1 + KARBON_PAGE_SIZE
 """One page's requests: the list request and a detail call for each of its records."""
 
@@ -45,8 +47,8 @@ async def prove(long: bool) -> Outcome:
         async with AsyncExitStack() as stack:
             clean, crashed = await _deployments(stack, Path(folder), size)
             await _kill_repeatedly(crashed, kills, gaps, random.Random(seed), outcome)
-            crashed_end = await crashed.run_end(600 if long else 120)
-            clean_end = await clean.run_end(600 if long else 120)
+            crashed_end = await crashed.run_end(RUN_END_WAIT_SECONDS)
+            clean_end = await clean.run_end(RUN_END_WAIT_SECONDS)
             _check_ends(outcome, clean=clean_end, crashed=crashed_end)
             differences = compare(await clean.snapshot(), await crashed.snapshot())
             outcome.measure(
