@@ -49,7 +49,8 @@ REAL_FAULT_RATES = {
 many. A timeout is an answer held past the client's 60 s read timeout, so the fast run
 leaves timeouts out."""
 ONE_OF_EACH = ["500", "ok", "503", "ok", "429", "ok", "drop", "ok", "truncate", "ok", "malformed"]
-"""Queued at the start, so every kind happens at least once however few requests a run has."""
+"""Queued at the start, so every kind happens at least once however few requests a run has
+(a timeout too in the long run)."""
 
 
 @dataclass
@@ -141,7 +142,7 @@ async def _scenarios(
             }
         }
     )
-    await faulty.karbon.inject(ONE_OF_EACH)
+    await faulty.karbon.inject(ONE_OF_EACH + (["ok", "timeout"] if long else []))
     scenarios = [
         Scenario("PostgreSQL restarted", on_own_postgres, restart_postgres),
         Scenario("Redis restarted", on_own_redis, restart_redis),
