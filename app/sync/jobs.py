@@ -407,6 +407,8 @@ async def resume_orphans(ctx: dict[str, Any], now: datetime) -> int:
             continue
         if await redis.exists(tenant_sync_lock_key(settings.redis_key_prefix, run.tenant_id)):
             continue
-        await enqueue_run(redis, settings, run.id, attempt=now.strftime("%Y%m%d%H%M"))
+        # One attempt per check (every 15 s): a killed worker leaves its job's id taken in
+        # arq, so a run resumed twice within a minute needs a new id the second time.
+        await enqueue_run(redis, settings, run.id, attempt=now.strftime("%Y%m%d%H%M%S"))
         resumed += 1
     return resumed

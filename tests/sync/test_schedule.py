@@ -226,3 +226,32 @@ async def test_a_crashed_run_resumes_once_its_lock_has_expired(
 def test_the_worker_looks_for_crashed_runs_every_15_seconds(settings: Settings) -> None:
     [resume] = [job for job in cron_jobs(settings) if job.name.endswith(":resume_orphaned_runs")]
     assert resume.second == {0, 15, 30, 45}
+
+
+async def test_a_run_resumed_twice_within_a_minute_is_queued_both_times(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A resumed run's worker can die too, within the same minute: the first resume's job is
+    still known to arq (a killed worker never finishes it), so its id must not be reused."""
+    tenant_id = await _connected(sandbox, job_context, sessions)
+    async with unit_of_work(sessions) as session:
+        run = SyncRun(
+            tenant_id=tenant_id,
+            kind=SyncKind.INITIAL,
+            trigger=SyncTrigger.CONNECT,
+            state=SyncState.RUNNING,
+            requested_at=NOON - timedelta(minutes=5),
+            heartbeat_at=NOON - timedelta(minutes=1),
+            progress={},
+            checkpoint={},
+        )
+        session.add(run)
+    redis = job_context["deps"].redis
+    settings = job_context["deps"].settings
+    assert await resume_orphans(job_context, NOON) == 1
+    assert await resume_orphans(job_context, NOON + timedelta(seconds=45)) == 1
+    queued = {job.job_id for job in await redis.queued_jobs(queue_name=settings.queue_name)}
+    resumed = [
+        job_id for job_id in queued if job_id.startswith(f"{sync_job_id(settings, run.id)}:")
+    ]
+    assert len(resumed) == 2
