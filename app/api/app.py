@@ -34,10 +34,11 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         # Connects lazily: the API starts, and /readyz reports, while Redis is down.
         app.state.redis = create_redis(service_urls.redis_url)
         app.state.migration_heads = head_revisions(service_urls.database_url)
-        app.state.karbon_budgets = budget_registry(settings)
+        app.state.karbon_budgets = budget_registry(settings, service_urls.redis_url)
         try:
             yield
         finally:
+            await app.state.karbon_budgets.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
