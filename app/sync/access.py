@@ -11,20 +11,30 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.settings import Settings
-from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.budget import RESERVED_AHEAD, BudgetRegistry
 from app.sync.karbon.client import DEFAULT_TIMEOUT, KarbonClient, ResponseHook
+from app.sync.karbon.endpoints import RESOURCES
 from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 
 
-def budget_registry(settings: Settings, redis_url: str) -> BudgetRegistry:
+def budget_registry(
+    settings: Settings, redis_url: str, *, reserve_ahead: int = RESERVED_AHEAD
+) -> BudgetRegistry:
     """The process's per-tenant budgets at the configured rate, drawing from schedules in the
     deployment's Redis: the workers' syncs and the API's key checks spend from one."""
     return BudgetRegistry(
         rate_per_second=settings.karbon_requests_per_second,
         redis_url=redis_url,
         key_prefix=settings.redis_key_prefix,
+        reserve_ahead=reserve_ahead,
     )
+
+
+def key_check_budgets(settings: Settings, redis_url: str) -> BudgetRegistry:
+    """The API's budgets. A key check's reads reserve their turns all at once, so the person
+    waiting on it waits behind a running sync's few reserved turns, not between every one."""
+    return budget_registry(settings, redis_url, reserve_ahead=len(RESOURCES))
 
 
 @dataclass

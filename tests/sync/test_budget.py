@@ -20,15 +20,17 @@ from app.embedded import ServiceUrls
 from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
 from app.sync.karbon.budget import (
     ARRIVAL_JITTER,
+    RESERVED_AHEAD,
     Leaving,
+    Limits,
     LocalSchedule,
     RedisSchedule,
     Reservation,
     Schedule,
     schedule_key,
-    send_interval,
 )
 from app.sync.karbon.credentials import validate_credentials
+from app.sync.karbon.endpoints import RESOURCES
 from sandbox.state import Sandbox
 from tests.sync.karbon_fakes import (
     ACCESS_KEY,
@@ -40,7 +42,8 @@ from tests.sync.karbon_fakes import (
 )
 
 RATE = 1.8
-INTERVAL = send_interval(RATE)
+LIMITS = Limits.at(RATE)
+SPACING = LIMITS.spacing
 Stalls = tuple[float, float]
 """Other work holds the event loop for up to the first figure, about every second figure."""
 
@@ -149,11 +152,39 @@ def test_requests_that_leave_late_take_a_new_turn_before_leaving() -> None:
 
 
 def test_without_the_margin_jitter_would_put_109_requests_in_a_minute() -> None:
-    # Why the interval is longer than 1/1.8 s: the same traffic on a schedule exactly 1/1.8 s
-    # apart breaks the limit as it arrives.
-    exact = TenantBudget(schedule=LocalSchedule(1 / RATE))
-    times = arrivals(400, (0.05, 1.0), exact)
+    # Why the windows are held longer than Karbon counts them: the same traffic on windows of
+    # exactly 60 and 10 s breaks the limit as it arrives.
+    exact = Limits(windows=((108, 60.0), (19, 10.0)), spacing=SPACING)
+    times = arrivals(400, (0.05, 1.0), TenantBudget(schedule=LocalSchedule(exact)))
     assert most_in_any_window(times, 60.0) > 108
+
+
+def test_a_moment_with_nothing_to_send_is_made_up_within_the_minute() -> None:
+    # A sync sends one request first and waits for its answer before the rest; the second
+    # that costs comes back, as long as no window overfills.
+    async def go() -> list[float]:
+        budget, sent = TenantBudget(), []
+        loop = asyncio.get_running_loop()
+
+        async def send() -> None:
+            async with budget.slot() as leaving:
+                await leaving()
+                sent.append(loop.time())
+
+        await send()
+        await asyncio.sleep(1.5)  # the first answer
+        queue = asyncio.Semaphore(4)
+
+        async def queued() -> None:
+            async with queue:
+                await send()
+
+        await asyncio.gather(*(queued() for _ in range(200)))
+        return sent
+
+    times = run_virtual(go())
+    assert achieved(times) >= 1 / LIMITS.interval - 0.001
+    assert within_karbons_limit(times)
 
 
 def test_a_request_that_never_reports_leaving_is_counted_when_its_slot_ends() -> None:
@@ -331,11 +362,14 @@ def _respond_to_every_read(karbon: respx.MockRouter, sent: dict[str, list[float]
         karbon.get(path).mock(side_effect=answering("check", {"value": []}))
 
 
-def test_a_key_check_in_another_process_takes_turns_with_the_running_sync() -> None:
-    # The API process checks the keys while a worker syncs the same tenant: two budgets, one
-    # schedule (in Redis in production; its in-memory twin here, on virtual time).
-    schedule = LocalSchedule(INTERVAL)
-    worker, api = TenantBudget(schedule=schedule), TenantBudget(schedule=schedule)
+def _sync_with_a_key_check(
+    check_after: float | None, check_ahead: int = len(RESOURCES)
+) -> dict[str, list[float]]:
+    """A worker's sync of 60 user details, and, from ``check_after`` seconds, the API's key
+    check: two budgets, one schedule (in Redis in production; its in-memory twin here)."""
+    schedule = LocalSchedule(LIMITS)
+    worker = TenantBudget(schedule=schedule)
+    api = TenantBudget(schedule=schedule, reserve_ahead=check_ahead)
     sent: dict[str, list[float]] = {"sync": [], "check": []}
 
     async def sync() -> None:
@@ -344,24 +378,40 @@ def test_a_key_check_in_another_process_takes_turns_with_the_running_sync() -> N
                 pass
 
     async def check() -> None:
-        await asyncio.sleep(10.0)
+        if check_after is None:
+            return
+        await asyncio.sleep(check_after)
         outcome = await validate_credentials(BASE, ACCESS_KEY, BEARER, budget=api)
         assert outcome.ok
 
     async def go() -> None:
         await asyncio.gather(sync(), check())
 
-    with respx.mock(base_url=BASE) as karbon:
+    with respx.mock(base_url=BASE, assert_all_called=False) as karbon:
         _respond_to_every_read(karbon, sent)
         run_virtual(go())
+    return sent
 
+
+def test_a_key_check_in_another_process_takes_turns_with_the_running_sync() -> None:
+    alone = _sync_with_a_key_check(None)["sync"]
+    sent = _sync_with_a_key_check(check_after=10.0)
     both = sorted(sent["sync"] + sent["check"])
     assert len(sent["check"]) == 6
     assert sent["sync"][0] < sent["check"][0] and sent["check"][-1] < sent["sync"][-1]
     gaps = [b - a for a, b in itertools.pairwise(both)]
-    assert min(gaps) >= INTERVAL - 1e-9, "one schedule: never two turns at once"
-    # The sync's 60 requests took 6 turns longer: the check's requests took theirs.
-    assert sent["sync"][-1] - sent["sync"][0] == pytest.approx(65 * INTERVAL, abs=1e-6)
+    assert min(gaps) >= SPACING - 1e-9, "one schedule: never two turns at once"
+    assert most_in_any_window(both, 10.3) <= 19
+    # The sync's requests after the check waited for the turns the check took.
+    assert sent["sync"][-1] > alone[-1] + 5 * SPACING
+
+
+def test_a_key_check_reserving_its_turns_at_once_is_not_spread_between_the_syncs() -> None:
+    # The person pasting keys waits for the check: its five permission reads take the next
+    # turns together instead of every third one, between the sync's.
+    together = _sync_with_a_key_check(10.0)["check"]
+    spread = _sync_with_a_key_check(10.0, check_ahead=RESERVED_AHEAD)["check"]
+    assert together[-1] - together[0] < spread[-1] - spread[0] - 2.0
 
 
 async def _reserve_and_note(schedule: Schedule, noted: list[Reservation]) -> None:
@@ -371,33 +421,47 @@ async def _reserve_and_note(schedule: Schedule, noted: list[Reservation]) -> Non
 async def test_the_schedule_in_redis_gives_the_times_its_local_twin_gives(
     redis: Redis, redis_prefix: str
 ) -> None:
-    now = [1000.0]
-    local = LocalSchedule(INTERVAL, clock=lambda: now[0])
-    shared = RedisSchedule(redis, schedule_key(redis_prefix, "t1"), INTERVAL, clock=lambda: now[0])
+    now = [0.0]
+    local = LocalSchedule(LIMITS, clock=lambda: now[0])
+    shared = RedisSchedule(redis, schedule_key(redis_prefix, "t1"), LIMITS, clock=lambda: now[0])
 
     async def script(schedule: Schedule) -> list[tuple[float, float, bool]]:
-        now[0] = 1000.0
         noted: list[Reservation] = []
-        for at in (1000.0, 1000.0, 1000.0, 1000.2):
+        for at, reservations in ((1000.0, 2), (1010.0, 20)):
             now[0] = at
+            for _ in range(reservations):
+                await _reserve_and_note(schedule, noted)
+        now[0] = 1010.3
+        await schedule.pause(5.0)  # a 429: nothing before 1015.3
+        await _reserve_and_note(schedule, noted)
+        now[0] = 1200.0  # idle for more than the minute
+        for _ in range(2):
             await _reserve_and_note(schedule, noted)
-        now[0] = 1000.3
-        await schedule.pause(5.0)  # a 429: nothing before 1005.3
-        await _reserve_and_note(schedule, noted)
-        now[0] = 1020.0  # idle: the next one goes at once
-        await _reserve_and_note(schedule, noted)
         return [(r.wait, r.at, await schedule.still_clear(r)) for r in noted]
 
     expected = await script(local)
-    assert [round(wait, 6) for wait, _, _ in expected[:3]] == [
-        0.0,
-        round(INTERVAL, 6),
-        round(2 * INTERVAL, 6),
-    ]
-    assert [clear for _, _, clear in expected] == [False, False, False, False, True, True]
-    assert expected[4][1] == pytest.approx(1005.3)
-    assert expected[5][:2] == (0.0, 1020.0)
+    ats = [at for _, at, _ in expected]
+    interval = LIMITS.interval
+    assert ats[:2] == pytest.approx([1000.0, 1000.0 + interval]), "a fresh schedule: 1.79/s"
+    assert ats[2:4] == pytest.approx([1010.0, 1010.5]), "time lost is made up, 2 a second"
+    busy = ats[:23]
+    assert all(at >= busy[0] + k * interval - 1e-9 for k, at in enumerate(busy))
+    assert most_in_any_window(busy, 10.3) <= 19 and most_in_any_window(busy, 60.3) <= 108
+    assert ats[22] >= 1015.3, "after the pause"
+    assert expected[23][:2] == (0.0, 1200.0) and ats[24] == pytest.approx(1200.0 + interval)
+    assert [clear for _, _, clear in expected] == [at >= 1015.3 for at in ats]
     assert await script(shared) == [pytest.approx(row, abs=1e-5) for row in expected]
+
+
+async def test_a_full_minute_waits_for_its_first_request_to_fall_out_in_redis(
+    redis: Redis, redis_prefix: str
+) -> None:
+    now = [0.0]
+    shared = RedisSchedule(redis, schedule_key(redis_prefix, "t5"), LIMITS, clock=lambda: now[0])
+    noted: list[Reservation] = []
+    for _ in range(109):
+        await _reserve_and_note(shared, noted)
+    assert noted[108].at - noted[0].at == pytest.approx(60.3, abs=1e-5)
 
 
 async def test_two_processes_reserving_for_one_tenant_in_redis_get_turns_an_interval_apart(
@@ -406,14 +470,14 @@ async def test_two_processes_reserving_for_one_tenant_in_redis_get_turns_an_inte
     other: Redis = Redis.from_url(service_urls.redis_url)  # as another process connects
     try:
         key = schedule_key(redis_prefix, "t2")
-        worker, api = RedisSchedule(redis, key, INTERVAL), RedisSchedule(other, key, INTERVAL)
+        worker, api = RedisSchedule(redis, key, LIMITS), RedisSchedule(other, key, LIMITS)
         noted: list[Reservation] = []
         for schedule in (worker, api) * 5:
             await _reserve_and_note(schedule, noted)
         ats = [r.at for r in noted]
         gaps = [b - a for a, b in itertools.pairwise(ats)]
-        assert all(gap == pytest.approx(INTERVAL, abs=1e-5) for gap in gaps)
-        fresh = await RedisSchedule(redis, schedule_key(redis_prefix, "t3"), INTERVAL).reserve()
+        assert all(gap == pytest.approx(LIMITS.interval, abs=1e-5) for gap in gaps)
+        fresh = await RedisSchedule(redis, schedule_key(redis_prefix, "t3"), LIMITS).reserve()
         assert fresh.wait == 0.0, "another tenant's schedule is its own"
     finally:
         await other.aclose()
@@ -425,7 +489,7 @@ async def test_a_429_met_in_one_process_holds_the_others_turns(
     other: Redis = Redis.from_url(service_urls.redis_url)
     try:
         key = schedule_key(redis_prefix, "t4")
-        worker, api = RedisSchedule(redis, key, INTERVAL), RedisSchedule(other, key, INTERVAL)
+        worker, api = RedisSchedule(redis, key, LIMITS), RedisSchedule(other, key, LIMITS)
         await worker.reserve()
         waiting = await api.reserve()  # reserved before the 429 came
         await worker.pause(30.0)

@@ -28,7 +28,7 @@ from app.sync.karbon import (
     TenantBudget,
     validate_credentials,
 )
-from app.sync.karbon.budget import LocalSchedule, send_interval
+from app.sync.karbon.budget import Limits, LocalSchedule
 from tests.sync.karbon_fakes import ACCESS_KEY, BASE, BEARER, make_client, run_virtual
 
 
@@ -181,7 +181,7 @@ def test_a_429_holds_back_other_requests_of_the_same_tenant() -> None:
 def test_a_429_met_by_one_process_holds_a_request_another_already_waits_to_send() -> None:
     # Two budgets, one schedule (two processes sharing it in Redis): the other process's
     # request had reserved the turn after the throttled one, before the 429 came back.
-    schedule = LocalSchedule(send_interval(1.8))
+    schedule = LocalSchedule(Limits.at(1.8))
     throttled, other = TenantBudget(schedule=schedule), TenantBudget(schedule=schedule)
 
     async def go() -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.embedded import ServiceUrls
 from app.sync.access import KarbonAccess
 from app.sync.karbon import USERS, KarbonClient
-from app.sync.karbon.budget import BudgetRegistry, send_interval
+from app.sync.karbon.budget import BudgetRegistry, Limits
 from app.sync.karbon.request_loop import RequestLoop
 from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
@@ -83,6 +83,6 @@ async def test_two_processes_sending_for_one_tenant_keep_one_rate_together(
 
     arrived = sorted(entry["t"] for entry in sandbox.counters("Demo firm", with_log=True)["log"])
     assert len(arrived) == 2 * each
-    # One schedule: 23 intervals from first to last (less what jitter on the way may take),
+    # One schedule: 23 spacings from first to last (less what jitter on the way may take),
     # where two schedules would have taken 11.
-    assert arrived[-1] - arrived[0] >= (2 * each - 1) * send_interval(rate) - 0.25
+    assert arrived[-1] - arrived[0] >= (2 * each - 1) * Limits.at(rate).spacing - 0.25

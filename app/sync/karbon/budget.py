@@ -1,22 +1,31 @@
 """One request budget per tenant: 1.8 requests/second across every process, never faster at Karbon.
 
 Every request of a tenant, a sync's list or detail call in any worker or the API's key check,
-first reserves the next send time on the tenant's one schedule: one interval after the
-previous reservation, or now when the schedule is idle (GCRA with no burst allowance). The
-schedule is kept in Redis (``RedisSchedule``: atomic scripts on Redis's clock), so every
-process of the deployment draws from it; ``LocalSchedule`` is the same schedule for one
-process (tests and tools without Redis). A 429 pauses the schedule: reservations start after
-the pause, and a request whose reserved time a pause has since covered reserves again.
+first reserves a send time on the tenant's one schedule. The schedule is kept in Redis
+(``RedisSchedule``: atomic scripts on Redis's clock), so every process of the deployment
+draws from it; ``LocalSchedule`` is the same schedule for one process (tests, tools without
+Redis). A 429 pauses the schedule: reservations start after the pause, and a request whose
+reserved time a pause has since covered reserves again.
 
-Why the interval is a little longer than 1/1.8 s: Karbon counts requests as they arrive, and
-some arrive later than others. A request leaves at most ``SEND_TOLERANCE`` after its reserved
-time (a request later than that, its connection still opening or its loop busy, reserves a new
-time before its first byte leaves) and its trip may take up to ``ARRIVAL_JITTER`` longer than
-another's. Reserving 108 intervals in (60 + both) seconds, any 109 requests are reserved at
-least 60.4 s apart and so arrive at least 60 s apart: never more than 108 in a minute (1.8/s),
-and never 20 in 10 s. That leaves 1.788 requests/second, 99.3% of 1.8.
+The schedule keeps Karbon's own limit, counted the way Karbon counts it: in every window, as
+requests arrive. A reservation is the earliest time at which
+- at most 108 reservations (1.8/s) fall in any 60 s plus the margin, and at most 19 in any
+  10 s plus the margin (Karbon allows 120 a minute; we never send 20 in 10 s);
+- it is at least half a second after the one before (never more than 2 a second leave).
+The margin is why this holds as requests arrive: a request leaves at most ``SEND_TOLERANCE``
+after its reserved time (one later than that, its connection still opening or its loop busy,
+reserves a new time before its first byte leaves), and its trip may take up to
+``ARRIVAL_JITTER`` longer than another's. Any 109 reservations span 60.3 s or more, so they
+arrive 60 s apart or more. That leaves 108 / 60.3 s = 1.791 requests/second, 99.5% of 1.8.
 
-Each budget lets a few requests reserve ahead (``RESERVED_AHEAD``), so the next reservation is
+Windows rather than a fixed interval: a moment with nothing to send (a sync waiting for its
+first answer, a page being written, a request that took a new turn) is made up within the
+minute, as long as no window overfills; a fixed interval loses it for good. A schedule
+that has been idle longer than the minute starts as if it had been sending one request every
+60.3 s / 108 until then, so no run of requests, counted from its first, goes faster than that:
+the time made up is only ever time lost within the minute.
+
+Each budget lets a few requests reserve ahead (``reserve_ahead``), so the next reservation is
 always made before the schedule reaches it, and allows ``max_in_flight`` requests at once, so
 slow answers do not idle the schedule. The budget's own clock is its event loop's, which lets
 tests run on virtual time; budgets are kept per event loop (``BudgetRegistry``).
@@ -40,25 +49,63 @@ from app.redis_pool import create_redis
 from app.settings import KARBON_REQUESTS_PER_SECOND
 
 DEFAULT_MAX_IN_FLIGHT = 10
-"""Enough that answers taking up to 3 s (1.5 to 2 s, or an ``$expand`` half as long again)
-keep a reservation waiting at every turn: 3 s / 0.56 s sent, plus those reserved ahead."""
+"""Enough that answers taking up to 3 s (1 to 2 s, an ``$expand`` half as long again) keep a
+reservation waiting at every turn: 3 s at 2 a second sent, plus those reserved ahead."""
 RESERVED_AHEAD = 2
 """Requests of one budget holding a reservation they have not yet sent on: one waits at each
-turn while the next reserves, and a newcomer (a key check) waits at most this many turns
-behind each busy process."""
+turn while the next reserves, and a newcomer waits at most this many turns behind each busy
+process."""
 RATE_WINDOW_SECONDS = 60.0
-SEND_TOLERANCE = 0.15
+SEND_TOLERANCE = 0.1
 """How long after its reserved time a request may still leave on it."""
-ARRIVAL_JITTER = 0.25
+ARRIVAL_JITTER = 0.2
 """How much longer one request's trip to Karbon may take than another's."""
-PER_MINUTE = 60.0
+_MARGIN = SEND_TOLERANCE + ARRIVAL_JITTER
 _KEY_IDLE_SECONDS = 600
 """A tenant's schedule in Redis is dropped after this long without a request."""
 
 
-def send_interval(rate_per_second: float) -> float:
-    """Seconds between reservations: ``rate * 60`` of them in 60 s plus the margin."""
-    return (PER_MINUTE + SEND_TOLERANCE + ARRIVAL_JITTER) / (rate_per_second * PER_MINUTE)
+@dataclass(frozen=True)
+class Limits:
+    """What a schedule keeps at ``rate`` requests/second: ``windows`` as (most reservations,
+    in seconds), margin included, and the least ``spacing`` between two."""
+
+    windows: tuple[tuple[int, float], ...]
+    spacing: float
+
+    @classmethod
+    def at(cls, rate_per_second: float) -> Limits:
+        per_minute = max(1, math.floor(rate_per_second * 60 + 1e-9))
+        per_ten_seconds = math.floor(rate_per_second * 10 + 1e-9) + 1
+        return cls(
+            windows=((per_minute, 60 + _MARGIN), (per_ten_seconds, 10 + _MARGIN)),
+            spacing=1 / math.ceil(rate_per_second),
+        )
+
+    @property
+    def kept(self) -> int:
+        """How many past reservations the windows look at."""
+        return max(count for count, _ in self.windows)
+
+    @property
+    def interval(self) -> float:
+        """Seconds per request with one always waiting: the minute's window, margin and all."""
+        count, seconds = self.windows[0]
+        return seconds / count
+
+    def earliest(self, now: float, reserved: deque[float], paused_until: float) -> float:
+        """The earliest time for the next reservation after ``reserved`` (oldest first, at
+        most ``kept``), which it rewrites when it is empty or older than every window."""
+        at = max(now, paused_until)
+        if not reserved or reserved[-1] + self.windows[0][1] <= now:
+            reserved.clear()
+            reserved.extend(at - back * self.interval for back in range(self.kept, 0, -1))
+            return at
+        at = max(at, reserved[-1] + self.spacing)
+        for count, seconds in self.windows:
+            if len(reserved) >= count:
+                at = max(at, reserved[-count] + seconds)
+        return at
 
 
 @dataclass(frozen=True)
@@ -92,18 +139,18 @@ def _running_loop_time() -> float:
 class LocalSchedule:
     """The schedule in this process's memory; the clock is the calling loop's by default."""
 
-    def __init__(self, interval: float, clock: Callable[[], float] = _running_loop_time) -> None:
-        self._interval = interval
+    def __init__(self, limits: Limits, clock: Callable[[], float] = _running_loop_time) -> None:
+        self._limits = limits
         self._clock = clock
         self._lock = threading.Lock()  # budgets on several loops (threads) may share it
-        self._next = -math.inf
+        self._reserved: deque[float] = deque(maxlen=limits.kept)
         self._paused_until = -math.inf
 
     async def reserve(self) -> Reservation:
         now = self._clock()
         with self._lock:
-            at = max(now, self._next, self._paused_until)
-            self._next = at + self._interval
+            at = self._limits.earliest(now, self._reserved, self._paused_until)
+            self._reserved.append(at)
         return Reservation(wait=at - now, at=at)
 
     async def still_clear(self, reservation: Reservation) -> bool:
@@ -115,33 +162,50 @@ class LocalSchedule:
             self._paused_until = max(self._paused_until, now + seconds)
 
 
-_NOW_US = """
+# ``Limits.earliest`` in Lua, on whole microseconds. KEYS: the reservations (a list, oldest
+# first) and the pause's end. ARGV: now ('' for Redis's clock), seconds to keep the keys,
+# the spacing, then each window's count and length (the minute's first).
+_NOW = """
 local function now_us()
   if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local function set(field, value)
-  redis.call('HSET', KEYS[1], field, string.format('%.0f', value))
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-end
+local now = now_us()
 """
 _RESERVE = (
-    _NOW_US
+    _NOW
     + """
-local now = now_us()
-local state = redis.call('HMGET', KEYS[1], 'next', 'paused_until')
-local at = math.max(now, tonumber(state[1]) or 0, tonumber(state[2]) or 0)
-set('next', at + tonumber(ARGV[2]))
+local at = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+local kept = 1
+for i = 4, #ARGV, 2 do kept = math.max(kept, tonumber(ARGV[i])) end
+local last = redis.call('LINDEX', KEYS[1], -1)
+local minute, minute_us = tonumber(ARGV[4]), tonumber(ARGV[5])
+if (not last) or tonumber(last) + minute_us <= now then
+  local past = {}
+  for back = kept, 1, -1 do
+    past[#past + 1] = string.format('%.0f', at - math.floor(back * minute_us / minute + 0.5))
+  end
+  redis.call('DEL', KEYS[1])
+  redis.call('RPUSH', KEYS[1], unpack(past))
+else
+  at = math.max(at, tonumber(last) + tonumber(ARGV[3]))
+  for i = 4, #ARGV, 2 do
+    local oldest = redis.call('LINDEX', KEYS[1], -tonumber(ARGV[i]))
+    if oldest then at = math.max(at, tonumber(oldest) + tonumber(ARGV[i + 1])) end
+  end
+end
+redis.call('RPUSH', KEYS[1], string.format('%.0f', at))
+redis.call('LTRIM', KEYS[1], -kept, -1)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return {at - now, at}
 """
 )
 _PAUSE = (
-    _NOW_US
+    _NOW
     + """
-local now = now_us()
-local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
-set('paused_until', math.max(paused, now + tonumber(ARGV[2])))
+local until_us = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now + tonumber(ARGV[3]))
+redis.call('SET', KEYS[2], string.format('%.0f', until_us), 'EX', tonumber(ARGV[2]))
 return 1
 """
 )
@@ -149,21 +213,23 @@ _MICRO = 1_000_000
 
 
 class RedisSchedule:
-    """The schedule in Redis, one hash per tenant (``next``, ``paused_until``, in whole
-    microseconds). Times are Redis's own (``TIME``): one clock for every process, slewed, not
-    stepped, by NTP; a reservation's wait is measured on that clock and slept on the caller's,
-    so neither clock's offset matters. ``clock`` replaces ``TIME`` in tests."""
+    """The schedule in Redis: the tenant's last reservations and the end of its pause, in
+    whole microseconds. Times are Redis's own (``TIME``): one clock for every process, slewed,
+    not stepped, by NTP; a reservation's wait is measured on that clock and slept on the
+    caller's, so neither clock's offset matters. ``clock`` replaces ``TIME`` in tests."""
 
     def __init__(
         self,
         redis: Redis,
         key: str,
-        interval: float,
+        limits: Limits,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._redis = redis
-        self._key = key
-        self._interval_us = math.ceil(interval * _MICRO)
+        self._keys = [f"{key}:reserved", f"{key}:paused-until"]
+        self._limits: list[str | int] = [math.ceil(limits.spacing * _MICRO)]
+        for count, seconds in limits.windows:
+            self._limits += [count, math.ceil(seconds * _MICRO)]
         self._clock = clock
         self._reserve = redis.register_script(_RESERVE)
         self._pause = redis.register_script(_PAUSE)
@@ -172,21 +238,23 @@ class RedisSchedule:
         return "" if self._clock is None else str(round(self._clock() * _MICRO))
 
     async def reserve(self) -> Reservation:
-        args: list[str | int] = [self._now_arg(), self._interval_us, _KEY_IDLE_SECONDS]
-        wait_us, at_us = await self._reserve(keys=[self._key], args=args)
+        args: list[str | int] = [self._now_arg(), _KEY_IDLE_SECONDS, *self._limits]
+        wait_us, at_us = await self._reserve(keys=self._keys, args=args)
         return Reservation(wait=int(wait_us) / _MICRO, at=int(at_us) / _MICRO)
 
     async def still_clear(self, reservation: Reservation) -> bool:
-        paused = await self._redis.hget(self._key, "paused_until")  # type: ignore[misc]
+        paused = await self._redis.get(self._keys[1])
         return paused is None or int(paused) / _MICRO <= reservation.at
 
     async def pause(self, seconds: float) -> None:
-        args: list[str | int] = [self._now_arg(), math.ceil(seconds * _MICRO), _KEY_IDLE_SECONDS]
-        await self._pause(keys=[self._key], args=args)
+        args: list[str | int] = [self._now_arg(), _KEY_IDLE_SECONDS, math.ceil(seconds * _MICRO)]
+        await self._pause(keys=self._keys, args=args)
 
 
 def schedule_key(prefix: str, tenant_id: str) -> str:
-    return f"{prefix}:karbon-budget:{tenant_id}"
+    """Where a tenant's schedule lives; the braces keep its keys in one Redis Cluster slot,
+    as a script touching both needs."""
+    return f"{prefix}:karbon-budget:{{{tenant_id}}}"
 
 
 @dataclass(frozen=True)
@@ -216,12 +284,13 @@ class TenantBudget:
         window_seconds: float = RATE_WINDOW_SECONDS,
         *,
         schedule: Schedule | None = None,
+        reserve_ahead: int = RESERVED_AHEAD,
     ) -> None:
         self.rate_per_second = rate_per_second
         self.max_in_flight = max_in_flight
-        self._schedule = schedule or LocalSchedule(send_interval(rate_per_second))
+        self._schedule = schedule or LocalSchedule(Limits.at(rate_per_second))
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._ahead = asyncio.Semaphore(RESERVED_AHEAD)
+        self._ahead = asyncio.Semaphore(reserve_ahead)
         self._window = window_seconds
         self._sent_at: deque[float] = deque()
         self._resume_at = 0.0
@@ -336,9 +405,11 @@ class BudgetRegistry:
         *,
         redis_url: str | None = None,
         key_prefix: str = "reckonry",
+        reserve_ahead: int = RESERVED_AHEAD,
     ) -> None:
         self._rate = rate_per_second
         self._max_in_flight = max_in_flight
+        self._reserve_ahead = reserve_ahead
         self._redis_url = redis_url
         self._key_prefix = key_prefix
         self._local: dict[str, LocalSchedule] = {}
@@ -356,19 +427,22 @@ class BudgetRegistry:
         per_loop = self._budgets.setdefault(loop, {})
         if tenant_id not in per_loop:
             per_loop[tenant_id] = TenantBudget(
-                self._rate, self._max_in_flight, schedule=self._schedule(tenant_id, loop)
+                self._rate,
+                self._max_in_flight,
+                schedule=self._schedule(tenant_id, loop),
+                reserve_ahead=self._reserve_ahead,
             )
         return per_loop[tenant_id]
 
     def _schedule(self, tenant_id: str, loop: asyncio.AbstractEventLoop) -> Schedule:
-        interval = send_interval(self._rate)
+        limits = Limits.at(self._rate)
         if self._redis_url is None:
-            return self._local.setdefault(tenant_id, LocalSchedule(interval))
+            return self._local.setdefault(tenant_id, LocalSchedule(limits))
         # A Redis connection belongs to the loop that opened it: one client per loop.
         if loop not in self._redis:
             self._redis[loop] = create_redis(self._redis_url)
         key = schedule_key(self._key_prefix, tenant_id)
-        return RedisSchedule(self._redis[loop], key, interval)
+        return RedisSchedule(self._redis[loop], key, limits)
 
     async def aclose(self) -> None:
         """Close the Redis connections of the running loop's budgets."""
