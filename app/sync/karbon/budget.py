@@ -62,7 +62,7 @@ ARRIVAL_JITTER = 0.2
 """How much longer one request's trip to Karbon may take than another's."""
 _MARGIN = SEND_TOLERANCE + ARRIVAL_JITTER
 _KEY_IDLE_SECONDS = 600
-"""A tenant's schedule in Redis is dropped after this long without a request."""
+"""A tenant's schedule in Redis is dropped this long after its last request or pause."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,8 @@ _PAUSE = (
     _NOW
     + """
 local until_us = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now + tonumber(ARGV[3]))
-redis.call('SET', KEYS[2], string.format('%.0f', until_us), 'EX', tonumber(ARGV[2]))
+local keep = tonumber(ARGV[2]) + math.ceil((until_us - now) / 1000000)
+redis.call('SET', KEYS[2], string.format('%.0f', until_us), 'EX', keep)
 return 1
 """
 )
