@@ -86,7 +86,7 @@ def bootstrap(settings: Settings, urls: ServiceUrls, redis: ArqRedis) -> WorkerC
     return WorkerContext(
         settings=settings,
         secrets=resolve_secrets(settings),
-        karbon=KarbonAccess.from_settings(settings),
+        karbon=KarbonAccess.from_settings(settings, urls.redis_url),
         engine=engine,
         sessions=create_sessionmaker(engine),
         redis=redis,

@@ -17,7 +17,7 @@ from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import head_revisions
 from app.redis_pool import create_redis
 from app.settings import Settings, get_settings
-from app.sync.access import budget_registry
+from app.sync.access import key_check_budgets
 
 API_PREFIX = "/api/v1"
 
@@ -34,10 +34,11 @@ def create_app(settings: Settings | None = None, urls: ServiceUrls | None = None
         # Connects lazily: the API starts, and /readyz reports, while Redis is down.
         app.state.redis = create_redis(service_urls.redis_url)
         app.state.migration_heads = head_revisions(service_urls.database_url)
-        app.state.karbon_budgets = budget_registry(settings)
+        app.state.karbon_budgets = key_check_budgets(settings, service_urls.redis_url)
         try:
             yield
         finally:
+            await app.state.karbon_budgets.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 

@@ -1,8 +1,9 @@
 """How this process reaches Karbon: base URL, per-tenant budgets, retries and timeouts.
 
-One instance per worker process, so every job of a tenant shares that tenant's budget. A
-worker's requests are paced and sent on its own request loop (see ``request_loop``), so the
-CPU work of many tenants' syncs does not make them late.
+One instance per worker process. Each tenant's budget draws from the tenant's one schedule in
+Redis, so every job of a tenant, in this worker or another, and the API's key checks share
+it. A worker's requests are paced and sent on its own request loop (see ``request_loop``), so
+the CPU work of many tenants' syncs does not make them late.
 """
 
 from dataclasses import dataclass, field
@@ -10,16 +11,30 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.settings import Settings
-from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.budget import RESERVED_AHEAD, BudgetRegistry
 from app.sync.karbon.client import DEFAULT_TIMEOUT, KarbonClient, ResponseHook
+from app.sync.karbon.endpoints import RESOURCES
 from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 
 
-def budget_registry(settings: Settings) -> BudgetRegistry:
-    """The process's per-tenant budgets at the configured rate: the worker's syncs and the
-    API's key checks both spend from one."""
-    return BudgetRegistry(rate_per_second=settings.karbon_requests_per_second)
+def budget_registry(
+    settings: Settings, redis_url: str, *, reserve_ahead: int = RESERVED_AHEAD
+) -> BudgetRegistry:
+    """The process's per-tenant budgets at the configured rate, drawing from schedules in the
+    deployment's Redis: the workers' syncs and the API's key checks spend from one."""
+    return BudgetRegistry(
+        rate_per_second=settings.karbon_requests_per_second,
+        redis_url=redis_url,
+        key_prefix=settings.redis_key_prefix,
+        reserve_ahead=reserve_ahead,
+    )
+
+
+def key_check_budgets(settings: Settings, redis_url: str) -> BudgetRegistry:
+    """The API's budgets. A key check's reads reserve their turns all at once, so the person
+    waiting on it waits behind a running sync's few reserved turns, not between every one."""
+    return budget_registry(settings, redis_url, reserve_ahead=len(RESOURCES))
 
 
 @dataclass
@@ -32,17 +47,18 @@ class KarbonAccess:
     """Where requests are paced and sent; None sends them from the caller's loop."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "KarbonAccess":
+    def from_settings(cls, settings: Settings, redis_url: str) -> "KarbonAccess":
         return cls(
             base_url=settings.karbon_base_url,
-            budgets=budget_registry(settings),
+            budgets=budget_registry(settings, redis_url),
             request_loop=RequestLoop(),
         )
 
     def close(self) -> None:
-        """Stop the request loop, once no sync uses this any more."""
+        """Stop the request loop, once no sync uses this any more; its budgets' Redis
+        connections are closed first."""
         if self.request_loop is not None:
-            self.request_loop.close()
+            self.request_loop.close(last=self.budgets.aclose)
 
     def client(
         self, tenant_id: object, access_key: str, bearer_token: str, on_response: ResponseHook

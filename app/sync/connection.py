@@ -156,8 +156,8 @@ def _unexpected() -> ProblemError:
 async def verify_with_karbon(
     settings: Settings, budgets: BudgetRegistry, tenant_id: UUID, credentials: KarbonCredentials
 ) -> None:
-    """One live `$top=1` read of each endpoint the product reads, with the keys, counted
-    against the tenant's request budget."""
+    """One live `$top=1` read of each endpoint the product reads, with the keys. The reads
+    take their turns on the tenant's one schedule, with its syncs in the workers."""
     check = await validate_credentials(
         settings.karbon_base_url,
         credentials.access_key,

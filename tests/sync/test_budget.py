@@ -1,39 +1,69 @@
-"""The per-tenant budget: never above 1.8 req/s in any window, yet fully used under latency."""
+"""The per-tenant budget: never more than 108 requests in a minute as they arrive at Karbon,
+jitter on the way included, yet at least 99% of 1.8 req/s used however slow the answers."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
+from app.embedded import ServiceUrls
 from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
+from app.sync.karbon.budget import (
+    ARRIVAL_JITTER,
+    RESERVED_AHEAD,
+    Leaving,
+    Limits,
+    LocalSchedule,
+    RedisSchedule,
+    Reservation,
+    Schedule,
+    schedule_key,
+)
+from app.sync.karbon.credentials import validate_credentials
+from app.sync.karbon.endpoints import RESOURCES
 from sandbox.state import Sandbox
-from tests.sync.karbon_fakes import BASE, VirtualTimeLoop, make_client, run_virtual
+from tests.sync.karbon_fakes import (
+    ACCESS_KEY,
+    BASE,
+    BEARER,
+    VirtualTimeLoop,
+    make_client,
+    run_virtual,
+)
 
+RATE = 1.8
+LIMITS = Limits.at(RATE)
+SPACING = LIMITS.spacing
 Stalls = tuple[float, float]
 """Other work holds the event loop for up to the first figure, about every second figure."""
 
 
-def send_times(
+def arrivals(
     requests: int,
     latency: tuple[float, float],
     budget: TenantBudget,
     *,
     busy: Stalls | None = None,
     before_leaving: tuple[float, float] = (0.0, 0.0),
+    jitter: float = ARRIVAL_JITTER,
 ) -> list[float]:
-    """Fetch ``requests`` user details through one budget; Karbon answers after ``latency``.
+    """When Karbon sees each of ``requests`` user details fetched through one budget: up to
+    ``jitter`` after it left (the trip varies); it answers after ``latency``.
     ``busy``: other work keeps the event loop busy now and then, so tasks resume late.
     ``before_leaving``: how long a request waits, once its turn came, before its first byte
     is written (a pooled connection, a new one's handshake)."""
     rng = random.Random(7)
-    arrivals: list[float] = []
+    arrived: list[float] = []
 
     async def other_work(longest: float, every: float) -> None:
         loop = asyncio.get_running_loop()
@@ -45,7 +75,7 @@ def send_times(
     async def answer(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(rng.uniform(*before_leaving))
         await leave(request)
-        arrivals.append(asyncio.get_running_loop().time())
+        arrived.append(asyncio.get_running_loop().time() + rng.uniform(0.0, jitter))
         await asyncio.sleep(rng.uniform(*latency))
         return httpx.Response(200, json={"Id": "u"})
 
@@ -61,11 +91,11 @@ def send_times(
     with respx.mock(base_url=BASE) as karbon:
         karbon.get(path__regex=r"/v3/Users/\w+").mock(side_effect=answer)
         run_virtual(go())
-    return arrivals
+    return sorted(arrived)
 
 
 async def leave(request: httpx.Request) -> None:
-    """What httpcore reports as a request's headers start to be written."""
+    """What httpcore does as a request's headers start to be written."""
     await request.extensions["trace"]("http11.send_request_headers.started", {})
 
 
@@ -73,43 +103,88 @@ def most_in_any_window(times: list[float], window: float) -> int:
     return max(sum(1 for t in times if start <= t < start + window) for start in times)
 
 
-def test_no_ten_second_window_holds_more_than_18_requests() -> None:
-    times = send_times(120, (0.05, 1.0), TenantBudget())
-    assert len(times) == 120
-    assert most_in_any_window(times, 10.0) <= 18
+def achieved(times: list[float]) -> float:
+    return (len(times) - 1) / (times[-1] - times[0])
 
 
-def test_budget_is_used_even_when_karbon_takes_a_second() -> None:
-    times = send_times(200, (0.5, 1.0), TenantBudget())
-    achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved >= 0.97 * 1.8
+def within_karbons_limit(times: list[float]) -> bool:
+    """At most 108 (1.8/s) in any minute and never 20 in 10 s, as they arrive."""
+    return most_in_any_window(times, 60.0) <= 108 and most_in_any_window(times, 10.0) <= 19
 
 
-def test_requests_resumed_late_by_a_busy_worker_catch_up_within_the_limit() -> None:
-    # Many tenants share a worker's event loop, so a request often leaves a little after its
-    # turn; the next one makes that up instead of the tenant losing the budget for good.
-    times = send_times(300, (0.5, 1.0), TenantBudget(), busy=(0.08, 0.05))
-    achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved >= 0.97 * 1.8
-    assert most_in_any_window(times, 10.0) <= 18
+def test_no_minute_holds_more_than_108_requests_as_they_arrive() -> None:
+    times = arrivals(400, (0.05, 1.0), TenantBudget())
+    assert len(times) == 400
+    assert most_in_any_window(times, 60.0) == 108, "the whole minute's budget, never more"
+    assert most_in_any_window(times, 10.0) <= 19
 
 
-def test_requests_after_a_long_stall_make_up_for_it_as_far_as_the_windows_allow() -> None:
-    # A worker busy with many tenants' pages can hold its event loop for tenths of a second;
-    # the requests after a late one follow sooner, so the tenant keeps its budget.
-    times = send_times(300, (0.5, 1.0), TenantBudget(), busy=(0.4, 2.0))
-    achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved >= 0.97 * 1.8
-    assert most_in_any_window(times, 10.2) <= 18
-    assert most_in_any_window(times, 1.02) <= 2
+@pytest.mark.parametrize("latency", [(0.4, 0.9), (1.0, 2.0), (1.5, 3.0)])
+def test_the_budget_is_used_to_99_percent_however_slow_the_answers(
+    latency: tuple[float, float],
+) -> None:
+    times = arrivals(300, latency, TenantBudget())
+    assert 0.99 * RATE <= achieved(times) <= RATE
+    assert within_karbons_limit(times)
 
 
-def test_requests_that_leave_late_are_counted_from_when_they_leave() -> None:
+def test_requests_resumed_a_little_late_by_a_busy_loop_keep_their_turns() -> None:
+    # Many tenants share a worker's loops, so a request often leaves a little after its
+    # reserved time; within the tolerance it keeps it, and the schedule does not slip.
+    times = arrivals(300, (0.5, 1.0), TenantBudget(), busy=(0.08, 0.05))
+    assert achieved(times) >= 0.99 * RATE
+    assert within_karbons_limit(times)
+
+
+def test_requests_held_long_by_a_busy_loop_take_new_turns_within_the_limit() -> None:
+    # A loop held for tenths of a second makes a request later than the tolerance: it takes a
+    # new turn rather than arrive bunched with the ones after it.
+    times = arrivals(300, (0.5, 1.0), TenantBudget(), busy=(0.4, 2.0))
+    assert achieved(times) >= 0.95 * RATE
+    assert within_karbons_limit(times)
+
+
+def test_requests_that_leave_late_take_a_new_turn_before_leaving() -> None:
     # Counted from its turn, a request that left late would bunch up at Karbon with the ones
     # whose turns came after it.
-    times = send_times(150, (0.5, 1.0), TenantBudget(), before_leaving=(0.0, 1.5))
-    assert most_in_any_window(times, 10.2) <= 18
-    assert most_in_any_window(times, 1.02) <= 2
+    times = arrivals(300, (0.5, 1.0), TenantBudget(), before_leaving=(0.0, 1.5))
+    assert within_karbons_limit(times)
+
+
+def test_without_the_margin_jitter_would_put_109_requests_in_a_minute() -> None:
+    # Why the windows are held longer than Karbon counts them: the same traffic on windows of
+    # exactly 60 and 10 s breaks the limit as it arrives.
+    exact = Limits(windows=((108, 60.0), (19, 10.0)), spacing=SPACING)
+    times = arrivals(400, (0.05, 1.0), TenantBudget(schedule=LocalSchedule(exact)))
+    assert most_in_any_window(times, 60.0) > 108
+
+
+def test_a_moment_with_nothing_to_send_is_made_up_within_the_minute() -> None:
+    # A sync sends one request first and waits for its answer before the rest; the second
+    # that costs comes back, as long as no window overfills.
+    async def go() -> list[float]:
+        budget, sent = TenantBudget(), []
+        loop = asyncio.get_running_loop()
+
+        async def send() -> None:
+            async with budget.slot() as leaving:
+                await leaving()
+                sent.append(loop.time())
+
+        await send()
+        await asyncio.sleep(1.5)  # the first answer
+        queue = asyncio.Semaphore(4)
+
+        async def queued() -> None:
+            async with queue:
+                await send()
+
+        await asyncio.gather(*(queued() for _ in range(200)))
+        return sent
+
+    times = run_virtual(go())
+    assert achieved(times) >= 1 / LIMITS.interval - 0.001
+    assert within_karbons_limit(times)
 
 
 def test_a_request_that_never_reports_leaving_is_counted_when_its_slot_ends() -> None:
@@ -123,7 +198,7 @@ def test_a_request_that_never_reports_leaving_is_counted_when_its_slot_ends() ->
 
     ended, counted = run_virtual(go())
     assert counted == 40
-    assert most_in_any_window(ended, 10.2) <= 18
+    assert most_in_any_window(ended, 10.0) <= 18
 
 
 def test_a_request_that_failed_before_leaving_passes_the_turn_on() -> None:
@@ -155,12 +230,12 @@ async def test_a_real_connection_reports_when_its_request_leaves(
 
     class Recording(TenantBudget):
         @asynccontextmanager
-        async def slot(self) -> AsyncIterator[Callable[[], None]]:
+        async def slot(self) -> AsyncIterator[Leaving]:
             async with super().slot() as leaving:
 
-                def reported() -> None:
+                async def reported() -> None:
                     events.append("left")
-                    leaving()
+                    await leaving()
 
                 yield reported
             events.append("slot ended")
@@ -179,41 +254,40 @@ async def test_a_real_connection_reports_when_its_request_leaves(
     users=st.integers(1, 8),
     pauses=st.lists(st.floats(0.0, 1.5), min_size=1, max_size=20),
     stalls=st.lists(st.floats(0.0, 0.6), min_size=1, max_size=20),
+    trips=st.lists(st.floats(0.0, ARRIVAL_JITTER), min_size=1, max_size=20),
 )
-def test_no_window_ever_holds_more_than_the_budget(
-    users: int, pauses: list[float], stalls: list[float]
+def test_no_window_ever_holds_more_than_karbon_allows_as_requests_arrive(
+    users: int, pauses: list[float], stalls: list[float], trips: list[float]
 ) -> None:
-    # However requests arrive, however late the loop runs them and however long they take to
-    # leave once their turn came: at most 18 in any 10.2 s and 2 in any 1.02 s, Karbon's
-    # windows with the margin for jitter on the way.
+    # However requests come, however late the loop runs them, however long they take to
+    # leave once their turn came and however their trips vary: at most 108 in any minute and
+    # 19 in any 10 s as they arrive.
     async def go() -> list[float]:
-        budget, sent = TenantBudget(), []
+        budget, arrived = TenantBudget(), []
         loop = asyncio.get_running_loop()
         assert isinstance(loop, VirtualTimeLoop)
 
         async def user(offset: int) -> None:
-            for n in range(60 // users):
-                stall = stalls[(n + offset) % len(stalls)] / users
+            for n in range(240 // users):
+                turn = n + offset
+                stall = stalls[turn % len(stalls)] / users
                 async with budget.slot() as leaving:
                     loop.stall(stall)  # between the turn and the first byte
-                    leaving()
-                    sent.append(loop.time())
+                    await leaving()
+                    arrived.append(loop.time() + trips[turn % len(trips)])
                     loop.stall(stall)
-                await asyncio.sleep(pauses[(n + offset) % len(pauses)])
+                await asyncio.sleep(pauses[turn % len(pauses)])
 
         await asyncio.gather(*(user(offset) for offset in range(users)))
-        return sorted(sent)
+        return sorted(arrived)
 
-    times = run_virtual(go())
-    assert most_in_any_window(times, 10.2) <= 18
-    assert most_in_any_window(times, 1.02) <= 2
+    assert within_karbons_limit(run_virtual(go()))
 
 
 def test_one_request_at_a_time_would_be_latency_bound() -> None:
     # The reason for several in flight: with one, 1 s answers cap us near 1 req/s.
-    times = send_times(30, (0.9, 1.0), TenantBudget(max_in_flight=1))
-    achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved < 1.2
+    times = arrivals(30, (0.9, 1.0), TenantBudget(max_in_flight=1), jitter=0.0)
+    assert achieved(times) < 1.2
 
 
 def test_two_tenants_have_independent_budgets() -> None:
@@ -257,3 +331,171 @@ def test_stats_report_counts_and_rate() -> None:
     sent, rate = run_virtual(go())
     assert sent == 19
     assert 1.7 <= rate <= 1.8
+
+
+# -- one schedule for every process ----------------------------------------------------------
+
+
+def _respond_to_every_read(karbon: respx.MockRouter, sent: dict[str, list[float]]) -> None:
+    """Karbon answering the sync's user details and the key check's one-record reads after
+    0.5 to 1 s, noting when each request left and whose it was."""
+    rng = random.Random(3)
+
+    def answering(kind: str, body: dict[str, object]) -> object:
+        async def answer(request: httpx.Request) -> httpx.Response:
+            await leave(request)
+            sent[kind].append(asyncio.get_running_loop().time())
+            await asyncio.sleep(rng.uniform(0.5, 1.0))
+            return httpx.Response(200, json=body)
+
+        return answer
+
+    karbon.get(path__regex=r"/v3/Users/\w+").mock(side_effect=answering("sync", {"Id": "u"}))
+    for path in (
+        "/v3/Users",
+        "/v3/Contacts",
+        "/v3/Organizations",
+        "/v3/WorkItems",
+        "/v3/Timesheets",
+        "/v3/Invoices",
+    ):
+        karbon.get(path).mock(side_effect=answering("check", {"value": []}))
+
+
+def _sync_with_a_key_check(
+    check_after: float | None, check_ahead: int = len(RESOURCES)
+) -> dict[str, list[float]]:
+    """A worker's sync of 60 user details, and, from ``check_after`` seconds, the API's key
+    check: two budgets, one schedule (in Redis in production; its in-memory twin here)."""
+    schedule = LocalSchedule(LIMITS)
+    worker = TenantBudget(schedule=schedule)
+    api = TenantBudget(schedule=schedule, reserve_ahead=check_ahead)
+    sent: dict[str, list[float]] = {"sync": [], "check": []}
+
+    async def sync() -> None:
+        async with make_client(budget=worker) as client:
+            async for _ in client.iter_details(USERS, [f"u{i}" for i in range(60)]):
+                pass
+
+    async def check() -> None:
+        if check_after is None:
+            return
+        await asyncio.sleep(check_after)
+        outcome = await validate_credentials(BASE, ACCESS_KEY, BEARER, budget=api)
+        assert outcome.ok
+
+    async def go() -> None:
+        await asyncio.gather(sync(), check())
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as karbon:
+        _respond_to_every_read(karbon, sent)
+        run_virtual(go())
+    return sent
+
+
+def test_a_key_check_in_another_process_takes_turns_with_the_running_sync() -> None:
+    alone = _sync_with_a_key_check(None)["sync"]
+    sent = _sync_with_a_key_check(check_after=10.0)
+    both = sorted(sent["sync"] + sent["check"])
+    assert len(sent["check"]) == 6
+    assert sent["sync"][0] < sent["check"][0] and sent["check"][-1] < sent["sync"][-1]
+    gaps = [b - a for a, b in itertools.pairwise(both)]
+    assert min(gaps) >= SPACING - 1e-9, "one schedule: never two turns at once"
+    assert most_in_any_window(both, 10.3) <= 19
+    # The sync's requests after the check waited for the turns the check took.
+    assert sent["sync"][-1] > alone[-1] + 5 * SPACING
+
+
+def test_a_key_check_reserving_its_turns_at_once_is_not_spread_between_the_syncs() -> None:
+    # The person pasting keys waits for the check: its five permission reads take the next
+    # turns together instead of every third one, between the sync's.
+    together = _sync_with_a_key_check(10.0)["check"]
+    spread = _sync_with_a_key_check(10.0, check_ahead=RESERVED_AHEAD)["check"]
+    assert together[-1] - together[0] < spread[-1] - spread[0] - 2.0
+
+
+async def _reserve_and_note(schedule: Schedule, noted: list[Reservation]) -> None:
+    noted.append(await schedule.reserve())
+
+
+async def test_the_schedule_in_redis_gives_the_times_its_local_twin_gives(
+    redis: Redis, redis_prefix: str
+) -> None:
+    now = [0.0]
+    local = LocalSchedule(LIMITS, clock=lambda: now[0])
+    shared = RedisSchedule(redis, schedule_key(redis_prefix, "t1"), LIMITS, clock=lambda: now[0])
+
+    async def script(schedule: Schedule) -> list[tuple[float, float, bool]]:
+        noted: list[Reservation] = []
+        for at, reservations in ((1000.0, 2), (1010.0, 20)):
+            now[0] = at
+            for _ in range(reservations):
+                await _reserve_and_note(schedule, noted)
+        now[0] = 1010.3
+        await schedule.pause(5.0)  # a 429: nothing before 1015.3
+        await _reserve_and_note(schedule, noted)
+        now[0] = 1200.0  # idle for more than the minute
+        for _ in range(2):
+            await _reserve_and_note(schedule, noted)
+        return [(r.wait, r.at, await schedule.still_clear(r)) for r in noted]
+
+    expected = await script(local)
+    ats = [at for _, at, _ in expected]
+    interval = LIMITS.interval
+    assert ats[:2] == pytest.approx([1000.0, 1000.0 + interval]), "a fresh schedule: 1.79/s"
+    assert ats[2:4] == pytest.approx([1010.0, 1010.5]), "time lost is made up, 2 a second"
+    busy = ats[:23]
+    assert all(at >= busy[0] + k * interval - 1e-9 for k, at in enumerate(busy))
+    assert most_in_any_window(busy, 10.3) <= 19 and most_in_any_window(busy, 60.3) <= 108
+    assert ats[22] >= 1015.3, "after the pause"
+    assert expected[23][:2] == (0.0, 1200.0) and ats[24] == pytest.approx(1200.0 + interval)
+    assert [clear for _, _, clear in expected] == [at >= 1015.3 for at in ats]
+    assert await script(shared) == [pytest.approx(row, abs=1e-5) for row in expected]
+
+
+async def test_a_full_minute_waits_for_its_first_request_to_fall_out_in_redis(
+    redis: Redis, redis_prefix: str
+) -> None:
+    now = [0.0]
+    shared = RedisSchedule(redis, schedule_key(redis_prefix, "t5"), LIMITS, clock=lambda: now[0])
+    noted: list[Reservation] = []
+    for _ in range(109):
+        await _reserve_and_note(shared, noted)
+    assert noted[108].at - noted[0].at == pytest.approx(60.3, abs=1e-5)
+
+
+async def test_two_processes_reserving_for_one_tenant_in_redis_get_turns_an_interval_apart(
+    redis: Redis, redis_prefix: str, service_urls: ServiceUrls
+) -> None:
+    other: Redis = Redis.from_url(service_urls.redis_url)  # as another process connects
+    try:
+        key = schedule_key(redis_prefix, "t2")
+        worker, api = RedisSchedule(redis, key, LIMITS), RedisSchedule(other, key, LIMITS)
+        noted: list[Reservation] = []
+        for schedule in (worker, api) * 5:
+            await _reserve_and_note(schedule, noted)
+        ats = [r.at for r in noted]
+        gaps = [b - a for a, b in itertools.pairwise(ats)]
+        assert all(gap == pytest.approx(LIMITS.interval, abs=1e-5) for gap in gaps)
+        fresh = await RedisSchedule(redis, schedule_key(redis_prefix, "t3"), LIMITS).reserve()
+        assert fresh.wait == 0.0, "another tenant's schedule is its own"
+    finally:
+        await other.aclose()
+
+
+async def test_a_429_met_in_one_process_holds_the_others_turns(
+    redis: Redis, redis_prefix: str, service_urls: ServiceUrls
+) -> None:
+    other: Redis = Redis.from_url(service_urls.redis_url)
+    try:
+        key = schedule_key(redis_prefix, "t4")
+        worker, api = RedisSchedule(redis, key, LIMITS), RedisSchedule(other, key, LIMITS)
+        await worker.reserve()
+        waiting = await api.reserve()  # reserved before the 429 came
+        await worker.pause(30.0)
+        assert not await api.still_clear(waiting), "a reservation the pause covers is void"
+        after = await api.reserve()
+        assert after.wait >= 29.9
+        assert await api.still_clear(after)
+    finally:
+        await other.aclose()

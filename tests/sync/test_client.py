@@ -28,6 +28,7 @@ from app.sync.karbon import (
     TenantBudget,
     validate_credentials,
 )
+from app.sync.karbon.budget import Limits, LocalSchedule
 from tests.sync.karbon_fakes import ACCESS_KEY, BASE, BEARER, make_client, run_virtual
 
 
@@ -166,6 +167,26 @@ def test_a_429_holds_back_other_requests_of_the_same_tenant() -> None:
             await client.get("/v3/Contacts")
             await first
             return second_start, asyncio.get_running_loop().time()
+
+    contacts = Recorder(ok({"value": []}))
+    with respx.mock(base_url=BASE) as karbon:
+        karbon.get("/v3/Users").mock(
+            side_effect=[httpx.Response(429, headers={"Retry-After": "30"}), ok({"value": []})]
+        )
+        karbon.get("/v3/Contacts").mock(side_effect=contacts)
+        run_virtual(go())
+    assert contacts.times[0] >= 30.0
+
+
+def test_a_429_met_by_one_process_holds_a_request_another_already_waits_to_send() -> None:
+    # Two budgets, one schedule (two processes sharing it in Redis): the other process's
+    # request had reserved the turn after the throttled one, before the 429 came back.
+    schedule = LocalSchedule(Limits.at(1.8))
+    throttled, other = TenantBudget(schedule=schedule), TenantBudget(schedule=schedule)
+
+    async def go() -> None:
+        async with make_client(budget=throttled) as a, make_client(budget=other) as b:
+            await asyncio.gather(a.get("/v3/Users"), b.get("/v3/Contacts"))
 
     contacts = Recorder(ok({"value": []}))
     with respx.mock(base_url=BASE) as karbon:
@@ -347,7 +368,7 @@ def test_validate_credentials_reports_the_rejected_key(
 ) -> None:
     with respx.mock(base_url=BASE) as karbon:
         karbon.get("/v3/Users", params={"$top": "1"}).mock(return_value=answer)
-        check = run_virtual(validate_credentials(BASE, ACCESS_KEY, BEARER))
+        check = run_virtual(validate_credentials(BASE, ACCESS_KEY, BEARER, budget=TenantBudget()))
     assert not check.ok
     assert isinstance(check.error, KarbonAuthError)
     assert check.error.rejected_key == rejected
@@ -371,7 +392,7 @@ def test_validate_credentials_succeeds_when_every_endpoint_answers_200() -> None
         route = karbon.get("/v3/Users", params={"$top": "1"}).respond(
             200, json={"@odata.count": 12, "value": [{"Id": "u"}]}
         )
-        check = run_virtual(validate_credentials(BASE, ACCESS_KEY, BEARER))
+        check = run_virtual(validate_credentials(BASE, ACCESS_KEY, BEARER, budget=TenantBudget()))
     assert check.ok and check.error is None and check.user_count == 12
     assert check.denied == ()
     assert route.call_count == 1 and all(other.call_count == 1 for other in others)

@@ -124,3 +124,15 @@ async def test_a_client_sends_and_keeps_its_budget_on_the_request_loop(
     assert response.body_json == {"Id": "u"}
     assert sender_threads and threading.get_ident() not in sender_threads
     assert (stats.requests_sent, stats.throttled, stats.retries) == (2, 1, 1)
+
+
+async def test_close_runs_the_last_coroutine_on_the_loop_before_it_stops() -> None:
+    request_loop = RequestLoop(name="test-requests")
+    loop = request_loop.loop
+    ran_on: list[asyncio.AbstractEventLoop] = []
+
+    async def last() -> None:
+        ran_on.append(asyncio.get_running_loop())
+
+    await asyncio.to_thread(request_loop.close, last)
+    assert ran_on == [loop]

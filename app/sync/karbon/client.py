@@ -2,8 +2,9 @@
 
 It only knows how to GET; ``endpoints.assert_allowed`` checks each outgoing request (method,
 host, path template) in an httpx request hook, before anything is sent. Every attempt waits for
-the tenant's shared ``TenantBudget``; failures are retried as ``RetryPolicy`` says, and every
-response Karbon returns (success or not) is handed to ``on_response`` for raw capture.
+its turn in the tenant's ``TenantBudget``, whose schedule every process shares; failures are
+retried as ``RetryPolicy`` says, and every response Karbon returns (success or not) is handed
+to ``on_response`` for raw capture.
 
 Given a ``RequestLoop``, the budget and the HTTP exchange run there and only the finished
 response comes back to the caller's loop, where it is decoded and captured.
@@ -32,7 +33,7 @@ import httpx
 
 from app.metrics import KARBON_RETRIES, KARBON_RETRY_AFTER, count_karbon_request
 from app.sync.karbon.body import decode_json
-from app.sync.karbon.budget import BudgetStats, TenantBudget
+from app.sync.karbon.budget import BudgetStats, Leaving, TenantBudget
 from app.sync.karbon.endpoints import Resource, assert_allowed, endpoint_of
 from app.sync.karbon.errors import (
     KarbonAuthError,
@@ -292,7 +293,7 @@ class KarbonClient:
 
     async def _pause_budget(self, seconds: float) -> None:
         self._budget.note_retry()
-        self._budget.pause(seconds)
+        await self._budget.pause(seconds)
 
     async def _note_retry(self) -> None:
         self._budget.note_retry()
@@ -368,14 +369,15 @@ def _page_from(response: KarbonResponse) -> Page:
 
 
 def _calling_when_headers_are_sent(
-    leaving: Callable[[], None],
+    leaving: Leaving,
 ) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
-    """An httpcore trace hook that calls ``leaving`` as the request's first bytes are written,
-    after any wait for a pooled connection or a new one's handshake."""
+    """An httpcore trace hook that awaits ``leaving`` just before the request's first bytes
+    are written, after any wait for a pooled connection or a new one's handshake: httpcore
+    writes them only once it returns."""
 
     async def trace(event: str, info: Mapping[str, Any]) -> None:
         if event.endswith(".send_request_headers.started"):  # http11. or http2.
-            leaving()
+            await leaving()
 
     return trace
 

@@ -42,18 +42,18 @@ async def validate_credentials(
     access_key: str,
     bearer_token: str,
     *,
-    budget: TenantBudget | None = None,
+    budget: TenantBudget,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> CredentialCheck:
     """``GET <endpoint>?$top=1`` on each endpoint the product reads, Users first (a rejected
     key is then told after one request); never raises a Karbon error, returns it.
 
-    Pass the tenant's budget when the tenant is known so the check counts against it.
+    ``budget`` is the tenant's: the check's requests take their turns with its syncs'.
     """
     client = KarbonClient(
         access_key,
         bearer_token,
-        budget=budget or TenantBudget(),
+        budget=budget,
         base_url=base_url or DEFAULT_BASE_URL,
         retry=VALIDATION_RETRY,
         transport=transport,

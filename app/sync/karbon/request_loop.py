@@ -67,13 +67,18 @@ class RequestLoop:
             outcome.exception()  # retrieved and dropped: the caller raises its cancellation
             raise
 
-    def close(self) -> None:
-        """Stop the loop, cancelling what still runs on it, and wait for its thread to end."""
+    def close(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """Stop the loop, cancelling what still runs on it, and wait for its thread to end.
+        ``last`` runs on the loop first (closing what belongs to it); its failure is ignored."""
         with self._start_lock:
             thread, loop, stop = self._thread, self._loop, self._stop
             self._thread = self._loop = self._stop = None
         if thread is None or loop is None or stop is None:
             return
+        if last is not None:
+            done = asyncio.run_coroutine_threadsafe(last(), loop)
+            with contextlib.suppress(Exception):
+                done.result(_START_TIMEOUT_SECONDS)
         loop.call_soon_threadsafe(stop.set)
         thread.join()
 
