@@ -67,8 +67,9 @@ class SyncStatus(BaseModel):
 class SyncRequestBody(BaseModel):
     kind: Literal["incremental", "full"] = Field(
         default="incremental",
-        description="`incremental` reads what changed; `full` re-reads everything and marks "
-        "what Karbon no longer returns as deleted",
+        description="`incremental` reads what changed; `full` re-reads every list in full and "
+        "marks what Karbon no longer returns as deleted (details are read when owed: new or "
+        "changed records)",
     )
 
 

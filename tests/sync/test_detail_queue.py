@@ -34,7 +34,10 @@ from app.sync.streams import (
     ACTIVE_PRIORITY,
     ACTIVITY_DAYS,
     CAPACITY_PRIORITY,
+    INVOICES_STREAM,
     REST_PRIORITY,
+    USERS_STREAM,
+    invoice_priority,
 )
 from sandbox.model import Firm
 from sandbox.state import Sandbox
@@ -54,6 +57,32 @@ DETAIL_PATHS = {
     "Organizations": "organizations",
     "Invoices": "invoices",
 }
+
+
+def test_priorities_put_capacity_first_and_re_checks_last() -> None:
+    assert USERS_STREAM.detail_priority({"Id": "u"}, SANDBOX_TODAY) == CAPACITY_PRIORITY
+    levels = [CAPACITY_PRIORITY, ACTIVE_PRIORITY, ACTIVE_CLIENT_PRIORITY, REST_PRIORITY]
+    assert levels == sorted(set(levels)) and REST_PRIORITY < RECHECK_PRIORITY
+
+
+def test_an_invoice_dated_in_the_last_twelve_months_is_read_with_the_active_work() -> None:
+    def dated(day: str | None) -> int:
+        return invoice_priority({"InvoiceKey": "i", "InvoiceDate": day}, SANDBOX_TODAY)
+
+    recent = (SANDBOX_TODAY - timedelta(days=ACTIVITY_DAYS - 1)).isoformat()
+    old = (SANDBOX_TODAY - timedelta(days=ACTIVITY_DAYS + 1)).isoformat()
+    assert dated(f"{recent}T00:00:00Z") == ACTIVE_PRIORITY
+    assert dated(f"{old}T00:00:00Z") == REST_PRIORITY
+    assert dated(None) == dated("soon") == REST_PRIORITY, "no readable date: not recent"
+
+
+def test_a_voided_invoice_is_owed_no_detail() -> None:
+    # Its lines are in no figure (rules 1 and 9): not even a new one whose list lacks them.
+    invoice = {"InvoiceKey": "i", "UpdatedAt": "2024-01-01T00:00:00Z"}
+    assert INVOICES_STREAM.needs_detail({**invoice, "InvoiceStatus": "Paid"}, None, token="t")
+    for voided in ("Voided", "voided", "Vo ided"):
+        raw = {**invoice, "InvoiceStatus": voided}
+        assert not INVOICES_STREAM.needs_detail(raw, None, token="t"), voided
 
 
 @dataclass
@@ -351,3 +380,20 @@ async def test_details_a_failed_run_left_are_read_by_the_next_run(
     assert sorted(recorded.details()) == sorted(left), "exactly what was left, nothing more"
     assert await pending(sessions, tenant_id) == {}
     assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant(FIRM).firm))
+
+
+async def test_a_queued_invoice_listed_as_voided_is_taken_off_unread(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    run_id, _ = await sync_now(job_context, tenant_id)
+    firm = sandbox.tenant(FIRM).firm
+    voided = next(i.key for i in firm.visible_invoices() if i.status == "Voided")
+    paid = next(i.key for i in firm.visible_invoices() if i.status == "Paid")
+    async with unit_of_work(sessions) as session:
+        owed = [repository.OwedDetail("invoices", key, REST_PRIORITY) for key in (voided, paid)]
+        await repository.enqueue_details(session, tenant_id, run_id, owed)
+    async with engine_for(job_context, sandbox, tenant_id, kind=SyncKind.FULL) as (engine, rec):
+        await engine.run()
+    assert rec.details() == [("invoices", paid)], "the voided one is never read"
+    assert await pending(sessions, tenant_id) == {}

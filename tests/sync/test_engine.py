@@ -63,9 +63,7 @@ def expected_from(firm: Firm) -> Snapshot:
             for e in firm.time_entries()
         },
         "invoices": {
-            i.key: _invoice(
-                i.status, i.client.client_key, [line.amount for line in i.line_items]
-            )
+            i.key: _invoice(i.status, i.client.client_key, [line.amount for line in i.line_items])
             for i in firm.visible_invoices()
         },
     }
