@@ -397,3 +397,24 @@ async def test_a_queued_invoice_listed_as_voided_is_taken_off_unread(
         await engine.run()
     assert rec.details() == [("invoices", paid)], "the voided one is never read"
     assert await pending(sessions, tenant_id) == {}
+
+
+async def test_a_queued_detail_of_a_record_no_longer_held_is_dropped_unread(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    run_id, _ = await sync_now(job_context, tenant_id)
+    deleted = sorted(sandbox.tenant(FIRM).firm.work_items)[0]
+    async with unit_of_work(sessions) as session:
+        item = await session.get(WorkItem, (tenant_id, deleted))
+        assert item is not None
+        item.deleted_at = datetime.now(UTC)  # a complete read found it gone
+        owed = [
+            repository.OwedDetail("work_items", deleted, REST_PRIORITY),
+            repository.OwedDetail("work_items", "never-listed", REST_PRIORITY),
+        ]
+        await repository.enqueue_details(session, tenant_id, run_id, owed)
+    async with engine_for(job_context, sandbox, tenant_id) as (engine, recorded):
+        await engine.read_details()
+    assert recorded.details() == []
+    assert await pending(sessions, tenant_id) == {}
