@@ -137,7 +137,8 @@ class SyncEngine:
         read = {s.name: s for s in streams if s.detail is not DetailPolicy.NEVER}
         progress = {s.name: StreamProgress.restore(self._progress.get(s.name)) for s in streams}
         await self._rank_queue(read.values(), progress)
-        await _DetailDrain(self, read, progress).run()
+        queue = _DetailQueue(self._sessions, self._plan.tenant_id, read, self._plan.recheck_until)
+        await self._drain(queue, read, progress)
         await self._end_details(progress)
 
     # -- one stream ---------------------------------------------------------------------
@@ -451,6 +452,39 @@ class SyncEngine:
                     )
             await self._recount(session, progress, rate)
 
+    async def _drain(
+        self,
+        queue: "_DetailQueue",
+        streams: Mapping[str, Stream],
+        progress: Mapping[str, "StreamProgress"],
+    ) -> None:
+        """At most `DETAIL_WINDOW` detail calls uncommitted at any moment; landed ones are
+        committed `DETAIL_BATCH` at a time while the others fly."""
+        flying: dict[asyncio.Task[_Fetched], OwedDetail] = {}
+        landed: list[_Fetched] = []
+        try:
+            while True:
+                while len(flying) + len(landed) < DETAIL_WINDOW:
+                    owed = await queue.next()
+                    if owed is None:
+                        break
+                    call = self._fetch_detail(streams[owed.stream], owed.record_key)
+                    flying[asyncio.ensure_future(call)] = owed
+                if not flying and not landed:
+                    return
+                if flying:
+                    done, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        del flying[task]
+                        landed.append(task.result())  # a failure ends the run, as itself
+                if landed and (len(landed) >= DETAIL_BATCH or not flying):
+                    await self._apply_details(landed, progress)
+                    landed = []
+        finally:
+            for task in flying:
+                task.cancel()
+            await asyncio.gather(*flying, return_exceptions=True)
+
     async def _end_details(self, progress: Mapping[str, "StreamProgress"]) -> None:
         """Every stream done; what is still queued (re-checks past `recheck_until`) is counted
         and left to the next run."""
@@ -542,72 +576,48 @@ class _Fetched:
     captured: list[KarbonResponse]
 
 
-class _DetailDrain:
-    """Reads the queue in order and keeps at most `DETAIL_WINDOW` detail calls uncommitted,
-    committing landed ones `DETAIL_BATCH` at a time while the others fly."""
+class _DetailQueue:
+    """The tenant's queued detail calls in read order, a chunk at a time; re-checks end once
+    `recheck_until` has passed."""
 
     def __init__(
         self,
-        engine: SyncEngine,
-        streams: Mapping[str, Stream],
-        progress: Mapping[str, "StreamProgress"],
+        sessions: async_sessionmaker[AsyncSession],
+        tenant_id: UUID,
+        streams: Iterable[str],
+        recheck_until: datetime | None,
     ) -> None:
-        self._engine = engine
-        self._streams = streams
-        self._progress = progress
+        self._sessions = sessions
+        self._tenant_id = tenant_id
+        self._streams = frozenset(streams)
+        self._recheck_until = recheck_until
         self._queued: deque[OwedDetail] = deque()
         self._after: tuple[int, str, str] | None = None
         self._exhausted = False
 
-    async def run(self) -> None:
-        flying: dict[asyncio.Task[_Fetched], OwedDetail] = {}
-        landed: list[_Fetched] = []
-        try:
-            while True:
-                while len(flying) + len(landed) < DETAIL_WINDOW:
-                    owed = await self._next()
-                    if owed is None:
-                        break
-                    call = self._engine._fetch_detail(self._streams[owed.stream], owed.record_key)
-                    flying[asyncio.ensure_future(call)] = owed
-                if not flying and not landed:
-                    return
-                if flying:
-                    done, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        del flying[task]
-                        landed.append(task.result())  # a failure ends the run, as itself
-                if landed and (len(landed) >= DETAIL_BATCH or not flying):
-                    await self._engine._apply_details(landed, self._progress)
-                    landed = []
-        finally:
-            for task in flying:
-                task.cancel()
-            await asyncio.gather(*flying, return_exceptions=True)
-
-    async def _next(self) -> OwedDetail | None:
-        plan = self._engine._plan
+    async def next(self) -> OwedDetail | None:
         while True:
             if not self._queued and not await self._read_more():
                 return None
             owed = self._queued.popleft()
             if owed.stream not in self._streams:
                 continue  # a stream this run does not read keeps its queue rows
-            rechecks_over = plan.recheck_until is not None and _now() >= plan.recheck_until
-            if owed.priority >= RECHECK_PRIORITY and rechecks_over:
+            if owed.priority >= RECHECK_PRIORITY and self._rechecks_over():
                 # Re-checks come last in the order: none is read after this.
                 self._queued.clear()
                 self._exhausted = True
                 return None
             return owed
 
+    def _rechecks_over(self) -> bool:
+        return self._recheck_until is not None and _now() >= self._recheck_until
+
     async def _read_more(self) -> bool:
         if self._exhausted:
             return False
-        engine = self._engine
-        async with engine._sessions() as session:
+        async with self._sessions() as session:
             rows = await repository.next_details(
-                session, engine._plan.tenant_id, after=self._after, limit=QUEUE_CHUNK
+                session, self._tenant_id, after=self._after, limit=QUEUE_CHUNK
             )
         self._exhausted = len(rows) < QUEUE_CHUNK
         if rows:
