@@ -3,14 +3,15 @@ fewest the plan needs, a medium firm's first sync against its floor, and how man
 worker process keeps at 95% of their budget.
 
     uv run python benchmarks/sync_engine.py rate     [--size small] [--seconds 120]
-    uv run python benchmarks/sync_engine.py plan     [--size medium]
+    uv run python benchmarks/sync_engine.py plan     [--size medium,large]
     uv run python benchmarks/sync_engine.py tenants  [--tenants 25,50,100] [--seconds 90]
                                                      [--size small]
 
 `rate` runs real initial syncs (the worker's own job code, a real database and Redis) against
 the sandbox Karbon in its own process, with Karbon-like latency (log-normal, median 0.5 s) and
 its 120-per-minute limit on, for `--seconds` or until the sync ends. `plan` prints the fewest
-requests a first sync of a firm needs and the time that takes at 1.8 req/s. `tenants` syncs
+requests a first sync of a firm needs (every list page, then each detail kind the lists cannot
+replace, with why a report needs it) and the time that takes at 1.8 req/s. `tenants` syncs
 many firms (small by default: their first sync outlasts the measurement) at once in this one
 process, tuned as `reckonry worker` tunes its own, and reports how many keep 95% of the budget,
 the slowest and mean rates, this process's CPU (share of one core, milliseconds per Karbon
@@ -135,7 +136,7 @@ from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
-from app.sync.streams import invoice_lines_fall_short
+from app.sync.streams import INVOICES_STREAM, invoice_voided
 from app.worker import WorkerContext, tune_worker_process
 from sandbox import render
 from sandbox.generator import generate_firm
@@ -148,28 +149,45 @@ PAGE = 100
 Job = asyncio.Task[str]
 
 
-def plan_minimum(
-    counts: dict[str, int], *, page: int = PAGE, lines_in_list: bool, data_tab_details: int
-) -> int:
-    """The fewest requests a first sync needs: every list page, plus the detail calls the
-    list cannot replace (user capacity, organization owner/manager, work item fees, and the
-    invoice lines when the list does not carry them; when it does, the Data tab of each
-    invoice whose lines are consolidated or keyed to its client: `data_tab_details`)."""
-    pages = sum(
-        math.ceil(counts[entity] / page)
-        for entity in ("users", "contacts", "organizations", "work_items", "timesheets", "invoices")
-    )
-    details = counts["users"] + counts["organizations"] + counts["work_items"]
-    details += data_tab_details if lines_in_list else counts["invoices"]
-    return pages + details
+@dataclass(frozen=True)
+class DetailKind:
+    stream: str
+    calls: int
+    why: str
 
 
-def invoices_needing_data_tab(firm: Firm) -> int:
-    """Invoices whose listed lines leave revenue unplaced, by the invoice stream's own rule."""
-    return sum(
-        invoice_lines_fall_short(render.invoice_summary(invoice, with_lines=True))
-        for invoice in firm.visible_invoices()
-    )
+def list_pages(counts: dict[str, int], page: int = PAGE) -> int:
+    streams = ("users", "contacts", "organizations", "work_items", "timesheets", "invoices")
+    return sum(math.ceil(counts[entity] / page) for entity in streams)
+
+
+def plan_details(firm: Firm, *, lines_in_list: bool) -> list[DetailKind]:
+    """The detail calls a first sync cannot do without, by the streams' own rules (every new
+    record of an `IF_CHANGED` stream; an invoice when `INVOICES_STREAM.needs_detail` says)."""
+    counts = firm.counts()
+    listed = firm.visible_invoices()
+    invoices = [render.invoice_summary(i, with_lines=lines_in_list) for i in listed]
+    owed = sum(INVOICES_STREAM.needs_detail(raw, None, token="") for raw in invoices)
+    voided = sum(invoice_voided(raw) for raw in invoices)
+    lines = "Data tab of each invoice whose listed lines are consolidated or keyed to its client"
+    if not lines_in_list:
+        lines = "lines (the list carries none)"
+    return [
+        DetailKind("users", counts["users"], "capacity: prices every hour (hourly cost = "
+                   "compensation / capacity); the list lacks it"),
+        DetailKind("organizations", counts["organizations"], "owner and manager: the reports "
+                   "group and filter clients by them; the list lacks them"),
+        DetailKind("work_items", counts["work_items"], "fee type and value: unbilled work, "
+                   "realization, write-up/down and completion-basis revenue; the list lacks them"),
+        DetailKind("invoices", owed, f"{lines}: places revenue on work items; {voided} voided "
+                   "invoices skipped (in no figure)"),
+    ]  # fmt: skip
+
+
+def plan_minimum(firm: Firm, *, lines_in_list: bool, page: int = PAGE) -> int:
+    """The fewest requests a first sync needs: every list page, plus the details owed."""
+    details = plan_details(firm, lines_in_list=lines_in_list)
+    return list_pages(firm.counts(), page) + sum(kind.calls for kind in details)
 
 
 def _free_port() -> int:
@@ -440,22 +458,23 @@ async def bench_rate(size: str, seconds: float) -> None:
     print(f"busiest windows: {counters['max_requests_in_window']} (limit 18 per 10 s)")
     if finished:
         firm = generate_firm(size, tenant["seed"], today=date.fromisoformat(tenant["today"]))
-        data_tab = invoices_needing_data_tab(firm)
-        minimum = plan_minimum(tenant["counts"], lines_in_list=True, data_tab_details=data_tab)
+        minimum = plan_minimum(firm, lines_in_list=True)
         print(f"requests made {counters['requests']} vs plan minimum {minimum}")
 
 
-def bench_plan(size: str) -> None:
-    firm = generate_firm(size, 0)
-    counts = firm.counts()
-    data_tab = invoices_needing_data_tab(firm)
-    for lines_in_list in (True, False):
-        minimum = plan_minimum(counts, lines_in_list=lines_in_list, data_tab_details=data_tab)
-        hours = minimum / BUDGET / 3600
-        where = "carries" if lines_in_list else "lacks"
-        extra = f" ({data_tab} Data-tab details)" if lines_in_list else ""
-        print(f"{size} firm, invoice list {where} lines: {minimum} requests{extra}, "
-              f"floor {hours:.2f} h at {BUDGET} req/s")  # fmt: skip
+def bench_plan(sizes: list[str]) -> None:
+    for size in sizes:
+        firm = generate_firm(size, 0)
+        pages = list_pages(firm.counts())
+        print(f"{size} firm: {firm.counts()}")
+        for lines_in_list in (True, False):
+            where = "carries" if lines_in_list else "lacks"
+            minimum = plan_minimum(firm, lines_in_list=lines_in_list)
+            print(f"  invoice list {where} lines: {minimum} requests, "
+                  f"floor {minimum / BUDGET / 3600:.2f} h at {BUDGET} req/s")  # fmt: skip
+            print(f"    {pages:>6} list pages: every list in full, read first")
+            for kind in plan_details(firm, lines_in_list=lines_in_list):
+                print(f"    {kind.calls:>6} {kind.stream} details: {kind.why}")
 
 
 async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
@@ -522,7 +541,7 @@ def main() -> None:
     os.environ.setdefault("RECKONRY_LOG_LEVEL", "WARNING")
     tune_worker_process()  # as `reckonry worker` does
     if args.mode == "plan":
-        bench_plan(args.size or "medium")
+        bench_plan((args.size or "medium,large").split(","))
     elif args.mode == "rate":
         event_loops.run(bench_rate(args.size or "small", args.seconds or 120))
     else:

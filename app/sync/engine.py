@@ -1,15 +1,27 @@
-"""One sync run: every stream read page by page, each page checkpointed as it lands.
+"""One sync run: every list first, page by page; then the detail calls owed, by value.
 
-Streams run concurrently under the tenant's single request budget, so detail calls of one
-stream fill the gaps while another waits for a page. For each page, one transaction writes
-the normalized rows, the raw responses, the run's progress and the stream's checkpoint: a
-worker killed at any moment resumes after the last committed page, and because every
-write is an upsert keyed by tenant and Karbon key, a page applied twice changes nothing.
+List phase: streams run concurrently under the tenant's single request budget, each reading
+ahead one page. For each page, one transaction writes the normalized rows from the list JSON,
+queues the detail calls its records are owed (``pending_details``, with the priority of what
+the reports need first), and saves the raw responses, the run's progress and the stream's
+checkpoint. No detail call is made while lists are read, so the reports have every record (and
+every hour) as soon as the lists are in; a stream whose lists are in is ``listed``.
+
+Detail phase: the queue is read in (priority, stream, key) order, several streams interleaved,
+at most ``DETAIL_WINDOW`` calls made and not yet committed at any moment; landed details are
+committed in batches, each with its rows, raw responses and the removal of its queue rows in
+one transaction. The queue is the checkpoint: a worker killed at any moment repeats at most
+``DETAIL_WINDOW`` detail calls, and a run of any kind drains what an earlier run left.
+
+Every write is an upsert keyed by tenant and Karbon key, so a page or batch applied twice
+changes nothing.
 """
 
 import asyncio
+import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,13 +32,15 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.models import SyncKind
+from app.models import RECHECK_PRIORITY, SyncKind
 from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
 from app.sync.karbon.errors import KarbonAuthError, KarbonPermissionError, KarbonRequestError
-from app.sync.records import Raw
+from app.sync.records import ParsedBatch, Raw
+from app.sync.repository import OwedDetail
 from app.sync.store import RecordStore
 from app.sync.streams import (
+    ACTIVITY_DAYS,
     STREAMS,
     DetailPolicy,
     NewestFirstWindow,
@@ -35,6 +49,17 @@ from app.sync.streams import (
     Stream,
     timesheet_filters,
 )
+
+logger = logging.getLogger(__name__)
+
+DETAIL_WINDOW = 20
+"""At most this many detail calls are made and not yet committed at any moment (in flight or
+landed): what a killed worker may repeat. At 1.8 req/s and up to 2 s of latency a handful are in
+flight; twenty keep the pipeline full while a batch commits."""
+DETAIL_BATCH = DETAIL_WINDOW // 2
+"""Landed details are committed this many at a time, while the rest of the window flies."""
+QUEUE_CHUNK = 200
+"""Queue rows read from the database at a time."""
 
 _capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
     "capture_buffer", default=None
@@ -90,7 +115,13 @@ class SyncEngine:
         self._leader: Stream | None = None
 
     async def run(self, streams: Sequence[Stream] = STREAMS) -> None:
-        """Sync every stream; the first failure stops the others and is raised as itself."""
+        """Read every stream's lists, then the details owed; the first failure stops the rest
+        and is raised as itself."""
+        await self.read_lists(streams)
+        await self.read_details(streams)
+
+    async def read_lists(self, streams: Sequence[Stream] = STREAMS) -> None:
+        """Every stream's lists, concurrently, queueing the details their records are owed."""
         self._leader = streams[0]
         try:
             async with asyncio.TaskGroup() as group:
@@ -98,6 +129,17 @@ class SyncEngine:
                     group.create_task(self._sync_stream(stream), name=f"sync-{stream.name}")
         except ExceptionGroup as group:
             raise _most_telling(group) from group
+
+    async def read_details(self, streams: Sequence[Stream] = STREAMS) -> None:
+        """The tenant's queued detail calls in priority order, each batch committed with its
+        rows: owed ones all, re-checks (priority at or above `RECHECK_PRIORITY`) until the
+        plan's `recheck_until`."""
+        read = {s.name: s for s in streams if s.detail is not DetailPolicy.NEVER}
+        progress = {s.name: StreamProgress.restore(self._progress.get(s.name)) for s in streams}
+        await self._rank_queue(read.values(), progress)
+        queue = _DetailQueue(self._sessions, self._plan.tenant_id, read, self._plan.recheck_until)
+        await self._drain(queue, read, progress)
+        await self._end_details(progress)
 
     # -- one stream ---------------------------------------------------------------------
 
@@ -190,7 +232,6 @@ class SyncEngine:
             self._keys_accepted.set()
             records = window.admit(page.records) if window else page.records
             tokens = stream.tokens(records)  # once per page, for details and storage
-            details = await self._details(stream, records, tokens)
             progress.page_read(page, estimable=estimable)
             finished_read = page.next_link is None or (window is not None and window.exhausted)
             checkpoint = {
@@ -199,7 +240,7 @@ class SyncEngine:
                 "next_link": None if finished_read else page.next_link,
                 "newest_seen": _iso(window.newest_seen if window else None),
             }
-            await self._apply_page(stream, records, tokens, details, checkpoint, progress, page)
+            await self._apply_page(stream, records, tokens, checkpoint, progress, page)
             if window is not None and window.exhausted:
                 return
 
@@ -232,48 +273,70 @@ class SyncEngine:
             window.newest_seen = datetime.fromisoformat(state["newest_seen"])
         return window
 
-    async def _details(
-        self, stream: Stream, records: list[Raw], tokens: dict[str, str]
-    ) -> dict[str, Raw]:
-        if stream.detail is DetailPolicy.NEVER or not records:
-            return {}
-        async with self._sessions() as session:
-            store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            stored = await store.stored_tokens(stream.storage.model, list(tokens))
-        full = self._plan.complete_read
-        keyed = [(stream.key_of(raw), raw) for raw in records]
-        wanted = [
-            key
-            for key, raw in keyed
-            if stream.needs_detail(raw, stored.get(key), full_refresh=full, token=tokens[key])
-        ]
-        details: dict[str, Raw] = {}
-        async for key, response in self._client.iter_details(
-            stream.resource, wanted, stream.detail_params
-        ):
-            details[key] = response.body_json
-        return details
-
     async def _apply_page(
         self,
         stream: Stream,
         records: list[Raw],
         tokens: dict[str, str],
-        details: dict[str, Raw],
         checkpoint: dict[str, Any],
         progress: "StreamProgress",
         page: Page,
     ) -> None:
         responses = _take_captured(stream, page)
-        progress.details_done += len(details)
         progress.requests += len(responses)
         rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
-            batch = await stream.write(store, records, details, tokens)
+            stored = await self._stored_tokens(store, stream, list(tokens))
+            batch = await stream.write(store, records, {}, tokens)
+            await self._queue_details(session, stream, records, stored, tokens, batch, progress)
             await self._save_raw(store, stream, responses)
             progress.records += len(batch.records)
             await self._record_progress(session, stream, checkpoint, progress, len(responses), rate)
+
+    @staticmethod
+    async def _stored_tokens(
+        store: RecordStore, stream: Stream, keys: list[str]
+    ) -> dict[str, str | None]:
+        """Each record's change token as the last run left it (read before this page's write)."""
+        if stream.detail is DetailPolicy.NEVER or not keys:
+            return {}
+        return await store.stored_tokens(stream.storage.model, keys)
+
+    async def _queue_details(
+        self,
+        session: AsyncSession,
+        stream: Stream,
+        records: list[Raw],
+        stored: dict[str, str | None],
+        tokens: dict[str, str],
+        batch: ParsedBatch,
+        progress: "StreamProgress",
+    ) -> None:
+        """Queue the details the page's stored records are owed; take off the queue those no
+        figure uses (a record set aside as unreadable was not stored: it is owed nothing)."""
+        if stream.detail is DetailPolicy.NEVER:
+            return
+        set_aside = {str(reject.raw.get(stream.key_field)) for reject in batch.rejects}
+        owed = [
+            OwedDetail(
+                stream.name,
+                key,
+                stream.detail_priority(raw, self._plan.today),
+                stream.detail_client(raw),
+            )
+            for raw in records
+            if (key := stream.key_of(raw)) not in set_aside
+            and stream.needs_detail(raw, stored.get(key), token=tokens[key])
+        ]
+        unused = [stream.key_of(raw) for raw in records if stream.detail_unused(raw)]
+        tenant_id, run_id = self._plan.tenant_id, self._plan.run_id
+        progress.details_pending += await repository.enqueue_details(
+            session, tenant_id, run_id, owed
+        )
+        progress.details_pending -= await repository.forget_details(
+            session, tenant_id, stream.name, unused
+        )
 
     async def _save_raw(
         self, store: RecordStore, stream: Stream, responses: list[KarbonResponse]
@@ -290,10 +353,11 @@ class SyncEngine:
         *,
         complete: bool,
     ) -> None:
-        progress.finish()
         rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
+            pending = await repository.details_pending(session, self._plan.tenant_id)
+            progress.lists_read(pending.get(stream.name, 0))
             if complete:
                 await self._mark_deleted(store, stream)
             elif stream.strategy is Strategy.PERIOD_WINDOW:
@@ -336,17 +400,230 @@ class SyncEngine:
         rate: float,
     ) -> None:
         self._checkpoint[stream.name] = checkpoint
-        self._progress[stream.name] = progress.as_json()
+        await self._record_streams_progress(
+            session, {stream.name: progress}, new_requests, rate, {stream.name: checkpoint}
+        )
+
+    async def _record_streams_progress(
+        self,
+        session: AsyncSession,
+        progress: Mapping[str, "StreamProgress"],
+        new_requests: int,
+        rate: float,
+        checkpoints: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        changes = {name: stream.as_json() for name, stream in progress.items()}
+        self._progress.update(changes)
         values = {
             "run": self._plan.run_id,
-            "progress_change": {stream.name: progress.as_json()},
-            "checkpoint_change": {stream.name: checkpoint},
+            "progress_change": changes,
+            "checkpoint_change": dict(checkpoints or {}),
             "new_requests": new_requests,
             "rate": rate,
             "heartbeat": _now(),
         }
         if not await repository.record_progress(session, values):
             raise SyncCancelledError(f"sync run {self._plan.run_id} is no longer running")
+
+    # -- the detail phase ---------------------------------------------------------------
+
+    async def _rank_queue(
+        self, streams: Iterable[Stream], progress: Mapping[str, "StreamProgress"]
+    ) -> None:
+        """With every list in: drop queued details of records no longer held, bring forward
+        those of records with recent time or revenue, and say what each stream still owes."""
+        since = self._plan.today - timedelta(days=ACTIVITY_DAYS)
+        tenant_id = self._plan.tenant_id
+        rate = await self._request_rate()
+        async with unit_of_work(self._sessions) as session:
+            for stream in streams:
+                await repository.forget_details_of_gone(
+                    session, tenant_id, stream.name, stream.storage
+                )
+                if stream.promotion is not None:
+                    await repository.promote_details(
+                        session,
+                        tenant_id,
+                        stream.name,
+                        stream.promotion.activity,
+                        stream.promotion.priority,
+                        since,
+                        below=RECHECK_PRIORITY,
+                    )
+            await self._recount(session, progress, rate)
+
+    async def _drain(
+        self,
+        queue: "_DetailQueue",
+        streams: Mapping[str, Stream],
+        progress: Mapping[str, "StreamProgress"],
+    ) -> None:
+        """At most `DETAIL_WINDOW` detail calls uncommitted at any moment; landed ones are
+        committed `DETAIL_BATCH` at a time while the others fly."""
+        flying: dict[asyncio.Task[_Fetched], OwedDetail] = {}
+        landed: list[_Fetched] = []
+        try:
+            while True:
+                while len(flying) + len(landed) < DETAIL_WINDOW:
+                    owed = await queue.next()
+                    if owed is None:
+                        break
+                    call = self._fetch_detail(streams[owed.stream], owed.record_key)
+                    flying[asyncio.ensure_future(call)] = owed
+                if not flying and not landed:
+                    return
+                if flying:
+                    done, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        del flying[task]
+                        landed.append(task.result())  # a failure ends the run, as itself
+                if landed and (len(landed) >= DETAIL_BATCH or not flying):
+                    await self._apply_details(landed, progress)
+                    landed = []
+        finally:
+            for task in flying:
+                task.cancel()
+            await asyncio.gather(*flying, return_exceptions=True)
+
+    async def _end_details(self, progress: Mapping[str, "StreamProgress"]) -> None:
+        """Every stream done; what is still queued (re-checks past `recheck_until`) is counted
+        and left to the next run."""
+        for stream in progress.values():
+            stream.state = "done"
+        rate = await self._request_rate()
+        async with unit_of_work(self._sessions) as session:
+            await self._recount(session, progress, rate)
+
+    async def _recount(
+        self, session: AsyncSession, progress: Mapping[str, "StreamProgress"], rate: float
+    ) -> None:
+        pending = await repository.details_pending(session, self._plan.tenant_id)
+        for name, stream in progress.items():
+            stream.details_pending = pending.get(name, 0)
+            if stream.state == "listed" and not stream.details_pending:
+                stream.state = "done"
+        await self._record_streams_progress(session, progress, 0, rate)
+
+    async def _fetch_detail(self, stream: Stream, key: str) -> "_Fetched":
+        """One detail call, with every response it took (retries included) for raw storage.
+        A 404 means Karbon deleted the record since it was listed: no detail, no failure."""
+        captured: list[KarbonResponse] = []
+        _capture_buffer.set(captured)  # this task's own: the call's responses, not others'
+        try:
+            response = await self._client.get_detail(stream.resource, key, stream.detail_params)
+        except KarbonRequestError as error:
+            if error.status != 404:
+                raise
+            return _Fetched(stream, key, None, captured)
+        return _Fetched(stream, key, response.body_json, captured)
+
+    async def _apply_details(
+        self, fetched: Sequence["_Fetched"], progress: Mapping[str, "StreamProgress"]
+    ) -> None:
+        """One batch of landed details: rows, raw responses and the batch's queue rows removed,
+        with the run's progress, in one transaction."""
+        by_stream: dict[str, list[_Fetched]] = {}
+        for one in fetched:
+            by_stream.setdefault(one.stream.name, []).append(one)
+        new_requests = sum(len(one.captured) for one in fetched)
+        rate = await self._request_rate()
+        async with unit_of_work(self._sessions) as session:
+            store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
+            for name, landed in by_stream.items():
+                taken = await self._write_details(store, landed[0].stream, landed)
+                stream_progress = progress[name]
+                stream_progress.details_done += len(landed)
+                stream_progress.requests += sum(len(one.captured) for one in landed)
+                stream_progress.details_pending = max(0, stream_progress.details_pending - taken)
+                if not stream_progress.details_pending:
+                    stream_progress.state = "done"
+            touched = {name: progress[name] for name in by_stream}
+            await self._record_streams_progress(session, touched, new_requests, rate)
+
+    async def _write_details(
+        self, store: RecordStore, stream: Stream, landed: Sequence["_Fetched"]
+    ) -> int:
+        """Merge each detail with its record's stored list JSON and write the record; returns
+        how many queue rows the batch took off."""
+        tenant_id, session = self._plan.tenant_id, store.session
+        details = {one.key: one.body for one in landed if isinstance(one.body, dict)}
+        listed = await repository.listed_records(session, tenant_id, stream.storage, list(details))
+        tokens = {key: token for key, (_, token) in listed.items() if token is not None}
+        records = [raw for raw, _ in listed.values()]
+        await stream.write(store, records, {key: details[key] for key in listed}, tokens)
+        gone = [one.key for one in landed if one.body is None]
+        if gone:
+            logger.warning(
+                "Karbon has no %s detail for %s: deleted since listed; kept as listed, its "
+                "detail owed again if it is listed again",
+                stream.name,
+                ", ".join(gone),
+            )
+            await repository.forget_change_tokens(session, tenant_id, stream.storage, gone)
+        responses = [("detail", r) for one in landed for r in one.captured]
+        await store.save_raw(stream.name, responses, stream.key_field)
+        return await repository.forget_details(
+            session, tenant_id, stream.name, [one.key for one in landed]
+        )
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    stream: Stream
+    key: str
+    body: Raw | None
+    """The detail; None when Karbon answered 404."""
+    captured: list[KarbonResponse]
+
+
+class _DetailQueue:
+    """The tenant's queued detail calls in read order, a chunk at a time; re-checks end once
+    `recheck_until` has passed."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        tenant_id: UUID,
+        streams: Iterable[str],
+        recheck_until: datetime | None,
+    ) -> None:
+        self._sessions = sessions
+        self._tenant_id = tenant_id
+        self._streams = frozenset(streams)
+        self._recheck_until = recheck_until
+        self._queued: deque[OwedDetail] = deque()
+        self._after: tuple[int, str, str] | None = None
+        self._exhausted = False
+
+    async def next(self) -> OwedDetail | None:
+        while True:
+            if not self._queued and not await self._read_more():
+                return None
+            owed = self._queued.popleft()
+            if owed.stream not in self._streams:
+                continue  # a stream this run does not read keeps its queue rows
+            if owed.priority >= RECHECK_PRIORITY and self._rechecks_over():
+                # Re-checks come last in the order: none is read after this.
+                self._queued.clear()
+                self._exhausted = True
+                return None
+            return owed
+
+    def _rechecks_over(self) -> bool:
+        return self._recheck_until is not None and _now() >= self._recheck_until
+
+    async def _read_more(self) -> bool:
+        if self._exhausted:
+            return False
+        async with self._sessions() as session:
+            rows = await repository.next_details(
+                session, self._tenant_id, after=self._after, limit=QUEUE_CHUNK
+            )
+        self._exhausted = len(rows) < QUEUE_CHUNK
+        if rows:
+            self._after = rows[-1].order
+            self._queued.extend(rows)
+        return bool(rows)
 
 
 @dataclass
@@ -362,6 +639,8 @@ class StreamProgress:
     did not say."""
     listed: int = 0
     """List records received so far, all reads together."""
+    details_pending: int = 0
+    """Detail calls queued for the stream and not yet read."""
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None) -> "StreamProgress":
@@ -386,8 +665,10 @@ class StreamProgress:
             per_page = self.listed / self.pages_done
             self.pages_total = self.pages_done + max(1, math.ceil(left / per_page))
 
-    def finish(self) -> None:
-        self.state = "done"
+    def lists_read(self, details_pending: int) -> None:
+        """Its lists are in: `listed` while details are owed, else `done`."""
+        self.details_pending = details_pending
+        self.state = "listed" if details_pending else "done"
         self.pages_total = self.pages_done
 
     def as_json(self) -> dict[str, Any]:
@@ -400,6 +681,7 @@ class StreamProgress:
             "requests": self.requests,
             "karbon_count": self.karbon_count,
             "listed": self.listed,
+            "details_pending": self.details_pending,
         }
 
 

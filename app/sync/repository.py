@@ -1,4 +1,5 @@
-"""Queries on sync runs, settings, stream state, open periods and the records a sync kept."""
+"""Queries on sync runs, settings, stream state, open periods, the records a sync kept and the
+detail calls it still owes."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -6,7 +7,23 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Float, Integer, Table, bindparam, func, null, select, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,16 +32,20 @@ from app.kit.pagination import PageParams
 from app.models import (
     ACTIVE_STATES,
     DataQualityIssue,
+    Invoice,
+    InvoiceLine,
+    PendingDetail,
     StreamState,
     SyncKind,
     SyncRun,
     SyncSettings,
     SyncState,
     TimeEntry,
+    WorkItem,
 )
 from app.sync.records import Raw
 from app.sync.store import Storage
-from app.sync.streams import OpenPeriod
+from app.sync.streams import Activity, OpenPeriod
 from app.tenancy import repository as tenancy_repository
 
 _RECORD_PROGRESS = (
@@ -262,3 +283,228 @@ async def set_aside_records(session: AsyncSession, tenant_id: UUID, stream: str)
         issue.raw.is_not(None),
     )
     return [raw for raw in (await session.execute(query)).scalars() if raw is not None]
+
+
+# -- detail calls owed (pending_details) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OwedDetail:
+    """A queued detail call: a record of `stream`, read in `priority` order."""
+
+    stream: str
+    record_key: str
+    priority: int
+    client_key: str | None = None
+
+    @property
+    def order(self) -> tuple[int, str, str]:
+        return (self.priority, self.stream, self.record_key)
+
+
+async def enqueue_details(
+    session: AsyncSession, tenant_id: UUID, run_id: UUID, owed: Sequence[OwedDetail]
+) -> int:
+    """Queue detail calls (one stream's, from one list page); a record already queued keeps the
+    sooner of its two priorities. Returns how many were not queued before."""
+    if not owed:
+        return 0
+    now = datetime.now(UTC)
+    rows = {
+        (d.stream, d.record_key): {
+            "tenant_id": tenant_id,
+            "stream": d.stream,
+            "record_key": d.record_key,
+            "priority": d.priority,
+            "client_key": d.client_key,
+            "run_id": run_id,
+            "enqueued_at": now,
+        }
+        for d in owed
+    }
+    statement = insert(PendingDetail).values(list(rows.values()))
+    upsert: Any = statement.on_conflict_do_update(
+        index_elements=["tenant_id", "stream", "record_key"],
+        set_={
+            "priority": func.least(PendingDetail.priority, statement.excluded.priority),
+            "client_key": func.coalesce(statement.excluded.client_key, PendingDetail.client_key),
+            "run_id": statement.excluded.run_id,
+        },
+    ).returning(literal_column("xmax = 0"))
+    return sum(1 for inserted in (await session.execute(upsert)).scalars() if inserted)
+
+
+async def forget_details(
+    session: AsyncSession, tenant_id: UUID, stream: str, keys: Sequence[str]
+) -> int:
+    """Take records off the queue (read, or no longer owed); returns how many were on it."""
+    if not keys:
+        return 0
+    statement = delete(PendingDetail).where(
+        PendingDetail.tenant_id == tenant_id,
+        PendingDetail.stream == stream,
+        PendingDetail.record_key.in_(list(keys)),
+    )
+    return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+async def forget_details_of_gone(
+    session: AsyncSession, tenant_id: UUID, stream: str, storage: Storage
+) -> int:
+    """Take off the queue the records no longer held live (deleted in Karbon, or set aside as
+    unreadable): no figure uses their detail."""
+    model: Any = storage.model
+    table: Table = model.__table__
+    key = table.c[_record_key_column(table)]
+    live = exists().where(
+        table.c.tenant_id == PendingDetail.tenant_id,
+        key == PendingDetail.record_key,
+        table.c.deleted_at.is_(None),
+    )
+    statement = delete(PendingDetail).where(
+        PendingDetail.tenant_id == tenant_id, PendingDetail.stream == stream, ~live
+    )
+    return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+async def promote_details(
+    session: AsyncSession,
+    tenant_id: UUID,
+    stream: str,
+    activity: Activity,
+    priority: int,
+    since: date,
+    below: int,
+) -> int:
+    """Bring forward to `priority` the owed details (priority under `below`) of a stream's
+    records with time or revenue since `since`."""
+    active = _active_work_items(tenant_id, since)
+    if activity is Activity.CLIENT:
+        active = _active_clients(tenant_id, since)
+    statement = (
+        update(PendingDetail)
+        .where(
+            PendingDetail.tenant_id == tenant_id,
+            PendingDetail.stream == stream,
+            PendingDetail.priority > priority,
+            PendingDetail.priority < below,
+            PendingDetail.record_key.in_(active),
+        )
+        .values(priority=priority)
+    )
+    return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+def _active_work_items(tenant_id: UUID, since: date) -> Select[tuple[str | None]]:
+    """Work items with time since `since`, or named by a line of an invoice dated since."""
+    timed = select(TimeEntry.work_item_key).where(
+        TimeEntry.tenant_id == tenant_id,
+        TimeEntry.deleted_at.is_(None),
+        TimeEntry.entry_date >= since,
+        TimeEntry.work_item_key.is_not(None),
+    )
+    billed = (
+        select(InvoiceLine.billable_item_entity_key)
+        .join(
+            Invoice,
+            and_(
+                Invoice.tenant_id == InvoiceLine.tenant_id,
+                Invoice.invoice_key == InvoiceLine.invoice_key,
+            ),
+        )
+        .where(InvoiceLine.tenant_id == tenant_id, Invoice.invoice_date >= since)
+    )
+    return select(union(timed, billed).subquery().c[0])
+
+
+def _active_clients(tenant_id: UUID, since: date) -> Select[tuple[str | None]]:
+    """Clients with time since `since` (on the entry or its work item), or an invoice since."""
+    timed = select(TimeEntry.client_key).where(
+        TimeEntry.tenant_id == tenant_id,
+        TimeEntry.deleted_at.is_(None),
+        TimeEntry.entry_date >= since,
+    )
+    worked = select(WorkItem.client_key).where(
+        WorkItem.tenant_id == tenant_id,
+        WorkItem.work_item_key.in_(_active_work_items(tenant_id, since)),
+    )
+    invoiced = select(Invoice.client_key).where(
+        Invoice.tenant_id == tenant_id, Invoice.invoice_date >= since
+    )
+    return select(union(timed, worked, invoiced).subquery().c[0])
+
+
+async def next_details(
+    session: AsyncSession,
+    tenant_id: UUID,
+    *,
+    after: tuple[int, str, str] | None,
+    limit: int,
+) -> list[OwedDetail]:
+    """The next queued detail calls in read order (priority, stream, key), after `after`."""
+    query = select(
+        PendingDetail.stream,
+        PendingDetail.record_key,
+        PendingDetail.priority,
+        PendingDetail.client_key,
+    ).where(PendingDetail.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(
+            tuple_(PendingDetail.priority, PendingDetail.stream, PendingDetail.record_key)
+            > tuple_(*after)
+        )
+    query = query.order_by(
+        PendingDetail.priority, PendingDetail.stream, PendingDetail.record_key
+    ).limit(limit)
+    return [OwedDetail(*row) for row in await session.execute(query)]
+
+
+async def details_pending(
+    session: AsyncSession, tenant_id: UUID, *, below: int | None = None
+) -> dict[str, int]:
+    """Queued detail calls per stream (those under priority `below` only, when given)."""
+    query = (
+        select(PendingDetail.stream, func.count())
+        .where(PendingDetail.tenant_id == tenant_id)
+        .group_by(PendingDetail.stream)
+    )
+    if below is not None:
+        query = query.where(PendingDetail.priority < below)
+    return {stream: int(count) for stream, count in await session.execute(query)}
+
+
+async def listed_records(
+    session: AsyncSession, tenant_id: UUID, storage: Storage, keys: Sequence[str]
+) -> dict[str, tuple[Raw, str | None]]:
+    """The list JSON (children put back) and change token of the live records of `keys`: what
+    a detail is merged with."""
+    model: Any = storage.model
+    table: Table = model.__table__
+    key = table.c[_record_key_column(table)]
+    query = select(key, table.c.raw, table.c.change_token).where(
+        table.c.tenant_id == tenant_id, key.in_(list(keys)), table.c.deleted_at.is_(None)
+    )
+    rows = (await session.execute(query)).all()
+    children = await _kept_children(session, tenant_id, storage, [row[0] for row in rows])
+    return {row[0]: (_with_children(storage, row[1], children.get(row[0])), row[2]) for row in rows}
+
+
+async def forget_change_tokens(
+    session: AsyncSession, tenant_id: UUID, storage: Storage, keys: Sequence[str]
+) -> None:
+    """Records whose detail Karbon no longer has: the next list that still shows one finds its
+    token changed and owes its detail again; a complete read that does not marks it deleted."""
+    if not keys:
+        return
+    model: Any = storage.model
+    table: Table = model.__table__
+    key = table.c[_record_key_column(table)]
+    await session.execute(
+        update(table)
+        .where(table.c.tenant_id == tenant_id, key.in_(list(keys)))
+        .values(change_token=None)
+    )
+
+
+def _record_key_column(table: Table) -> str:
+    return next(c.name for c in table.primary_key.columns if c.name != "tenant_id")

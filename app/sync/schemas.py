@@ -14,7 +14,11 @@ class StreamProgressView(BaseModel):
     name: str = Field(
         description="users, contacts, organizations, work_items, timesheets or invoices"
     )
-    state: Literal["pending", "running", "done"]
+    state: Literal["pending", "running", "listed", "done"] = Field(
+        description="`pending`: no page read yet; `running`: reading its lists; `listed`: its "
+        "lists are in (every record stored from its list JSON) and detail calls are still owed; "
+        "`done`: this run reads nothing more of it"
+    )
     pages_done: int
     pages_total: int | None = Field(
         description="Estimated from the records Karbon says are left and the records its "
@@ -26,6 +30,10 @@ class StreamProgressView(BaseModel):
     )
     records: int
     detail_calls: int
+    details_pending: int = Field(
+        description="Detail calls queued for the stream and not yet read (the sync reads every "
+        "list first, then these by what the reports need first)"
+    )
     requests: int
 
 
@@ -59,8 +67,9 @@ class SyncStatus(BaseModel):
 class SyncRequestBody(BaseModel):
     kind: Literal["incremental", "full"] = Field(
         default="incremental",
-        description="`incremental` reads what changed; `full` re-reads everything and marks "
-        "what Karbon no longer returns as deleted",
+        description="`incremental` reads what changed; `full` re-reads every list in full and "
+        "marks what Karbon no longer returns as deleted (details are read when owed: new or "
+        "changed records)",
     )
 
 

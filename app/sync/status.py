@@ -39,27 +39,34 @@ from app.tenancy import repository as tenancy_repository
 def _stream_view(name: str, saved: dict[str, Any] | None) -> StreamProgressView:
     """A stream with nothing saved yet has not read its first page."""
     saved = saved or {}
+    state = saved.get("state")
     return StreamProgressView(
         name=name,
-        state="done" if saved.get("state") == "done" else ("running" if saved else "pending"),
+        state=state if state in ("listed", "done") else ("running" if saved else "pending"),
         pages_done=saved.get("pages_done", 0),
         pages_total=saved.get("pages_total"),
         records_total=saved.get("karbon_count"),
         records=saved.get("records", 0),
         detail_calls=saved.get("details_done", 0),
+        details_pending=saved.get("details_pending", 0),
         requests=saved.get("requests", 0),
     )
 
 
 def remaining_requests(streams: list[StreamProgressView]) -> int | None:
-    """Pages left, each with as many detail calls as the stream's pages so far needed."""
+    """Detail calls queued, plus list pages left, each to queue as many details as the
+    stream's pages so far did."""
     remaining = 0
     for stream in streams:
         if stream.state == "done":
             continue
+        remaining += stream.details_pending
+        if stream.state == "listed":
+            continue
         if stream.pages_total is None:
             return None
-        details_per_page = stream.detail_calls / stream.pages_done if stream.pages_done else 0
+        queued = stream.details_pending + stream.detail_calls
+        details_per_page = queued / stream.pages_done if stream.pages_done else 0
         remaining += round((stream.pages_total - stream.pages_done) * (1 + details_per_page))
     return remaining
 

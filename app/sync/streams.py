@@ -17,7 +17,11 @@ and ``$expand`` forms that Karbon's spec documents for that endpoint are used:
   unbilled time (``StartDate gt``, ``EndDate lt``, ``UserKey in (...)``) are re-read.
 - Users: the list is tiny and lacks capacity; every run lists them all, and reads the detail
   of new users and users whose list record changed. A capacity change that leaves the list
-  record as it was is picked up by the nightly full reconciliation, which re-reads every detail.
+  record as it was is picked up by the nightly rotation's re-checks of details already held.
+
+Detail calls are never made while lists are read: each list page queues the details its records
+are owed (``pending_details``), with the priority of what the reports need first (``*_PRIORITY``
+below, each with its reason), and the engine reads them once every list is in.
 
 High-water marks follow the usual rules: re-read with ``>=`` (ties are never lost), de-duplicate
 on the key, and cap the new mark at the run's start so changes made during the run are re-read.
@@ -82,6 +86,40 @@ class Strategy(StrEnum):
     """Re-read recent periods and every period still holding unbilled time."""
 
 
+CAPACITY_PRIORITY = 0
+"""Users first: a user's capacity prices every hour they logged (hourly cost = compensation /
+capacity hours), so no client's cost is right until every user's detail is in; a firm has few."""
+ACTIVE_PRIORITY = 10
+"""Work items with time or invoiced revenue in the last twelve months, and invoices dated in
+them: a work item's fee type decides its unbilled work, realization and completion-basis revenue,
+and an invoice's Data tab places its revenue on work items; the reports open on this year."""
+ACTIVE_CLIENT_PRIORITY = 20
+"""Organizations of clients with time or revenue in the last twelve months: their owner and
+manager group and filter the reports' clients, but move no figure."""
+REST_PRIORITY = 30
+"""Everything else owed: older work items and invoices, organizations with no recent activity."""
+ACTIVITY_DAYS = 365
+"""What counts as recent activity for the priorities above: the last twelve months."""
+
+
+class Activity(StrEnum):
+    """Which records had time or revenue recently, once every list is in."""
+
+    WORK_ITEM = "work_item"
+    """The record's key is a work item with recent time, or named by a recent invoice line."""
+    CLIENT = "client"
+    """The record's key is a client with recent time or a recent invoice."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Owed details of records with recent `activity` go up to `priority` once lists are in
+    (the time and invoices that show the activity are read after the records themselves)."""
+
+    activity: Activity
+    priority: int
+
+
 class DetailPolicy(StrEnum):
     NEVER = "never"
     ALWAYS = "always"
@@ -113,6 +151,13 @@ class Stream:
     record's children come from its detail call."""
     recent_days: int | None = None
     """A PERIOD_WINDOW stream's incremental runs re-read the periods of these last days."""
+    detail_priority: Callable[[Raw, date], int] = lambda raw, today: REST_PRIORITY
+    """Where an owed detail queues, from its list record and the run's day."""
+    promotion: Promotion | None = None
+    detail_client: Callable[[Raw], str | None] = lambda raw: None
+    """The client whose figures wait for the record's detail, when its list record says."""
+    detail_unused: Callable[[Raw], bool] = lambda raw: False
+    """Whether no figure uses this record's detail: it is never read, nor kept queued."""
 
     def __post_init__(self) -> None:
         if self.strategy is Strategy.PERIOD_WINDOW and self.recent_days is None:
@@ -167,16 +212,16 @@ class Stream:
             return str(raw[self.cursor_field])
         return fingerprint(raw)
 
-    def needs_detail(
-        self, raw: Raw, stored_token: str | None, *, token: str, full_refresh: bool
-    ) -> bool:
-        """Whether this list record needs its detail GET on this run.
+    def needs_detail(self, raw: Raw, stored_token: str | None, *, token: str) -> bool:
+        """Whether this list record is owed its detail GET.
 
         ``stored_token`` is the change token saved for the record last time (None if new),
-        ``token`` its ``change_token`` now. A full reconciliation re-reads every detail the
-        stream may need.
+        ``token`` its ``change_token`` now. Full runs too read only owed details: re-reading
+        details already held is the nightly rotation's, queued as re-checks.
         """
-        changed = full_refresh or stored_token != token
+        if self.detail_unused(raw):
+            return False
+        changed = stored_token != token
         match self.detail:
             case DetailPolicy.NEVER:
                 return False
@@ -215,6 +260,40 @@ def invoice_lines_fall_short(raw: Raw) -> bool:
     return False
 
 
+def invoice_voided(raw: Raw) -> bool:
+    """A voided invoice is in no figure (DOMAIN rule 1, and rule 9 counts only non-voided
+    invoices' lines): its detail would say nothing a report uses. One voided after it was
+    counted stops counting by its listed status alone."""
+    status = raw.get("InvoiceStatus")
+    return isinstance(status, str) and status.replace(" ", "").lower() == "voided"
+
+
+def invoice_priority(raw: Raw, today: date) -> int:
+    """An invoice dated in the last twelve months is revenue the reports open on."""
+    try:
+        invoice_date = date.fromisoformat(str(raw.get("InvoiceDate"))[:10])
+    except ValueError:  # no readable date: nothing says it is recent
+        return REST_PRIORITY
+    recent = invoice_date > today - timedelta(days=ACTIVITY_DAYS)
+    return ACTIVE_PRIORITY if recent else REST_PRIORITY
+
+
+def _invoice_client(raw: Raw) -> str | None:
+    client = raw.get("Client")
+    key = client.get("ClientKey") if isinstance(client, dict) else None
+    return str(key) if key else None
+
+
+def _work_item_client(raw: Raw) -> str | None:
+    key = raw.get("ClientKey")
+    return str(key) if key else None
+
+
+def _organization_itself(raw: Raw) -> str | None:
+    key = raw.get("OrganizationKey")
+    return str(key) if key else None
+
+
 USERS_STREAM = Stream(
     name="users",
     resource=USERS,
@@ -223,6 +302,7 @@ USERS_STREAM = Stream(
     strategy=Strategy.FULL,
     storage=Storage(Staff, staff_row),
     detail=DetailPolicy.IF_CHANGED,
+    detail_priority=lambda raw, today: CAPACITY_PRIORITY,
 )
 CONTACTS_STREAM = Stream(
     name="contacts",
@@ -245,6 +325,8 @@ ORGANIZATIONS_STREAM = Stream(
     cursor_field="LastModifiedDateTime",
     order_by="LastModifiedDateTime desc",
     detail=DetailPolicy.IF_CHANGED,
+    promotion=Promotion(Activity.CLIENT, ACTIVE_CLIENT_PRIORITY),
+    detail_client=_organization_itself,
 )
 WORK_ITEMS_STREAM = Stream(
     name="work_items",
@@ -254,6 +336,8 @@ WORK_ITEMS_STREAM = Stream(
     strategy=Strategy.FINGERPRINT,
     storage=Storage(WorkItem, work_item_row),
     detail=DetailPolicy.IF_CHANGED,
+    promotion=Promotion(Activity.WORK_ITEM, ACTIVE_PRIORITY),
+    detail_client=_work_item_client,
 )
 TIMESHEETS_STREAM = Stream(
     name="timesheets",
@@ -289,6 +373,9 @@ INVOICES_STREAM = Stream(
     detail=DetailPolicy.IF_LIST_FALLS_SHORT,
     list_falls_short=invoice_lines_fall_short,
     detail_params={"$expand": "LineItems,Data"},
+    detail_priority=invoice_priority,
+    detail_client=_invoice_client,
+    detail_unused=invoice_voided,
 )
 
 STREAMS: tuple[Stream, ...] = (
@@ -398,14 +485,23 @@ def stream_named(name: str) -> Stream:
 
 
 __all__: list[str] = [
+    "ACTIVE_CLIENT_PRIORITY",
+    "ACTIVE_PRIORITY",
+    "ACTIVITY_DAYS",
+    "CAPACITY_PRIORITY",
+    "REST_PRIORITY",
     "STREAMS",
+    "Activity",
     "DetailPolicy",
     "NewestFirstWindow",
     "OpenPeriod",
+    "Promotion",
     "Strategy",
     "Stream",
     "fingerprint",
     "invoice_lines_fall_short",
+    "invoice_priority",
+    "invoice_voided",
     "stream_named",
     "timesheet_filters",
 ]

@@ -63,12 +63,7 @@ def expected_from(firm: Firm) -> Snapshot:
             for e in firm.time_entries()
         },
         "invoices": {
-            i.key: (
-                i.status,
-                i.client.client_key,
-                len(i.line_items),
-                sum(line.amount for line in i.line_items),
-            )
+            i.key: _invoice(i.status, i.client.client_key, [line.amount for line in i.line_items])
             for i in firm.visible_invoices()
         },
     }
@@ -118,15 +113,18 @@ async def stored(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) ->
             for e in entries
         },
         "invoices": {
-            i.invoice_key: (
-                i.status,
-                i.client_key,
-                len(lines_of.get(i.invoice_key, [])),
-                sum(lines_of.get(i.invoice_key, []), Decimal(0)),
-            )
+            i.invoice_key: _invoice(i.status, i.client_key, lines_of.get(i.invoice_key, []))
             for i in invoices
         },
     }
+
+
+def _invoice(status: str | None, client_key: str | None, lines: list[Decimal]) -> tuple[Any, ...]:
+    """An invoice as compared: a voided one's lines are in no figure, so the sync does not read
+    them (the list alone says it is voided) and they are not compared."""
+    if status == "Voided":
+        return (status, client_key)
+    return (status, client_key, len(lines), sum(lines, Decimal(0)))
 
 
 def assert_same(actual: Snapshot, expected: Snapshot) -> None:

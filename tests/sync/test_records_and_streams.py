@@ -282,7 +282,7 @@ def test_list_params_use_only_documented_forms() -> None:
 
 def test_detail_policies() -> None:
     def needs_detail(stream: Stream, raw: dict[str, Any], stored: str | None) -> bool:
-        return stream.needs_detail(raw, stored, token=stream.change_token(raw), full_refresh=False)
+        return stream.needs_detail(raw, stored, token=stream.change_token(raw))
 
     assert needs_detail(USERS_STREAM, {"Id": "u"}, "same")
     token = WORK_ITEMS_STREAM.change_token(WORK_ITEM)
@@ -322,17 +322,17 @@ def test_an_invoice_whose_listed_lines_leave_revenue_unplaced_gets_its_data_tab(
         "LineItems": lines,
     }
     token = INVOICES_STREAM.change_token(invoice)
-    assert INVOICES_STREAM.needs_detail(invoice, None, token=token, full_refresh=False) == needed
-    assert not INVOICES_STREAM.needs_detail(invoice, token, token=token, full_refresh=False)
+    assert INVOICES_STREAM.needs_detail(invoice, None, token=token) == needed
+    assert not INVOICES_STREAM.needs_detail(invoice, token, token=token)
     assert INVOICES_STREAM.detail_params == {"$expand": "LineItems,Data"}
 
 
 def test_a_line_of_an_invoice_without_a_client_is_unplaced_only_without_a_key() -> None:
     invoice = {"InvoiceKey": "i", "UpdatedAt": "2024-01-01T00:00:00Z", "Client": None}
     keyed = {**invoice, "LineItems": [_line("TimeEntry", "entry-1")]}
-    assert not INVOICES_STREAM.needs_detail(keyed, None, token="t", full_refresh=False)
+    assert not INVOICES_STREAM.needs_detail(keyed, None, token="t")
     bare = {**invoice, "LineItems": [_line("TimeEntry", None)]}
-    assert INVOICES_STREAM.needs_detail(bare, None, token="t", full_refresh=False)
+    assert INVOICES_STREAM.needs_detail(bare, None, token="t")
 
 
 def test_a_detail_rule_needs_its_policy_and_the_other_way_round() -> None:

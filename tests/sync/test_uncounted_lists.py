@@ -43,7 +43,7 @@ def test_without_a_count_the_pages_left_are_unknown_until_the_list_ends(estimabl
     assert progress.pages_total is None and progress.karbon_count is None
     progress.page_read(_page(40, count=None, last=True), estimable=estimable)
     assert progress.pages_total == (2 if estimable else None)
-    progress.finish()
+    progress.lists_read(0)
     assert progress.pages_total == 2
 
 
