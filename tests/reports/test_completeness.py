@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from alembic import command
 from httpx import AsyncClient
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
@@ -33,7 +33,7 @@ from app.reports.queue import partial_refresh_job_id
 from app.reports.refresh import refresh_reports
 from app.settings import Settings
 from app.sync import jobs
-from app.sync.jobs import run_sync
+from app.sync.jobs import LISTS_IN_STATES, run_sync
 from app.sync.karbon.client import KarbonClient, Page
 from app.sync.karbon.endpoints import INVOICES, Resource
 from app.sync.streams import STREAMS
@@ -177,6 +177,18 @@ async def _owe_a_work_items_detail(
     return key, client_key, fee_type
 
 
+async def _owed_by_stream(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> dict[str, int]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(PendingDetail.stream, func.count())
+            .where(PendingDetail.tenant_id == tenant_id, PendingDetail.priority < RECHECK_PRIORITY)
+            .group_by(PendingDetail.stream)
+        )
+        return {stream: count for stream, count in rows.tuples()}
+
+
 async def _read_the_owed_detail(
     sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, key: str, fee_type: str
 ) -> None:
@@ -209,38 +221,36 @@ async def test_a_report_is_incomplete_during_the_first_sync_and_complete_after_i
     async def half_way() -> bool:
         progress = await _progress(sessions, run_id)
         others = [progress.get(name, {}).get("state") for name in KARBON_ENTITIES[:-1]]
-        return gate.holding.is_set() and "invoices" in progress and others == ["done"] * 5
+        return gate.holding.is_set() and all(state in LISTS_IN_STATES for state in others)
 
     await _until(half_way)
-    # The watcher queued a refresh when the first entity was done.
+    # The watcher queued a refresh when the first entity's lists were in.
     refresh_job = partial_refresh_job_id(deps.settings, tenant_id)
     queued = await deps.redis.queued_jobs(queue_name=deps.settings.queue_name)
     assert refresh_job in {job.job_id for job in queued}
 
-    work_item, client_key, fee_type = await _owe_a_work_items_detail(sessions, tenant_id, run_id)
     await refresh_reports(sessions, tenant_id)
+    owed_now = await _owed_by_stream(sessions, tenant_id)
+    assert owed_now.get("users", 0) > 0  # every list comes before any detail
     for path in EVERY_REPORT:
         report = await _get(client, headers, path)
         assert report["complete"] is False and report["as_of"] is None, path
         assert report["refreshed_at"] is not None and report["all_clients_may_move"] is True
         assert [p["entity"] for p in report["progress"]] == list(KARBON_ENTITIES)
         states = {p["entity"]: p["state"] for p in report["progress"]}
-        assert states["invoices"] == "running" and states["users"] == "done", path
+        assert states["invoices"] == "running" and states["users"] == "listed", path
         owed = {p["entity"]: p["details_owed"] for p in report["progress"]}
-        assert owed == {name: int(name == "work_items") for name in KARBON_ENTITIES}
-        assert report["moving_clients"] == 1
+        assert owed == {name: owed_now.get(name, 0) for name in KARBON_ENTITIES}, path
         kinds = {w["kind"] for w in report["warnings"]}
         assert {"sync_not_completed", "details_owed"} <= kinds, path
     profitability = await _get(client, headers, "client-profitability?limit=200")
     assert profitability["items"] and all(row["may_move"] for row in profitability["items"])
     assert profitability["totals"]["may_move"] is True
-    unknown = [w for w in profitability["warnings"] if w["kind"] == "unknown_fee_type"]
-    assert [w["subject_key"] for w in unknown] == [work_item]
-    one_client = await _get(client, headers, f"clients/{client_key}")
-    assert one_client["complete"] is False and one_client["may_move"] is True
 
     gate.opened.set()
     assert await asyncio.wait_for(sync, 60) == "succeeded"
+    assert await _owed_by_stream(sessions, tenant_id) == {}
+    work_item, client_key, fee_type = await _owe_a_work_items_detail(sessions, tenant_id, run_id)
     await refresh_reports(sessions, tenant_id)
     # The first sync is done, but one work item still waits for its detail: only its client
     # may move.
@@ -250,8 +260,12 @@ async def test_a_report_is_incomplete_during_the_first_sync_and_complete_after_i
     flagged = {row["key"] for row in waiting["items"] if row["may_move"]}
     assert flagged == {client_key}
     assert waiting["totals"]["may_move"] is True
+    unknown = [w for w in waiting["warnings"] if w["kind"] == "unknown_fee_type"]
+    assert [w["subject_key"] for w in unknown] == [work_item]
     summary = await _get(client, headers, "summary")
     assert summary["clients_that_may_move"] == [client_key]
+    one_client = await _get(client, headers, f"clients/{client_key}")
+    assert one_client["complete"] is False and one_client["may_move"] is True
 
     await _read_the_owed_detail(sessions, tenant_id, work_item, fee_type)
     await refresh_reports(sessions, tenant_id)
