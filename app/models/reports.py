@@ -58,6 +58,11 @@ class ReportRefresh(Base):
     currency: Mapped[str | None] = mapped_column(Text)
     facts: Mapped[int] = mapped_column(BigInteger)
     duration_ms: Mapped[int] = mapped_column(BigInteger)
+    changes_since: Mapped[datetime | None]
+    """Synced rows written at or after this may be newer than the refresh: the start of the
+    oldest transaction running when it began. None: the next refresh is a full one."""
+    inputs_digest: Mapped[str | None] = mapped_column(Text)
+    """A digest of the cost settings and compensation the refresh used."""
 
 
 class ReportFact(MeasureColumns, Base):
@@ -67,6 +72,8 @@ class ReportFact(MeasureColumns, Base):
     tenant_id: Mapped[UUID] = _tenant_fk()
     source: Mapped[str] = mapped_column(String(16))
     source_key: Mapped[str] = mapped_column(Text)
+    record_key: Mapped[str | None] = mapped_column(Text)
+    """The synced record it comes from: the time entry, the invoice or the work item."""
     fact_date: Mapped[date]
     client_key: Mapped[str | None] = mapped_column(Text)
     client_known: Mapped[bool]
@@ -79,6 +86,7 @@ class ReportFact(MeasureColumns, Base):
         Index("ix_report_facts_tenant_date", "tenant_id", "fact_date"),
         Index("ix_report_facts_tenant_client_date", "tenant_id", "client_key", "fact_date"),
         Index("ix_report_facts_tenant_staff_date", "tenant_id", "staff_key", "fact_date"),
+        Index("ix_report_facts_tenant_record", "tenant_id", "record_key"),
     )
 
 
@@ -188,5 +196,8 @@ class ReportWarning(Base):
     """The client it concerns; None for a firm-wide warning (shown in every report)."""
     warning_date: Mapped[date | None]
     """The date it concerns; None when undated (shown in every window)."""
+    scope_key: Mapped[str | None] = mapped_column(Text)
+    """The client whose facts it is derived from, so an incremental refresh of that client
+    rewrites it; None for a warning every refresh rewrites or only a full one does."""
 
     __table_args__ = (Index("ix_report_warnings_tenant_kind", "tenant_id", "kind"),)

@@ -72,6 +72,8 @@ class FactFilter:
     work_status: WorkStatus | None = None
     primary_status: str | None = None
     """Karbon's `PrimaryStatus` as stored (`InProgress`)."""
+    clients: frozenset[str] | None = None
+    """Only these clients (an incremental refresh's); None: every client."""
 
     @property
     def by_work_status(self) -> bool:
@@ -154,6 +156,8 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
         conditions.append(table.fee_type == where.fee_type)
     if where.client_key is not None:
         conditions.append(table.client_key == where.client_key)
+    if where.clients is not None:
+        conditions.append(table.client_key.in_(list(where.clients)))
     conditions += _team_conditions(tenant_id, where)
     if where.by_work_status:
         conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
