@@ -18,13 +18,28 @@ figures without a client, or work on work items that are not synced.
 """
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, text, union
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    Text,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain import CompensationPeriod, CostSettings, WarningKind
@@ -145,13 +160,18 @@ async def _invoices_naming(
     """Live invoices with a line or a Data line that names one of `keys`."""
     if not keys:
         return frozenset()
-    query = union(*naming_invoices(tenant_id, list(keys)))
+    query = naming_invoices(tenant_id, keys_select(keys))
     return frozenset((await session.execute(query)).scalars())
 
 
-def naming_invoices(tenant_id: UUID, keys: Any) -> tuple[Select[Any], Select[Any]]:
-    """Keys of the invoices whose presentation lines or Data lines name one of `keys` (a list
-    or a subquery of keys)."""
+def keys_select(keys: Collection[str]) -> Select[Any]:
+    """`keys` as the rows of a one-column select."""
+    return select(func.unnest(literal(list(keys), ARRAY(Text))))
+
+
+def naming_invoices(tenant_id: UUID, keys: Select[Any]) -> CompoundSelect[Any]:
+    """Keys of the live invoices whose presentation lines or Data lines name one of `keys`
+    (a one-column select: joined by hash, never searched per line)."""
     by_line = (
         select(InvoiceLine.invoice_key)
         .join(
@@ -165,14 +185,18 @@ def naming_invoices(tenant_id: UUID, keys: Any) -> tuple[Select[Any], Select[Any
             InvoiceLine.billable_item_entity_key.in_(keys),
         )
     )
-    data_line = func.jsonb_array_elements(Invoice.data_lines).table_valued("value").alias("d")
-    named = data_line.c.value.op("->>")(literal_column("'EntityKey'"))
-    by_data_line = select(Invoice.invoice_key).where(
-        *_live(Invoice, tenant_id),
-        func.jsonb_typeof(Invoice.data_lines) == "array",
-        select(literal_column("1")).select_from(data_line).where(named.in_(keys)).exists(),
+    lines = case(
+        (func.jsonb_typeof(Invoice.data_lines) == "array", Invoice.data_lines),
+        else_=literal_column("'[]'::jsonb"),
     )
-    return by_line, by_data_line
+    data_line = func.jsonb_array_elements(lines).table_valued("value").lateral("d")
+    named = data_line.c.value.op("->>")(literal_column("'EntityKey'"))
+    by_data_line = (
+        select(Invoice.invoice_key)
+        .join(data_line, true())
+        .where(*_live(Invoice, tenant_id), named.in_(keys))
+    )
+    return union(by_line, by_data_line)
 
 
 async def _clients_before(

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ARRAY, ColumnElement, Select, Text, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, select, union, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.costs import repository as costs_repository
@@ -84,52 +84,56 @@ async def load_client_records(
     period and synced client; the clients' work items and the time on them or naming the
     clients; every invoice of the clients or naming one of their keys, work items or time
     entries, and `invoices`; and the work items and time entries those invoices and entries
-    name, so each line and entry is attributed as in a full evaluation."""
-    client_keys = list(clients)
+    name, so each line and entry is attributed as in a full evaluation.
+
+    Keys are found first and rows then read by key (a list of keys is joined by hash, never
+    searched row by row)."""
+    client_keys = changes.keys_select(clients)
     own_work = select(WorkItemRow.work_item_key).where(
         WorkItemRow.tenant_id == tenant_id, WorkItemRow.client_key.in_(client_keys)
     )
-    own_time = select(TimeEntryRow.time_entry_key).where(
-        TimeEntryRow.tenant_id == tenant_id,
-        TimeEntryRow.deleted_at.is_(None),
-        or_(TimeEntryRow.work_item_key.in_(own_work), TimeEntryRow.client_key.in_(client_keys)),
-    )
-    named = union_all(literal_select(client_keys), own_work, own_time).scalar_subquery()
-    naming = union_all(*changes.naming_invoices(tenant_id, named))
-    found = await _invoices(
-        session,
-        tenant_id,
-        or_(
-            InvoiceRow.client_key.in_(client_keys),
-            InvoiceRow.invoice_key.in_(naming.scalar_subquery()),
-            InvoiceRow.invoice_key.in_(list(invoices)),
+    own_time = union(
+        select(TimeEntryRow.time_entry_key).where(
+            *_live_time(tenant_id), TimeEntryRow.work_item_key.in_(own_work)
+        ),
+        select(TimeEntryRow.time_entry_key).where(
+            *_live_time(tenant_id), TimeEntryRow.client_key.in_(client_keys)
         ),
     )
-    referenced = list({key for invoice in found for key in _named_keys(invoice)})
+    entry_keys = set((await session.execute(own_time)).scalars())
+    named = union_all(client_keys, own_work, changes.keys_select(entry_keys)).subquery()
+    invoice_keys = union(
+        select(InvoiceRow.invoice_key).where(
+            InvoiceRow.tenant_id == tenant_id, InvoiceRow.client_key.in_(client_keys)
+        ),
+        changes.naming_invoices(tenant_id, select(named.c[0])),
+        changes.keys_select(invoices),
+    )
+    found = await _invoices(
+        session, tenant_id, InvoiceRow.invoice_key.in_(invoice_keys.scalar_subquery())
+    )
+    referenced = {key for invoice in found for key in _named_keys(invoice)}
     time_entries = await _time_entries(
         session,
         tenant_id,
-        or_(TimeEntryRow.time_entry_key.in_(own_time), TimeEntryRow.time_entry_key.in_(referenced)),
+        TimeEntryRow.time_entry_key.in_(changes.keys_select(entry_keys | referenced)),
     )
-    work_keys = list({e.work_item_key for e in time_entries if e.work_item_key} | set(referenced))
-    work_items = await _work_items(
-        session,
-        tenant_id,
-        or_(WorkItemRow.client_key.in_(client_keys), WorkItemRow.work_item_key.in_(work_keys)),
-    )
+    work_keys = {e.work_item_key for e in time_entries if e.work_item_key} | referenced
+    work_item_keys = union(own_work, changes.keys_select(work_keys)).scalar_subquery()
     return TenantRecords(
         staff=await load_staff(session, tenant_id),
         compensation=await load_compensation(session, tenant_id),
         clients=await _clients(session, tenant_id),
-        work_items=work_items,
+        work_items=await _work_items(
+            session, tenant_id, WorkItemRow.work_item_key.in_(work_item_keys)
+        ),
         time_entries=time_entries,
         invoices=found,
     )
 
 
-def literal_select(keys: list[str]) -> Select[Any]:
-    """`keys` as the rows of a one-column select."""
-    return select(func.unnest(literal(keys, ARRAY(Text))))
+def _live_time(tenant_id: UUID) -> list[ColumnElement[bool]]:
+    return [TimeEntryRow.tenant_id == tenant_id, TimeEntryRow.deleted_at.is_(None)]
 
 
 def _named_keys(invoice: Invoice) -> Iterable[str]:
@@ -299,7 +303,7 @@ async def _invoice_lines(
         .order_by(InvoiceLineRow.invoice_key, InvoiceLineRow.position)
     )
     if invoice_keys is not None:
-        query = query.where(InvoiceLineRow.invoice_key.in_(invoice_keys))
+        query = query.where(InvoiceLineRow.invoice_key.in_(changes.keys_select(invoice_keys)))
     types = {kind.value: kind for kind in LineType}
     by_invoice: dict[str, list[InvoiceLine]] = defaultdict(list)
     for invoice_key, position, key, kind, entity_key, amount in await session.execute(query):
