@@ -105,6 +105,20 @@ class ReportMonthlySum(MeasureColumns, Base):
     __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
 
 
+class ReportStaffMonthlySum(MeasureColumns, Base):
+    """The facts of one month and staff member (time entries: every fact with a staff
+    member), summed at refresh time: what firm-wide sums by staff member read."""
+
+    __tablename__ = "report_staff_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    staff_key: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_staff_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
 class ReportClientName(Base):
     """A client's name as of the refresh: the synced client's, else (for a Client Group) the
     one its work items or invoices give; and its owner and manager, by e-mail."""

@@ -46,7 +46,7 @@ from app.models import (
     SyncState,
     WorkItem,
 )
-from app.models.reports import ReportMonthlySum
+from app.models.reports import ReportMonthlySum, ReportStaffMonthlySum
 from app.reports import repository
 from app.reports.repository import SUM_NAMES, FactFilter
 from app.reports.schemas import GroupBy
@@ -54,6 +54,7 @@ from app.reports.schemas import GroupBy
 REPORT_TABLES = (
     ReportFact,
     ReportMonthlySum,
+    ReportStaffMonthlySum,
     ReportClientName,
     ReportSummedWindow,
     ReportWindowSum,
@@ -146,6 +147,47 @@ async def sum_months(
     )
     columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *MEASURE_NAMES]
     await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
+
+
+async def sum_staff_months(
+    session: AsyncSession, tenant_id: UUID, staff: Collection[str] | None = None
+) -> None:
+    """The facts with a staff member summed per month and staff member (of `staff` only,
+    whose earlier sums are replaced)."""
+    table = ReportStaffMonthlySum
+    if staff is not None:
+        await session.execute(
+            delete(table).where(table.tenant_id == tenant_id, *_of(table.staff_key, staff))
+        )
+    month = func.date_trunc("month", ReportFact.fact_date).cast(table.month.type)
+    sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
+    monthly = (
+        select(ReportFact.tenant_id, month, ReportFact.staff_key, *sums)
+        .where(
+            ReportFact.tenant_id == tenant_id,
+            ReportFact.staff_key.is_not(None),
+            *_of(ReportFact.staff_key, staff),
+        )
+        .group_by(ReportFact.tenant_id, month, ReportFact.staff_key)
+    )
+    columns = ["tenant_id", "month", "staff_key", *MEASURE_NAMES]
+    await session.execute(insert(table).from_select(columns, monthly))
+
+
+async def staff_of_clients(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str]
+) -> set[str]:
+    """The staff members with facts of `clients`."""
+    query = (
+        select(ReportFact.staff_key)
+        .where(
+            ReportFact.tenant_id == tenant_id,
+            ReportFact.client_key.in_(list(clients)),
+            ReportFact.staff_key.is_not(None),
+        )
+        .distinct()
+    )
+    return {str(key) for key in (await session.execute(query)).scalars()}
 
 
 async def name_clients(

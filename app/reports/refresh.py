@@ -169,6 +169,7 @@ async def _refresh_all(
     await kept_sums.clear(session, tenant_id)
     await _copy(session, tenant_id, records, evaluation, [*evaluation.warnings, *unread])
     await kept_sums.sum_months(session, tenant_id)
+    await kept_sums.sum_staff_months(session, tenant_id)
     await kept_sums.name_clients(session, tenant_id)
     await _sum_windows(session, tenant_id, day)
 
@@ -202,11 +203,14 @@ async def _refresh_clients(
     ]
     if any(_unscoped_work(w, work_item_clients) for w in evaluation.warnings):
         return None
-    kept = _ClientsOnly(clients)
+    kept = _ClientsOnly(clients).of(evaluation)
+    staff = await kept_sums.staff_of_clients(session, tenant_id, clients)
+    staff |= {fact.staff_key for fact in kept.facts if fact.staff_key is not None}
     await kept_sums.clear_clients(session, tenant_id, clients, REWRITTEN_EVERY_TIME)
-    await _copy(session, tenant_id, records, kept.of(evaluation), warnings)
+    await _copy(session, tenant_id, records, kept, warnings)
     await _write_firm_warnings(session, tenant_id, records)
     await kept_sums.sum_months(session, tenant_id, clients)
+    await kept_sums.sum_staff_months(session, tenant_id, staff)
     await kept_sums.name_clients(session, tenant_id, clients)
     await _sum_windows(session, tenant_id, day, clients)
     return len(clients)

@@ -5,6 +5,8 @@ refresh (the start of the oldest transaction running when it began); `inputs_dig
 settings and compensation it used. `report_facts.record_key`: the synced record a fact comes
 from (time entry, invoice or work item), so a refresh finds the clients a changed record
 counted for. `report_warnings.scope_key`: the client whose refresh rewrites the warning.
+`report_staff_monthly_sums`: the facts summed per month and staff member, so staff
+utilization reads a few rows per person instead of every entry.
 
 Revision ID: 0016_report_speed
 Revises: 0015
@@ -21,7 +23,50 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+MONEY = sa.Numeric(precision=30, scale=10)
+MONEY_MEASURES = (
+    "fee_revenue",
+    "expense_recoveries",
+    "approved_not_sent",
+    "approved_not_sent_expenses",
+    "cost",
+)
+MINUTE_MEASURES = ("uncosted_minutes", "billable_minutes", "non_billable_minutes")
+VALUE_MEASURES = ("standard_value", "billable_standard_value")
+CASH_MEASURES = ("collected_before_tax", "counted_invoice_total", "counted_amount_due")
+
+
+def _measures() -> list[sa.Column[object]]:
+    return [
+        *(sa.Column(name, MONEY, nullable=False) for name in MONEY_MEASURES),
+        *(sa.Column(name, sa.BigInteger(), nullable=False) for name in MINUTE_MEASURES),
+        *(sa.Column(name, MONEY, nullable=False) for name in VALUE_MEASURES),
+        sa.Column("defaulted_capacity_minutes", sa.BigInteger(), nullable=False),
+        *(sa.Column(name, MONEY, nullable=False) for name in CASH_MEASURES),
+    ]
+
+
 def upgrade() -> None:
+    op.create_table(
+        "report_staff_monthly_sums",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False, comment="First day of the month"),
+        sa.Column("staff_key", sa.Text(), nullable=False),
+        *_measures(),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_report_staff_monthly_sums_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_staff_monthly_sums")),
+    )
+    op.create_index(
+        "ix_report_staff_monthly_sums_tenant_month",
+        "report_staff_monthly_sums",
+        ["tenant_id", "month"],
+    )
     op.add_column(
         "report_refreshes", sa.Column("changes_since", sa.DateTime(timezone=True), nullable=True)
     )
@@ -32,6 +77,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_report_staff_monthly_sums_tenant_month", table_name="report_staff_monthly_sums"
+    )
+    op.drop_table("report_staff_monthly_sums")
     op.drop_column("report_warnings", "scope_key")
     op.drop_index("ix_report_facts_tenant_record", table_name="report_facts")
     op.drop_column("report_facts", "record_key")
