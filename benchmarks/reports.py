@@ -1,6 +1,6 @@
-"""Client profitability on the large sandbox firm: refresh time, latency and throughput.
+"""Reports on the large sandbox firm: refresh times and p50/p95 of every endpoint, uncached.
 
-    uv run python benchmarks/reports_client_profitability.py [options]
+    uv run python benchmarks/reports.py [options]
 
 Options:
     --size SIZE         sandbox firm: tiny, small, medium or large (default large)
@@ -8,7 +8,8 @@ Options:
                         (default `reckonry_bench_<size>`); it is kept between runs
     --reload            drop the dedicated database and load the firm again
     --drop              drop the dedicated database at the end
-    --calls N           sequential in-process calls per measurement (default 300)
+    --calls N           sequential in-process calls per endpoint (default 60)
+    --changes N         synced records changed before the incremental refresh (default 300)
     --seconds S         length of each HTTP load run (default 10; 0 skips HTTP)
     --connections C     concurrent HTTP connections of the load generator (default 8)
 
@@ -17,19 +18,20 @@ generates the firm and stores it through the sync's own parsers and `RecordStore
 exactly as the sandbox's Karbon API serves it, without the 1.8 req/s budget): minutes for the
 large firm. Later runs reuse the loaded database (migrated to head first). Every run then:
 
-1. refreshes the report tables (timed): this is what lands after each sync;
-2. in-process over the ASGI transport, one request at a time: the first call of several
-   distinct full-year queries; full-year queries each different from the last (calendar
-   years and the trailing year, every sort and order, by client, owner or manager, later
-   pages), so none is served from the response cache; other 365-day windows (read from
-   the monthly sums and the facts, not from the per-client sums kept for the full years);
-   and the same full-year report repeated (response cache hits);
-3. `GET /healthz` of the same app, same middleware, measured the same way;
-4. over real HTTP: uvicorn on 127.0.0.1 in a subprocess and a concurrent httpx load
-   generator in this process (the same 2 cores serve both: the generator's own cost caps both
-   rates), for the repeated full-year report and for `/healthz`;
-5. the targets: uncached full-year p95 under 100 ms; the report's req/s at least half of
-   `/healthz`'s.
+1. refreshes the report tables in full (timed), then again with nothing changed, then after
+   `--changes` synced records changed as an incremental sync writes them (time entries
+   re-timed, work items re-priced, invoices paid; different ones each run), both timed: the
+   incremental refresh against the full one, in the same run;
+2. in-process over the ASGI transport, one request at a time, with the response cache
+   emptied before each call: every report endpoint (client profitability by client, owner,
+   manager and work type, each also as a monthly series; one client's breakdown; unbilled
+   work; staff utilization; the summary) over several windows (the trailing year, calendar
+   years, a 365-day window of neither kind, a quarter, days at both edges) with typical
+   filters and sorts; p50 and p95 per endpoint against the 100 ms target;
+3. the same full-year report repeated (cache hits) and `GET /healthz`, for scale;
+4. over real HTTP (unless `--seconds 0`): uvicorn on 127.0.0.1 in a subprocess and a
+   concurrent httpx load generator in this process, for the repeated full-year report and for
+   `/healthz`: the report's req/s should be at least half of `/healthz`'s.
 """
 
 import argparse
@@ -567,6 +569,15 @@ async def over_http(
         print(f"report req/s {ratio:.2f} of /healthz's >= {RATIO_TARGET}: {reached}")
 
 
+async def analyze(database_url: str) -> None:
+    """Fresh planner statistics, as autovacuum keeps them after a refresh replaces rows."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
 async def run(arguments: argparse.Namespace) -> None:
     settings = get_settings()
     server = resolve_service_urls(settings)
@@ -578,6 +589,7 @@ async def run(arguments: argparse.Namespace) -> None:
         token = issue_token(resolve_secrets(settings).signing_keys, user_id, 0).token
         headers = {"Authorization": f"Bearer {token}"}
         await refresh_times(urls, settings, tenant_id, arguments.changes)
+        await analyze(urls.database_url)
         client_keys = await busiest_clients(urls.database_url, tenant_id, 20)
         await in_process(settings, urls, headers, arguments.calls, client_keys)
         if arguments.seconds > 0:

@@ -119,6 +119,18 @@ class ReportStaffMonthlySum(MeasureColumns, Base):
     __table_args__ = (Index("ix_report_staff_monthly_sums_tenant_month", "tenant_id", "month"),)
 
 
+class ReportFirmMonthlySum(MeasureColumns, Base):
+    """The firm's facts of one month, summed at refresh time: what firm totals read."""
+
+    __tablename__ = "report_firm_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+
+    __table_args__ = (Index("ix_report_firm_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
 class ReportClientName(Base):
     """A client's name as of the refresh: the synced client's, else (for a Client Group) the
     one its work items or invoices give; and its owner and manager, by e-mail."""

@@ -46,7 +46,7 @@ from app.models import (
     SyncState,
     WorkItem,
 )
-from app.models.reports import ReportMonthlySum, ReportStaffMonthlySum
+from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
 from app.reports import repository
 from app.reports.repository import SUM_NAMES, FactFilter
 from app.reports.schemas import GroupBy
@@ -55,6 +55,7 @@ REPORT_TABLES = (
     ReportFact,
     ReportMonthlySum,
     ReportStaffMonthlySum,
+    ReportFirmMonthlySum,
     ReportClientName,
     ReportSummedWindow,
     ReportWindowSum,
@@ -171,6 +172,20 @@ async def sum_staff_months(
         .group_by(ReportFact.tenant_id, month, ReportFact.staff_key)
     )
     columns = ["tenant_id", "month", "staff_key", *MEASURE_NAMES]
+    await session.execute(insert(table).from_select(columns, monthly))
+
+
+async def sum_firm_months(session: AsyncSession, tenant_id: UUID) -> None:
+    """The firm's monthly sums, from the monthly sums per client (replacing earlier ones)."""
+    table, source = ReportFirmMonthlySum, ReportMonthlySum
+    await session.execute(delete(table).where(table.tenant_id == tenant_id))
+    sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
+    monthly = (
+        select(source.tenant_id, source.month, *sums)
+        .where(source.tenant_id == tenant_id)
+        .group_by(source.tenant_id, source.month)
+    )
+    columns = ["tenant_id", "month", *MEASURE_NAMES]
     await session.execute(insert(table).from_select(columns, monthly))
 
 

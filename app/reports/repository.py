@@ -51,7 +51,7 @@ from app.models import (
     Staff,
     WorkItem,
 )
-from app.models.reports import ReportMonthlySum, ReportStaffMonthlySum
+from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
 from app.reports.ordering import FIGURES
 from app.reports.schemas import GroupBy, WorkStatus
 
@@ -386,8 +386,8 @@ def _ranked(values: Sequence[Any], monthly: bool) -> RankedGroup:
 def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None) -> Any:
     """The facts, or (same columns) sums of them: for a grouping the monthly sums carry, every
     month of them when there is no window, else the window's whole months from them and its
-    edge days from the facts; for firm-wide sums by staff member, the same from the staff
-    members' monthly sums."""
+    edge days from the facts; for firm-wide sums by staff member or for the whole firm, the
+    same from the staff members' or the firm's monthly sums."""
     if where.by_work_status:  # the monthly sums do not keep the work item
         return ReportFact
     if group_by == "staff":
@@ -396,11 +396,12 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
         return _months_and_edges(tenant_id, where.start, where.end, STAFF_MONTHS).c
     if group_by in FACT_ONLY_GROUPINGS:
         return ReportFact
+    months = FIRM_MONTHS if group_by is None and _firm_wide(where) else CLIENT_MONTHS
     if where.start is None and where.end is None:
-        return _all_months(tenant_id).c
+        return _all_months(tenant_id, months).c
     if where.start is None or where.end is None:
         return ReportFact
-    return _months_and_edges(tenant_id, where.start, where.end, CLIENT_MONTHS).c
+    return _months_and_edges(tenant_id, where.start, where.end, months).c
 
 
 def _firm_wide(where: FactFilter) -> bool:
@@ -433,11 +434,12 @@ class _MonthlySource:
 
 CLIENT_MONTHS = _MonthlySource(ReportMonthlySum, ("client_key", "fee_type", "work_type"))
 STAFF_MONTHS = _MonthlySource(ReportStaffMonthlySum, ("staff_key",))
+FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ())
 
 
-def _all_months(tenant_id: UUID) -> Subquery:
-    table = ReportMonthlySum
-    columns = _summed_columns(table, table.month, CLIENT_MONTHS.dimensions)
+def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
+    table = source.table
+    columns = _summed_columns(table, table.month, source.dimensions)
     return select(*columns).where(table.tenant_id == tenant_id).subquery()
 
 

@@ -6,7 +6,8 @@ settings and compensation it used. `report_facts.record_key`: the synced record 
 from (time entry, invoice or work item), so a refresh finds the clients a changed record
 counted for. `report_warnings.scope_key`: the client whose refresh rewrites the warning.
 `report_staff_monthly_sums`: the facts summed per month and staff member, so staff
-utilization reads a few rows per person instead of every entry.
+utilization reads a few rows per person instead of every entry; `report_firm_monthly_sums`:
+the firm's facts summed per month, for firm totals.
 
 Revision ID: 0016_report_speed
 Revises: 0015
@@ -46,27 +47,28 @@ def _measures() -> list[sa.Column[object]]:
     ]
 
 
-def upgrade() -> None:
+def _monthly_table(name: str, *dimensions: sa.Column[object]) -> None:
     op.create_table(
-        "report_staff_monthly_sums",
+        name,
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("month", sa.Date(), nullable=False, comment="First day of the month"),
-        sa.Column("staff_key", sa.Text(), nullable=False),
+        *dimensions,
         *_measures(),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
             ["tenants.id"],
-            name=op.f("fk_report_staff_monthly_sums_tenant_id_tenants"),
+            name=op.f(f"fk_{name}_tenant_id_tenants"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_staff_monthly_sums")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{name}")),
     )
-    op.create_index(
-        "ix_report_staff_monthly_sums_tenant_month",
-        "report_staff_monthly_sums",
-        ["tenant_id", "month"],
-    )
+    op.create_index(f"ix_{name}_tenant_month", name, ["tenant_id", "month"])
+
+
+def upgrade() -> None:
+    _monthly_table("report_staff_monthly_sums", sa.Column("staff_key", sa.Text(), nullable=False))
+    _monthly_table("report_firm_monthly_sums")
     op.add_column(
         "report_refreshes", sa.Column("changes_since", sa.DateTime(timezone=True), nullable=True)
     )
@@ -77,10 +79,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(
-        "ix_report_staff_monthly_sums_tenant_month", table_name="report_staff_monthly_sums"
-    )
-    op.drop_table("report_staff_monthly_sums")
+    for name in ("report_firm_monthly_sums", "report_staff_monthly_sums"):
+        op.drop_index(f"ix_{name}_tenant_month", table_name=name)
+        op.drop_table(name)
     op.drop_column("report_warnings", "scope_key")
     op.drop_index("ix_report_facts_tenant_record", table_name="report_facts")
     op.drop_column("report_facts", "record_key")

@@ -1,4 +1,4 @@
-"""Firm-wide sums by staff member read from the staff members' monthly sums (whole months)
+"""Firm-wide sums (by staff member, and in all) read from monthly sums (whole months)
 and the facts (edge days) equal the facts summed one by one, for any window."""
 
 import random
@@ -44,3 +44,28 @@ async def test_sums_by_staff_member_equal_the_facts_summed(
             assert {g.key: g.measures for g in summed if g.key is not None} == {
                 key: sum_measures(items) for key, items in expected.items()
             }, (start, end)
+
+
+async def test_firm_totals_equal_the_facts_summed(
+    synced_firm: SyncedFirm, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await refresh_reports(sessions, synced_firm.tenant_id)
+    rng = random.Random(11)
+    async with sessions() as session:
+        facts = list((await session.scalars(select(ReportFact))).all())
+        first = min(fact.fact_date for fact in facts)
+        last = max(fact.fact_date for fact in facts)
+        windows: list[tuple[date | None, date | None]] = [(None, None), (first, last)]
+        for _ in range(10):
+            start = first + timedelta(days=rng.randrange((last - first).days))
+            windows.append((start, start + timedelta(days=rng.randrange(20, 400))))
+        for start, end in windows:
+            expected = sum_measures(
+                _measures(f)
+                for f in facts
+                if (start is None or start <= f.fact_date) and (end is None or f.fact_date <= end)
+            )
+            summed = await repository.sum_facts(
+                session, synced_firm.tenant_id, FactFilter(start, end), None
+            )
+            assert [g.measures for g in summed] == [expected], (start, end)
