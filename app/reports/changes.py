@@ -72,10 +72,12 @@ class Scope:
 
 
 async def oldest_transaction_start(session: AsyncSession) -> datetime:
-    """The start of the oldest transaction running in this database, this one included."""
+    """The start of the oldest transaction of a client running in this database, this one
+    included (a long vacuum writes no synced row and would hold the mark back)."""
     query = text(
         "SELECT min(xact_start) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND xact_start IS NOT NULL"
+        " WHERE datname = current_database() AND backend_type = 'client backend'"
+        " AND xact_start IS NOT NULL"
     )
     started: datetime = (await session.execute(query)).scalar_one()
     return started
