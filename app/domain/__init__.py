@@ -39,7 +39,7 @@ from app.domain.aggregate import (
     firm_total,
     in_window,
 )
-from app.domain.attribution import AttributedLine, Directory
+from app.domain.attribution import AttributedLine, Directory, billing_lines
 from app.domain.costing import Capacity, capacity_of, hourly_cost
 from app.domain.evaluation import Evaluation, evaluate
 from app.domain.facts import Fact, FactSource, build_facts
@@ -87,7 +87,7 @@ from app.domain.values import (
     TimeEntry,
     WorkItem,
 )
-from app.domain.warnings import DataWarning, WarningKind, collect_warnings
+from app.domain.warnings import DataWarning, WarningKind, collect_warnings, staff_warnings
 from app.domain.wip import FixedFeePosition, WipItem, build_wip, fixed_fee_positions
 
 __all__ = [
@@ -126,6 +126,7 @@ __all__ = [
     "WorkItem",
     "aggregate",
     "billable_share",
+    "billing_lines",
     "build_facts",
     "build_wip",
     "by_client",
@@ -153,6 +154,7 @@ __all__ = [
     "profit",
     "realization",
     "recognition_policy",
+    "staff_warnings",
     "sum_measures",
     "utilization",
     "wip_days",

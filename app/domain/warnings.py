@@ -7,7 +7,7 @@ the date they concern, so a report can show only those of the clients and window
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -16,7 +16,7 @@ from enum import StrEnum
 from app.domain.attribution import Directory
 from app.domain.facts import Fact, FactSource
 from app.domain.money import ZERO
-from app.domain.values import FeeType
+from app.domain.values import CompensationPeriod, FeeType, StaffMember
 
 
 class WarningKind(StrEnum):
@@ -70,25 +70,42 @@ def _order(warning: DataWarning) -> tuple[str, str, date, str]:
 
 
 def _staff_warnings(directory: Directory, facts: list[Fact]) -> list[DataWarning]:
-    names = {member.key: member.name for member in directory.records.staff}
     uncosted: dict[str, int] = defaultdict(int)
     defaulted: dict[str, int] = defaultdict(int)
     for fact in facts:
         if fact.staff_key is not None:
             uncosted[fact.staff_key] += fact.measures.uncosted_minutes
             defaulted[fact.staff_key] += fact.measures.defaulted_capacity_minutes
-    with_pay = {period.staff_key for period in directory.records.compensation}
-    no_pay = {m.key for m in directory.records.staff if m.key not in with_pay}
-    no_capacity = {m.key for m in directory.records.staff if not m.capacity_minutes_per_week}
+    records = directory.records
+    return staff_warnings(records.staff, records.compensation, uncosted, defaulted)
+
+
+def staff_warnings(
+    staff: Iterable[StaffMember],
+    compensation: Iterable[CompensationPeriod],
+    uncosted: Mapping[str, int],
+    defaulted: Mapping[str, int],
+) -> list[DataWarning]:
+    """Staff without pay or capacity, with the minutes of all their time that was left
+    uncosted (`uncosted`) or costed at the default capacity (`defaulted`), per staff key."""
+    staff = tuple(staff)
+    names = {member.key: member.name for member in staff}
+    with_pay = {period.staff_key for period in compensation}
+    no_pay = {m.key for m in staff if m.key not in with_pay}
+    no_capacity = {m.key for m in staff if not m.capacity_minutes_per_week}
     no_pay |= {key for key, minutes in uncosted.items() if minutes}
     no_capacity |= {key for key, minutes in defaulted.items() if minutes}
     return [
         *(
-            DataWarning(WarningKind.MISSING_COMPENSATION, key, names.get(key, ""), uncosted[key])
+            DataWarning(
+                WarningKind.MISSING_COMPENSATION, key, names.get(key, ""), uncosted.get(key, 0)
+            )
             for key in no_pay
         ),
         *(
-            DataWarning(WarningKind.MISSING_CAPACITY, key, names.get(key, ""), defaulted[key])
+            DataWarning(
+                WarningKind.MISSING_CAPACITY, key, names.get(key, ""), defaulted.get(key, 0)
+            )
             for key in no_capacity
         ),
     ]

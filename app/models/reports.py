@@ -60,6 +60,11 @@ class ReportRefresh(Base):
     currency: Mapped[str | None] = mapped_column(Text)
     facts: Mapped[int] = mapped_column(BigInteger)
     duration_ms: Mapped[int] = mapped_column(BigInteger)
+    changes_since: Mapped[datetime | None]
+    """Synced rows written at or after this may be newer than the refresh: the start of the
+    oldest transaction running when it began. None: the next refresh is a full one."""
+    inputs_digest: Mapped[str | None] = mapped_column(Text)
+    """A digest of the cost settings and compensation the refresh used."""
 
 
 class ReportCompleteness(Base):
@@ -86,6 +91,8 @@ class ReportFact(MeasureColumns, Base):
     tenant_id: Mapped[UUID] = _tenant_fk()
     source: Mapped[str] = mapped_column(String(16))
     source_key: Mapped[str] = mapped_column(Text)
+    record_key: Mapped[str | None] = mapped_column(Text)
+    """The synced record it comes from: the time entry, the invoice or the work item."""
     fact_date: Mapped[date]
     client_key: Mapped[str | None] = mapped_column(Text)
     client_known: Mapped[bool]
@@ -98,6 +105,7 @@ class ReportFact(MeasureColumns, Base):
         Index("ix_report_facts_tenant_date", "tenant_id", "fact_date"),
         Index("ix_report_facts_tenant_client_date", "tenant_id", "client_key", "fact_date"),
         Index("ix_report_facts_tenant_staff_date", "tenant_id", "staff_key", "fact_date"),
+        Index("ix_report_facts_tenant_record", "tenant_id", "record_key"),
     )
 
 
@@ -114,6 +122,32 @@ class ReportMonthlySum(MeasureColumns, Base):
     work_type: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
+class ReportStaffMonthlySum(MeasureColumns, Base):
+    """The facts of one month and staff member (time entries: every fact with a staff
+    member), summed at refresh time: what firm-wide sums by staff member read."""
+
+    __tablename__ = "report_staff_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    staff_key: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_staff_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
+class ReportFirmMonthlySum(MeasureColumns, Base):
+    """The firm's facts of one month, summed at refresh time: what firm totals read."""
+
+    __tablename__ = "report_firm_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+
+    __table_args__ = (Index("ix_report_firm_monthly_sums_tenant_month", "tenant_id", "month"),)
 
 
 class ReportClientName(Base):
@@ -207,5 +241,8 @@ class ReportWarning(Base):
     """The client it concerns; None for a firm-wide warning (shown in every report)."""
     warning_date: Mapped[date | None]
     """The date it concerns; None when undated (shown in every window)."""
+    scope_key: Mapped[str | None] = mapped_column(Text)
+    """The client whose facts it is derived from, so an incremental refresh of that client
+    rewrites it; None for a warning every refresh rewrites or only a full one does."""
 
     __table_args__ = (Index("ix_report_warnings_tenant_kind", "tenant_id", "kind"),)

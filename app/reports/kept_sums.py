@@ -8,12 +8,24 @@ each summed window and the clients' names are summed from them in SQL; the refre
 `app.reports.repository`, beside this module.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, literal, select, text, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as upsert_into
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +46,7 @@ from app.models import (
     SyncState,
     WorkItem,
 )
-from app.models.reports import ReportMonthlySum
+from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
 from app.reports import repository
 from app.reports.repository import SUM_NAMES, FactFilter
 from app.reports.schemas import GroupBy
@@ -42,6 +54,8 @@ from app.reports.schemas import GroupBy
 REPORT_TABLES = (
     ReportFact,
     ReportMonthlySum,
+    ReportStaffMonthlySum,
+    ReportFirmMonthlySum,
     ReportClientName,
     ReportSummedWindow,
     ReportWindowSum,
@@ -75,6 +89,38 @@ async def clear(session: AsyncSession, tenant_id: UUID) -> None:
         await session.execute(delete(model).where(model.tenant_id == tenant_id))
 
 
+async def clear_clients(
+    session: AsyncSession,
+    tenant_id: UUID,
+    clients: Collection[str],
+    warning_kinds: Collection[str],
+) -> None:
+    """Delete the rows of `clients` from every table a refresh fills per client, and the
+    warnings of `warning_kinds` (the firm-wide ones rewritten every time)."""
+    keys = list(clients)
+    for model in (ReportFact, ReportMonthlySum, ReportClientName, ReportWipItem, ReportFixedFee):
+        await session.execute(
+            delete(model).where(model.tenant_id == tenant_id, model.client_key.in_(keys))
+        )
+    await session.execute(
+        delete(ReportWindowSum).where(
+            ReportWindowSum.tenant_id == tenant_id, ReportWindowSum.client_key.in_(keys)
+        )
+    )
+    await session.execute(
+        delete(ReportWarning).where(
+            ReportWarning.tenant_id == tenant_id,
+            or_(ReportWarning.scope_key.in_(keys), ReportWarning.kind.in_(list(warning_kinds))),
+        )
+    )
+
+
+async def clear_windows(session: AsyncSession, tenant_id: UUID) -> None:
+    """Forget every kept window and its sums."""
+    for model in (ReportSummedWindow, ReportWindowSum):
+        await session.execute(delete(model).where(model.tenant_id == tenant_id))
+
+
 async def copy_rows(
     session: AsyncSession, model: Any, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
 ) -> None:
@@ -88,32 +134,91 @@ async def copy_rows(
     await driver.copy_records_to_table(model.__tablename__, records=records, columns=list(columns))
 
 
-async def sum_months(session: AsyncSession, tenant_id: UUID) -> None:
-    """The facts summed per month, client, fee type and work type."""
+async def sum_months(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None = None
+) -> None:
+    """The facts summed per month, client, fee type and work type (of `clients` only)."""
     month = func.date_trunc("month", ReportFact.fact_date).cast(ReportMonthlySum.month.type)
     dimensions = [getattr(ReportFact, name) for name in MONTHLY_DIMENSIONS]
     sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
     monthly = (
         select(ReportFact.tenant_id, month, *dimensions, *sums)
-        .where(ReportFact.tenant_id == tenant_id)
+        .where(ReportFact.tenant_id == tenant_id, *_of(ReportFact.client_key, clients))
         .group_by(ReportFact.tenant_id, month, *dimensions)
     )
     columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *MEASURE_NAMES]
     await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
 
 
-async def name_clients(session: AsyncSession, tenant_id: UUID) -> None:
+async def sum_staff_months(
+    session: AsyncSession, tenant_id: UUID, staff: Collection[str] | None = None
+) -> None:
+    """The facts with a staff member summed per month and staff member (of `staff` only,
+    whose earlier sums are replaced)."""
+    table = ReportStaffMonthlySum
+    if staff is not None:
+        await session.execute(
+            delete(table).where(table.tenant_id == tenant_id, *_of(table.staff_key, staff))
+        )
+    month = func.date_trunc("month", ReportFact.fact_date).cast(table.month.type)
+    sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
+    monthly = (
+        select(ReportFact.tenant_id, month, ReportFact.staff_key, *sums)
+        .where(
+            ReportFact.tenant_id == tenant_id,
+            ReportFact.staff_key.is_not(None),
+            *_of(ReportFact.staff_key, staff),
+        )
+        .group_by(ReportFact.tenant_id, month, ReportFact.staff_key)
+    )
+    columns = ["tenant_id", "month", "staff_key", *MEASURE_NAMES]
+    await session.execute(insert(table).from_select(columns, monthly))
+
+
+async def sum_firm_months(session: AsyncSession, tenant_id: UUID) -> None:
+    """The firm's monthly sums, from the monthly sums per client (replacing earlier ones)."""
+    table, source = ReportFirmMonthlySum, ReportMonthlySum
+    await session.execute(delete(table).where(table.tenant_id == tenant_id))
+    sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
+    monthly = (
+        select(source.tenant_id, source.month, *sums)
+        .where(source.tenant_id == tenant_id)
+        .group_by(source.tenant_id, source.month)
+    )
+    columns = ["tenant_id", "month", *MEASURE_NAMES]
+    await session.execute(insert(table).from_select(columns, monthly))
+
+
+async def staff_of_clients(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str]
+) -> set[str]:
+    """The staff members with facts of `clients`."""
+    query = (
+        select(ReportFact.staff_key)
+        .where(
+            ReportFact.tenant_id == tenant_id,
+            ReportFact.client_key.in_(list(clients)),
+            ReportFact.staff_key.is_not(None),
+        )
+        .distinct()
+    )
+    return {str(key) for key in (await session.execute(query)).scalars()}
+
+
+async def name_clients(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None = None
+) -> None:
     """Synced clients by their name; Client Groups (not synced as clients) by the name their
-    work items, else their invoices, give them."""
+    work items, else their invoices, give them (`clients` only)."""
     sources = union_all(
         select(Client.client_key, Client.name, literal(0).label("rank")).where(
-            Client.tenant_id == tenant_id
+            Client.tenant_id == tenant_id, *_of(Client.client_key, clients)
         ),
         select(WorkItem.client_key, WorkItem.client_name, literal(1)).where(
-            WorkItem.tenant_id == tenant_id
+            WorkItem.tenant_id == tenant_id, *_of(WorkItem.client_key, clients)
         ),
         select(Invoice.client_key, Invoice.client_name, literal(2)).where(
-            Invoice.tenant_id == tenant_id
+            Invoice.tenant_id == tenant_id, *_of(Invoice.client_key, clients)
         ),
     ).subquery()
     key, name, rank = sources.c
@@ -125,16 +230,24 @@ async def name_clients(session: AsyncSession, tenant_id: UUID) -> None:
     )
     columns = ["tenant_id", "client_key", "name"]
     await session.execute(insert(ReportClientName).from_select(columns, names))
-    await _name_teams(session, tenant_id)
+    await _name_teams(session, tenant_id, clients)
 
 
-async def _name_teams(session: AsyncSession, tenant_id: UUID) -> None:
+def _of(column: Any, clients: Collection[str] | None) -> list[ColumnElement[bool]]:
+    """The condition that `column` is one of `clients`; none when `clients` is None (all)."""
+    return [] if clients is None else [column.in_(list(clients))]
+
+
+async def _name_teams(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None
+) -> None:
     """Each live client's owner and manager, by e-mail."""
     named = ReportClientName
     await session.execute(
         update(named)
         .where(
             named.tenant_id == tenant_id,
+            *_of(named.client_key, clients),
             Client.tenant_id == tenant_id,
             Client.client_key == named.client_key,
             Client.deleted_at.is_(None),
@@ -156,14 +269,20 @@ async def fact_span(session: AsyncSession, tenant_id: UUID) -> tuple[date | None
 
 
 async def sum_windows(
-    session: AsyncSession, tenant_id: UUID, windows: Iterable[tuple[date, date]]
+    session: AsyncSession,
+    tenant_id: UUID,
+    windows: Iterable[tuple[date, date]],
+    clients: Collection[str] | None = None,
 ) -> None:
     """Each client's sums over each window, exactly as a report over that window would sum
-    them from the monthly sums and the facts."""
+    them from the monthly sums and the facts. With `clients`: the sums of those clients over
+    windows already kept."""
+    only = None if clients is None else frozenset(clients)
     for start, end in windows:
-        session.add(ReportSummedWindow(tenant_id=tenant_id, window_start=start, window_end=end))
+        if only is None:
+            session.add(ReportSummedWindow(tenant_id=tenant_id, window_start=start, window_end=end))
         sums = repository.grouped_sums(
-            tenant_id, FactFilter(start, end), GroupBy.CLIENT, monthly=False
+            tenant_id, FactFilter(start, end, clients=only), GroupBy.CLIENT, monthly=False
         )
         rows = select(literal(tenant_id), literal(start), literal(end), sums.c.key, *sums.c[2:])
         columns = ["tenant_id", "window_start", "window_end", "client_key", *SUM_NAMES]
@@ -171,17 +290,57 @@ async def sum_windows(
     await session.flush()
 
 
+async def fact_count(session: AsyncSession, tenant_id: UUID) -> int:
+    query = select(func.count()).select_from(ReportFact).where(ReportFact.tenant_id == tenant_id)
+    count: int = (await session.execute(query)).scalar_one()
+    return count
+
+
+async def staff_minutes(
+    session: AsyncSession, tenant_id: UUID
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per staff member, the minutes of all their time left uncosted and those costed at the
+    default capacity, as the facts now hold them."""
+    query = (
+        select(
+            ReportFact.staff_key,
+            func.sum(ReportFact.uncosted_minutes),
+            func.sum(ReportFact.defaulted_capacity_minutes),
+        )
+        .where(ReportFact.tenant_id == tenant_id, ReportFact.staff_key.is_not(None))
+        .group_by(ReportFact.staff_key)
+    )
+    uncosted: dict[str, int] = {}
+    defaulted: dict[str, int] = {}
+    for key, uncosted_minutes, defaulted_minutes in await session.execute(query):
+        uncosted[str(key)], defaulted[str(key)] = int(uncosted_minutes), int(defaulted_minutes)
+    return uncosted, defaulted
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """What a refresh records besides its `as_of`."""
+
+    facts: int
+    seconds: float
+    changes_since: datetime
+    """See `ReportRefresh.changes_since`."""
+    inputs_digest: str
+
+
 async def mark_refreshed(
-    session: AsyncSession, tenant_id: UUID, as_of: datetime | None, facts: int, seconds: float
+    session: AsyncSession, tenant_id: UUID, as_of: datetime | None, refreshed: Refreshed
 ) -> int:
-    """Record the refresh (its `as_of`, the firm's currency, its size) and return its
-    version, one more than the previous refresh's."""
+    """Record the refresh (its `as_of`, the firm's currency, its size, what the next one
+    reads changes from) and return its version, one more than the previous refresh's."""
     values = {
         "as_of": as_of,
         "refreshed_at": datetime.now(UTC),
         "currency": await _main_currency(session, tenant_id),
-        "facts": facts,
-        "duration_ms": int(seconds * 1000),
+        "facts": refreshed.facts,
+        "duration_ms": int(refreshed.seconds * 1000),
+        "changes_since": refreshed.changes_since,
+        "inputs_digest": refreshed.inputs_digest,
     }
     statement = upsert_into(ReportRefresh).values(tenant_id=tenant_id, version=1, **values)
     upsert = statement.on_conflict_do_update(

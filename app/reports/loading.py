@@ -5,12 +5,12 @@ hundreds of thousands of time entries and this runs after every sync.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, union, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.costs import repository as costs_repository
@@ -19,6 +19,7 @@ from app.domain import (
     BilledStatus,
     Client,
     ClientType,
+    CompensationPeriod,
     DataEntityType,
     DataWarning,
     FeeType,
@@ -40,6 +41,7 @@ from app.models import Invoice as InvoiceRow
 from app.models import InvoiceLine as InvoiceLineRow
 from app.models import TimeEntry as TimeEntryRow
 from app.models import WorkItem as WorkItemRow
+from app.reports import changes
 
 
 async def load_data_issues(session: AsyncSession, tenant_id: UUID) -> list[DataWarning]:
@@ -66,15 +68,87 @@ async def load_data_issues(session: AsyncSession, tenant_id: UUID) -> list[DataW
 
 async def load_records(session: AsyncSession, tenant_id: UUID) -> TenantRecords:
     return TenantRecords(
-        staff=await _staff(session, tenant_id),
-        compensation=to_domain_periods(
-            await costs_repository.compensation_periods(session, tenant_id)
-        ),
+        staff=await load_staff(session, tenant_id),
+        compensation=await load_compensation(session, tenant_id),
         clients=await _clients(session, tenant_id),
         work_items=await _work_items(session, tenant_id),
         time_entries=await _time_entries(session, tenant_id),
         invoices=await _invoices(session, tenant_id),
     )
+
+
+async def load_client_records(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str], invoices: Collection[str]
+) -> TenantRecords:
+    """What the figures of `clients` are evaluated from: every staff member, compensation
+    period and synced client; the clients' work items and the time on them or naming the
+    clients; every invoice of the clients or naming one of their keys, work items or time
+    entries, and `invoices`; and the work items and time entries those invoices and entries
+    name, so each line and entry is attributed as in a full evaluation.
+
+    Keys are found first and rows then read by key (a list of keys is joined by hash, never
+    searched row by row)."""
+    client_keys = changes.keys_select(clients)
+    own_work = select(WorkItemRow.work_item_key).where(
+        WorkItemRow.tenant_id == tenant_id, WorkItemRow.client_key.in_(client_keys)
+    )
+    own_time = union(
+        select(TimeEntryRow.time_entry_key).where(
+            *_live_time(tenant_id), TimeEntryRow.work_item_key.in_(own_work)
+        ),
+        select(TimeEntryRow.time_entry_key).where(
+            *_live_time(tenant_id), TimeEntryRow.client_key.in_(client_keys)
+        ),
+    )
+    entry_keys = set((await session.execute(own_time)).scalars())
+    named = union_all(client_keys, own_work, changes.keys_select(entry_keys)).subquery()
+    invoice_keys = union(
+        select(InvoiceRow.invoice_key).where(
+            InvoiceRow.tenant_id == tenant_id, InvoiceRow.client_key.in_(client_keys)
+        ),
+        changes.naming_invoices(tenant_id, select(named.c[0])),
+        changes.keys_select(invoices),
+    )
+    found = await _invoices(
+        session, tenant_id, InvoiceRow.invoice_key.in_(invoice_keys.scalar_subquery())
+    )
+    referenced = {key for invoice in found for key in _named_keys(invoice)}
+    time_entries = await _time_entries(
+        session,
+        tenant_id,
+        TimeEntryRow.time_entry_key.in_(changes.keys_select(entry_keys | referenced)),
+    )
+    work_keys = {e.work_item_key for e in time_entries if e.work_item_key} | referenced
+    work_item_keys = union(own_work, changes.keys_select(work_keys)).scalar_subquery()
+    return TenantRecords(
+        staff=await load_staff(session, tenant_id),
+        compensation=await load_compensation(session, tenant_id),
+        clients=await _clients(session, tenant_id),
+        work_items=await _work_items(
+            session, tenant_id, WorkItemRow.work_item_key.in_(work_item_keys)
+        ),
+        time_entries=time_entries,
+        invoices=found,
+    )
+
+
+def _live_time(tenant_id: UUID) -> list[ColumnElement[bool]]:
+    return [TimeEntryRow.tenant_id == tenant_id, TimeEntryRow.deleted_at.is_(None)]
+
+
+def _named_keys(invoice: Invoice) -> Iterable[str]:
+    for line in invoice.lines:
+        if line.entity_key:
+            yield line.entity_key
+    for data_line in invoice.data_lines or ():
+        if data_line.entity_key:
+            yield data_line.entity_key
+
+
+async def load_compensation(
+    session: AsyncSession, tenant_id: UUID
+) -> tuple[CompensationPeriod, ...]:
+    return to_domain_periods(await costs_repository.compensation_periods(session, tenant_id))
 
 
 def _client_type(value: str | None) -> ClientType:
@@ -84,7 +158,7 @@ def _client_type(value: str | None) -> ClientType:
         return ClientType.CONTACT
 
 
-async def _staff(session: AsyncSession, tenant_id: UUID) -> tuple[StaffMember, ...]:
+async def load_staff(session: AsyncSession, tenant_id: UUID) -> tuple[StaffMember, ...]:
     query = select(Staff.user_key, Staff.name, Staff.capacity_minutes_per_week).where(
         Staff.tenant_id == tenant_id, Staff.deleted_at.is_(None)
     )
@@ -105,7 +179,9 @@ async def _clients(session: AsyncSession, tenant_id: UUID) -> tuple[Client, ...]
     )
 
 
-async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem, ...]:
+async def _work_items(
+    session: AsyncSession, tenant_id: UUID, *only: ColumnElement[bool]
+) -> tuple[WorkItem, ...]:
     """Work items deleted in Karbon included: their time and invoices keep the client and
     fee type they last had."""
     query = select(
@@ -119,7 +195,7 @@ async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem,
         WorkItemRow.completed_date,
         WorkItemRow.work_type,
         WorkItemRow.deleted_at,
-    ).where(WorkItemRow.tenant_id == tenant_id, WorkItemRow.client_key.is_not(None))
+    ).where(WorkItemRow.tenant_id == tenant_id, WorkItemRow.client_key.is_not(None), *only)
     return tuple(
         WorkItem(
             key=row.work_item_key,
@@ -137,7 +213,9 @@ async def _work_items(session: AsyncSession, tenant_id: UUID) -> tuple[WorkItem,
     )
 
 
-async def _time_entries(session: AsyncSession, tenant_id: UUID) -> tuple[TimeEntry, ...]:
+async def _time_entries(
+    session: AsyncSession, tenant_id: UUID, *only: ColumnElement[bool]
+) -> tuple[TimeEntry, ...]:
     query = select(
         TimeEntryRow.time_entry_key,
         TimeEntryRow.user_key,
@@ -148,7 +226,7 @@ async def _time_entries(session: AsyncSession, tenant_id: UUID) -> tuple[TimeEnt
         TimeEntryRow.work_item_key,
         TimeEntryRow.client_key,
         TimeEntryRow.client_type,
-    ).where(TimeEntryRow.tenant_id == tenant_id, TimeEntryRow.deleted_at.is_(None))
+    ).where(TimeEntryRow.tenant_id == tenant_id, TimeEntryRow.deleted_at.is_(None), *only)
     statuses = {status.value: status for status in BilledStatus}
     return tuple(
         TimeEntry(
@@ -166,8 +244,9 @@ async def _time_entries(session: AsyncSession, tenant_id: UUID) -> tuple[TimeEnt
     )
 
 
-async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ...]:
-    lines = await _invoice_lines(session, tenant_id)
+async def _invoices(
+    session: AsyncSession, tenant_id: UUID, *only: ColumnElement[bool]
+) -> tuple[Invoice, ...]:
     query = select(
         InvoiceRow.invoice_key,
         InvoiceRow.invoice_number,
@@ -182,7 +261,10 @@ async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ..
         InvoiceRow.subtotal,
         InvoiceRow.amount_due,
         InvoiceRow.data_lines,
-    ).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.deleted_at.is_(None))
+    ).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.deleted_at.is_(None), *only)
+    rows = (await session.execute(query)).all()
+    keys = None if not only else [row.invoice_key for row in rows]
+    lines = await _invoice_lines(session, tenant_id, keys)
     statuses = {status.value: status for status in InvoiceStatus}
     return tuple(
         Invoice(
@@ -200,11 +282,14 @@ async def _invoices(session: AsyncSession, tenant_id: UUID) -> tuple[Invoice, ..
             lines=tuple(lines.get(row.invoice_key, ())),
             data_lines=None if row.data_lines is None else _data_lines(row.data_lines),
         )
-        for row in await session.execute(query)
+        for row in rows
     )
 
 
-async def _invoice_lines(session: AsyncSession, tenant_id: UUID) -> dict[str, list[InvoiceLine]]:
+async def _invoice_lines(
+    session: AsyncSession, tenant_id: UUID, invoice_keys: list[str] | None
+) -> dict[str, list[InvoiceLine]]:
+    """The lines of `invoice_keys` (None: of every invoice), by invoice."""
     query = (
         select(
             InvoiceLineRow.invoice_key,
@@ -217,6 +302,8 @@ async def _invoice_lines(session: AsyncSession, tenant_id: UUID) -> dict[str, li
         .where(InvoiceLineRow.tenant_id == tenant_id)
         .order_by(InvoiceLineRow.invoice_key, InvoiceLineRow.position)
     )
+    if invoice_keys is not None:
+        query = query.where(InvoiceLineRow.invoice_key.in_(changes.keys_select(invoice_keys)))
     types = {kind.value: kind for kind in LineType}
     by_invoice: dict[str, list[InvoiceLine]] = defaultdict(list)
     for invoice_key, position, key, kind, entity_key, amount in await session.execute(query):

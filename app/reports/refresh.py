@@ -5,15 +5,19 @@ This module is the refresh's order of work: evaluate the synced rows (read by
 sums are kept. The statements that write the report tables, and read the refresh's `as_of` and
 currency, are built in `app.reports.kept_sums`; the report queries in `app.reports.repository`.
 
-Everything is replaced in one transaction, so a report reads either the previous refresh or
-this one, never a mix. Rows are written with COPY: a large firm has over half a million facts.
-The monthly sums are then summed from the facts in SQL, in the same transaction.
+A full refresh replaces every row; an incremental one (after a sync that changed a few
+records) replaces the rows of the clients those records count for, before and now, evaluated
+from those clients' records alone (`app.reports.changes` says which, and when only a full
+refresh is sure). Either way everything is written in one transaction, so a report reads either
+the previous refresh or this one, never a mix. Rows are written with COPY: a large firm has
+over half a million facts. The monthly and window sums are then summed from the facts in SQL,
+in the same transaction.
 """
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -24,18 +28,32 @@ from app.costs.service import domain_settings
 from app.db import unit_of_work
 from app.domain import (
     MEASURE_NAMES,
+    CostSettings,
     DataWarning,
+    Directory,
     Evaluation,
     Fact,
+    FactSource,
     FixedFeePosition,
+    TenantRecords,
+    WarningKind,
     WipItem,
+    billing_lines,
     evaluate,
     last_365_days,
+    staff_warnings,
 )
 from app.models import ReportFact, ReportFixedFee, ReportWarning, ReportWipItem
-from app.reports import completeness, kept_sums
+from app.reports import changes, completeness, kept_sums, repository
 from app.reports.cache import forget_tenant
-from app.reports.loading import load_data_issues, load_records
+from app.reports.changes import Scope
+from app.reports.kept_sums import Refreshed
+from app.reports.loading import (
+    load_client_records,
+    load_compensation,
+    load_data_issues,
+    load_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +61,7 @@ FACT_COLUMNS = (
     "tenant_id",
     "source",
     "source_key",
+    "record_key",
     "fact_date",
     "client_key",
     "client_known",
@@ -84,6 +103,7 @@ WARNING_COLUMNS = (
     "amount",
     "client_key",
     "warning_date",
+    "scope_key",
 )
 
 
@@ -92,44 +112,173 @@ class RefreshOutcome:
     version: int
     facts: int
     seconds: float
+    clients: int | None = None
+    """How many clients an incremental refresh recomputed; None for a full refresh."""
+
+    @property
+    def kind(self) -> str:
+        return "full" if self.clients is None else "incremental"
 
 
 async def refresh_reports(
-    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, *, full: bool = False
 ) -> RefreshOutcome:
+    """Rebuild the firm's report tables: only the clients whose records changed since the
+    last refresh when that is sure to give the same tables (see `app.reports.changes`),
+    everything otherwise or when `full`."""
     started = time.perf_counter()
     async with unit_of_work(sessions) as session:
         await kept_sums.take_turn(session, tenant_id)
         # Before any record is read: a detail landing meanwhile is still counted as owed.
         await completeness.record(session, tenant_id)
+        changes_since = await changes.oldest_transaction_start(session)
         as_of = await kept_sums.last_completed_sync(session, tenant_id)
-        records = await load_records(session, tenant_id)
+        day = (as_of or datetime.now(UTC)).date()
         settings = await domain_settings(session, tenant_id)
-        evaluation = evaluate(records, settings, (as_of or datetime.now(UTC)).date())
-        unread = await load_data_issues(session, tenant_id)
-        await _replace_rows(session, tenant_id, evaluation, unread)
-        await _sum_windows(session, tenant_id, (as_of or datetime.now(UTC)).date())
+        digest = changes.inputs_digest(settings, await load_compensation(session, tenant_id))
+        previous = None if full else await repository.refresh_state(session, tenant_id)
+        scope = await changes.incremental_scope(session, tenant_id, previous, as_of, digest)
+        clients = None
+        if scope is not None:
+            clients = await _refresh_clients(session, tenant_id, settings, day, scope)
+        if clients is None:
+            await _refresh_all(session, tenant_id, settings, day)
+        facts = await kept_sums.fact_count(session, tenant_id)
+        seconds = time.perf_counter() - started
         version = await kept_sums.mark_refreshed(
-            session, tenant_id, as_of, len(evaluation.facts), time.perf_counter() - started
+            session, tenant_id, as_of, Refreshed(facts, seconds, changes_since, digest)
         )
     forget_tenant(tenant_id)
-    seconds = time.perf_counter() - started
+    outcome = RefreshOutcome(version, facts, time.perf_counter() - started, clients)
     logger.info(
         "reports refreshed",
-        extra={"tenant_id": str(tenant_id), "facts": len(evaluation.facts), "seconds": seconds},
+        extra={
+            "tenant_id": str(tenant_id),
+            "facts": facts,
+            "seconds": outcome.seconds,
+            "kind": outcome.kind,
+        },
     )
-    return RefreshOutcome(version, len(evaluation.facts), seconds)
+    return outcome
 
 
-async def _replace_rows(
+async def _refresh_all(
+    session: AsyncSession, tenant_id: UUID, settings: CostSettings, day: date
+) -> None:
+    records = await load_records(session, tenant_id)
+    evaluation = evaluate(records, settings, day)
+    unread = await load_data_issues(session, tenant_id)
+    await kept_sums.clear(session, tenant_id)
+    await _copy(session, tenant_id, records, evaluation, [*evaluation.warnings, *unread])
+    await kept_sums.sum_months(session, tenant_id)
+    await kept_sums.sum_firm_months(session, tenant_id)
+    await kept_sums.sum_staff_months(session, tenant_id)
+    await kept_sums.name_clients(session, tenant_id)
+    await _sum_windows(session, tenant_id, day)
+
+
+MAX_ROUNDS = 4
+"""Rounds of widening an incremental refresh's clients to those its invoices also count for."""
+
+
+async def _refresh_clients(
+    session: AsyncSession, tenant_id: UUID, settings: CostSettings, day: date, scope: Scope
+) -> int | None:
+    """Recompute the report rows of `scope.clients`, widened to every client their invoices
+    count for; None (nothing written) when that is not sure to match a full refresh."""
+    clients = scope.clients
+    for _ in range(MAX_ROUNDS):
+        records = await load_client_records(session, tenant_id, clients, scope.invoices)
+        counted_for = _invoice_clients(records)
+        if None in counted_for:
+            return None
+        if counted_for <= clients:
+            break
+        clients |= {key for key in counted_for if key is not None}
+    else:
+        return None
+    evaluation = evaluate(records, settings, day)
+    work_item_clients = {item.key: item.client_key for item in records.work_items}
+    warnings = [
+        w
+        for w in evaluation.warnings
+        if w.kind not in STAFF_WARNINGS and _scope(w, work_item_clients) in clients
+    ]
+    if any(_unscoped_work(w, work_item_clients) for w in evaluation.warnings):
+        return None
+    kept = _ClientsOnly(clients).of(evaluation)
+    staff = await kept_sums.staff_of_clients(session, tenant_id, clients)
+    staff |= {fact.staff_key for fact in kept.facts if fact.staff_key is not None}
+    await kept_sums.clear_clients(session, tenant_id, clients, REWRITTEN_EVERY_TIME)
+    await _copy(session, tenant_id, records, kept, warnings)
+    await _write_firm_warnings(session, tenant_id, records)
+    await kept_sums.sum_months(session, tenant_id, clients)
+    await kept_sums.sum_firm_months(session, tenant_id)
+    await kept_sums.sum_staff_months(session, tenant_id, staff)
+    await kept_sums.name_clients(session, tenant_id, clients)
+    await _sum_windows(session, tenant_id, day, clients)
+    return len(clients)
+
+
+STAFF_WARNINGS = frozenset({WarningKind.MISSING_COMPENSATION, WarningKind.MISSING_CAPACITY})
+UNREAD_WARNINGS = frozenset({WarningKind.UNREADABLE_FIELD, WarningKind.SET_ASIDE_RECORD})
+REWRITTEN_EVERY_TIME = tuple(kind.value for kind in STAFF_WARNINGS | UNREAD_WARNINGS)
+"""Warnings an incremental refresh rewrites for the whole firm: they sum every client's
+time (staff) or come from the sync's data issues."""
+
+
+def _invoice_clients(records: TenantRecords) -> set[str | None]:
+    """Every client the invoices among `records` count for (None: one without a client)."""
+    directory = Directory(records)
+    clients: set[str | None] = set()
+    for invoice in records.invoices:
+        if not invoice.is_voided:
+            clients.add(invoice.client_key)
+            clients |= {line.client_key for line in directory.attribute(invoice)}
+    return clients
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientsOnly:
+    clients: frozenset[str]
+
+    def of(self, evaluation: Evaluation) -> Evaluation:
+        """The part of `evaluation` about `clients`."""
+        return replace(
+            evaluation,
+            facts=tuple(f for f in evaluation.facts if f.client_key in self.clients),
+            wip=tuple(w for w in evaluation.wip if w.client_key in self.clients),
+            fixed_fees=tuple(
+                p for p in evaluation.fixed_fees if p.work_item.client_key in self.clients
+            ),
+        )
+
+
+async def _write_firm_warnings(
+    session: AsyncSession, tenant_id: UUID, records: TenantRecords
+) -> None:
+    """The staff warnings from every client's facts, as now stored, and the data issues."""
+    uncosted, defaulted = await kept_sums.staff_minutes(session, tenant_id)
+    warnings = staff_warnings(records.staff, records.compensation, uncosted, defaulted)
+    warnings += await load_data_issues(session, tenant_id)
+    await kept_sums.copy_rows(
+        session, ReportWarning, WARNING_COLUMNS, _warning_rows(tenant_id, warnings, {})
+    )
+
+
+async def _copy(
     session: AsyncSession,
     tenant_id: UUID,
+    records: TenantRecords,
     evaluation: Evaluation,
-    unread: Iterable[DataWarning],
+    warnings: Iterable[DataWarning],
 ) -> None:
-    await kept_sums.clear(session, tenant_id)
+    invoice_of_line = {
+        line.key: invoice.key for invoice in records.invoices for line in billing_lines(invoice)
+    }
+    work_item_clients = {item.key: item.client_key for item in records.work_items}
     await kept_sums.copy_rows(
-        session, ReportFact, FACT_COLUMNS, _fact_rows(tenant_id, evaluation.facts)
+        session, ReportFact, FACT_COLUMNS, _fact_rows(tenant_id, evaluation.facts, invoice_of_line)
     )
     await kept_sums.copy_rows(
         session, ReportWipItem, WIP_COLUMNS, _wip_rows(tenant_id, evaluation.wip)
@@ -144,10 +293,28 @@ async def _replace_rows(
         session,
         ReportWarning,
         WARNING_COLUMNS,
-        _warning_rows(tenant_id, [*evaluation.warnings, *unread]),
+        _warning_rows(tenant_id, warnings, work_item_clients),
     )
-    await kept_sums.sum_months(session, tenant_id)
-    await kept_sums.name_clients(session, tenant_id)
+
+
+def _scope(warning: DataWarning, work_item_clients: Mapping[str, str]) -> str | None:
+    """The client whose facts `warning` is derived from (see `ReportWarning.scope_key`)."""
+    match warning.kind:
+        case WarningKind.UNKNOWN_FEE_TYPE:
+            return work_item_clients.get(warning.subject_key)
+        case WarningKind.UNKNOWN_CLIENT_TIME | WarningKind.UNKNOWN_CLIENT_INVOICE:
+            return warning.subject_key or None
+        case WarningKind.DELETED_WORK_ITEM:
+            return warning.client_key
+    return None
+
+
+def _unscoped_work(warning: DataWarning, work_item_clients: Mapping[str, str]) -> bool:
+    """Time on a work item that is not synced: its warning sums the time of several clients."""
+    return (
+        warning.kind is WarningKind.UNKNOWN_FEE_TYPE
+        and warning.subject_key not in work_item_clients
+    )
 
 
 def windows_to_sum(as_of: date, first: date, last: date) -> set[tuple[date, date]]:
@@ -157,20 +324,31 @@ def windows_to_sum(as_of: date, first: date, last: date) -> set[tuple[date, date
     return {last_365_days(as_of)} | {(date(y, 1, 1), date(y, 12, 31)) for y in years}
 
 
-async def _sum_windows(session: AsyncSession, tenant_id: UUID, as_of: date) -> None:
-    """Keep each client's sums over each window of `windows_to_sum`."""
+async def _sum_windows(
+    session: AsyncSession, tenant_id: UUID, as_of: date, clients: frozenset[str] | None = None
+) -> None:
+    """Keep each client's sums over each window of `windows_to_sum`: only those of `clients`
+    when the windows are the ones already kept."""
     first, last = await kept_sums.fact_span(session, tenant_id)
     windows = windows_to_sum(as_of, first or as_of, last or as_of)
+    if clients is not None and windows == await repository.summed_windows(session, tenant_id):
+        await kept_sums.sum_windows(session, tenant_id, sorted(windows), clients)
+        return
+    await kept_sums.clear_windows(session, tenant_id)
     await kept_sums.sum_windows(session, tenant_id, sorted(windows))
 
 
-def _fact_rows(tenant_id: UUID, facts: Iterable[Fact]) -> Iterable[tuple[Any, ...]]:
+def _fact_rows(
+    tenant_id: UUID, facts: Iterable[Fact], invoice_of_line: Mapping[str, str]
+) -> Iterable[tuple[Any, ...]]:
     for fact in facts:
         measures = fact.measures
+        line = fact.source is FactSource.INVOICE_LINE
         yield (
             tenant_id,
             fact.source.value,
             fact.source_key,
+            invoice_of_line[fact.source_key] if line else fact.source_key,
             fact.fact_date,
             fact.client_key,
             fact.client_known,
@@ -215,7 +393,9 @@ def _fixed_fee_rows(
         )
 
 
-def _warning_rows(tenant_id: UUID, warnings: Iterable[DataWarning]) -> Iterable[tuple[Any, ...]]:
+def _warning_rows(
+    tenant_id: UUID, warnings: Iterable[DataWarning], work_item_clients: Mapping[str, str]
+) -> Iterable[tuple[Any, ...]]:
     for warning in warnings:
         yield (
             tenant_id,
@@ -226,4 +406,5 @@ def _warning_rows(tenant_id: UUID, warnings: Iterable[DataWarning]) -> Iterable[
             warning.amount,
             warning.client_key,
             warning.on,
+            _scope(warning, work_item_clients),
         )

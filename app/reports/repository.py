@@ -51,7 +51,7 @@ from app.models import (
     Staff,
     WorkItem,
 )
-from app.models.reports import ReportMonthlySum
+from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
 from app.reports.ordering import FIGURES
 from app.reports.schemas import GroupBy, WorkStatus
 
@@ -72,6 +72,8 @@ class FactFilter:
     work_status: WorkStatus | None = None
     primary_status: str | None = None
     """Karbon's `PrimaryStatus` as stored (`InProgress`)."""
+    clients: frozenset[str] | None = None
+    """Only these clients (an incremental refresh's); None: every client."""
 
     @property
     def by_work_status(self) -> bool:
@@ -154,6 +156,8 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
         conditions.append(table.fee_type == where.fee_type)
     if where.client_key is not None:
         conditions.append(table.client_key == where.client_key)
+    if where.clients is not None:
+        conditions.append(table.client_key.in_(list(where.clients)))
     conditions += _team_conditions(tenant_id, where)
     if where.by_work_status:
         conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
@@ -380,13 +384,29 @@ def _ranked(values: Sequence[Any], monthly: bool) -> RankedGroup:
 
 
 def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None) -> Any:
-    """The facts, or for a window and a grouping the monthly sums carry, the window's whole
-    months from the monthly sums and its edge days from the facts (same columns)."""
-    if where.start is None or where.end is None or group_by in FACT_ONLY_GROUPINGS:
-        return ReportFact
+    """The facts, or (same columns) sums of them: for a grouping the monthly sums carry, every
+    month of them when there is no window, else the window's whole months from them and its
+    edge days from the facts; for firm-wide sums by staff member or for the whole firm, the
+    same from the staff members' or the firm's monthly sums."""
     if where.by_work_status:  # the monthly sums do not keep the work item
         return ReportFact
-    return _months_and_edges(tenant_id, where.start, where.end).c
+    if group_by == "staff":
+        if not _firm_wide(where) or where.start is None or where.end is None:
+            return ReportFact
+        return _months_and_edges(tenant_id, where.start, where.end, STAFF_MONTHS).c
+    if group_by in FACT_ONLY_GROUPINGS:
+        return ReportFact
+    months = FIRM_MONTHS if group_by is None and _firm_wide(where) else CLIENT_MONTHS
+    if where.start is None and where.end is None:
+        return _all_months(tenant_id, months).c
+    if where.start is None or where.end is None:
+        return ReportFact
+    return _months_and_edges(tenant_id, where.start, where.end, months).c
+
+
+def _firm_wide(where: FactFilter) -> bool:
+    """No filter but the window: what the staff members' monthly sums answer."""
+    return FactFilter(where.start, where.end) == where
 
 
 def _from_clause(source: Any) -> Any:
@@ -406,27 +426,43 @@ def _next_month(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def _months_and_edges(tenant_id: UUID, start: date, end: date) -> Subquery:
+@dataclass(frozen=True, slots=True)
+class _MonthlySource:
+    table: Any
+    dimensions: tuple[str, ...]
+
+
+CLIENT_MONTHS = _MonthlySource(ReportMonthlySum, ("client_key", "fee_type", "work_type"))
+STAFF_MONTHS = _MonthlySource(ReportStaffMonthlySum, ("staff_key",))
+FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ())
+
+
+def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
+    table = source.table
+    columns = _summed_columns(table, table.month, source.dimensions)
+    return select(*columns).where(table.tenant_id == tenant_id).subquery()
+
+
+def _months_and_edges(tenant_id: UUID, start: date, end: date, source: _MonthlySource) -> Subquery:
     first, until = whole_months(start, end)
     in_window = and_(ReportFact.fact_date >= start, ReportFact.fact_date <= end)
-    edges = select(*_summed_columns(ReportFact, ReportFact.fact_date)).where(
+    edges = select(*_summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)).where(
         ReportFact.tenant_id == tenant_id, in_window
     )
     if first >= until:
         return edges.subquery()
-    months = select(*_summed_columns(ReportMonthlySum, ReportMonthlySum.month)).where(
-        ReportMonthlySum.tenant_id == tenant_id,
-        ReportMonthlySum.month >= first,
-        ReportMonthlySum.month < until,
+    table = source.table
+    months = select(*_summed_columns(table, table.month, source.dimensions)).where(
+        table.tenant_id == tenant_id, table.month >= first, table.month < until
     )
     edges = edges.where(or_(ReportFact.fact_date < first, ReportFact.fact_date >= until))
     return union_all(edges, months).subquery()
 
 
-def _summed_columns(table: Any, day: Any) -> list[Any]:
-    dimensions = [table.tenant_id, day.label("fact_date"), table.client_key]
-    dimensions += [table.fee_type, table.work_type]
-    return dimensions + [getattr(table, name) for name in MEASURE_NAMES]
+def _summed_columns(table: Any, day: Any, dimensions: Sequence[str]) -> list[Any]:
+    columns = [table.tenant_id, day.label("fact_date")]
+    columns += [getattr(table, name) for name in dimensions]
+    return columns + [getattr(table, name) for name in MEASURE_NAMES]
 
 
 def _measures(values: Sequence[Any]) -> Measures:
