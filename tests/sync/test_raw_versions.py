@@ -1,10 +1,12 @@
+import json
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import RawResponse, SyncKind
+from app.models import RawResponse, SyncKind, WorkItem
+from app.sync.raw_versions import BASE, SET, UNSET, changes, read_version
 from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 
@@ -110,3 +112,70 @@ async def test_a_list_page_keeps_its_records_once_each_and_refers_to_them(
         references = [listed for body in pages for listed in body["value"]]
     assert references, "list pages hold references to their records"
     assert set(references) <= set(kept), "every reference is a kept record version"
+
+
+async def latest_versions(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, stream: str, kind: str
+) -> list[int]:
+    """The id of the latest version of each of the stream's requests of this kind."""
+    async with sessions() as session:
+        query = (
+            select(func.max(RawResponse.id))
+            .where(
+                RawResponse.tenant_id == tenant_id,
+                RawResponse.stream == stream,
+                RawResponse.kind == kind,
+            )
+            .group_by(RawResponse.request_sha256)
+        )
+        return list((await session.execute(query)).scalars())
+
+
+async def test_a_detail_is_kept_as_what_it_adds_to_its_listed_record_and_reads_back_whole(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await fully_synced(sandbox, job_context, sessions)
+    sandbox.advance("Demo firm", 30)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+
+    details = await latest_versions(sessions, tenant_id, "work_items", "detail")
+    async with sessions() as session:
+        kept = {
+            row.work_item_key: row.raw_detail
+            for row in await session.execute(
+                select(WorkItem.work_item_key, WorkItem.raw_detail).where(
+                    WorkItem.tenant_id == tenant_id
+                )
+            )
+        }
+        stored = [await session.get(RawResponse, version) for version in details]
+        read_back = [await read_version(session, version) for version in details]
+    assert details and all(v is not None and BASE in v.body for v in stored)
+    # The list's fields are not kept again: what is kept is smaller than the detail.
+    assert all(
+        len(json.dumps(v.body)) < len(json.dumps(whole))
+        for v, whole in zip(stored, read_back, strict=True)
+        if v is not None
+    )
+    assert {body["WorkItemKey"]: body for body in read_back} == {
+        key: detail for key, detail in kept.items() if detail is not None
+    }
+
+
+async def test_a_page_reads_back_with_each_record_in_its_place(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await fully_synced(sandbox, job_context, sessions)
+    pages = await latest_versions(sessions, tenant_id, "work_items", "page")
+    async with sessions() as session:
+        listed = [
+            record for page in pages for record in (await read_version(session, page))["value"]
+        ]
+        rows = await session.execute(select(WorkItem.work_item_key, WorkItem.raw))
+        kept = {key: raw for key, raw in rows}
+    assert listed and {record["WorkItemKey"]: record for record in listed} == kept
+
+
+def test_changes_keep_true_apart_from_one_and_name_what_was_removed() -> None:
+    kept = changes({"A": True, "B": 2, "C": {"x": 1}}, 7, {"A": 1, "B": 2, "C": {"x": 1}, "D": 0})
+    assert kept == {BASE: 7, SET: {"A": True}, UNSET: ["D"]}
