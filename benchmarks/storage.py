@@ -49,7 +49,6 @@ details read again. A list page's records are kept one by one, which costs the f
 
 import argparse
 import asyncio
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -84,18 +83,39 @@ SELECT count(*), coalesce(sum(fetch_count), 0),
 FROM raw_responses WHERE tenant_id = :tenant
 """
 )
-_RECORD_VERSIONS = text(
+_RECORD_JSON = text(
     """
-SELECT md5(raw::text) AS digest, pg_column_size(raw) AS size FROM (
-    SELECT raw FROM staff WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM clients WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM work_items WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM timesheets WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM time_entries WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM invoices WHERE tenant_id = :tenant
-) AS records
+SELECT 's' || user_key, md5(raw::text), octet_length(raw::text) FROM staff WHERE tenant_id = :tenant
+UNION ALL SELECT 'S' || user_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM staff WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 'c' || client_key, md5(raw::text), octet_length(raw::text)
+    FROM clients WHERE tenant_id = :tenant
+UNION ALL SELECT 'C' || client_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM clients WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 'w' || work_item_key, md5(raw::text), octet_length(raw::text)
+    FROM work_items WHERE tenant_id = :tenant
+UNION ALL SELECT 'W' || work_item_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM work_items WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 't' || timesheet_key, md5(raw::text), octet_length(raw::text)
+    FROM timesheets WHERE tenant_id = :tenant
+UNION ALL SELECT 'e' || time_entry_key, md5(raw::text), octet_length(raw::text)
+    FROM time_entries WHERE tenant_id = :tenant
+UNION ALL SELECT 'i' || invoice_key, md5(raw::text), octet_length(raw::text)
+    FROM invoices WHERE tenant_id = :tenant
+UNION ALL SELECT 'I' || invoice_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM invoices WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
 """
 )
+"""Every record's list and detail JSON as Karbon sent it, each once: a time entry in its own
+row (its timesheet's row leaves the entries out), an invoice's lines inside its detail."""
+_ADDED_SINCE = text(
+    """
+SELECT stream, kind, count(*) AS rows, sum(pg_column_size(body)) AS bytes
+FROM raw_responses WHERE tenant_id = :tenant AND id > :after
+GROUP BY stream, kind ORDER BY bytes DESC
+"""
+)
+_LAST_ID = text("SELECT coalesce(max(id), 0) FROM raw_responses WHERE tenant_id = :tenant")
 _TIMESHEETS = text(
     """
 SELECT (SELECT coalesce(sum(pg_column_size(raw)), 0) FROM timesheets WHERE tenant_id = :tenant),
@@ -139,7 +159,15 @@ def show(label: str, numbers: Figures) -> None:
     )
 
 
-async def bench(size: str, seed: int, page_size: int, days: int) -> None:
+@dataclass(frozen=True)
+class Plan:
+    days: int
+    """Simulated days; 0 for `compare`."""
+    quiet_every: int = 0
+    """Every this many days, Karbon changes nothing (0: never)."""
+
+
+async def bench(size: str, seed: int, page_size: int, plan: Plan) -> None:
     config = SandboxConfig()
     config.update({"max_page_size": page_size, "rate_limit_enabled": False})
     sandbox = Sandbox.create((FIRM, size, seed), config=config, today=date(2026, 11, 2))
@@ -169,7 +197,7 @@ async def bench(size: str, seed: int, page_size: int, days: int) -> None:
             )
             context: dict[str, Any] = {"deps": deps}
             try:
-                await run(context, sessions, settings, sandbox, days)
+                await run(context, sessions, settings, sandbox, plan)
             finally:
                 karbon.close()
                 await redis.aclose()
@@ -181,12 +209,12 @@ async def run(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     sandbox: Sandbox,
-    days: int,
+    plan: Plan,
 ) -> None:
-    """First sync and quiet incrementals, with `days` simulated days when asked for."""
+    """First sync and quiet incrementals, with simulated days when asked for."""
     tenant_id = await connect_tenant(sessions, settings, sandbox, FIRM)
-    if days:
-        await over_days(context, sessions, tenant_id, sandbox, days)
+    if plan.days:
+        await over_days(context, sessions, tenant_id, sandbox, plan.days, plan.quiet_every)
     else:
         await compare(context, sessions, tenant_id)
 
@@ -204,13 +232,36 @@ async def compare(
     show("second quiet incremental", await figures(sessions, tenant_id))
 
 
-async def record_versions(
+async def record_json(
     sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
-) -> Counter[tuple[str, int]]:
-    """Each normalized record's raw JSON, as (hash, stored size), counted."""
+) -> dict[str, tuple[str, int]]:
+    """Each record's list and detail JSON: (digest, bytes of JSON text), by record."""
     async with sessions() as session:
-        rows = await session.execute(_RECORD_VERSIONS, {"tenant": tenant_id})
-        return Counter((row.digest, int(row.size)) for row in rows)
+        rows = await session.execute(_RECORD_JSON, {"tenant": tenant_id})
+        return {row[0]: (row[1], int(row[2])) for row in rows}
+
+
+def changed_bytes(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> int:
+    """Bytes of JSON text of the records new or changed since `before`."""
+    return sum(size for key, (digest, size) in after.items() if before.get(key, ("",))[0] != digest)
+
+
+@dataclass
+class Day:
+    number: int
+    changes: int | None
+    """Karbon's record changes that day; None on a quiet day."""
+    changed: int
+    """Bytes of JSON text of the records that changed."""
+    first_run: int
+    """Raw bytes the day's first incremental stored."""
+    between: int
+    """Raw bytes the day's 11 later incrementals stored: runs between Karbon's changes."""
+    nightly: int
+
+    @property
+    def stored(self) -> int:
+        return self.first_run + self.between + self.nightly
 
 
 async def over_days(
@@ -219,39 +270,112 @@ async def over_days(
     tenant_id: UUID,
     sandbox: Sandbox,
     days: int,
+    quiet_every: int,
 ) -> None:
     """After a first sync and one quiet incremental, each simulated day: Karbon's usual
-    changes, 12 incrementals (every 2 hours) and the nightly full run."""
+    changes (none on a quiet day), 12 incrementals (every 2 hours) and the nightly full run."""
     await sync_now(context, tenant_id)
     first = await figures(sessions, tenant_id)
-    print(f"first sync: {first.rows_now} raw rows, {first.bytes_now / 1000:.1f} KB")
+    versions = await record_json(sessions, tenant_id)
+    json_bytes = sum(size for _, size in versions.values())
+    print(
+        f"first sync: {first.rows_now:,} raw rows, {first.bytes_now / 1000:,.1f} KB stored "
+        f"({first.bytes_before / 1000:,.1f} KB storing every read); "
+        f"records' JSON {json_bytes / 1000:,.1f} KB"
+    )
     await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     previous = await figures(sessions, tenant_id)
-    versions = await record_versions(sessions, tenant_id)
+    async with sessions() as session:
+        warm = int((await session.execute(_LAST_ID, {"tenant": tenant_id})).scalar_one())
     print(
-        f"first quiet incremental: +{previous.rows_now - first.rows_now} rows, "
+        f"first quiet incremental (its windows' first reads): "
         f"+{(previous.bytes_now - first.bytes_now) / 1000:.1f} KB"
     )
     print(
-        f"{'day':>4}{'Karbon changes':>16}{'changed KB':>12}{'raw rows':>10}{'raw KB':>10}"
-        f"{'% first':>9}{'% before':>10}"
+        f"{'day':>4}{'Karbon changes':>15}{'changed KB':>11}{'stored KB':>10}{'x changed':>10}"
+        f"{'% first':>8}{'1st incr':>9}{'11 later':>9}{'nightly':>8}"
     )
-    for day in range(1, days + 1):
-        changes = sandbox.advance(FIRM, 1)
-        for _ in range(12):
+    measured: list[Day] = []
+    for number in range(1, days + 1):
+        quiet = quiet_every > 0 and number % quiet_every == 0
+        changes = None if quiet else record_changes(sandbox.advance(FIRM, 1))
+        start = previous.bytes_now
+        await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
+        after_first = (await figures(sessions, tenant_id)).bytes_now
+        for _ in range(11):
             await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
+        after_between = (await figures(sessions, tenant_id)).bytes_now
         await sync_now(context, tenant_id, SyncKind.FULL)
         now = await figures(sessions, tenant_id)
-        later_versions = await record_versions(sessions, tenant_id)
-        changed = sum(size * n for (_, size), n in (later_versions - versions).items())
-        rows, added = now.rows_now - previous.rows_now, now.bytes_now - previous.bytes_now
-        added_before = now.bytes_before - previous.bytes_before
-        print(
-            f"{day:4}{record_changes(changes):16}{changed / 1000:12.1f}{rows:10}"
-            f"{added / 1000:10.1f}{100 * added / first.bytes_now:9.2f}"
-            f"{100 * added_before / first.bytes_now:10.1f}"
+        later_versions = await record_json(sessions, tenant_id)
+        day = Day(
+            number,
+            changes,
+            changed_bytes(versions, later_versions),
+            after_first - start,
+            after_between - after_first,
+            now.bytes_now - after_between,
         )
+        show_day(day, first.bytes_now)
+        measured.append(day)
         previous, versions = now, later_versions
+    summarize(measured, first.bytes_now)
+    await show_added(sessions, tenant_id, warm)
+
+
+async def show_added(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, after: int
+) -> None:
+    """What the days stored, by stream and kind of version."""
+    async with sessions() as session:
+        rows = (await session.execute(_ADDED_SINCE, {"tenant": tenant_id, "after": after})).all()
+    print(
+        "stored over the days, by stream and kind: "
+        + ", ".join(
+            f"{row.stream} {row.kind}s {row.rows:,} ({int(row.bytes) / 1000:,.1f} KB)"
+            for row in rows
+        )
+    )
+
+
+def show_day(day: Day, first: int) -> None:
+    ratio = f"{day.stored / day.changed:10.2f}" if day.changed else f"{'-':>10}"
+    print(
+        f"{day.number:4}{'quiet' if day.changes is None else day.changes:>15}"
+        f"{day.changed / 1000:11.1f}{day.stored / 1000:10.1f}{ratio}"
+        f"{100 * day.stored / first:8.2f}{day.first_run / 1000:9.1f}{day.between / 1000:9.1f}"
+        f"{day.nightly / 1000:8.1f}"
+    )
+
+
+def summarize(days: list[Day], first: int) -> None:
+    """The issue's targets, met or not."""
+    quiet = [day for day in days if day.changes is None]
+    changed = [day for day in days if day.changes is not None and day.changed]
+    total = sum(day.stored for day in days)
+    share = 100 * total / first
+    print(f"{len(days)} days added {total / 1000:,.1f} KB: {share:.1f}% of the first sync")
+    worst_quiet = max((day.stored for day in quiet), default=None)
+    if worst_quiet is not None:
+        print(
+            f"quiet days: at most {100 * worst_quiet / first:.3f}% of the first sync "
+            + _met(worst_quiet < first / 100)
+        )
+    worst_between = max(day.between for day in days)
+    print(
+        f"runs between changes (11 incrementals a day): at most {100 * worst_between / first:.3f}% "
+        f"of the first sync a day {_met(worst_between < first / 100)}"
+    )
+    if changed:
+        stored, changed_json = sum(d.stored for d in changed), sum(d.changed for d in changed)
+        print(
+            f"changed days: {stored / 1000:,.1f} KB stored for {changed_json / 1000:,.1f} KB of "
+            f"changed JSON, {stored / changed_json:.2f}x (aim: about 1x)"
+        )
+
+
+def _met(met: bool) -> str:
+    return "(target under 1%: met)" if met else "(target under 1%: NOT met)"
 
 
 def record_changes(changes: dict[str, int]) -> int:
@@ -265,14 +389,22 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     compare_command = commands.add_parser("compare", help="first sync and quiet incrementals")
     days_command = commands.add_parser("days", help="simulated days of syncs, per day")
-    for command, size, seed in ((compare_command, "tiny", 3), (days_command, "medium", 0)):
-        command.add_argument("--size", choices=sorted(SIZES), default=size)
+    for command, size, seed in ((compare_command, "tiny", 3), (days_command, "small", 0)):
+        command.add_argument("--size", nargs="+", choices=sorted(SIZES), default=[size])
         command.add_argument("--seed", type=int, default=seed)
         command.add_argument("--page-size", type=int, default=100)
-    days_command.add_argument("--days", type=_positive, default=30)
+    days_command.add_argument("--days", type=_positive, default=3)
+    days_command.add_argument(
+        "--quiet-every",
+        type=int,
+        default=7,
+        help="every N-th day Karbon changes nothing (0: never)",
+    )
     args = parser.parse_args()
-    days = args.days if args.command == "days" else 0
-    asyncio.run(bench(args.size, args.seed, args.page_size, days))
+    plan = Plan(args.days, args.quiet_every) if args.command == "days" else Plan(0)
+    for size in args.size:
+        print(f"== {size} firm, seed {args.seed}, pages of {args.page_size} ==", flush=True)
+        asyncio.run(bench(size, args.seed, args.page_size, plan))
 
 
 def _positive(value: str) -> int:

@@ -88,7 +88,7 @@ JOIN (SELECT * FROM read_again UNION ALL SELECT * FROM inserted) AS v
   ON v.request_sha256 = h.request_sha256 AND v.body_sha256 = h.body_sha256
 """
 )
-"""Keeps each row unless its request's last version has the same body; gives every row's version id."""
+"""Keeps each row unless its request's last version has the same body; each row's version id."""
 
 _LATEST = text(
     """
