@@ -67,6 +67,15 @@ read_again AS (
     WHERE kept.id = l.id
     RETURNING kept.id, kept.request_sha256, kept.body_sha256
 ),
+bases_read AS (
+    UPDATE raw_responses AS base
+    SET last_fetched_at = greatest(base.last_fetched_at, i.fetched_at)
+    FROM (
+        SELECT (body ->> '@base')::bigint AS base_id, max(fetched_at) AS fetched_at
+        FROM incoming WHERE body ? '@base' GROUP BY 1
+    ) AS i
+    WHERE base.id = i.base_id AND base.tenant_id = :tenant
+),
 inserted AS (
     INSERT INTO raw_responses (
         tenant_id, run_id, stream, kind, url, status, fetched_at, last_fetched_at, fetch_count,
@@ -88,7 +97,9 @@ JOIN (SELECT * FROM read_again UNION ALL SELECT * FROM inserted) AS v
   ON v.request_sha256 = h.request_sha256 AND v.body_sha256 = h.body_sha256
 """
 )
-"""Keeps each row unless its request's last version has the same body; each row's version id."""
+"""Keeps each row unless its request's last version has the same body; each row's version id.
+A detail kept as changes to a version reads that version too: it is never pruned before the
+details made of it."""
 
 _LATEST = text(
     """

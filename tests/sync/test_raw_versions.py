@@ -1,12 +1,17 @@
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import unit_of_work
 from app.models import RawResponse, SyncKind, WorkItem
-from app.sync.raw_versions import BASE, SET, UNSET, changes, read_version
+from app.settings import Settings
+from app.sync.karbon.client import KarbonResponse
+from app.sync.raw_versions import BASE, SET, UNSET, changes, read_version, save_versions
+from app.sync.retention import prune
 from sandbox.state import Sandbox
 from tests.sync.conftest import connect_tenant, sync_now
 
@@ -179,3 +184,32 @@ async def test_a_page_reads_back_with_each_record_in_its_place(
 def test_changes_keep_true_apart_from_one_and_name_what_was_removed() -> None:
     kept = changes({"A": True, "B": 2, "C": {"x": 1}}, 7, {"A": 1, "B": 2, "C": {"x": 1}, "D": 0})
     assert kept == {BASE: 7, SET: {"A": True}, UNSET: ["D"]}
+
+
+async def test_a_detail_read_again_keeps_the_version_it_is_made_of_from_pruning(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    tenant_id = await fully_synced(sandbox, job_context, sessions)
+    detail_id = (await latest_versions(sessions, tenant_id, "work_items", "detail"))[0]
+    async with unit_of_work(sessions) as session:
+        detail = await session.get(RawResponse, detail_id)
+        assert detail is not None
+        whole = await read_version(session, detail_id)
+        await session.execute(  # nothing read for 100 days...
+            update(RawResponse)
+            .where(RawResponse.tenant_id == tenant_id)
+            .values(last_fetched_at=RawResponse.last_fetched_at - timedelta(days=100))
+        )
+        response = KarbonResponse(detail.url, datetime.now(UTC), 200, whole)
+        # ...but the detail, read again alone
+        await save_versions(
+            session, tenant_id, None, "work_items", [("detail", response)], "WorkItemKey"
+        )
+
+    await prune(sessions, settings, datetime.now(UTC))
+
+    async with sessions() as session:
+        assert await read_version(session, detail_id) == whole
