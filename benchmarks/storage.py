@@ -397,7 +397,7 @@ def main() -> None:
     days_command.add_argument(
         "--quiet-every",
         type=int,
-        default=7,
+        default=3,
         help="every N-th day Karbon changes nothing (0: never)",
     )
     args = parser.parse_args()

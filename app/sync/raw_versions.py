@@ -6,7 +6,8 @@ again). Hashes are taken by PostgreSQL, of the body as it prints a `jsonb`, so e
 match however Karbon spaced or ordered them.
 
 - A list page's records are kept one by one (kind `record`, URL `<stream>/<key>`), and the page
-  as Karbon sent it with each record replaced by the id of that record's kept version.
+  as Karbon sent it with its records replaced by the ids of their kept versions, written as
+  runs of consecutive ids (`id_runs`).
 - A detail is kept as what it adds to or changes in its record's latest listed version
   (`{"@base": id, "@set": {...}, "@unset": [...]}`), so a record's JSON is not kept twice.
 
@@ -213,13 +214,40 @@ async def _save(
         return
     for version in versions:
         if version.listed is not None:
-            version.body["value"] = [record.id for record in version.listed]
+            version.body["value"] = id_runs([record.id for record in version.listed])
     rows = [version.row(ord) for ord, version in enumerate(versions)]
     result = await session.execute(
         _SAVE_VERSIONS, {"tenant": tenant_id, "run": run_id, "rows": json_text(rows)}
     )
     for ord, version_id in result:
         versions[ord].id = int(version_id)
+
+
+def id_runs(ids: Sequence[int | None]) -> list[list[int]]:
+    """Version ids as runs of consecutive ids, `[first, count]`: a page's records are saved in
+    order, so a page re-read with one record changed or one more on top is two or three runs,
+    not a hundred ids again."""
+    runs: list[list[int]] = []
+    for version_id in ids:
+        assert version_id is not None, "a record is kept before its page"
+        if runs and runs[-1][0] + runs[-1][1] == version_id:
+            runs[-1][1] += 1
+        else:
+            runs.append([version_id, 1])
+    return runs
+
+
+def listed_ids(page: Any) -> list[int] | None:
+    """The version ids a kept page lists (as runs, or one by one as pages were once kept);
+    None when the page was kept whole."""
+    listed = page.get("value") if _is_object(page) else None
+    if not isinstance(listed, list):
+        return None
+    if all(isinstance(run, list) and len(run) == 2 for run in listed):
+        return [first + n for first, count in listed for n in range(count)]
+    if all(isinstance(version_id, int) for version_id in listed):
+        return listed
+    return None
 
 
 async def _as_changes_to_bases(
@@ -270,8 +298,8 @@ async def read_version(session: AsyncSession, version_id: int) -> Any:
         _, base = await _stored(session, int(body[BASE]))
         unset = set(body[UNSET])
         body = {name: value for name, value in base.items() if name not in unset} | body[SET]
-    ids = body.get("value") if kind == "page" and _is_object(body) else None
-    if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
+    ids = listed_ids(body) if kind == "page" else None
+    if ids is not None:
         body = {**body, "value": [await read_version(session, i) for i in ids]}
     return body
 
