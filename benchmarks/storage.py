@@ -47,7 +47,9 @@ Last measured (busy shared 2-core machine; pages of 100; seed 0):
 
     large firm, `--size large --days 1` (run before page ids were kept as runs): first sync
     183,544 raw rows, 160,657.8 KB stored (records' JSON 295,559.5 KB); first quiet
-    incremental +267.6 KB (0.17%). 30 days of either firm were not run (hours on this machine).
+    incremental +267.6 KB (0.17%); day 1 (stopped unfinished: an incremental took 3-6 minutes
+    there): its first incremental stored 1,175.7 KB (0.73%), the next 12.7 KB, then nothing.
+    30 days of either firm were not run (hours on this machine).
 
 What the changes did and what remains, on the medium firm:
 - First sync: 19,722 KB when pages were kept whole, 28,091 KB once a page's records were kept
