@@ -99,8 +99,8 @@ JOIN (SELECT * FROM read_again UNION ALL SELECT * FROM inserted) AS v
 """
 )
 """Keeps each row unless its request's last version has the same body; each row's version id.
-A detail kept as changes to a version reads that version too: it is never pruned before the
-details made of it."""
+A detail kept as changes to a version reads that version too, so retention keeps that version
+for as long as the detail is read."""
 
 _LATEST = text(
     """
