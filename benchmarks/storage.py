@@ -1,55 +1,74 @@
 """Storage benchmark: raw rows and bytes a firm's syncs keep.
 
     uv run python benchmarks/storage.py compare [--size tiny] [--seed 3] [--page-size 100]
-    uv run python benchmarks/storage.py days [--days 30] [--size medium] [--seed 0]
+    uv run python benchmarks/storage.py days [--size small] [--days 3] [--quiet-every 3]
+    uv run python benchmarks/storage.py days --size medium large --days 30 --quiet-every 7
 
 A sandbox firm is synced for real (the worker's own job code, a real database and Redis, the
 sandbox in-process with no pacing).
 
 `compare`: a first sync, then two incrementals with nothing changed in Karbon, as stored now
-against what storing every response (the earlier behaviour) would have kept: every read
-stored a copy (rows = reads, bytes = each kept body times the times it was read), and each
-timesheet's raw JSON held its time entries again.
+against an estimate of storing every response whole (rows = reads, bytes = each kept version
+times the times it was read, each timesheet's JSON holding its time entries again).
 
-`days`: a first sync and one quiet incremental (it stores the pages of the windowed requests
-the first sync never made), then each simulated day the sandbox makes its usual daily changes
-(virtual time: `Sandbox.advance`), 12 incrementals (every 2 hours) and the nightly full run.
-Per day: Karbon's record changes that day (created, edited, approved, paid, deleted...), the
-stored size of the normalized records whose JSON changed ("changed KB": what changed in
-Karbon), the raw rows and KB the day's 13 runs added, that as a share of the first sync's raw
-bytes, and what storing every read would have added, as a share of the same.
+`days`: for each firm, a first sync and one quiet incremental (it stores the pages of the
+windowed requests the first sync never made), then each simulated day (virtual time: the
+sandbox's `advance`; the syncs run back to back): Karbon's usual daily changes, or none on
+every `--quiet-every`-th day, 12 incrementals (every 2 hours) and the nightly full run. Per
+day: Karbon's record changes; "changed KB", the JSON text of every record whose list or detail
+JSON changed (each record's JSON once: a time entry on its own, an invoice's lines inside its
+detail); "stored KB", the raw bytes the day's 13 runs kept, then that against the changed JSON
+and as a share of the first sync's raw bytes, and split into the day's first incremental, the
+11 incrementals after it (the runs between Karbon's changes) and the nightly run. At the end:
+the issue's targets (a quiet day and the runs between changes under 1% of the first sync, a
+changed day about the JSON that changed) and what the days stored, by stream and kind.
 
-Bytes are PostgreSQL's stored sizes (`pg_column_size`). Uses DATABASE_URL/REDIS_URL when set,
-embedded servers otherwise; runs in a scratch database that is dropped afterwards.
+Bytes stored are PostgreSQL's stored sizes (`pg_column_size`); changed bytes are JSON text.
+Uses DATABASE_URL/REDIS_URL when set, embedded servers otherwise; runs in a scratch database
+that is dropped afterwards. A medium day (13 runs, the nightly one reading every detail) takes
+some 5-10 minutes on a busy 2-core machine, so 30 medium and large days take hours.
 
-Last measured, `days` (pages of 100; changed KB and raw KB per day):
+Last measured (busy shared 2-core machine; pages of 100; seed 0):
 
-    medium firm, seed 0: first sync 26,208 raw rows, 28,091 KB (19,722 KB when pages were
-    kept whole); first quiet incremental +34.5 KB
-     day  Karbon changes  changed KB  raw rows    raw KB  % first  % before
-       1             152       110.6       330     331.6     1.18     327.3
-       2              68        73.2       274     272.8     0.97     327.6
+    medium firm, `--size medium --days 2 --quiet-every 2`: first sync 26,208 raw rows,
+    22,168.5 KB stored (records' JSON 38,201.5 KB); first quiet incremental +54.8 KB
+     day Karbon changes changed KB stored KB x changed % first 1st incr 11 later nightly
+       1            152      151.6     230.6      1.52    1.04    194.9      1.1    34.7
+       2          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
+    quiet days: at most 0.000% of the first sync (target under 1%: met)
+    runs between changes (11 incrementals a day): at most 0.005% of the first sync a day
+    changed days: 230.6 KB stored for 151.6 KB of changed JSON, 1.52x (aim: about 1x)
+    stored: timesheets records 96 (113.6 KB), timesheets pages 57 (28.9 KB), work_items
+    records 25 (19.3 KB), invoices pages 55 (17.5 KB), work_items pages 50 (16.7 KB),
+    work_items details 25 (13.9 KB), invoices details 11 (11.9 KB), invoices records 11 (8.8 KB)
 
-    small firm, seed 0, `--size small --days 7` (days 6-7 are a weekend): first sync 1,565 KB
-       1              41        36.8        76      73.5     4.70     418.4
-       2              21        15.4        33      32.5     2.07     419.7
-       3              12        26.8        64      60.1     3.84     418.6
-       4              16        20.5        44      45.3     2.90     421.2
-       5              11        13.9        29      30.9     1.97     422.5
-       6               3        12.4        53      39.8     2.54     419.2
-       7               5         9.5        40      36.4     2.33     417.6
+    The same day as stored before (whole details, one id per listed record): 309.9 KB,
+    2.04x; before that (the first sync's figure then: 28,091 KB) 331.6 KB.
 
-A medium day takes about 2-3 minutes on 2 cores (13 syncs), so 30 days take over an hour;
-the large firm was not run. A changed day adds 1.0-1.2% of the first sync (it was 24% while a
-page of 100 was kept again whole when one record changed, and 327% storing every read):
-about 3 times the changed records' own JSON, the rest being the pages of version ids and the
-details read again. A list page's records are kept one by one, which costs the first sync
-42% more bytes than whole pages (PostgreSQL compresses a whole page, not a 1 KB record).
+    large firm, `--size large --days 1` (run before page ids were kept as runs): first sync
+    183,544 raw rows, 160,657.8 KB stored (records' JSON 295,559.5 KB); first quiet
+    incremental +267.6 KB (0.17%); day 1 (stopped unfinished: an incremental took 3-6 minutes
+    there): its first incremental stored 1,175.7 KB (0.73%), the next 12.7 KB, then nothing.
+    30 days of either firm were not run (hours on this machine).
+
+What the changes did and what remains, on the medium firm:
+- First sync: 19,722 KB when pages were kept whole, 28,091 KB once a page's records were kept
+  one by one (+42%: PostgreSQL compresses only values in rows over about 2 KB, a whole page but
+  not a 1 KB record; lowering `toast_tuple_target` does not change that, tried), 22,168 KB now
+  (+12%) that a detail keeps only what it adds to its listed record.
+- A changed day was about 3x the changed list JSON because a re-read page stored 100 ids
+  again when any record in it changed or shifted (work item pages at every incremental,
+  invoice and timesheet pages nightly: some 40% of the day), details were kept whole, and
+  the measure left the details' own changes out. Ids are now runs (a page is a few hundred
+  bytes, mostly its nextLink), details are changes, and the measure counts details.
+- What remains above 1x: a timesheet is kept whole, every entry of its week, when one entry
+  is added or billed (about half of a changed day). Keeping each entry as a version of its
+  own was measured: the small firm's first sync grew by half (a 400-byte entry is not
+  compressed, a timesheet is, 2.2x) and a changed day stored as much.
 """
 
 import argparse
 import asyncio
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -84,18 +103,39 @@ SELECT count(*), coalesce(sum(fetch_count), 0),
 FROM raw_responses WHERE tenant_id = :tenant
 """
 )
-_RECORD_VERSIONS = text(
+_RECORD_JSON = text(
     """
-SELECT md5(raw::text) AS digest, pg_column_size(raw) AS size FROM (
-    SELECT raw FROM staff WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM clients WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM work_items WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM timesheets WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM time_entries WHERE tenant_id = :tenant
-    UNION ALL SELECT raw FROM invoices WHERE tenant_id = :tenant
-) AS records
+SELECT 's' || user_key, md5(raw::text), octet_length(raw::text) FROM staff WHERE tenant_id = :tenant
+UNION ALL SELECT 'S' || user_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM staff WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 'c' || client_key, md5(raw::text), octet_length(raw::text)
+    FROM clients WHERE tenant_id = :tenant
+UNION ALL SELECT 'C' || client_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM clients WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 'w' || work_item_key, md5(raw::text), octet_length(raw::text)
+    FROM work_items WHERE tenant_id = :tenant
+UNION ALL SELECT 'W' || work_item_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM work_items WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 't' || timesheet_key, md5(raw::text), octet_length(raw::text)
+    FROM timesheets WHERE tenant_id = :tenant
+UNION ALL SELECT 'e' || time_entry_key, md5(raw::text), octet_length(raw::text)
+    FROM time_entries WHERE tenant_id = :tenant
+UNION ALL SELECT 'i' || invoice_key, md5(raw::text), octet_length(raw::text)
+    FROM invoices WHERE tenant_id = :tenant
+UNION ALL SELECT 'I' || invoice_key, md5(raw_detail::text), octet_length(raw_detail::text)
+    FROM invoices WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
 """
 )
+"""Every record's list and detail JSON as Karbon sent it, each once: a time entry in its own
+row (its timesheet's row leaves the entries out), an invoice's lines inside its detail."""
+_ADDED_SINCE = text(
+    """
+SELECT stream, kind, count(*) AS rows, sum(pg_column_size(body)) AS bytes
+FROM raw_responses WHERE tenant_id = :tenant AND id > :after
+GROUP BY stream, kind ORDER BY bytes DESC
+"""
+)
+_LAST_ID = text("SELECT coalesce(max(id), 0) FROM raw_responses WHERE tenant_id = :tenant")
 _TIMESHEETS = text(
     """
 SELECT (SELECT coalesce(sum(pg_column_size(raw)), 0) FROM timesheets WHERE tenant_id = :tenant),
@@ -139,7 +179,15 @@ def show(label: str, numbers: Figures) -> None:
     )
 
 
-async def bench(size: str, seed: int, page_size: int, days: int) -> None:
+@dataclass(frozen=True)
+class Plan:
+    days: int
+    """Simulated days; 0 for `compare`."""
+    quiet_every: int = 0
+    """Every this many days, Karbon changes nothing (0: never)."""
+
+
+async def bench(size: str, seed: int, page_size: int, plan: Plan) -> None:
     config = SandboxConfig()
     config.update({"max_page_size": page_size, "rate_limit_enabled": False})
     sandbox = Sandbox.create((FIRM, size, seed), config=config, today=date(2026, 11, 2))
@@ -169,7 +217,7 @@ async def bench(size: str, seed: int, page_size: int, days: int) -> None:
             )
             context: dict[str, Any] = {"deps": deps}
             try:
-                await run(context, sessions, settings, sandbox, days)
+                await run(context, sessions, settings, sandbox, plan)
             finally:
                 karbon.close()
                 await redis.aclose()
@@ -181,12 +229,12 @@ async def run(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     sandbox: Sandbox,
-    days: int,
+    plan: Plan,
 ) -> None:
-    """First sync and quiet incrementals, with `days` simulated days when asked for."""
+    """First sync and quiet incrementals, with simulated days when asked for."""
     tenant_id = await connect_tenant(sessions, settings, sandbox, FIRM)
-    if days:
-        await over_days(context, sessions, tenant_id, sandbox, days)
+    if plan.days:
+        await over_days(context, sessions, tenant_id, sandbox, plan.days, plan.quiet_every)
     else:
         await compare(context, sessions, tenant_id)
 
@@ -204,13 +252,36 @@ async def compare(
     show("second quiet incremental", await figures(sessions, tenant_id))
 
 
-async def record_versions(
+async def record_json(
     sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
-) -> Counter[tuple[str, int]]:
-    """Each normalized record's raw JSON, as (hash, stored size), counted."""
+) -> dict[str, tuple[str, int]]:
+    """Each record's list and detail JSON: (digest, bytes of JSON text), by record."""
     async with sessions() as session:
-        rows = await session.execute(_RECORD_VERSIONS, {"tenant": tenant_id})
-        return Counter((row.digest, int(row.size)) for row in rows)
+        rows = await session.execute(_RECORD_JSON, {"tenant": tenant_id})
+        return {row[0]: (row[1], int(row[2])) for row in rows}
+
+
+def changed_bytes(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> int:
+    """Bytes of JSON text of the records new or changed since `before`."""
+    return sum(size for key, (digest, size) in after.items() if before.get(key, ("",))[0] != digest)
+
+
+@dataclass
+class Day:
+    number: int
+    changes: int | None
+    """Karbon's record changes that day; None on a quiet day."""
+    changed: int
+    """Bytes of JSON text of the records that changed."""
+    first_run: int
+    """Raw bytes the day's first incremental stored."""
+    between: int
+    """Raw bytes the day's 11 later incrementals stored: runs between Karbon's changes."""
+    nightly: int
+
+    @property
+    def stored(self) -> int:
+        return self.first_run + self.between + self.nightly
 
 
 async def over_days(
@@ -219,39 +290,112 @@ async def over_days(
     tenant_id: UUID,
     sandbox: Sandbox,
     days: int,
+    quiet_every: int,
 ) -> None:
     """After a first sync and one quiet incremental, each simulated day: Karbon's usual
-    changes, 12 incrementals (every 2 hours) and the nightly full run."""
+    changes (none on a quiet day), 12 incrementals (every 2 hours) and the nightly full run."""
     await sync_now(context, tenant_id)
     first = await figures(sessions, tenant_id)
-    print(f"first sync: {first.rows_now} raw rows, {first.bytes_now / 1000:.1f} KB")
+    versions = await record_json(sessions, tenant_id)
+    json_bytes = sum(size for _, size in versions.values())
+    print(
+        f"first sync: {first.rows_now:,} raw rows, {first.bytes_now / 1000:,.1f} KB stored "
+        f"({first.bytes_before / 1000:,.1f} KB storing every read); "
+        f"records' JSON {json_bytes / 1000:,.1f} KB"
+    )
     await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
     previous = await figures(sessions, tenant_id)
-    versions = await record_versions(sessions, tenant_id)
+    async with sessions() as session:
+        warm = int((await session.execute(_LAST_ID, {"tenant": tenant_id})).scalar_one())
     print(
-        f"first quiet incremental: +{previous.rows_now - first.rows_now} rows, "
+        f"first quiet incremental (its windows' first reads): "
         f"+{(previous.bytes_now - first.bytes_now) / 1000:.1f} KB"
     )
     print(
-        f"{'day':>4}{'Karbon changes':>16}{'changed KB':>12}{'raw rows':>10}{'raw KB':>10}"
-        f"{'% first':>9}{'% before':>10}"
+        f"{'day':>4}{'Karbon changes':>15}{'changed KB':>11}{'stored KB':>10}{'x changed':>10}"
+        f"{'% first':>8}{'1st incr':>9}{'11 later':>9}{'nightly':>8}"
     )
-    for day in range(1, days + 1):
-        changes = sandbox.advance(FIRM, 1)
-        for _ in range(12):
+    measured: list[Day] = []
+    for number in range(1, days + 1):
+        quiet = quiet_every > 0 and number % quiet_every == 0
+        changes = None if quiet else record_changes(sandbox.advance(FIRM, 1))
+        start = previous.bytes_now
+        await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
+        after_first = (await figures(sessions, tenant_id)).bytes_now
+        for _ in range(11):
             await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
+        after_between = (await figures(sessions, tenant_id)).bytes_now
         await sync_now(context, tenant_id, SyncKind.FULL)
         now = await figures(sessions, tenant_id)
-        later_versions = await record_versions(sessions, tenant_id)
-        changed = sum(size * n for (_, size), n in (later_versions - versions).items())
-        rows, added = now.rows_now - previous.rows_now, now.bytes_now - previous.bytes_now
-        added_before = now.bytes_before - previous.bytes_before
-        print(
-            f"{day:4}{record_changes(changes):16}{changed / 1000:12.1f}{rows:10}"
-            f"{added / 1000:10.1f}{100 * added / first.bytes_now:9.2f}"
-            f"{100 * added_before / first.bytes_now:10.1f}"
+        later_versions = await record_json(sessions, tenant_id)
+        day = Day(
+            number,
+            changes,
+            changed_bytes(versions, later_versions),
+            after_first - start,
+            after_between - after_first,
+            now.bytes_now - after_between,
         )
+        show_day(day, first.bytes_now)
+        measured.append(day)
         previous, versions = now, later_versions
+    summarize(measured, first.bytes_now)
+    await show_added(sessions, tenant_id, warm)
+
+
+async def show_added(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, after: int
+) -> None:
+    """What the days stored, by stream and kind of version."""
+    async with sessions() as session:
+        rows = (await session.execute(_ADDED_SINCE, {"tenant": tenant_id, "after": after})).all()
+    print(
+        "stored over the days, by stream and kind: "
+        + ", ".join(
+            f"{row.stream} {row.kind}s {row.rows:,} ({int(row.bytes) / 1000:,.1f} KB)"
+            for row in rows
+        )
+    )
+
+
+def show_day(day: Day, first: int) -> None:
+    ratio = f"{day.stored / day.changed:10.2f}" if day.changed else f"{'-':>10}"
+    print(
+        f"{day.number:4}{'quiet' if day.changes is None else day.changes:>15}"
+        f"{day.changed / 1000:11.1f}{day.stored / 1000:10.1f}{ratio}"
+        f"{100 * day.stored / first:8.2f}{day.first_run / 1000:9.1f}{day.between / 1000:9.1f}"
+        f"{day.nightly / 1000:8.1f}"
+    )
+
+
+def summarize(days: list[Day], first: int) -> None:
+    """The issue's targets, met or not."""
+    quiet = [day for day in days if day.changes is None]
+    changed = [day for day in days if day.changes is not None and day.changed]
+    total = sum(day.stored for day in days)
+    share = 100 * total / first
+    print(f"{len(days)} days added {total / 1000:,.1f} KB: {share:.1f}% of the first sync")
+    worst_quiet = max((day.stored for day in quiet), default=None)
+    if worst_quiet is not None:
+        print(
+            f"quiet days: at most {100 * worst_quiet / first:.3f}% of the first sync "
+            + _met(worst_quiet < first / 100)
+        )
+    worst_between = max(day.between for day in days)
+    print(
+        f"runs between changes (11 incrementals a day): at most {100 * worst_between / first:.3f}% "
+        f"of the first sync a day {_met(worst_between < first / 100)}"
+    )
+    if changed:
+        stored, changed_json = sum(d.stored for d in changed), sum(d.changed for d in changed)
+        print(
+            f"changed days: {stored / 1000:,.1f} KB stored for {changed_json / 1000:,.1f} KB of "
+            f"changed JSON, {stored / changed_json:.2f}x (aim: about 1x)"
+        )
+
+
+def _met(met: bool) -> str:
+    return "(target under 1%: met)" if met else "(target under 1%: NOT met)"
 
 
 def record_changes(changes: dict[str, int]) -> int:
@@ -265,14 +409,22 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     compare_command = commands.add_parser("compare", help="first sync and quiet incrementals")
     days_command = commands.add_parser("days", help="simulated days of syncs, per day")
-    for command, size, seed in ((compare_command, "tiny", 3), (days_command, "medium", 0)):
-        command.add_argument("--size", choices=sorted(SIZES), default=size)
+    for command, size, seed in ((compare_command, "tiny", 3), (days_command, "small", 0)):
+        command.add_argument("--size", nargs="+", choices=sorted(SIZES), default=[size])
         command.add_argument("--seed", type=int, default=seed)
         command.add_argument("--page-size", type=int, default=100)
-    days_command.add_argument("--days", type=_positive, default=30)
+    days_command.add_argument("--days", type=_positive, default=3)
+    days_command.add_argument(
+        "--quiet-every",
+        type=int,
+        default=3,
+        help="every N-th day Karbon changes nothing (0: never)",
+    )
     args = parser.parse_args()
-    days = args.days if args.command == "days" else 0
-    asyncio.run(bench(args.size, args.seed, args.page_size, days))
+    plan = Plan(args.days, args.quiet_every) if args.command == "days" else Plan(0)
+    for size in args.size:
+        print(f"== {size} firm, seed {args.seed}, pages of {args.page_size} ==", flush=True)
+        asyncio.run(bench(size, args.seed, args.page_size, plan))
 
 
 def _positive(value: str) -> int:

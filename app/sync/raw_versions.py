@@ -1,56 +1,54 @@
-"""Raw Karbon responses, each distinct body kept once per request or record.
+"""Raw Karbon responses, each distinct piece kept once per request or record.
 
-A response whose body equals the last version kept for the same request (kind and URL) is not
-stored again: that version notes it was read again. Hashes are taken by PostgreSQL, of the
-body as it prints a `jsonb`, so equal bodies match however Karbon spaced or ordered them.
+A response is kept in pieces, each a version of its own request, and each stored only when it
+differs from the last version kept for that request (otherwise that version notes it was read
+again). Hashes are taken by PostgreSQL, of the body as it prints a `jsonb`, so equal bodies
+match however Karbon spaced or ordered them.
 
-A list page's records are kept one by one (kind `record`, URL `<stream>/<key>`), each once per
-distinct content, and then the page as Karbon sent it with each record replaced by the id of
-that record's kept version. So a record that changed adds its own JSON and a page of ids, not
-the page's other records again; the page reads back exactly by putting each version in its
-place (until retention prunes a superseded version).
+- A list page's records are kept one by one (kind `record`, URL `<stream>/<key>`), and the page
+  as Karbon sent it with its records replaced by the ids of their kept versions, written as
+  runs of consecutive ids (`id_runs`).
+- A detail is kept as what it adds to or changes in its record's latest listed version
+  (`{"@base": id, "@set": {...}, "@unset": [...]}`), so a record's JSON is not kept twice.
+
+`read_version` puts the pieces back together: a version reads back exactly as Karbon sent it
+(as JSON; the order of an object's keys is not kept) until retention prunes a superseded
+version it is made of.
 """
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import json_text
+from app.models import RawResponse
 from app.sync.karbon.client import KarbonResponse
+
+BASE, SET, UNSET = "@base", "@set", "@unset"
+"""A detail kept as changes to its record's listed version (no Karbon field starts with @)."""
 
 _SAVE_VERSIONS = text(
     """
-WITH incoming AS (
+WITH hashed AS (
+    SELECT r.*,
+        sha256(convert_to(r.kind || ' ' || r.url, 'UTF8')) AS request_sha256,
+        sha256(convert_to(coalesce(r.body::text, ''), 'UTF8')) AS body_sha256
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        ord integer, stream text, kind text, url text, status integer,
+        fetched_at timestamptz, body jsonb
+    )
+),
+incoming AS (
     SELECT DISTINCT ON (request_sha256, body_sha256) *
-    FROM (
-        SELECT r.*,
-            sha256(convert_to(r.kind || ' ' || r.url, 'UTF8')) AS request_sha256,
-            sha256(convert_to(coalesce(r.body::text, ''), 'UTF8')) AS body_sha256
-        FROM (
-            SELECT r.ord, r.stream, r.kind, r.url, r.status, r.fetched_at,
-                CASE WHEN r.key_field IS NULL THEN r.body
-                ELSE jsonb_set(r.body, '{value}', (
-                    SELECT coalesce(jsonb_agg((
-                        SELECT max(version.id) FROM raw_responses AS version
-                        WHERE version.tenant_id = :tenant
-                          AND version.request_sha256 = sha256(convert_to(
-                              'record ' || r.stream || '/' || (record ->> r.key_field), 'UTF8'
-                          ))
-                    ) ORDER BY position), '[]'::jsonb)
-                    FROM jsonb_array_elements(r.body -> 'value') WITH ORDINALITY
-                        AS listed(record, position)
-                )) END AS body
-            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-                ord integer, stream text, kind text, url text, status integer,
-                fetched_at timestamptz, body jsonb, key_field text
-            )
-        ) AS r
-    ) AS hashed
+    FROM hashed
     ORDER BY request_sha256, body_sha256, ord DESC
 ),
 latest AS (
@@ -68,22 +66,85 @@ read_again AS (
     JOIN incoming AS i
       ON i.request_sha256 = l.request_sha256 AND i.body_sha256 = l.body_sha256
     WHERE kept.id = l.id
-    RETURNING kept.id
+    RETURNING kept.id, kept.request_sha256, kept.body_sha256
+),
+bases_read AS (
+    UPDATE raw_responses AS base
+    SET last_fetched_at = greatest(base.last_fetched_at, i.fetched_at)
+    FROM (
+        SELECT (body ->> '@base')::bigint AS base_id, max(fetched_at) AS fetched_at
+        FROM incoming WHERE body ? '@base' GROUP BY 1
+    ) AS i
+    WHERE base.id = i.base_id AND base.tenant_id = :tenant
+),
+inserted AS (
+    INSERT INTO raw_responses (
+        tenant_id, run_id, stream, kind, url, status, fetched_at, last_fetched_at, fetch_count,
+        request_sha256, body_sha256, body
+    )
+    SELECT :tenant, :run, i.stream, i.kind, i.url, i.status, i.fetched_at, i.fetched_at, 1,
+        i.request_sha256, i.body_sha256, i.body
+    FROM incoming AS i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM latest AS l
+        WHERE l.request_sha256 = i.request_sha256 AND l.body_sha256 = i.body_sha256
+    )
+    ORDER BY i.ord
+    RETURNING id, request_sha256, body_sha256
 )
-INSERT INTO raw_responses (
-    tenant_id, run_id, stream, kind, url, status, fetched_at, last_fetched_at, fetch_count,
-    request_sha256, body_sha256, body
-)
-SELECT :tenant, :run, i.stream, i.kind, i.url, i.status, i.fetched_at, i.fetched_at, 1,
-    i.request_sha256, i.body_sha256, i.body
-FROM incoming AS i
-WHERE NOT EXISTS (
-    SELECT 1 FROM latest AS l
-    WHERE l.request_sha256 = i.request_sha256 AND l.body_sha256 = i.body_sha256
-)
-ORDER BY i.ord
+SELECT h.ord, v.id
+FROM hashed AS h
+JOIN (SELECT * FROM read_again UNION ALL SELECT * FROM inserted) AS v
+  ON v.request_sha256 = h.request_sha256 AND v.body_sha256 = h.body_sha256
 """
 )
+"""Keeps each row unless its request's last version has the same body; each row's version id.
+A detail kept as changes to a version reads that version too, so retention keeps that version
+for as long as the detail is read."""
+
+_LATEST = text(
+    """
+SELECT DISTINCT ON (request_sha256) request_sha256, id, body
+FROM raw_responses
+WHERE tenant_id = :tenant AND request_sha256 = ANY(:requests)
+ORDER BY request_sha256, id DESC
+"""
+)
+
+
+@dataclass(eq=False)
+class _Version:
+    """One piece of a response on its way to storage."""
+
+    stream: str
+    kind: str
+    url: str
+    response: KarbonResponse
+    body: Any
+    listed: list["_Version"] | None = None
+    """A page's records: its `value` gets their version ids once they are kept."""
+    base: bytes | None = None
+    """A detail's record: the request whose latest version it is kept as changes to."""
+    id: int | None = None
+
+    def row(self, ord: int) -> dict[str, Any]:
+        return {
+            "ord": ord,
+            "stream": self.stream,
+            "kind": self.kind,
+            "url": self.url,
+            "status": self.response.status,
+            "fetched_at": self.response.fetched_at,
+            "body": self.body,
+        }
+
+
+@dataclass
+class _Pieces:
+    """A call's versions by level: each level refers only to versions of the levels before."""
+
+    records: list[_Version] = field(default_factory=list)
+    responses: list[_Version] = field(default_factory=list)
 
 
 async def save_versions(
@@ -94,53 +155,161 @@ async def save_versions(
     responses: Sequence[tuple[str, KarbonResponse]],
     key_field: str | None = None,
 ) -> None:
-    """Keep each response (with its kind, `page` or `detail`) unless its request's last kept
-    version has the same body; with `key_field`, a page's records are kept one by one."""
-    if not responses:
-        return
-    rows: list[dict[str, Any]] = []
+    """Keep each response (with its kind, `page` or `detail`) in pieces, each unless its
+    request's last kept version has the same body; `key_field` names a record's key."""
+    pieces = _Pieces()
     for kind, response in responses:
-        row = {
-            "stream": stream,
-            "kind": kind,
-            "url": response.url,
-            "status": response.status,
-            "fetched_at": response.fetched_at,
-            "body": response.body_json,
-            "key_field": None,
-        }
-        records = _listed_records(response.body_json, key_field) if kind == "page" else None
-        if records is not None and key_field is not None:
-            rows.extend(
-                {**row, "kind": "record", "url": f"{stream}/{record[key_field]}", "body": record}
-                for record in records
-            )
-            row["key_field"] = key_field
-        rows.append(row)
-    # Records first: a page refers to its records' kept versions.
-    records = [row for row in rows if row["kind"] == "record"]
-    for batch in (records, [row for row in rows if row["kind"] != "record"]):
-        if batch:
-            await session.execute(
-                _SAVE_VERSIONS,
-                {"tenant": tenant_id, "run": run_id, "rows": json_text(_numbered(batch))},
-            )
+        pieces.responses.append(_response(pieces, stream, kind, response, key_field))
+    await _save(session, tenant_id, run_id, pieces.records)
+    await _as_changes_to_bases(session, tenant_id, pieces.responses)
+    await _save(session, tenant_id, run_id, pieces.responses)
 
 
-def _numbered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**row, "ord": position} for position, row in enumerate(rows)]
+def request_sha256(kind: str, url: str) -> bytes:
+    """A request's identity, as PostgreSQL computes it when saving."""
+    return hashlib.sha256(f"{kind} {url}".encode()).digest()
 
 
-def _listed_records(body: Any, key_field: str | None) -> list[dict[str, Any]] | None:
-    """A list page's records when every one carries its key, else None (kept whole)."""
-    if key_field is None or not isinstance(body, dict):
+def _response(
+    pieces: _Pieces, stream: str, kind: str, response: KarbonResponse, key_field: str | None
+) -> _Version:
+    body = response.body_json
+    version = _Version(stream, kind, response.url, response, body)
+    records = _keyed(body.get("value"), key_field) if kind == "page" and _is_object(body) else None
+    if records is not None and key_field is not None:
+        version.body = dict(body)
+        version.listed = [_record(pieces, stream, key_field, r, response) for r in records]
+    elif _is_object(body):
+        key = body.get(key_field) if key_field is not None and kind == "detail" else None
+        if isinstance(key, str):
+            version.base = request_sha256("record", f"{stream}/{key}")
+    return version
+
+
+def _record(
+    pieces: _Pieces, stream: str, key_field: str, record: dict[str, Any], response: KarbonResponse
+) -> _Version:
+    version = _Version(stream, "record", f"{stream}/{record[key_field]}", response, record)
+    pieces.records.append(version)
+    return version
+
+
+def _keyed(items: Any, key_field: str | None) -> list[dict[str, Any]] | None:
+    """A list of records when every one carries its key, else None (kept whole)."""
+    if key_field is None or not isinstance(items, list):
         return None
-    records = body.get("value")
-    if not isinstance(records, list):
+    if not all(isinstance(r, dict) and isinstance(r.get(key_field), str) for r in items):
         return None
-    if not all(isinstance(r, dict) and isinstance(r.get(key_field), str) for r in records):
+    return items
+
+
+def _is_object(body: Any) -> bool:
+    return isinstance(body, dict)
+
+
+async def _save(
+    session: AsyncSession, tenant_id: UUID, run_id: UUID | None, versions: list[_Version]
+) -> None:
+    if not versions:
+        return
+    for version in versions:
+        if version.listed is not None:
+            version.body["value"] = id_runs([record.id for record in version.listed])
+    rows = [version.row(ord) for ord, version in enumerate(versions)]
+    result = await session.execute(
+        _SAVE_VERSIONS, {"tenant": tenant_id, "run": run_id, "rows": json_text(rows)}
+    )
+    for ord, version_id in result:
+        versions[ord].id = int(version_id)
+
+
+def id_runs(ids: Sequence[int | None]) -> list[list[int]]:
+    """Version ids as runs of consecutive ids, `[first, count]`: a page's records are saved in
+    order, so a page re-read with one record changed or one more on top is two or three runs,
+    not a hundred ids again."""
+    runs: list[list[int]] = []
+    for version_id in ids:
+        assert version_id is not None, "a record is kept before its page"
+        if runs and runs[-1][0] + runs[-1][1] == version_id:
+            runs[-1][1] += 1
+        else:
+            runs.append([version_id, 1])
+    return runs
+
+
+def listed_ids(page: Any) -> list[int] | None:
+    """The version ids a kept page lists (as runs, or one by one as pages were once kept);
+    None when the page was kept whole."""
+    listed = page.get("value") if _is_object(page) else None
+    if not isinstance(listed, list):
         return None
-    return records
+    if all(isinstance(run, list) and len(run) == 2 for run in listed):
+        return [first + n for first, count in listed for n in range(count)]
+    if all(isinstance(version_id, int) for version_id in listed):
+        return listed
+    return None
+
+
+async def _as_changes_to_bases(
+    session: AsyncSession, tenant_id: UUID, versions: list[_Version]
+) -> None:
+    """Each detail whose record has a kept version becomes what it changes in that version."""
+    details = [version for version in versions if version.base is not None]
+    if not details:
+        return
+    requests = list({version.base for version in details})
+    rows = await session.execute(_LATEST, {"tenant": tenant_id, "requests": requests})
+    bases = {bytes(row.request_sha256): (int(row.id), row.body) for row in rows}
+    for version in details:
+        found = bases.get(version.base) if version.base is not None else None
+        if found is not None and _is_object(found[1]):
+            version.body = changes(version.body, *found)
+
+
+def changes(body: dict[str, Any], base_id: int, base: dict[str, Any]) -> dict[str, Any]:
+    """`body` as what it sets and removes in the version `base_id` (whose body is `base`)."""
+    return {
+        BASE: base_id,
+        SET: {name: value for name, value in body.items() if not _same(base, name, value)},
+        UNSET: [name for name in base if name not in body],
+    }
+
+
+def _same(base: dict[str, Any], name: str, value: Any) -> bool:
+    return name in base and _canonical(base[name]) == _canonical(value)
+
+
+def _canonical(value: Any) -> bytes:
+    """JSON with sorted keys: `true` and `1`, or `1` and `1.0`, stay different."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits
+        return json.dumps(value, sort_keys=True).encode()
+
+
+class PrunedVersionError(LookupError):
+    """A version, or a piece of it, is no longer kept."""
+
+
+async def read_version(session: AsyncSession, version_id: int) -> Any:
+    """A kept version's body as Karbon sent it, its pieces put back in place."""
+    kind, body = await _stored(session, version_id)
+    if _is_object(body) and BASE in body:
+        _, base = await _stored(session, int(body[BASE]))
+        unset = set(body[UNSET])
+        body = {name: value for name, value in base.items() if name not in unset} | body[SET]
+    ids = listed_ids(body) if kind == "page" else None
+    if ids is not None:
+        body = {**body, "value": [await read_version(session, i) for i in ids]}
+    return body
+
+
+async def _stored(session: AsyncSession, version_id: int) -> tuple[str, Any]:
+    query = select(RawResponse.kind, RawResponse.body).where(RawResponse.id == version_id)
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise PrunedVersionError(f"raw version {version_id} was pruned")
+    return row.kind, row.body
 
 
 _PRUNE_BATCH = text(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.models import Base, RawResponse, StorageFootprint, SyncKind, SyncRun
 from app.settings import Settings
+from app.sync.raw_versions import read_version
 from app.sync.rebuild import rebuild_from_raw
 from app.sync.retention import measure_all, prune
 from app.tenancy.service import create_operator
@@ -81,6 +82,9 @@ async def test_superseded_versions_are_pruned_after_retention_and_rebuild_stays_
     assert footprint is not None and footprint.pruned_rows == deleted
     assert footprint.last_pruned_at is not None and footprint.pruned_bytes > 0
     assert kept_reads == len(after), "what the last complete run read is all kept"
+    async with sessions() as session:
+        for _, version in after:  # no kept version lost a piece it is made of
+            assert await read_version(session, version) is not None
 
     await scramble_derived_columns(sessions, tenant_id)
     await rebuild_from_raw(sessions, tenant_id)
