@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from app.db import create_engine, create_sessionmaker
 from app.embedded import ServiceUrls
 from app.redis_pool import create_redis
+from app.reports.refresh import refresh_reports
 from app.secrets import resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
@@ -106,8 +107,8 @@ class SyncedFirm:
 
 
 async def sync_sandbox_firms(scratch: Scratch, sandbox: Sandbox) -> list[SyncedFirm]:
-    """Each sandbox firm connected to a Reckonry firm of its name and synced once, as a
-    worker syncs, with an admin signed in."""
+    """Each sandbox firm connected to a Reckonry firm of its name, synced once and its reports
+    refreshed, as a worker does, with an admin signed in."""
     firms = []
     with serve_sandbox_in_thread(sandbox) as karbon_url:
         settings = scratch.settings.model_copy(update={"karbon_base_url": karbon_url})
@@ -135,6 +136,7 @@ async def sync_sandbox_firms(scratch: Scratch, sandbox: Sandbox) -> list[SyncedF
                 _, outcome = await sync_now({"deps": deps}, tenant_id)
                 if outcome != "succeeded":
                     raise RuntimeError(f"the sync of {name} ended {outcome}")
+                await refresh_reports(sessions, tenant_id)  # a worker runs it after the sync
                 headers = await admin_headers(sessions, settings, tenant_id)
                 firms.append(SyncedFirm(name, tenant_id, headers))
         finally:
