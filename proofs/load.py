@@ -176,15 +176,18 @@ async def _client(
 async def _warm_up(
     base: str, admin: dict[str, str], emails: list[str], clients: int, tally: Tally
 ) -> None:
-    """A round of every kind, unmeasured, so each process has opened its connections and
-    prepared its statements (as a running deployment has) before the clock starts."""
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        for kind in [*MIX] * max(1, clients // 4):
-            answer = await _request(client, kind, admin, emails[0], random.Random(0))
-            if answer.status_code != 200 and not _shed(kind, answer):
-                tally.errors.append(
-                    f"{kind} (warming up): {answer.status_code} {answer.text[:200]}"
-                )
+    """A round of every kind from several connections at once, unmeasured, so each process
+    has opened its connections and prepared its statements (as a running deployment has)
+    before the clock starts."""
+
+    async def one_round() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            for kind in MIX:
+                answer = await _request(client, kind, admin, emails[0], random.Random(0))
+                if answer.status_code != 200 and not _shed(kind, answer):
+                    tally.errors.append(f"{kind} (warming up): {answer.status_code}")
+
+    await asyncio.gather(*(one_round() for _ in range(min(clients, 20))))
 
 
 def _shed(kind: str, answer: httpx.Response) -> bool:
