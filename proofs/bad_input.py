@@ -40,6 +40,9 @@ CHECKS = (
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 FAST_PHASES = ("examples", "fuzzing", "stateful")
 """The coverage phase's edge cases of every parameter take minutes; the long run has them."""
+LONG_EXAMPLES = 100
+LONG_SECONDS_PER_CALLER = 300
+"""Fuzzing and sequences stop here even if examples are left (hours on a busy machine)."""
 PASSWORD = "correct horse battery staple"
 SIGN_OUT = ("/api/v1/auth/logout", "/api/v1/me/password")
 """Operations that end the caller's sign-in: a caller of its own, so the others keep theirs."""
@@ -118,7 +121,7 @@ async def _schemathesis(base: str, caller: Caller, long: bool, report: Path) -> 
         f"{base}/openapi.json",
         f"--checks={','.join(CHECKS)}",
         f"--phases={','.join(phases)}",
-        f"--max-examples={200 if long else 5}",
+        f"--max-examples={LONG_EXAMPLES if long else 5}",
         "--workers=1",
         "--seed=17",
         "--no-shrink",
@@ -128,6 +131,8 @@ async def _schemathesis(base: str, caller: Caller, long: bool, report: Path) -> 
         "--report=json",
         f"--report-json-path={report}",
     ]
+    if long:
+        arguments.append(f"--max-time={LONG_SECONDS_PER_CALLER}")
     for name, value in caller.headers.items():
         arguments.append(f"--header={name}: {value}")
     arguments += [f"--exclude-path={path}" for path in caller.exclude_paths]
@@ -139,6 +144,7 @@ async def _schemathesis(base: str, caller: Caller, long: bool, report: Path) -> 
         *arguments,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=report.parent,  # where it keeps its replay cache, headers included
     )
     output, _ = await process.communicate()
     text = output.decode(errors="replace")
