@@ -6,17 +6,21 @@ links) for every operation, signed in as a firm's admin, as an integrator key wi
 scope, as a platform operator and as no one, against the app on a real socket over a real
 PostgreSQL and Redis, with a sandbox firm synced so reports have rows. Every response is
 checked: no 5xx, and its status, content type, headers and body as the document declares.
+The app runs in the proof's process, so a query SQLAlchemy warns of (a cartesian product that
+input reached) fails the proof too.
 """
 
 import asyncio
 import json
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SAWarning
 
 from app.api.app import create_app
 from app.tenancy.cli import create_operator
@@ -29,6 +33,7 @@ from proofs._world import (
     served,
     sync_sandbox_firms,
 )
+from sandbox.state import Sandbox
 
 CHECKS = (
     "not_a_server_error",
@@ -185,6 +190,21 @@ def _failure_details(output: str, limit: int = 6000) -> str:
 async def _run(long: bool) -> Outcome:
     overrides = {"RECKONRY_STRIPE_WEBHOOK_SECRET": "whsec_proof_" + "s" * 24}
     sandbox = sandbox_of(("Demo firm", 3))
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", SAWarning)
+        runs, operations = await _run_callers(long, sandbox, overrides)
+    outcome = _outcome(runs, operations)
+    # The app runs in this process: a query SQLAlchemy finds suspect (a cartesian product)
+    # is a defect bad input reached, even when the answer looked right.
+    suspect = sorted({str(w.message) for w in warned if issubclass(w.category, SAWarning)})
+    outcome.measure("queries SQLAlchemy warned of", len(suspect), "0", held=not suspect)
+    outcome.failures += suspect
+    return outcome
+
+
+async def _run_callers(
+    long: bool, sandbox: Sandbox, overrides: dict[str, str]
+) -> tuple[list[Run], int]:
     async with scratch_services(**overrides) as scratch:
         (firm,) = await sync_sandbox_firms(scratch, sandbox)
         with sandbox_served(sandbox) as karbon_url:
@@ -198,7 +218,7 @@ async def _run(long: bool) -> Outcome:
                         await _schemathesis(base, caller, long, Path(reports) / f"{n}.json")
                         for n, caller in enumerate(callers)
                     ]
-    return _outcome(runs, _operations(app.openapi()))
+    return runs, _operations(app.openapi())
 
 
 def _operations(spec: dict[str, Any]) -> int:
