@@ -67,6 +67,8 @@ class Walk:
     leaks: list[str] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
     bodies: list[str] = field(default_factory=list)
+    own_seen: int = 0
+    """Answers showing the caller's own firm's things: the leak check can see them."""
 
 
 async def _prepare(client: httpx.AsyncClient, firm: SyncedFirm, tag: str, pay: str) -> Side:
@@ -158,6 +160,7 @@ async def _walk(
     callers: dict[str, dict[str, str]],
     target: dict[str, str],
     markers: set[str],
+    own: set[str],
     *,
     reads_only: bool = False,
 ) -> Walk:
@@ -173,6 +176,7 @@ async def _walk(
             where = f"{call['method']} {call['url']} as {caller}: {answer.status_code}"
             if answer.status_code >= 500:
                 walk.server_errors.append(f"{where} {answer.text[:200]}")
+            walk.own_seen += any(marker in answer.text for marker in own)
             shown = sorted(marker for marker in markers if marker in answer.text)
             if shown:
                 walk.leaks.append(f"{where} shows the other firm's {shown}")
@@ -328,14 +332,14 @@ async def _prove(
     client_key, staff_key = await _shared_ids(client, sides)
     outcome.measure("Karbon ids in both firms (clients, staff)", await _overlap(client, sides))
     operator = await _operator(client, scratch)
-    calls, bodies = 0, []
+    calls, own_seen, bodies = 0, 0, []
     leaks: list[str] = []
     changed: list[str] = []
     errors: list[str] = []
     for acting, other in (sides, sides[::-1]):
         target = other.ids | _shared_keys(client_key, staff_key)
         before = await _firm_rows(scratch.urls.database_url, other.ids["tenant_id"])
-        walk = await _walk(client, spec, acting.callers, target, other.markers)
+        walk = await _walk(client, spec, acting.callers, target, other.markers, acting.markers)
         after = await _firm_rows(scratch.urls.database_url, other.ids["tenant_id"])
         if before != after:
             difference = sorted(set(before) ^ set(after))[:5]
@@ -344,14 +348,20 @@ async def _prove(
         bodies += walk.bodies
         leaks += walk.leaks
         errors += walk.server_errors
+        own_seen += walk.own_seen
     # An operator sees firms (names, plans), never a firm's data.
     data_markers = {m for side in sides for m in side.markers if "@" in m or m.isdigit()}
-    walk = await _walk(client, spec, {"operator": operator}, target, data_markers, reads_only=True)
+    walk = await _walk(
+        client, spec, {"operator": operator}, target, data_markers, set(), reads_only=True
+    )
     calls += walk.calls
     bodies += walk.bodies
     leaks += walk.leaks
     errors += walk.server_errors
     outcome.measure("calls across firms and roles", calls)
+    outcome.measure(
+        "answers showing the caller's own firm's data", own_seen, "> 0", held=own_seen > 0
+    )
     outcome.measure("answers showing the other firm's data", len(leaks), "0", held=not leaks)
     outcome.measure("firms changed by the other's calls", len(changed), "0", held=not changed)
     outcome.measure("5xx answers", len(errors), "0", held=not errors)
