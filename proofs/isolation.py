@@ -72,12 +72,12 @@ class Walk:
 
 
 async def _prepare(client: httpx.AsyncClient, firm: SyncedFirm, tag: str, pay: str) -> Side:
-    """The firm given data of its own: a member, two keys, pay, cost settings."""
+    """The firm given data of its own: members, two keys, pay."""
     side = Side(firm, callers={"admin": firm.admin})
     me = (await client.get("/api/v1/me", headers=firm.admin)).json()
     member_email = f"member-{tag}@{tag}.example"
     member_id, side.callers["member"] = await join(client, firm.admin, member_email)
-    _, _ = await join(client, firm.admin, f"member2-{tag}@{tag}.example")
+    await join(client, firm.admin, f"member2-{tag}@{tag}.example")
     for caller, scopes in (
         ("pay key", ["reports:read", "sync:read", "pay:read"]),
         ("key without pay", ["reports:read", "sync:read"]),
