@@ -43,6 +43,20 @@ def serving(
     stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Iterator[str]:
     """The API's base URL once `command` (serving on a free port) is ready; stopped after."""
+    with serving_process(command, cwd=cwd, env=env, stop_signal=stop_signal) as (base, _):
+        yield base
+
+
+@contextmanager
+def serving_process(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stop_signal: signal.Signals = signal.SIGTERM,
+    ready_within: float = 60,
+) -> Iterator[tuple[str, int]]:
+    """`serving`, with the process id of `command`."""
     port = free_port()
     process = subprocess.Popen(
         command,
@@ -53,8 +67,8 @@ def serving(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(base, process)
-        yield base
+        wait_until_ready(base, process, ready_within)
+        yield base, process.pid
     finally:
         process.send_signal(stop_signal)
         process.wait(timeout=30)

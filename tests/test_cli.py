@@ -6,10 +6,15 @@ from importlib.metadata import version
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
+from cryptography.fernet import Fernet
+
 from app.api.app import create_app
 from app.embedded import ServiceUrls
 from app.settings import Settings
+from tests.cli_helpers import command as reckonry_command
 from tests.cli_helpers import environment, invoke, run
+from tests.processes import serving_process
 
 
 def test_version_is_the_installed_one_in_the_cli_and_the_openapi_document(
@@ -100,3 +105,36 @@ def test_the_command_starts_without_importing_the_sandbox(tmp_path: Path) -> Non
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_api_serves_from_as_many_processes_as_workers(
+    tmp_path: Path, service_urls: ServiceUrls
+) -> None:
+    env = environment(
+        DATABASE_URL=service_urls.database_url,
+        REDIS_URL=service_urls.redis_url,
+        RECKONRY_ENV="production",
+        RECKONRY_SECRET_KEY="workers-test-signing-key-" + "w" * 32,
+        RECKONRY_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    )
+    api = reckonry_command("api", "--workers", "3")
+    # Each process imports the whole app: minutes on a machine as busy as CI's can be.
+    with serving_process(api, cwd=tmp_path, env=env, ready_within=240) as (base, pid):
+        answers = [httpx.get(f"{base}/readyz", timeout=10) for _ in range(5)]
+        serving_pids = _children(pid)
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert len(serving_pids) >= 3, serving_pids
+
+
+def test_workers_must_be_at_least_one() -> None:
+    result = invoke(["api", "--workers", "0"], environment())
+    assert result.exit_code == 2
+    assert "--workers" in result.stderr

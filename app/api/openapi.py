@@ -59,6 +59,45 @@ def _declare_unavailability(app: FastAPI, spec: dict[str, Any]) -> None:
                 declared["description"] += " " + UNAVAILABLE[503]
 
 
+def _link(operation: str, parameter: str, value: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": {parameter: f"$response.body#{value}"}}
+
+
+LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("inviteMember", "201"): {"RemoveMember": _link("removeMember", "member_id", "/id")},
+    ("listMembers", "200"): {"RemoveMember": _link("removeMember", "member_id", "/items/0/id")},
+    ("createApiKey", "201"): {
+        "GetApiKey": _link("getApiKey", "key_id", "/id"),
+        "RevokeApiKey": _link("revokeApiKey", "key_id", "/id"),
+    },
+    ("listApiKeys", "200"): {"GetApiKey": _link("getApiKey", "key_id", "/items/0/id")},
+    ("listStaff", "200"): {
+        "AddStaffCompensation": _link("addStaffCompensation", "key", "/items/0/key")
+    },
+    ("getClientProfitability", "200"): {
+        "GetClientReport": _link("getClientReport", "client_key", "/items/0/key")
+    },
+    ("listFirms", "200"): {
+        "SetFirmPlan": _link("setFirmPlan", "tenant_id", "/items/0/id"),
+        "ExtendFirmTrial": _link("extendFirmTrial", "tenant_id", "/items/0/id"),
+        "DeleteFirm": _link("deleteFirm", "tenant_id", "/items/0/id"),
+    },
+}
+"""Where one answer gives the identifier another operation takes (OpenAPI links), so a client
+or a tester can follow them: `(operationId, status)`: the links of that response."""
+
+
+def _declare_links(spec: dict[str, Any]) -> None:
+    operations = {
+        operation["operationId"]: operation
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    for (operation_id, status), links in LINKS.items():
+        operations[operation_id]["responses"][status]["links"] = links
+
+
 DESCRIPTION = """\
 Errors are `application/problem+json`: a `Problem`, or for a 422 a `ValidationProblem` whose
 `errors` name each field. Money is a decimal string to the cent beside a `currency` code,
@@ -77,6 +116,7 @@ def install_openapi(app: FastAPI) -> None:
             _declare_validation_errors(app)
             spec = generate()
             _declare_unavailability(app, spec)
+            _declare_links(spec)
             spec.setdefault("components", {}).setdefault("schemas", {}).update(problem_components())
         return app.openapi_schema or {}
 

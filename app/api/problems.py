@@ -64,8 +64,15 @@ async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# FastAPI's words for a body it could not decode at all (bytes that are not UTF-8); a body it
+# decodes but that is not valid JSON is already a validation error.
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        return _validation_problem([{"field": "body", "message": "The body is not UTF-8 JSON."}])
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     return problem_response(
         exc.status_code, _slug(exc.status_code), detail, headers=getattr(exc, "headers", None)
@@ -74,12 +81,16 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    return _validation_problem(_field_errors(exc))
+
+
+def _validation_problem(errors: list[dict[str, str]]) -> JSONResponse:
     return problem_response(
         422,
         "validation-error",
         "The request is not valid; see `errors` for each field.",
         title="Validation error",
-        errors=_field_errors(exc),
+        errors=errors,
     )
 
 

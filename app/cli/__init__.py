@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from uuid import UUID
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from app import __version__, event_loops
 from app.api.app import create_app
@@ -67,6 +69,15 @@ Port = Annotated[
     int | None,
     typer.Option(
         min=1, max=65535, help="Port to listen on  [default: RECKONRY_API_PORT, else 8000]"
+    ),
+]
+
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="API processes serving the one port (production: about one per core); each "
+        "opens its own database and Redis connections",
     ),
 ]
 
@@ -172,11 +183,32 @@ def migrate() -> None:
 
 
 @cli.command()
-def api(host: Host = None, port: Port = None) -> None:
+def api(host: Host = None, port: Port = None, workers: Workers = 1) -> None:
     """Serve the JSON API (production: scale out behind a load balancer)."""
     settings, urls = _prepare(host, port)
     _announce(settings, urls)
-    _uvicorn_server(settings, urls).run()
+    if workers == 1:
+        _uvicorn_server(settings, urls).run()
+        return
+    # Each process builds its app from the environment: the servers resolved here (embedded
+    # ones included) are handed to them there.
+    os.environ.update({"DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url})
+    uvicorn.run(
+        f"{__name__}:api_process",
+        factory=True,
+        workers=workers,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=list(settings.trusted_proxies),
+    )
+
+
+def api_process() -> FastAPI:
+    """The app one process of `reckonry api --workers N` serves."""
+    settings = _settings()
+    return create_app(settings, resolve_service_urls(settings))
 
 
 @cli.command()

@@ -14,6 +14,15 @@ async def cost_settings(session: AsyncSession, tenant_id: UUID) -> CostSettings 
     return await session.get(CostSettings, tenant_id)
 
 
+async def cost_settings_to_change(session: AsyncSession, tenant_id: UUID) -> CostSettings:
+    """The firm's settings, created with the defaults if it has none, locked until commit.
+    First saves at once: one inserts, the others wait for its commit and change its row."""
+    create = insert(CostSettings).values(tenant_id=tenant_id).on_conflict_do_nothing()
+    await session.execute(create)
+    query = select(CostSettings).where(CostSettings.tenant_id == tenant_id).with_for_update()
+    return (await session.execute(query)).scalar_one()
+
+
 async def live_staff_page(
     session: AsyncSession, tenant_id: UUID, *, limit: int, offset: int
 ) -> Sequence[Staff]:

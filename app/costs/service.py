@@ -62,10 +62,7 @@ def settings_view(stored: CostSettings | None) -> CostSettingsView:
 async def save_settings(
     session: AsyncSession, tenant_id: UUID, body: CostSettingsBody
 ) -> CostSettings:
-    stored = await repository.cost_settings(session, tenant_id)
-    if stored is None:
-        stored = CostSettings(tenant_id=tenant_id)
-        session.add(stored)
+    stored = await repository.cost_settings_to_change(session, tenant_id)
     stored.overhead_rate = body.overhead_rate
     stored.working_weeks_per_year = body.working_weeks_per_year
     stored.default_capacity_hours_per_week = body.default_capacity_hours_per_week

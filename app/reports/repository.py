@@ -175,7 +175,8 @@ def _team_conditions(tenant_id: UUID, where: FactFilter) -> list[ColumnElement[b
 
 
 def _needs_client(group_by: GroupBy | str | None, where: FactFilter) -> bool:
-    return group_by in (GroupBy.OWNER, GroupBy.MANAGER) or bool(where.owner or where.manager)
+    filtered = where.owner is not None or where.manager is not None  # "" filters too
+    return group_by in (GroupBy.OWNER, GroupBy.MANAGER) or filtered
 
 
 async def sum_facts(
@@ -483,7 +484,7 @@ async def wip_items(
     session: AsyncSession, tenant_id: UUID, where: FactFilter
 ) -> Sequence[ReportWipItem]:
     query = select(ReportWipItem)
-    if where.owner or where.manager:
+    if _needs_client(None, where):
         query = query.join(ReportClientName, _client_join(ReportWipItem))
     query = _filtered(query, ReportWipItem, tenant_id, where)
     return (await session.execute(query)).scalars().all()

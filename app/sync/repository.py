@@ -142,9 +142,12 @@ async def sync_settings(session: AsyncSession, tenant_id: UUID) -> SyncSettings:
     """The tenant's settings, created with the defaults on first use."""
     found = await session.get(SyncSettings, tenant_id)
     if found is None:
-        found = SyncSettings(tenant_id=tenant_id)
-        session.add(found)
-        await session.flush()  # fills in the model's column defaults
+        # First uses at once (two API processes, say): one inserts, the others wait for its
+        # commit and read its row instead of failing on the duplicate key.
+        create = insert(SyncSettings).values(tenant_id=tenant_id).on_conflict_do_nothing()
+        await session.execute(create)
+        found = await session.get(SyncSettings, tenant_id)
+        assert found is not None
     return found
 
 
