@@ -20,7 +20,7 @@ _TICK = 1e-6
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps straight to the next timer when nothing else is ready.
 
-    Sleeps, aiolimiter spacing and Retry-After pauses take no real time, and every timing is
+    Sleeps, budget spacing and Retry-After pauses take no real time, and every timing is
     exact and deterministic. Only usable without real I/O (respx mocks all HTTP).
     """
 
@@ -36,7 +36,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             if timeout is None:
                 stuck = [t.get_stack() for t in asyncio.all_tasks(self)]
                 raise RuntimeError(f"deadlock: nothing scheduled, tasks waiting: {stuck}")
-            # A timer due "now" that re-arms itself for "now" (aiolimiter does, when float
+            # A timer due "now" that re-arms itself for "now" (a pacer may, when float
             # rounding leaves a sliver of level) needs the clock to move, as a real one does.
             self._virtual_now += timeout or (0.0 if self._ready else _TICK)  # type: ignore[attr-defined]
             return []
