@@ -1,7 +1,8 @@
 """Pacing benchmark: one tenant's requests as they arrive at Karbon, against 1.8 req/s.
 
-    uv run python benchmarks/pacing.py [--latencies 0.4-0.9,1-2] [--jitter 0.2] [--size small]
-                                       [--minutes 0] [--check-every 30] [--baseline-seconds 60]
+    uv run python benchmarks/pacing.py run [--latencies 0.4-0.9,1-2] [--jitter 0.2]
+                                           [--size small] [--minutes 0] [--check-every 30]
+                                           [--baseline-seconds 60]
 
 For each latency range, in real time: the sandbox Karbon runs in its own process, answers each
 request after a latency drawn uniformly from the range (an `$expand` no slower), keeps its
