@@ -15,6 +15,7 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.embedded import ServiceUrls
 from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
@@ -499,3 +500,32 @@ async def test_a_429_met_in_one_process_holds_the_others_turns(
         assert await api.still_clear(after)
     finally:
         await other.aclose()
+
+
+class _SchedulerDownAWhile(LocalSchedule):
+    """The schedule's Redis refuses its first few calls, as during a Redis restart."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(LIMITS)
+        self.failures = failures
+
+    async def reserve(self) -> Reservation:
+        if self.failures:
+            self.failures -= 1
+            raise RedisConnectionError("Connection refused")
+        return await super().reserve()
+
+
+def test_a_schedule_out_of_reach_holds_requests_until_it_is_back() -> None:
+    """While Redis restarts, nothing is sent (no turn can be reserved) and nothing fails:
+    the requests wait for it, as the run's lock does."""
+
+    async def go() -> tuple[float, int]:
+        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=4))
+        async with budget.slot():
+            pass
+        return asyncio.get_running_loop().time(), budget.stats().requests_sent
+
+    waited, sent = run_virtual(go())
+    assert sent == 1
+    assert waited >= 1.0  # backed off rather than spinning

@@ -34,6 +34,7 @@ tests run on virtual time; budgets are kept per event loop (``BudgetRegistry``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from collections import deque
@@ -44,9 +45,13 @@ from typing import Protocol
 from weakref import WeakKeyDictionary
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.redis_pool import create_redis
 from app.settings import KARBON_REQUESTS_PER_SECOND
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_IN_FLIGHT = 10
 """Enough that answers taking up to 3 s (1 to 2 s, an ``$expand`` half as long again) keep a
@@ -61,6 +66,9 @@ SEND_TOLERANCE = 0.1
 ARRIVAL_JITTER = 0.2
 """How much longer one request's trip to Karbon may take than another's."""
 _MARGIN = SEND_TOLERANCE + ARRIVAL_JITTER
+_SCHEDULE_RETRY_FIRST = 0.5
+_SCHEDULE_RETRY_MOST = 5.0
+"""Backoff while the schedule's Redis cannot be reached (a restart, a failover)."""
 _KEY_IDLE_SECONDS = 600
 """A tenant's schedule in Redis is dropped this long after its last request or pause."""
 
@@ -332,13 +340,21 @@ class TenantBudget:
     async def _take_turn(self) -> float:
         """Wait for a reserved time; returns it on this loop's clock (a little early, never
         late, so lateness is never underestimated)."""
+        backoff = _SCHEDULE_RETRY_FIRST
         while True:
             asked = self._now()
-            reservation = await self._schedule.reserve()
-            # Slept from the answer, so never before the reserved time.
-            await asyncio.sleep(reservation.wait)
-            if await self._schedule.still_clear(reservation):
-                return asked + reservation.wait
+            try:
+                reservation = await self._schedule.reserve()
+                # Slept from the answer, so never before the reserved time.
+                await asyncio.sleep(reservation.wait)
+                if await self._schedule.still_clear(reservation):
+                    return asked + reservation.wait
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                # No turn without the schedule: wait for it. A run whose lock expires
+                # meanwhile stops and is resumed; nothing is sent outside the budget.
+                logger.warning("request schedule unreachable, retrying: %s", error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _SCHEDULE_RETRY_MOST)
 
     def _count_send(self) -> None:
         now = self._now()
@@ -352,7 +368,12 @@ class TenantBudget:
         """Karbon said 429: hold every request of this tenant, in every process."""
         self._throttled += 1
         self._resume_at = max(self._resume_at, self._now() + seconds)
-        await self._schedule.pause(seconds)
+        try:
+            await self._schedule.pause(seconds)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            # Nothing is sent until the schedule is back; its reservations then honour the
+            # 429 again when Karbon repeats it.
+            logger.warning("could not share a 429 pause: %s", error)
 
     def note_retry(self) -> None:
         self._retries += 1
