@@ -31,3 +31,15 @@ def test_a_partial_run_may_lack_rows_but_not_hold_wrong_ones() -> None:
     assert compare(CLEAN, partial, partial=True).total == 0
     wrong: Snapshot = {"clients": [('{"client_key": "a"}', '{"name": "Z"}')]}
     assert compare(CLEAN, wrong, partial=True).different == 1
+
+
+def test_a_stopped_run_may_hold_a_record_from_its_list_while_its_detail_is_owed() -> None:
+    owed = ('{"record_key": "a", "stream": "organizations"}', '{"priority": 20}')
+    listed_only: Snapshot = {
+        "clients": [('{"client_key": "a"}', '{"name": "A", "owner": null}')],
+        "pending_details": [owed],
+    }
+    assert compare(CLEAN, listed_only, partial=True).total == 0
+    assert compare(CLEAN, listed_only).total > 0  # a finished run owes nothing
+    unowed: Snapshot = {"clients": listed_only["clients"]}
+    assert compare(CLEAN, unowed, partial=True).different == 1
