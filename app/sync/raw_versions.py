@@ -325,13 +325,13 @@ WITH doomed AS (
               AND newer.request_sha256 = r.request_sha256
               AND newer.id > r.id
         )
-        OR EXISTS (
+        OR (r.kind IN ('page', 'record') AND EXISTS (
             SELECT 1 FROM sync_runs AS complete
             WHERE complete.tenant_id = r.tenant_id
               AND complete.state = 'succeeded'
               AND complete.kind IN ('initial', 'full')
               AND complete.started_at > r.last_fetched_at
-        )
+        ))
       )
       AND NOT EXISTS (
         SELECT 1 FROM sync_runs AS active
@@ -350,8 +350,9 @@ SELECT tenant_id, count(*) AS rows, sum(bytes) AS bytes FROM pruned GROUP BY ten
 """
 )
 """One batch of superseded versions last read before `cutoff`: a newer version of the same
-request exists, or a later complete run re-read every record (so the normalized rows hold
-newer JSON of all it carried). Firms syncing now are left for the next batch, and rows
+request exists, or, for a list page or record, a later complete run read every list without
+it (so the record changed or is gone). A detail is superseded only by a newer detail: a
+nightly re-reads a share of them, not all. Firms syncing now are left for the next batch, and rows
 another transaction holds are skipped, so a prune never waits on a sync nor a sync on it."""
 
 

@@ -11,7 +11,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.models import Base, RawResponse, StorageFootprint, SyncKind, SyncRun
+from app.models import (
+    Base,
+    RawResponse,
+    StorageFootprint,
+    SyncKind,
+    SyncRun,
+    SyncState,
+    SyncTrigger,
+)
 from app.settings import Settings
 from app.sync.raw_versions import read_version
 from app.sync.rebuild import rebuild_from_raw
@@ -225,3 +233,45 @@ async def test_the_command_deletes_a_firm_once_confirmed(
     assert confirmed.exit_code == 0, confirmed.stderr
     assert "Deleted the firm 'Acme CPA'" in confirmed.stdout
     assert not any((await rows_of(sessions, tenant_id)).values())
+
+
+async def test_a_details_latest_version_outlives_nightlies_that_did_not_reread_it(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """A nightly reads every list but only its share of details: a detail it did not read
+    again is still the latest Karbon gave, not superseded."""
+    tenant_id = await synced_with_history(sandbox, job_context, sessions)
+    async with unit_of_work(sessions) as session:
+        session.add(
+            SyncRun(
+                tenant_id=tenant_id,
+                kind=SyncKind.FULL,
+                trigger=SyncTrigger.SCHEDULE,
+                state=SyncState.SUCCEEDED,
+                requested_at=later(30),
+                started_at=later(30),
+                finished_at=later(30),
+            )
+        )
+    latest_details = await _latest_of_kind(sessions, tenant_id, "detail")
+    assert latest_details
+
+    await prune(sessions, settings, later(91))
+
+    kept = {id_ for _, id_ in await raw_versions(sessions, tenant_id)}
+    assert latest_details <= kept
+
+
+async def _latest_of_kind(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, kind: str
+) -> set[int]:
+    async with sessions() as session:
+        query = (
+            select(func.max(RawResponse.id))
+            .where(RawResponse.tenant_id == tenant_id, RawResponse.kind == kind)
+            .group_by(RawResponse.request_sha256)
+        )
+        return set((await session.scalars(query)).all())
