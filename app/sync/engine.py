@@ -35,7 +35,12 @@ from app.db import unit_of_work
 from app.models import RECHECK_PRIORITY, SyncKind
 from app.sync import repository
 from app.sync.karbon.client import KarbonClient, KarbonResponse, Page
-from app.sync.karbon.errors import KarbonAuthError, KarbonPermissionError, KarbonRequestError
+from app.sync.karbon.errors import (
+    KarbonAuthError,
+    KarbonPermissionError,
+    KarbonProtocolError,
+    KarbonRequestError,
+)
 from app.sync.records import ParsedBatch, Raw
 from app.sync.repository import OwedDetail
 from app.sync.store import RecordStore
@@ -60,6 +65,10 @@ DETAIL_BATCH = DETAIL_WINDOW // 2
 """Landed details are committed this many at a time, while the rest of the window flies."""
 QUEUE_CHUNK = 200
 """Queue rows read from the database at a time."""
+DETAIL_FAILURES_IN_A_ROW = DETAIL_WINDOW
+"""Details Karbon refuses (a 4xx, an unreadable body) are left owed, so one bad record never
+stops every later run at the head of the queue; this many refused in a row is Karbon failing,
+and ends the run."""
 
 _capture_buffer: ContextVar[list[KarbonResponse] | None] = ContextVar(
     "capture_buffer", default=None
@@ -462,6 +471,7 @@ class SyncEngine:
         committed `DETAIL_BATCH` at a time while the others fly."""
         flying: dict[asyncio.Task[_Fetched], OwedDetail] = {}
         landed: list[_Fetched] = []
+        refused_in_a_row = 0
         try:
             while True:
                 while len(flying) + len(landed) < DETAIL_WINDOW:
@@ -476,7 +486,12 @@ class SyncEngine:
                     done, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         del flying[task]
-                        landed.append(task.result())  # a failure ends the run, as itself
+                        fetched = task.result()  # any other failure ends the run, as itself
+                        refused_in_a_row = refused_in_a_row + 1 if fetched.refused else 0
+                        if refused_in_a_row >= DETAIL_FAILURES_IN_A_ROW:
+                            assert fetched.refused is not None
+                            raise fetched.refused
+                        landed.append(fetched)
                 if landed and (len(landed) >= DETAIL_BATCH or not flying):
                     await self._apply_details(landed, progress)
                     landed = []
@@ -513,8 +528,10 @@ class SyncEngine:
             response = await self._client.get_detail(stream.resource, key, stream.detail_params)
         except KarbonRequestError as error:
             if error.status != 404:
-                raise
+                return _Fetched(stream, key, None, captured, refused=error)
             return _Fetched(stream, key, None, captured)
+        except KarbonProtocolError as error:
+            return _Fetched(stream, key, None, captured, refused=error)
         return _Fetched(stream, key, response.body_json, captured)
 
     async def _apply_details(
@@ -551,7 +568,16 @@ class SyncEngine:
         tokens = {key: token for key, (_, token) in listed.items() if token is not None}
         records = [raw for raw, _ in listed.values()]
         await stream.write(store, records, {key: details[key] for key in listed}, tokens)
-        gone = [one.key for one in landed if one.body is None]
+        refused = [one for one in landed if one.refused is not None]
+        for one in refused:
+            logger.warning(
+                "Karbon refused the %s detail of %s (%s); it stays owed and is asked again by "
+                "the next run",
+                stream.name,
+                one.key,
+                one.refused,
+            )
+        gone = [one.key for one in landed if one.body is None and one.refused is None]
         if gone:
             logger.warning(
                 "Karbon has no %s detail for %s: deleted since listed; kept as listed, its "
@@ -562,9 +588,8 @@ class SyncEngine:
             await repository.forget_change_tokens(session, tenant_id, stream.storage, gone)
         responses = [("detail", r) for one in landed for r in one.captured]
         await store.save_raw(stream.name, responses, stream.key_field)
-        return await repository.forget_details(
-            session, tenant_id, stream.name, [one.key for one in landed]
-        )
+        read = [one.key for one in landed if one.refused is None]
+        return await repository.forget_details(session, tenant_id, stream.name, read)
 
 
 @dataclass(frozen=True)
@@ -572,8 +597,10 @@ class _Fetched:
     stream: Stream
     key: str
     body: Raw | None
-    """The detail; None when Karbon answered 404."""
+    """The detail; None when Karbon answered 404 or refused it."""
     captured: list[KarbonResponse]
+    refused: KarbonRequestError | KarbonProtocolError | None = None
+    """Why Karbon gave no usable detail, other than a 404: the detail stays owed."""
 
 
 class _DetailQueue:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,10 +26,18 @@ from app.models import (
 )
 from app.sync import repository
 from app.sync.access import KarbonAccess
-from app.sync.engine import DETAIL_WINDOW, RunPlan, SyncEngine, capture_response
+from app.sync.engine import (
+    DETAIL_FAILURES_IN_A_ROW,
+    DETAIL_WINDOW,
+    RunPlan,
+    SyncEngine,
+    capture_response,
+)
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
-from app.sync.karbon.client import KarbonResponse
+from app.sync.karbon.client import KarbonClient, KarbonResponse
+from app.sync.karbon.endpoints import Resource
+from app.sync.karbon.errors import KarbonRequestError
 from app.sync.streams import (
     ACTIVE_CLIENT_PRIORITY,
     ACTIVE_PRIORITY,
@@ -418,3 +427,52 @@ async def test_a_queued_detail_of_a_record_no_longer_held_is_dropped_unread(
         await engine.read_details()
     assert recorded.details() == []
     assert await pending(sessions, tenant_id) == {}
+
+
+async def test_a_detail_karbon_always_refuses_stays_owed_without_failing_any_run(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One record whose detail Karbon refuses (a 400, an unreadable body) must not stop every
+    later run of the firm at the head of the queue: it is left owed, so reports say so."""
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    refused = sorted(sandbox.tenant(FIRM).firm.work_items)[0]
+    get_detail = KarbonClient.get_detail
+
+    async def refusing(
+        client: KarbonClient, resource: Resource, key: str, *args: Any, **kwargs: Any
+    ) -> KarbonResponse:
+        if key == refused:
+            raise KarbonRequestError(400, f"{resource.list_path}/{key}", "The request is invalid")
+        return await get_detail(client, resource, key, *args, **kwargs)
+
+    monkeypatch.setattr(KarbonClient, "get_detail", refusing)
+    for kind in (SyncKind.INITIAL, SyncKind.INCREMENTAL):
+        _, outcome = await sync_now(job_context, tenant_id, kind)
+        assert outcome == "succeeded", kind
+        assert list(await pending(sessions, tenant_id)) == [("work_items", refused)], kind
+
+
+async def test_details_refused_one_after_another_fail_the_run(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Karbon refusing every detail is Karbon failing, not one bad record: the run fails (and
+    is tried again later) rather than ending as if all were read."""
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    firm = sandbox.tenant(FIRM).firm
+    owed = len(firm.users) + len(firm.organizations) + len(firm.work_items)
+    assert owed > DETAIL_FAILURES_IN_A_ROW
+
+    async def refusing(
+        client: KarbonClient, resource: Resource, key: str, *args: Any, **kwargs: Any
+    ) -> KarbonResponse:
+        raise KarbonRequestError(400, f"{resource.list_path}/{key}", "The request is invalid")
+
+    monkeypatch.setattr(KarbonClient, "get_detail", refusing)
+    _, outcome = await sync_now(job_context, tenant_id)
+    assert outcome == "failed"
