@@ -17,9 +17,17 @@ from app.sync.karbon.endpoints import RESOURCES
 from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
 
+KEY_CHECK_SCHEDULE_PATIENCE = 5.0
+"""Seconds a key check waits for an unreachable Redis before the API answers 503: a person
+is waiting on it."""
+
 
 def budget_registry(
-    settings: Settings, redis_url: str, *, reserve_ahead: int = RESERVED_AHEAD
+    settings: Settings,
+    redis_url: str,
+    *,
+    reserve_ahead: int = RESERVED_AHEAD,
+    schedule_patience: float | None = None,
 ) -> BudgetRegistry:
     """The process's per-tenant budgets at the configured rate, drawing from schedules in the
     deployment's Redis: the workers' syncs and the API's key checks spend from one."""
@@ -28,13 +36,19 @@ def budget_registry(
         redis_url=redis_url,
         key_prefix=settings.redis_key_prefix,
         reserve_ahead=reserve_ahead,
+        schedule_patience=schedule_patience,
     )
 
 
 def key_check_budgets(settings: Settings, redis_url: str) -> BudgetRegistry:
     """The API's budgets. A key check's reads reserve their turns all at once, so the person
     waiting on it waits behind a running sync's few reserved turns, not between every one."""
-    return budget_registry(settings, redis_url, reserve_ahead=len(RESOURCES))
+    return budget_registry(
+        settings,
+        redis_url,
+        reserve_ahead=len(RESOURCES),
+        schedule_patience=KEY_CHECK_SCHEDULE_PATIENCE,
+    )
 
 
 @dataclass

@@ -529,3 +529,14 @@ def test_a_schedule_out_of_reach_holds_requests_until_it_is_back() -> None:
     waited, sent = run_virtual(go())
     assert sent == 1
     assert waited >= 1.0  # backed off rather than spinning
+
+
+def test_a_person_waiting_on_a_key_check_gets_the_schedules_error_not_a_hang() -> None:
+    async def go() -> float:
+        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=1000), schedule_patience=3)
+        with pytest.raises(RedisConnectionError):
+            async with budget.slot():
+                pass
+        return asyncio.get_running_loop().time()
+
+    assert 3.0 <= run_virtual(go()) < 10.0

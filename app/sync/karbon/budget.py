@@ -294,8 +294,12 @@ class TenantBudget:
         *,
         schedule: Schedule | None = None,
         reserve_ahead: int = RESERVED_AHEAD,
+        schedule_patience: float | None = None,
     ) -> None:
+        """``schedule_patience``: how long a request waits for an unreachable schedule before
+        its error is raised; None waits on (a sync, whose lock then expires and stops it)."""
         self.rate_per_second = rate_per_second
+        self._patience = schedule_patience
         self.max_in_flight = max_in_flight
         self._schedule = schedule or LocalSchedule(Limits.at(rate_per_second))
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -340,7 +344,7 @@ class TenantBudget:
     async def _take_turn(self) -> float:
         """Wait for a reserved time; returns it on this loop's clock (a little early, never
         late, so lateness is never underestimated)."""
-        backoff = _SCHEDULE_RETRY_FIRST
+        backoff, waited = _SCHEDULE_RETRY_FIRST, 0.0
         while True:
             asked = self._now()
             try:
@@ -352,8 +356,11 @@ class TenantBudget:
             except (RedisConnectionError, RedisTimeoutError) as error:
                 # No turn without the schedule: wait for it. A run whose lock expires
                 # meanwhile stops and is resumed; nothing is sent outside the budget.
+                if self._patience is not None and waited >= self._patience:
+                    raise
                 logger.warning("request schedule unreachable, retrying: %s", error)
                 await asyncio.sleep(backoff)
+                waited += backoff
                 backoff = min(backoff * 2, _SCHEDULE_RETRY_MOST)
 
     def _count_send(self) -> None:
@@ -428,8 +435,10 @@ class BudgetRegistry:
         redis_url: str | None = None,
         key_prefix: str = "reckonry",
         reserve_ahead: int = RESERVED_AHEAD,
+        schedule_patience: float | None = None,
     ) -> None:
         self._rate = rate_per_second
+        self._patience = schedule_patience
         self._max_in_flight = max_in_flight
         self._reserve_ahead = reserve_ahead
         self._redis_url = redis_url
@@ -453,6 +462,7 @@ class BudgetRegistry:
                 self._max_in_flight,
                 schedule=self._schedule(tenant_id, loop),
                 reserve_ahead=self._reserve_ahead,
+                schedule_patience=self._patience,
             )
         return per_loop[tenant_id]
 
