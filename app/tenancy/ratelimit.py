@@ -128,8 +128,14 @@ class ResetLimiter:
         return await self._count(key) <= RESET_MAILS_PER_ACCOUNT
 
     async def _count(self, key: str) -> int:
-        """Counts this request in the key's window, which starts with its first request."""
-        count = int(await self._redis.incr(key))
-        if count == 1:
-            await self._redis.expire(key, RESET_WINDOW_SECONDS)
-        return count
+        """Counts this request in the key's window, which starts with its first request; one
+        script, so a counter never outlives its window for want of its expiry."""
+        count = await self._redis.eval(_COUNT_IN_WINDOW, 1, key, str(RESET_WINDOW_SECONDS))  # type: ignore[misc]
+        return int(count)
+
+
+_COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
