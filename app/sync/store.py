@@ -24,12 +24,14 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     cast,
     column,
     delete,
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
@@ -116,6 +118,8 @@ _ISSUES_RESOLVED = delete(DataQualityIssue).where(
 
 
 _SYNC_BOOKKEEPING = frozenset({"deleted_at", "last_seen_run_id", "change_token"})
+_NOT_CONTENT = frozenset({"last_seen_run_id", "synced_at"})
+"""Written on every upsert whether or not the record changed."""
 """Whether Karbon still lists a record, which run last saw it, and the token the next run
 compares: a rebuild reads no Karbon, so it keeps them as the last sync left them."""
 
@@ -155,8 +159,18 @@ def _upsert_statement(table: Table, columns: tuple[str, ...], keep_deleted_at: b
         written = [name for name in written if name not in _SYNC_BOOKKEEPING]
     changes: dict[str, Any] = {name: statement.excluded[name] for name in written}
     if "synced_at" in table.c:
-        changes["synced_at"] = func.now()
+        changes["synced_at"] = _synced_at_when_changed(table, statement, written)
     return statement.on_conflict_do_update(index_elements=sorted(keys), set_=changes)
+
+
+def _synced_at_when_changed(table: Table, statement: Insert, written: list[str]) -> Any:
+    """`now()` when the row's content changes, else its old `synced_at`: runs write back many
+    rows unchanged (every list read whole), and what changed since a report refresh is told by
+    `synced_at` (`app.reports.changes`)."""
+    content = [name for name in written if name not in _NOT_CONTENT]
+    old = tuple_(*(table.c[name] for name in content))
+    new = tuple_(*(statement.excluded[name] for name in content))
+    return case((old.is_distinct_from(new), func.now()), else_=table.c.synced_at)
 
 
 @cache

@@ -24,6 +24,7 @@ from app.models import (
     Invoice,
     InvoiceLine,
     ReportRefresh,
+    SyncKind,
     TimeEntry,
     WorkItem,
 )
@@ -31,6 +32,7 @@ from app.reports import changes
 from app.reports.kept_sums import REPORT_TABLES
 from app.reports.refresh import RefreshOutcome, refresh_reports
 from tests.reports.conftest import SyncedFirm
+from tests.sync.conftest import sync_now
 
 Edit = Callable[[AsyncSession, UUID, random.Random], Coroutine[Any, Any, None]]
 Table = list[tuple[Any, ...]]
@@ -313,3 +315,17 @@ async def test_a_change_of_compensation_refreshes_everything(
     incremental = await report_tables(sessions, tenant_id)
     await refresh_reports(sessions, tenant_id, full=True)
     assert incremental == await report_tables(sessions, tenant_id)
+
+
+async def test_a_sync_that_finds_nothing_new_leaves_the_next_refresh_incremental(
+    synced_firm: SyncedFirm,
+    sessions: async_sessionmaker[AsyncSession],
+    job_context: dict[str, Any],
+) -> None:
+    """Every run re-reads some lists whole (users, work items): rows it writes back unchanged
+    are not changes, or every refresh after a sync would recompute the whole firm."""
+    await refresh_reports(sessions, synced_firm.tenant_id)
+    _, outcome = await sync_now(job_context, synced_firm.tenant_id, SyncKind.INCREMENTAL)
+    assert outcome == "succeeded"
+    refreshed = await refresh_reports(sessions, synced_firm.tenant_id)
+    assert (refreshed.kind, refreshed.clients) == ("incremental", 0)
