@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.metrics import SYNC_RUN_DURATION, SYNC_RUNS, SYNC_RUNS_IN_PROGRESS
 from app.models import ACTIVE_STATES, SyncKind, SyncRun, SyncState, SyncTrigger
+from app.reports.completeness import LISTED_STATES
 from app.reports.queue import enqueue_refresh, enqueue_refresh_once
 from app.secrets import Secrets
 from app.settings import Settings
@@ -55,7 +56,6 @@ PARTIAL_REFRESH_MINUTES = 5
 done, and at least this often while the run makes progress."""
 FIRST_SYNC_POLL_SECONDS = 5.0
 """How often the first sync's watcher reads the run's progress."""
-LISTS_IN_STATES = frozenset({"listed", "done"})
 
 
 class RunEnd(enum.StrEnum):
@@ -225,7 +225,7 @@ def _streams_with_lists_in(progress: dict[str, Any]) -> set[str]:
     return {
         stream
         for stream, saved in progress.items()
-        if isinstance(saved, dict) and saved.get("state") in LISTS_IN_STATES
+        if isinstance(saved, dict) and saved.get("state") in LISTED_STATES
     }
 
 

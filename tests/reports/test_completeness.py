@@ -28,12 +28,12 @@ from app.models import (
     TimeEntry,
     WorkItem,
 )
-from app.reports.completeness import KARBON_ENTITIES
+from app.reports.completeness import KARBON_ENTITIES, LISTED_STATES
 from app.reports.queue import partial_refresh_job_id
 from app.reports.refresh import refresh_reports
 from app.settings import Settings
 from app.sync import jobs
-from app.sync.jobs import LISTS_IN_STATES, run_sync
+from app.sync.jobs import run_sync
 from app.sync.karbon.client import KarbonClient, Page
 from app.sync.karbon.endpoints import INVOICES, Resource
 from app.sync.streams import STREAMS
@@ -221,7 +221,7 @@ async def test_a_report_is_incomplete_during_the_first_sync_and_complete_after_i
     async def half_way() -> bool:
         progress = await _progress(sessions, run_id)
         others = [progress.get(name, {}).get("state") for name in KARBON_ENTITIES[:-1]]
-        return gate.holding.is_set() and all(state in LISTS_IN_STATES for state in others)
+        return gate.holding.is_set() and all(state in LISTED_STATES for state in others)
 
     await _until(half_way)
     # The watcher queued a refresh when the first entity's lists were in.
