@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 
 from app.embedded import ServiceUrls
 from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
@@ -503,25 +504,36 @@ async def test_a_429_met_in_one_process_holds_the_others_turns(
 
 
 class _SchedulerDownAWhile(LocalSchedule):
-    """The schedule's Redis refuses its first few calls, as during a Redis restart."""
+    """The schedule's Redis refuses its first few calls, as during a Redis restart (or, with
+    ``ReadOnlyError``, a failover that left the connection on a replica)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: type[Exception] = RedisConnectionError) -> None:
         super().__init__(LIMITS)
         self.failures = failures
+        self.error = error
 
     async def reserve(self) -> Reservation:
         if self.failures:
             self.failures -= 1
-            raise RedisConnectionError("Connection refused")
+            raise self.error("Connection refused")
         return await super().reserve()
 
+    async def pause(self, seconds: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise self.error("Connection refused")
+        await super().pause(seconds)
 
-def test_a_schedule_out_of_reach_holds_requests_until_it_is_back() -> None:
-    """While Redis restarts, nothing is sent (no turn can be reserved) and nothing fails:
-    the requests wait for it, as the run's lock does."""
+
+@pytest.mark.parametrize("error", [RedisConnectionError, ReadOnlyError])
+def test_a_schedule_out_of_reach_holds_requests_until_it_is_back(
+    error: type[Exception],
+) -> None:
+    """While Redis restarts or fails over, nothing is sent (no turn can be reserved) and
+    nothing fails: the requests wait for it, as the run's lock does."""
 
     async def go() -> tuple[float, int]:
-        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=4))
+        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=4, error=error))
         async with budget.slot():
             pass
         return asyncio.get_running_loop().time(), budget.stats().requests_sent
@@ -540,3 +552,12 @@ def test_a_person_waiting_on_a_key_check_gets_the_schedules_error_not_a_hang() -
         return asyncio.get_running_loop().time()
 
     assert 3.0 <= run_virtual(go()) < 10.0
+
+
+def test_a_429_pause_the_schedule_cannot_take_on_a_replica_does_not_fail_the_request() -> None:
+    async def go() -> int:
+        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=1, error=ReadOnlyError))
+        await budget.pause(1.0)
+        return budget.stats().throttled
+
+    assert run_virtual(go()) == 1

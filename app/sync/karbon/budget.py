@@ -46,6 +46,7 @@ from weakref import WeakKeyDictionary
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.redis_pool import create_redis
@@ -69,6 +70,9 @@ _MARGIN = SEND_TOLERANCE + ARRIVAL_JITTER
 _SCHEDULE_RETRY_FIRST = 0.5
 _SCHEDULE_RETRY_MOST = 5.0
 """Backoff while the schedule's Redis cannot be reached (a restart, a failover)."""
+_SCHEDULE_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+"""Redis gone, slow, or a replica that cannot write (a connection left on it by a failover):
+the schedule is out of reach until Redis is itself again."""
 _KEY_IDLE_SECONDS = 600
 """A tenant's schedule in Redis is dropped this long after its last request or pause."""
 
@@ -353,7 +357,7 @@ class TenantBudget:
                 await asyncio.sleep(reservation.wait)
                 if await self._schedule.still_clear(reservation):
                     return asked + reservation.wait
-            except (RedisConnectionError, RedisTimeoutError) as error:
+            except _SCHEDULE_UNAVAILABLE as error:
                 # No turn without the schedule: wait for it. A run whose lock expires
                 # meanwhile stops and is resumed; nothing is sent outside the budget.
                 if self._patience is not None and waited >= self._patience:
@@ -377,7 +381,7 @@ class TenantBudget:
         self._resume_at = max(self._resume_at, self._now() + seconds)
         try:
             await self._schedule.pause(seconds)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except _SCHEDULE_UNAVAILABLE as error:
             # Nothing is sent until the schedule is back; its reservations then honour the
             # 429 again when Karbon repeats it.
             logger.warning("could not share a 429 pause: %s", error)
