@@ -232,8 +232,8 @@ async def test_a_real_connection_reports_when_its_request_leaves(
 
     class Recording(TenantBudget):
         @asynccontextmanager
-        async def slot(self) -> AsyncIterator[Leaving]:
-            async with super().slot() as leaving:
+        async def slot(self, *, background: bool = False) -> AsyncIterator[Leaving]:
+            async with super().slot(background=background) as leaving:
 
                 async def reported() -> None:
                     events.append("left")
@@ -561,3 +561,57 @@ def test_a_429_pause_the_schedule_cannot_take_on_a_replica_does_not_fail_the_req
         return budget.stats().throttled
 
     assert run_virtual(go()) == 1
+
+
+def _paging_with_background_fill(
+    pages: int, fillers: int, latency: float
+) -> tuple[list[float], list[int]]:
+    """One stream paging (each page asked once the last one landed) while `fillers`
+    background requests keep asking; every send time, and for each page how many background
+    requests were sent while it waited for its turn."""
+
+    async def go() -> tuple[list[float], list[int]]:
+        budget = TenantBudget(schedule=LocalSchedule(LIMITS))
+        loop = asyncio.get_running_loop()
+        sent: list[float] = []
+        background_sent = 0
+        overtaken: list[int] = []
+
+        async def request(background: bool) -> None:
+            nonlocal background_sent
+            before = background_sent
+            async with budget.slot(background=background) as leaving:
+                await leaving()
+                sent.append(loop.time())
+                if background:
+                    background_sent += 1
+                else:
+                    overtaken.append(background_sent - before)
+                await asyncio.sleep(latency)
+
+        async def fill() -> None:
+            while True:
+                await request(True)
+
+        filling = [asyncio.ensure_future(fill()) for _ in range(fillers)]
+        for _ in range(pages):
+            await request(False)
+        for filler in filling:
+            filler.cancel()
+        await asyncio.gather(*filling, return_exceptions=True)
+        return sent, overtaken
+
+    return run_virtual(go())
+
+
+def test_background_requests_fill_the_turns_a_paging_stream_leaves_idle() -> None:
+    sent, overtaken = _paging_with_background_fill(pages=120, fillers=8, latency=1.5)
+    assert achieved(sent) >= 0.99 * RATE
+    assert within_karbons_limit(sent)
+    # A page waits behind at most the one background turn reserved before it asked.
+    assert max(overtaken) <= 1
+
+
+def test_without_background_requests_a_paging_stream_is_latency_bound() -> None:
+    sent, _ = _paging_with_background_fill(pages=40, fillers=0, latency=1.5)
+    assert achieved(sent) < 0.5 * RATE
