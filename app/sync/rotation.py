@@ -26,11 +26,21 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, literal, null, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+)
 from sqlalchemy.dialects.postgresql import BIT, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import RECHECK_PRIORITY, NightlyRotation, PendingDetail
+from app.models import RECHECK_PRIORITY, NightlyRotation, PendingDetail, SyncKind
+from app.sync.repository import last_finished_run
 from app.sync.streams import STREAMS, DetailPolicy, Stream
 
 logger = logging.getLogger(__name__)
@@ -124,6 +134,20 @@ async def measure(session: AsyncSession, tenant_id: UUID) -> FirmSize:
         pages += max(1, math.ceil(row[0] / stream.page_size))
         details += int(row[1])
     return FirmSize(list_pages=pages, detail_records=details)
+
+
+async def list_pages_read(session: AsyncSession, tenant_id: UUID) -> int:
+    """The pages a read of every list takes, as the firm's last complete read (its first sync
+    or a nightly run) took them: one row read, where `measure` counts every record the firm
+    holds. None yet: 0."""
+    run = await last_finished_run(session, tenant_id, kinds=(SyncKind.INITIAL, SyncKind.FULL))
+    if run is None:
+        return 0
+    return sum(
+        int(saved.get("pages_done") or 0)
+        for saved in run.progress.values()
+        if isinstance(saved, dict)
+    )
 
 
 async def enqueue_tonight(

@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.kit.pagination import PageParams
@@ -37,11 +37,12 @@ from app.sync.rotation import (
     bucket_of,
     choose_period,
     enqueue_tonight,
+    list_pages_read,
     measure,
 )
 from app.sync.status import firm_syncs_page
 from sandbox.state import Sandbox
-from tests.sync.conftest import connect_tenant, sync_now
+from tests.sync.conftest import connect_tenant, queue_sync, sync_now
 
 NIGHT = date(2026, 11, 3)
 LARGE_NIGHT = 25_920
@@ -262,3 +263,40 @@ async def test_a_full_run_queues_its_share_and_operators_see_the_rotation(
     assert firm.last_nightly.requests_made > 0
     assert firm.next_nightly_at is not None and firm.next_nightly_at > now
     assert firm.next_incremental_at is not None and firm.next_incremental_at > now
+
+
+async def test_planning_a_run_counts_none_of_the_firms_records(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    """Every run's plan needs what a read of every list takes; counting the firm's records
+    for it at every run start scans a large firm's tables every few minutes."""
+    tenant_id = await _seeded(sandbox, job_context, sessions)
+    run_id = await queue_sync(job_context, tenant_id, SyncKind.INCREMENTAL)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.lower())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        async with sessions() as session:
+            run = await session.get(SyncRun, run_id)
+            assert run is not None
+            plan = await _plan(session, run, job_context["deps"].settings)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert plan.recheck_until is not None
+    counted = [s for s in statements if "count(" in s]
+    assert counted == [], counted
+    async with sessions() as session:
+        firm = await measure(session, tenant_id)
+    # What the plan uses instead: the pages the first sync read.
+    assert await list_pages_read_for(sessions, tenant_id) >= firm.list_pages > 0
+
+
+async def list_pages_read_for(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) -> int:
+    async with sessions() as session:
+        return await list_pages_read(session, tenant_id)
