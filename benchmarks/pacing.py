@@ -30,15 +30,16 @@ requests, 5 key checks of 6 requests from the second process, jitter 0 to 0.2 s)
 No 429 in either. Three runs at 1-2 s that hour made 98.2%, 98.4% and 97.9% (baselines 98.6%
 to 98.7%); at 0.4-0.9 s, 99.0% and 99.2%. The schedule sustains 108 / 60.3 s = 1.791 req/s
 (99.5%); at that load the budget alone loses turns too (a request its loop resumes more than
-0.1 s late takes a new turn), so compare each line with its baseline. Detail calls now fill, in the background, the
-turns the list paging leaves idle: before that, at 1 to 2 s, the last stream paged alone with
-one request in flight and the first detail call waited for every list and the queue's ranking,
-about 3 s with little or nothing sent, and the sync made 98.7% (0.4-0.9 s: 99.5%) on a quieter
-machine, 97.9% at load 5. What is left is the first request's answer, which everything else
-waits for (if Karbon rejects the keys nothing else is sent), made up within the first minute
-by the windows, and turns lost to a busy machine. Earlier, a fixed interval instead of windows
-(and a 0.4 s margin, 99.3% ceiling) made 98.7% and 98.9% at 0.4-0.9 s: every idle moment lost
-for good.
+0.1 s late takes a new turn), so compare each line with its baseline.
+
+Detail calls now fill, in the background, the turns the list paging leaves idle. Before that,
+at 1 to 2 s, the last stream paged alone with one request in flight and the first detail call
+waited for every list and the queue's ranking, about 3 s with little or nothing sent: the sync
+made 98.7% (0.4-0.9 s: 99.5%) on a quieter machine, 97.9% at load 5. What is left is the first
+request's answer, which everything else waits for (if Karbon rejects the keys nothing else is
+sent), made up within the first minute by the windows, and turns lost to a busy machine.
+Earlier, a fixed interval instead of windows (and a 0.4 s margin, 99.3% ceiling) made 98.7%
+and 98.9% at 0.4-0.9 s: every idle moment lost for good.
 
 Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise; the sync works in a
 scratch database that is dropped afterwards, under a Redis prefix of its own.
