@@ -1,17 +1,22 @@
-"""One sync run: every list first, page by page; then the detail calls owed, by value.
+"""One sync run: every list, page by page; meanwhile and then the detail calls owed, by value.
 
 List phase: streams run concurrently under the tenant's single request budget, each reading
 ahead one page. For each page, one transaction writes the normalized rows from the list JSON,
 queues the detail calls its records are owed (``pending_details``, with the priority of what
 the reports need first), and saves the raw responses, the run's progress and the stream's
-checkpoint. No detail call is made while lists are read, so the reports have every record (and
-every hour) as soon as the lists are in; a stream whose lists are in is ``listed``.
+checkpoint. Lists come first: the reports have every record (and every hour) as soon as the
+lists are in; a stream whose lists are in is ``listed``.
 
-Detail phase: the queue is read in (priority, stream, key) order, several streams interleaved,
-at most ``DETAIL_WINDOW`` calls made and not yet committed at any moment; landed details are
+Details: the queue is read in (priority, stream, key) order, several streams interleaved, at
+most ``DETAIL_WINDOW`` calls made and not yet committed at any moment; landed details are
 committed in batches, each with its rows, raw responses and the removal of its queue rows in
-one transaction. The queue is the checkpoint: a worker killed at any moment repeats at most
-``DETAIL_WINDOW`` detail calls, and a run of any kind drains what an earlier run left.
+one transaction. Detail calls go in the budget's background: while lists are read they take
+only the turns the paging leaves idle (one stream paging alone keeps one request in flight),
+and only for streams whose order is final, their lists in and, for a stream whose details are
+brought forward by activity, the lists that show the activity in too. Once every list is in,
+the rest go by value. The queue is the checkpoint: a worker killed at any moment repeats at
+most ``DETAIL_WINDOW`` detail calls (and the list pages in flight), and a run of any kind
+drains what an earlier run left.
 
 Every write is an upsert keyed by tenant and Karbon key, so a page or batch applied twice
 changes nothing.
@@ -21,7 +26,14 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -122,33 +134,67 @@ class SyncEngine:
         self._progress = progress
         self._keys_accepted = asyncio.Event()
         self._leader: Stream | None = None
+        self._streams: dict[str, StreamProgress] = {}
+        self._listed: set[str] = set()
+        """Streams whose lists this run has in."""
+        self._lists_in = False
+        """Every list of the run is in."""
+        self._lists_moved = asyncio.Event()
+        """Set when a stream's lists come in, or every list is."""
 
     async def run(self, streams: Sequence[Stream] = STREAMS) -> None:
-        """Read every stream's lists, then the details owed; the first failure stops the rest
-        and is raised as itself."""
-        await self.read_lists(streams)
-        await self.read_details(streams)
+        """Read every stream's lists and, in the turns they leave idle, the details owed of
+        streams whose order is final; then the rest of the details. The first failure stops
+        the rest and is raised as itself."""
+        await _together([self.read_lists(streams), self._read_details(streams, keys=True)])
 
     async def read_lists(self, streams: Sequence[Stream] = STREAMS) -> None:
         """Every stream's lists, concurrently, queueing the details their records are owed."""
         self._leader = streams[0]
-        try:
-            async with asyncio.TaskGroup() as group:
-                for stream in streams:
-                    group.create_task(self._sync_stream(stream), name=f"sync-{stream.name}")
-        except ExceptionGroup as group:
-            raise _most_telling(group) from group
+        await _together([self._sync_stream(stream) for stream in streams])
+        self._lists_in = True
+        self._lists_moved.set()
 
     async def read_details(self, streams: Sequence[Stream] = STREAMS) -> None:
-        """The tenant's queued detail calls in priority order, each batch committed with its
-        rows: owed ones all, re-checks (priority at or above `RECHECK_PRIORITY`) until the
-        plan's `recheck_until`."""
+        """With every list in: the tenant's queued detail calls in priority order, each batch
+        committed with its rows: owed ones all, re-checks (priority at or above
+        `RECHECK_PRIORITY`) until the plan's `recheck_until`."""
+        self._lists_in = True
+        self._lists_moved.set()
+        await self._read_details(streams, keys=False)
+
+    async def _read_details(self, streams: Sequence[Stream], *, keys: bool) -> None:
+        """The queue drained as streams become ready, then to its end. ``keys``: no call
+        before Karbon has accepted the keys."""
         read = {s.name: s for s in streams if s.detail is not DetailPolicy.NEVER}
-        progress = {s.name: StreamProgress.restore(self._progress.get(s.name)) for s in streams}
-        await self._rank_queue(read.values(), progress)
-        queue = _DetailQueue(self._sessions, self._plan.tenant_id, read, self._plan.recheck_until)
+        progress = {s.name: self._progress_of(s.name) for s in streams}
+        queue = _DetailQueue(self._sessions, self._plan.tenant_id, self._plan.recheck_until)
+        if keys:
+            await self._keys_accepted.wait()
         await self._drain(queue, read, progress)
         await self._end_details(progress)
+
+    def _progress_of(self, name: str) -> "StreamProgress":
+        """The stream's progress, one object for its lists and its details."""
+        if name not in self._streams:
+            self._streams[name] = StreamProgress.restore(self._progress.get(name))
+        return self._streams[name]
+
+    def _ready(self, streams: Mapping[str, Stream]) -> set[str]:
+        """Streams whose queued details are in their final order: every list is in, or the
+        stream's own and those its promotion draws on."""
+        if self._lists_in:
+            return set(streams)
+        return {
+            name
+            for name, stream in streams.items()
+            if name in self._listed
+            and (stream.promotion is None or self._listed.issuperset(stream.promotion.sources))
+        }
+
+    def _lists_came_in(self, stream: Stream) -> None:
+        self._listed.add(stream.name)
+        self._lists_moved.set()
 
     # -- one stream ---------------------------------------------------------------------
 
@@ -156,12 +202,13 @@ class SyncEngine:
         state: dict[str, Any] = self._checkpoint.get(stream.name, {})
         if state.get("done"):
             self._keys_accepted.set()
+            self._lists_came_in(stream)
             return
         if stream is not self._leader:
             # One request first: if Karbon rejects the keys, nothing else was sent.
             await self._keys_accepted.wait()
         _capture_buffer.set([])
-        progress = StreamProgress.restore(self._progress.get(stream.name))
+        progress = self._progress_of(stream.name)
         complete = self._reads_everything(stream) or bool(state.get("census"))
         window = await self._read(stream, state, progress, complete=complete)
         if not complete and await self._may_have_deletions(stream, progress):
@@ -174,6 +221,7 @@ class SyncEngine:
         # A run resumed after the first stream's last page reads no page of it: the others
         # still go once it finishes.
         self._keys_accepted.set()
+        self._lists_came_in(stream)
 
     def _reads_everything(self, stream: Stream) -> bool:
         """Whether this run reads the stream's whole list, so it can see what was deleted."""
@@ -439,8 +487,9 @@ class SyncEngine:
     async def _rank_queue(
         self, streams: Iterable[Stream], progress: Mapping[str, "StreamProgress"]
     ) -> None:
-        """With every list in: drop queued details of records no longer held, bring forward
-        those of records with recent time or revenue, and say what each stream still owes."""
+        """With the streams' lists in (and those their promotion draws on): drop queued
+        details of records no longer held, bring forward those of records with recent time or
+        revenue, and say what each stream still owes."""
         since = self._plan.today - timedelta(days=ACTIVITY_DAYS)
         tenant_id = self._plan.tenant_id
         rate = await self._request_rate()
@@ -459,7 +508,8 @@ class SyncEngine:
                         since,
                         below=RECHECK_PRIORITY,
                     )
-            await self._recount(session, progress, rate)
+            ranked = {stream.name: progress[stream.name] for stream in streams}
+            await self._recount(session, ranked, rate)
 
     async def _drain(
         self,
@@ -468,12 +518,14 @@ class SyncEngine:
         progress: Mapping[str, "StreamProgress"],
     ) -> None:
         """At most `DETAIL_WINDOW` detail calls uncommitted at any moment; landed ones are
-        committed `DETAIL_BATCH` at a time while the others fly."""
+        committed `DETAIL_BATCH` at a time while the others fly. Streams join as they become
+        ready; it ends once every list is in and the queue is drained."""
         flying: dict[asyncio.Task[_Fetched], OwedDetail] = {}
         landed: list[_Fetched] = []
         refused_in_a_row = 0
         try:
             while True:
+                await self._take_ready(queue, streams, progress)
                 while len(flying) + len(landed) < DETAIL_WINDOW:
                     owed = await queue.next()
                     if owed is None:
@@ -481,7 +533,10 @@ class SyncEngine:
                     call = self._fetch_detail(streams[owed.stream], owed.record_key)
                     flying[asyncio.ensure_future(call)] = owed
                 if not flying and not landed:
-                    return
+                    if self._lists_in and not self._lists_moved.is_set():
+                        return
+                    await self._lists_moved.wait()
+                    continue
                 if flying:
                     done, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
@@ -494,17 +549,42 @@ class SyncEngine:
                         landed.append(fetched)
                 if landed and (len(landed) >= DETAIL_BATCH or not flying):
                     await self._apply_details(landed, progress)
+                    queue.committed((one.stream.name, one.key) for one in landed)
                     landed = []
         finally:
             for task in flying:
                 task.cancel()
             await asyncio.gather(*flying, return_exceptions=True)
 
+    async def _take_ready(
+        self,
+        queue: "_DetailQueue",
+        streams: Mapping[str, Stream],
+        progress: Mapping[str, "StreamProgress"],
+    ) -> None:
+        """When lists came in: rank the queue of the streams now ready and read it again
+        from its head, for them too."""
+        if not self._lists_moved.is_set():
+            return
+        self._lists_moved.clear()
+        ready = self._ready(streams)
+        new = ready - queue.streams
+        if new:
+            await self._rank_queue([streams[name] for name in sorted(new)], progress)
+        if self._lists_in:
+            await self._recount_all(progress)
+        queue.read_from_head(ready)
+
     async def _end_details(self, progress: Mapping[str, "StreamProgress"]) -> None:
         """Every stream done; what is still queued (re-checks past `recheck_until`) is counted
         and left to the next run."""
         for stream in progress.values():
             stream.state = "done"
+        rate = await self._request_rate()
+        async with unit_of_work(self._sessions) as session:
+            await self._recount(session, progress, rate)
+
+    async def _recount_all(self, progress: Mapping[str, "StreamProgress"]) -> None:
         rate = await self._request_rate()
         async with unit_of_work(self._sessions) as session:
             await self._recount(session, progress, rate)
@@ -525,7 +605,9 @@ class SyncEngine:
         captured: list[KarbonResponse] = []
         _capture_buffer.set(captured)  # this task's own: the call's responses, not others'
         try:
-            response = await self._client.get_detail(stream.resource, key, stream.detail_params)
+            response = await self._client.get_detail(
+                stream.resource, key, stream.detail_params, background=True
+            )
         except KarbonRequestError as error:
             if error.status != 404:
                 return _Fetched(stream, key, None, captured, refused=error)
@@ -604,36 +686,49 @@ class _Fetched:
 
 
 class _DetailQueue:
-    """The tenant's queued detail calls in read order, a chunk at a time; re-checks end once
-    `recheck_until` has passed."""
+    """The tenant's queued detail calls of the streams ready, in read order, a chunk at a
+    time; re-checks end once `recheck_until` has passed. A call taken is not given again
+    until its batch is committed (and so off the queue)."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         tenant_id: UUID,
-        streams: Iterable[str],
         recheck_until: datetime | None,
     ) -> None:
         self._sessions = sessions
         self._tenant_id = tenant_id
-        self._streams = frozenset(streams)
         self._recheck_until = recheck_until
+        self.streams: frozenset[str] = frozenset()
         self._queued: deque[OwedDetail] = deque()
         self._after: tuple[int, str, str] | None = None
-        self._exhausted = False
+        self._exhausted = True
+        self._taken: set[tuple[str, str]] = set()
+
+    def read_from_head(self, streams: Iterable[str]) -> None:
+        """Read again from the head of the queue, for these streams (their order changed, or
+        they joined)."""
+        self.streams = frozenset(streams)
+        self._queued.clear()
+        self._after = None
+        self._exhausted = not self.streams
+
+    def committed(self, calls: Iterable[tuple[str, str]]) -> None:
+        self._taken.difference_update(calls)
 
     async def next(self) -> OwedDetail | None:
         while True:
             if not self._queued and not await self._read_more():
                 return None
             owed = self._queued.popleft()
-            if owed.stream not in self._streams:
-                continue  # a stream this run does not read keeps its queue rows
+            if (owed.stream, owed.record_key) in self._taken:
+                continue  # in flight, or landed and not yet committed
             if owed.priority >= RECHECK_PRIORITY and self._rechecks_over():
                 # Re-checks come last in the order: none is read after this.
                 self._queued.clear()
                 self._exhausted = True
                 return None
+            self._taken.add((owed.stream, owed.record_key))
             return owed
 
     def _rechecks_over(self) -> bool:
@@ -644,7 +739,11 @@ class _DetailQueue:
             return False
         async with self._sessions() as session:
             rows = await repository.next_details(
-                session, self._tenant_id, after=self._after, limit=QUEUE_CHUNK
+                session,
+                self._tenant_id,
+                after=self._after,
+                limit=QUEUE_CHUNK,
+                streams=sorted(self.streams),
             )
         self._exhausted = len(rows) < QUEUE_CHUNK
         if rows:
@@ -726,6 +825,17 @@ async def _prefetching(pages: AsyncGenerator[Page, None]) -> AsyncIterator[Page]
         ahead.cancel()
         await asyncio.gather(ahead, return_exceptions=True)
         await pages.aclose()
+
+
+async def _together(work: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run concurrently; the first failure stops the rest and is raised as the most telling
+    of what failed."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for one in work:
+                group.create_task(one)
+    except ExceptionGroup as group:
+        raise _most_telling(group) from group
 
 
 def _most_telling(group: ExceptionGroup) -> Exception:

@@ -35,7 +35,7 @@ from app.sync.rotation import (
     NIGHTLY_WINDOW_MINUTES,
     NIGHTLY_WINDOW_START_HOUR,
     enqueue_tonight,
-    measure,
+    list_pages_read,
     night_requests,
     recheck_until,
 )
@@ -278,8 +278,8 @@ async def _recheck_until(
     """Every run's re-checks end in time for the firm's next incremental."""
     sync_settings = await repository.sync_settings(session, tenant_id)
     interval = timedelta(minutes=sync_settings.incremental_interval_minutes)
-    firm = await measure(session, tenant_id)
-    return recheck_until(started_at, interval, firm.list_pages, settings.karbon_requests_per_second)
+    list_pages = await list_pages_read(session, tenant_id)
+    return recheck_until(started_at, interval, list_pages, settings.karbon_requests_per_second)
 
 
 async def _enqueue_rotation(deps: SyncJobDeps, run: SyncRun) -> None:

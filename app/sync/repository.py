@@ -443,14 +443,18 @@ async def next_details(
     *,
     after: tuple[int, str, str] | None,
     limit: int,
+    streams: Sequence[str] | None = None,
 ) -> list[OwedDetail]:
-    """The next queued detail calls in read order (priority, stream, key), after `after`."""
+    """The next queued detail calls in read order (priority, stream, key), after `after`, of
+    `streams` only when given."""
     query = select(
         PendingDetail.stream,
         PendingDetail.record_key,
         PendingDetail.priority,
         PendingDetail.client_key,
     ).where(PendingDetail.tenant_id == tenant_id)
+    if streams is not None:
+        query = query.where(PendingDetail.stream.in_(list(streams)))
     if after is not None:
         query = query.where(
             tuple_(PendingDetail.priority, PendingDetail.stream, PendingDetail.record_key)

@@ -12,8 +12,10 @@ list, fits the night (01:00-05:00 at the firm's request rate). When even seven n
 fit, the share is queued all the same: what the night leaves stays queued for later runs,
 and ops see the warning.
 
-Re-checks go to the queue of owed details at `RECHECK_PRIORITY`; a record whose detail is
-owed keeps its place (ON CONFLICT DO NOTHING). The run's share is written with its
+Re-checks go to the queue of owed details at `RECHECK_PRIORITY` or above, each night's after
+those earlier nights left (a night too short for its share leaves the rest first in line,
+never the same records behind every night); a record whose detail is owed, or already queued
+for a re-check, keeps its place (ON CONFLICT DO NOTHING). The run's share is written with its
 `NightlyRotation` row in one transaction, and a run that already has that row queues nothing:
 a resumed run does not re-read what it already re-checked.
 """
@@ -26,11 +28,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, literal, null, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import BIT, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import RECHECK_PRIORITY, NightlyRotation, PendingDetail
+from app.models import RECHECK_PRIORITY, NightlyRotation, PendingDetail, SyncKind
+from app.sync.repository import last_finished_run
 from app.sync.streams import STREAMS, DetailPolicy, Stream
 
 logger = logging.getLogger(__name__)
@@ -126,6 +139,20 @@ async def measure(session: AsyncSession, tenant_id: UUID) -> FirmSize:
     return FirmSize(list_pages=pages, detail_records=details)
 
 
+async def list_pages_read(session: AsyncSession, tenant_id: UUID) -> int:
+    """The pages a read of every list takes, as the firm's last complete read (its first sync
+    or a nightly run) took them: one row read, where `measure` counts every record the firm
+    holds. None yet: 0."""
+    run = await last_finished_run(session, tenant_id, kinds=(SyncKind.INITIAL, SyncKind.FULL))
+    if run is None:
+        return 0
+    return sum(
+        int(saved.get("pages_done") or 0)
+        for saved in run.progress.values()
+        if isinstance(saved, dict)
+    )
+
+
 async def enqueue_tonight(
     session: AsyncSession,
     tenant_id: UUID,
@@ -141,9 +168,12 @@ async def enqueue_tonight(
     firm = await measure(session, tenant_id)
     size = choose_period(firm.list_pages, firm.detail_records, night_capacity)
     bucket = tonight_bucket(night, size.period)
+    level = await _tonight_level(session, tenant_id)
     share = 0
     for stream in rechecked_streams():
-        share += await _enqueue_bucket(session, stream, tenant_id, run_id, size.period, bucket, now)
+        share += await _enqueue_bucket(
+            session, stream, tenant_id, run_id, (size.period, bucket), level, now
+        )
     rotation = NightlyRotation(
         run_id=run_id,
         tenant_id=tenant_id,
@@ -172,16 +202,42 @@ async def enqueue_tonight(
     return rotation
 
 
+async def _tonight_level(session: AsyncSession, tenant_id: UUID) -> int:
+    """Where tonight's re-checks queue: after every re-check earlier nights left, so a night
+    too short for its share never leaves the same records (the last in key order) behind
+    night after night. The levels in use are first moved down to start at
+    `RECHECK_PRIORITY`, so they stay few."""
+    rechecks = (PendingDetail.tenant_id == tenant_id, PendingDetail.priority >= RECHECK_PRIORITY)
+    lowest, highest = (
+        await session.execute(
+            select(func.min(PendingDetail.priority), func.max(PendingDetail.priority)).where(
+                *rechecks
+            )
+        )
+    ).one()
+    if lowest is None:
+        return RECHECK_PRIORITY
+    if lowest > RECHECK_PRIORITY:
+        shift = lowest - RECHECK_PRIORITY
+        await session.execute(
+            update(PendingDetail).where(*rechecks).values(priority=PendingDetail.priority - shift)
+        )
+        highest -= shift
+    return int(highest) + 1
+
+
 async def _enqueue_bucket(
     session: AsyncSession,
     stream: Stream,
     tenant_id: UUID,
     run_id: UUID,
-    period: int,
-    bucket: int,
+    rotation: tuple[int, int],
+    level: int,
     now: datetime,
 ) -> int:
-    """Queue one stream's records of tonight's bucket; returns how many the bucket holds."""
+    """Queue one stream's records of tonight's bucket (`rotation`: the period and tonight's
+    bucket) at `level`; returns how many the bucket holds."""
+    period, bucket = rotation
     table = _table(stream)
     key = table.c[_key_column(table)]
     where = (*_live(stream, table, tenant_id), table.c.raw_detail.is_not(None))
@@ -191,7 +247,7 @@ async def _enqueue_bucket(
         literal(tenant_id),
         literal(stream.name),
         key,
-        literal(RECHECK_PRIORITY),
+        literal(level),
         client,
         literal(run_id),
         literal(now),

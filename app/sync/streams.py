@@ -119,6 +119,18 @@ class Promotion:
     activity: Activity
     priority: int
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The streams whose records show the activity: once their lists are in, the
+        promotion is final."""
+        return _ACTIVITY_SOURCES[self.activity]
+
+
+_ACTIVITY_SOURCES: dict[Activity, tuple[str, ...]] = {
+    Activity.WORK_ITEM: ("timesheets", "invoices"),
+    Activity.CLIENT: ("timesheets", "work_items", "invoices"),
+}
+
 
 class DetailPolicy(StrEnum):
     NEVER = "never"

@@ -219,9 +219,13 @@ async def test_a_report_is_incomplete_during_the_first_sync_and_complete_after_i
     sync = asyncio.ensure_future(run_sync(job_context, str(run_id)))
 
     async def half_way() -> bool:
+        """The invoices list held, every other list in, and the users' details read: the
+        only details whose order is final before the invoices list (which shows what work
+        is active) is in."""
         progress = await _progress(sessions, run_id)
         others = [progress.get(name, {}).get("state") for name in KARBON_ENTITIES[:-1]]
-        return gate.holding.is_set() and all(state in LISTED_STATES for state in others)
+        users_done = progress.get("users", {}).get("state") == "done"
+        return gate.holding.is_set() and all(s in LISTED_STATES for s in others) and users_done
 
     await _until(half_way)
     # The watcher queued a refresh when the first entity's lists were in.
@@ -231,14 +235,16 @@ async def test_a_report_is_incomplete_during_the_first_sync_and_complete_after_i
 
     await refresh_reports(sessions, tenant_id)
     owed_now = await _owed_by_stream(sessions, tenant_id)
-    assert owed_now.get("users", 0) > 0  # every list comes before any detail
+    # Work items' details wait for the list showing which work is active.
+    assert owed_now.get("work_items", 0) > 0 and "users" not in owed_now
     for path in EVERY_REPORT:
         report = await _get(client, headers, path)
         assert report["complete"] is False and report["as_of"] is None, path
         assert report["refreshed_at"] is not None and report["all_clients_may_move"] is True
         assert [p["entity"] for p in report["progress"]] == list(KARBON_ENTITIES)
         states = {p["entity"]: p["state"] for p in report["progress"]}
-        assert states["invoices"] == "running" and states["users"] == "listed", path
+        assert states["invoices"] == "running" and states["users"] == "done", path
+        assert states["work_items"] == "listed", path
         owed = {p["entity"]: p["details_owed"] for p in report["progress"]}
         assert owed == {name: owed_now.get(name, 0) for name in KARBON_ENTITIES}, path
         kinds = {w["kind"] for w in report["warnings"]}

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 
 from app.embedded import ServiceUrls
 from app.sync.karbon import USERS, BudgetRegistry, KarbonClient, TenantBudget
@@ -231,8 +232,8 @@ async def test_a_real_connection_reports_when_its_request_leaves(
 
     class Recording(TenantBudget):
         @asynccontextmanager
-        async def slot(self) -> AsyncIterator[Leaving]:
-            async with super().slot() as leaving:
+        async def slot(self, *, background: bool = False) -> AsyncIterator[Leaving]:
+            async with super().slot(background=background) as leaving:
 
                 async def reported() -> None:
                     events.append("left")
@@ -503,25 +504,36 @@ async def test_a_429_met_in_one_process_holds_the_others_turns(
 
 
 class _SchedulerDownAWhile(LocalSchedule):
-    """The schedule's Redis refuses its first few calls, as during a Redis restart."""
+    """The schedule's Redis refuses its first few calls, as during a Redis restart (or, with
+    ``ReadOnlyError``, a failover that left the connection on a replica)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: type[Exception] = RedisConnectionError) -> None:
         super().__init__(LIMITS)
         self.failures = failures
+        self.error = error
 
     async def reserve(self) -> Reservation:
         if self.failures:
             self.failures -= 1
-            raise RedisConnectionError("Connection refused")
+            raise self.error("Connection refused")
         return await super().reserve()
 
+    async def pause(self, seconds: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise self.error("Connection refused")
+        await super().pause(seconds)
 
-def test_a_schedule_out_of_reach_holds_requests_until_it_is_back() -> None:
-    """While Redis restarts, nothing is sent (no turn can be reserved) and nothing fails:
-    the requests wait for it, as the run's lock does."""
+
+@pytest.mark.parametrize("error", [RedisConnectionError, ReadOnlyError])
+def test_a_schedule_out_of_reach_holds_requests_until_it_is_back(
+    error: type[Exception],
+) -> None:
+    """While Redis restarts or fails over, nothing is sent (no turn can be reserved) and
+    nothing fails: the requests wait for it, as the run's lock does."""
 
     async def go() -> tuple[float, int]:
-        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=4))
+        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=4, error=error))
         async with budget.slot():
             pass
         return asyncio.get_running_loop().time(), budget.stats().requests_sent
@@ -540,3 +552,66 @@ def test_a_person_waiting_on_a_key_check_gets_the_schedules_error_not_a_hang() -
         return asyncio.get_running_loop().time()
 
     assert 3.0 <= run_virtual(go()) < 10.0
+
+
+def test_a_429_pause_the_schedule_cannot_take_on_a_replica_does_not_fail_the_request() -> None:
+    async def go() -> int:
+        budget = TenantBudget(schedule=_SchedulerDownAWhile(failures=1, error=ReadOnlyError))
+        await budget.pause(1.0)
+        return budget.stats().throttled
+
+    assert run_virtual(go()) == 1
+
+
+def _paging_with_background_fill(
+    pages: int, fillers: int, latency: float
+) -> tuple[list[float], list[int]]:
+    """One stream paging (each page asked once the last one landed) while `fillers`
+    background requests keep asking; every send time, and for each page how many background
+    requests were sent while it waited for its turn."""
+
+    async def go() -> tuple[list[float], list[int]]:
+        budget = TenantBudget(schedule=LocalSchedule(LIMITS))
+        loop = asyncio.get_running_loop()
+        sent: list[float] = []
+        background_sent = 0
+        overtaken: list[int] = []
+
+        async def request(background: bool) -> None:
+            nonlocal background_sent
+            before = background_sent
+            async with budget.slot(background=background) as leaving:
+                await leaving()
+                sent.append(loop.time())
+                if background:
+                    background_sent += 1
+                else:
+                    overtaken.append(background_sent - before)
+                await asyncio.sleep(latency)
+
+        async def fill() -> None:
+            while True:
+                await request(True)
+
+        filling = [asyncio.ensure_future(fill()) for _ in range(fillers)]
+        for _ in range(pages):
+            await request(False)
+        for filler in filling:
+            filler.cancel()
+        await asyncio.gather(*filling, return_exceptions=True)
+        return sent, overtaken
+
+    return run_virtual(go())
+
+
+def test_background_requests_fill_the_turns_a_paging_stream_leaves_idle() -> None:
+    sent, overtaken = _paging_with_background_fill(pages=120, fillers=8, latency=1.5)
+    assert achieved(sent) >= 0.99 * RATE
+    assert within_karbons_limit(sent)
+    # A page waits behind at most the one background turn reserved before it asked.
+    assert max(overtaken) <= 1
+
+
+def test_without_background_requests_a_paging_stream_is_latency_bound() -> None:
+    sent, _ = _paging_with_background_fill(pages=40, fillers=0, latency=1.5)
+    assert achieved(sent) < 0.5 * RATE

@@ -199,13 +199,14 @@ def expected_priorities(firm: Firm) -> dict[tuple[str, str], int]:
     return priorities
 
 
-async def test_every_list_is_read_before_any_detail_and_details_go_by_priority(
+async def test_with_every_list_in_the_details_go_by_priority(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
     firm = sandbox.tenant(FIRM).firm
     async with engine_for(job_context, sandbox, tenant_id, in_flight=1) as (engine, recorded):
-        await engine.run()
+        await engine.read_lists()
+        await engine.read_details()
     calls = recorded.calls()
     first_detail = next(n for n, (_, key) in enumerate(calls) if key is not None)
     assert all(key is not None for _, key in calls[first_detail:]), "a list page after a detail"
@@ -218,6 +219,37 @@ async def test_every_list_is_read_before_any_detail_and_details_go_by_priority(
     # Several levels take part, and the streams interleave by them.
     assert {p for p, _, _ in order} >= {CAPACITY_PRIORITY, ACTIVE_PRIORITY, REST_PRIORITY}
     assert_same(await stored(sessions, tenant_id), expected_from(firm))
+    assert await pending(sessions, tenant_id) == {}
+
+
+async def test_details_fill_the_turns_lists_leave_once_their_order_is_final(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """While lists are read, a stream's details are read once its lists are in and, for one
+    whose details are brought forward by activity, the lists showing the activity too: each
+    read in its final order, in turns the paging leaves idle."""
+    sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.02}})
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    async with engine_for(job_context, sandbox, tenant_id) as (engine, recorded):
+        await engine.run()
+    calls = recorded.calls()
+    last_page = {
+        DETAIL_PATHS.get(resource, resource): n for n, (resource, key) in enumerate(calls)
+        if key is None
+    }  # fmt: skip
+    waits_for = {
+        "users": ["users"],
+        "invoices": ["invoices"],
+        "work_items": ["work_items", "Timesheets", "invoices"],
+        "organizations": ["organizations", "Timesheets", "work_items", "invoices"],
+    }
+    for n, (resource, key) in enumerate(calls):
+        if key is not None:
+            stream = DETAIL_PATHS[resource]
+            assert all(last_page[s] < n for s in waits_for[stream]), (stream, key)
+    first_detail = next(n for n, (_, key) in enumerate(calls) if key is not None)
+    assert first_detail < max(last_page.values()), "details fill in while lists are read"
+    assert_same(await stored(sessions, tenant_id), expected_from(sandbox.tenant(FIRM).firm))
     assert await pending(sessions, tenant_id) == {}
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
 from app.kit.pagination import PageParams
@@ -30,6 +30,7 @@ from app.models import (
     WorkItem,
 )
 from app.settings import Settings
+from app.sync import repository
 from app.sync.jobs import _plan
 from app.sync.rotation import (
     MAX_PERIOD,
@@ -37,11 +38,12 @@ from app.sync.rotation import (
     bucket_of,
     choose_period,
     enqueue_tonight,
+    list_pages_read,
     measure,
 )
 from app.sync.status import firm_syncs_page
 from sandbox.state import Sandbox
-from tests.sync.conftest import connect_tenant, sync_now
+from tests.sync.conftest import connect_tenant, queue_sync, sync_now
 
 NIGHT = date(2026, 11, 3)
 LARGE_NIGHT = 25_920
@@ -262,3 +264,91 @@ async def test_a_full_run_queues_its_share_and_operators_see_the_rotation(
     assert firm.last_nightly.requests_made > 0
     assert firm.next_nightly_at is not None and firm.next_nightly_at > now
     assert firm.next_incremental_at is not None and firm.next_incremental_at > now
+
+
+async def test_planning_a_run_counts_none_of_the_firms_records(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    """Every run's plan needs what a read of every list takes; counting the firm's records
+    for it at every run start scans a large firm's tables every few minutes."""
+    tenant_id = await _seeded(sandbox, job_context, sessions)
+    run_id = await queue_sync(job_context, tenant_id, SyncKind.INCREMENTAL)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.lower())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        async with sessions() as session:
+            run = await session.get(SyncRun, run_id)
+            assert run is not None
+            plan = await _plan(session, run, job_context["deps"].settings)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert plan.recheck_until is not None
+    counted = [s for s in statements if "count(" in s]
+    assert counted == [], counted
+    async with sessions() as session:
+        firm = await measure(session, tenant_id)
+    # What the plan uses instead: the pages the first sync read.
+    assert await list_pages_read_for(sessions, tenant_id) >= firm.list_pages > 0
+
+
+async def list_pages_read_for(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) -> int:
+    async with sessions() as session:
+        return await list_pages_read(session, tenant_id)
+
+
+async def test_re_checks_a_night_left_are_read_before_the_next_nights_share(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A short incremental interval ends every run's re-checks early, so a night's share may
+    be left in part: what is left goes first the next night, or the same records (the last
+    in key order) would wait behind every new share and miss their weekly re-check."""
+    tenant_id = await _seeded(sandbox, job_context, sessions)
+    async with sessions() as session:
+        firm = await measure(session, tenant_id)
+        held = await _held_with_detail(session, tenant_id)
+    night = firm.list_pages + math.ceil(len(held) / MAX_PERIOD)
+    shares: list[set[tuple[str, str]]] = []
+    for day in range(3):  # nothing read in between: every run's re-checks ended at once
+        started = datetime(2026, 11, 3, 2, 0, tzinfo=UTC) + timedelta(days=day)
+        run_id = await _full_run(sessions, tenant_id, started)
+        async with unit_of_work(sessions) as session:
+            await enqueue_tonight(session, tenant_id, run_id, started.date(), night, started)
+        shares.append({(row.stream, row.record_key) for row in await _queued(sessions, run_id)})
+    assert all(shares)
+    async with sessions() as session:
+        order = await repository.next_details(session, tenant_id, after=None, limit=len(held))
+    night_of = {call: n for n, share in enumerate(shares) for call in share}
+    nights = [night_of[(owed.stream, owed.record_key)] for owed in order]
+    assert nights == sorted(nights)
+    assert {owed.priority for owed in order} == {RECHECK_PRIORITY + n for n in range(3)}
+
+    # Once the first night's are read, the levels move down: they stay few.
+    await _drain(sessions, (await _full_runs(sessions, tenant_id))[0])
+    run_id = await _full_run(sessions, tenant_id, datetime(2026, 11, 6, 2, 0, tzinfo=UTC))
+    async with unit_of_work(sessions) as session:
+        await enqueue_tonight(session, tenant_id, run_id, NIGHT + timedelta(days=3), night, NOW)
+    async with sessions() as session:
+        levels = {owed.priority for owed in await repository.next_details(
+            session, tenant_id, after=None, limit=len(held)
+        )}  # fmt: skip
+    assert levels <= {RECHECK_PRIORITY + n for n in range(3)}
+
+
+NOW = datetime(2026, 11, 6, 2, 0, tzinfo=UTC)
+
+
+async def _full_runs(sessions: async_sessionmaker[AsyncSession], tenant_id: UUID) -> list[UUID]:
+    async with sessions() as session:
+        query = (
+            select(SyncRun.id)
+            .where(SyncRun.tenant_id == tenant_id, SyncRun.kind == SyncKind.FULL)
+            .order_by(SyncRun.started_at)
+        )
+        return list((await session.execute(query)).scalars())

@@ -27,8 +27,13 @@ the time made up is only ever time lost within the minute.
 
 Each budget lets a few requests reserve ahead (``reserve_ahead``), so the next reservation is
 always made before the schedule reaches it, and allows ``max_in_flight`` requests at once, so
-slow answers do not idle the schedule. The budget's own clock is its event loop's, which lets
-tests run on virtual time; budgets are kept per event loop (``BudgetRegistry``).
+slow answers do not idle the schedule. A request may be sent in the background: it takes a
+turn only when no other request of the budget wants it, so a sync's detail calls fill the
+turns its list paging leaves idle, holding a page back by the one turn already reserved at
+most.
+
+The budget's own clock is its event loop's, which lets tests run on virtual time; budgets are
+kept per event loop (``BudgetRegistry``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from weakref import WeakKeyDictionary
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.redis_pool import create_redis
@@ -69,6 +75,12 @@ _MARGIN = SEND_TOLERANCE + ARRIVAL_JITTER
 _SCHEDULE_RETRY_FIRST = 0.5
 _SCHEDULE_RETRY_MOST = 5.0
 """Backoff while the schedule's Redis cannot be reached (a restart, a failover)."""
+_SCHEDULE_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+"""Redis gone, slow, or a replica that cannot write (a connection left on it by a failover):
+the schedule is out of reach until Redis is itself again."""
+FOREGROUND_GRACE = 0.25
+"""How long after a request leaves its slot the places it may want next are still kept from
+background requests: a paging stream asks for its next page as soon as one lands."""
 _KEY_IDLE_SECONDS = 600
 """A tenant's schedule in Redis is dropped this long after its last request or pause."""
 
@@ -304,6 +316,18 @@ class TenantBudget:
         self._schedule = schedule or LocalSchedule(Limits.at(rate_per_second))
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._ahead = asyncio.Semaphore(reserve_ahead)
+        self._reserve_ahead = reserve_ahead
+        self._holding = 0
+        """Requests holding an in-flight place."""
+        self._reserving = 0
+        """Requests holding a reserve-ahead place: their turn is reserved, or being reserved."""
+        self._foreground = 0
+        """Requests not in the background, from entering `slot` to leaving it."""
+        self._foreground_queued = 0
+        """Of those, the ones still waiting for a place."""
+        self._room = asyncio.Event()
+        """Set whenever a place is given back: room for a background request, maybe."""
+        self._foreground_left_at = -math.inf
         self._window = window_seconds
         self._sent_at: deque[float] = deque()
         self._resume_at = 0.0
@@ -317,7 +341,7 @@ class TenantBudget:
         return asyncio.get_running_loop().time()
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Leaving]:
+    async def slot(self, *, background: bool = False) -> AsyncIterator[Leaving]:
         """Hold the right to send exactly one request, from its reserved time.
 
         Await the function it gives as the request starts to leave (httpcore's trace hook
@@ -325,21 +349,85 @@ class TenantBudget:
         ``SEND_TOLERANCE`` (a new connection's handshake, a busy loop), it waits there for a
         new reserved time. A request whose transport never says so is counted when its slot
         ends; it left right after its reserved time.
+
+        A ``background`` request enters only when no other request waits for a place and,
+        while other requests are under way (or were, ``FOREGROUND_GRACE`` ago), it leaves
+        one in-flight and one reserve-ahead place free: the next list page never waits
+        behind a detail call for more than the one turn already reserved.
         """
+        if background:
+            await self._room_for_background()
+        else:
+            self._foreground += 1
+            self._foreground_queued += 1
+        queued = not background
+        try:
+            async with self._in_flight_place():
+                try:
+                    await self._ahead.acquire()
+                finally:
+                    queued = self._placed(queued)
+                self._reserving += 1
+                try:
+                    due = await self._take_turn()
+                except BaseException:
+                    self._give_back_ahead()
+                    raise
+                send = _OneSend(self, due)
+                self._active += 1
+                try:
+                    yield send.leaving
+                finally:
+                    self._active -= 1
+                    send.count()
+        finally:
+            self._placed(queued)
+            if not background:
+                self._foreground_left()
+
+    @asynccontextmanager
+    async def _in_flight_place(self) -> AsyncIterator[None]:
         async with self._in_flight:
-            await self._ahead.acquire()
+            self._holding += 1
             try:
-                due = await self._take_turn()
-            except BaseException:
-                self._ahead.release()
-                raise
-            send = _OneSend(self, due)
-            self._active += 1
-            try:
-                yield send.leaving
+                yield
             finally:
-                self._active -= 1
-                send.count()
+                self._holding -= 1
+                self._room.set()
+
+    def _placed(self, queued: bool) -> bool:
+        """A foreground request stops waiting for places (it has them, or gave up)."""
+        if queued:
+            self._foreground_queued -= 1
+            self._room.set()
+        return False
+
+    def _give_back_ahead(self) -> None:
+        self._reserving -= 1
+        self._ahead.release()
+        self._room.set()
+
+    def _foreground_left(self) -> None:
+        self._foreground -= 1
+        self._foreground_left_at = self._now()
+        self._room.set()
+        # The places it kept are free once the grace is over, if nothing else came.
+        asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._room.set)
+
+    def _has_room_for_background(self) -> bool:
+        recent = self._now() - self._foreground_left_at < FOREGROUND_GRACE
+        keep = 1 if self._foreground or recent else 0
+        return (
+            not self._foreground_queued
+            and self.max_in_flight - self._holding > keep
+            and self._reserve_ahead - self._reserving > keep
+        )
+
+    async def _room_for_background(self) -> None:
+        """Returns when a background request may take its places at once, without waiting."""
+        while not self._has_room_for_background():
+            self._room.clear()
+            await self._room.wait()
 
     async def _take_turn(self) -> float:
         """Wait for a reserved time; returns it on this loop's clock (a little early, never
@@ -353,7 +441,7 @@ class TenantBudget:
                 await asyncio.sleep(reservation.wait)
                 if await self._schedule.still_clear(reservation):
                     return asked + reservation.wait
-            except (RedisConnectionError, RedisTimeoutError) as error:
+            except _SCHEDULE_UNAVAILABLE as error:
                 # No turn without the schedule: wait for it. A run whose lock expires
                 # meanwhile stops and is resumed; nothing is sent outside the budget.
                 if self._patience is not None and waited >= self._patience:
@@ -369,7 +457,7 @@ class TenantBudget:
         self._requests_sent += 1
         while self._sent_at and self._sent_at[0] <= now - self._window:
             self._sent_at.popleft()
-        self._ahead.release()
+        self._give_back_ahead()
 
     async def pause(self, seconds: float) -> None:
         """Karbon said 429: hold every request of this tenant, in every process."""
@@ -377,7 +465,7 @@ class TenantBudget:
         self._resume_at = max(self._resume_at, self._now() + seconds)
         try:
             await self._schedule.pause(seconds)
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except _SCHEDULE_UNAVAILABLE as error:
             # Nothing is sent until the schedule is back; its reservations then honour the
             # 429 again when Karbon repeats it.
             logger.warning("could not share a 429 pause: %s", error)

@@ -157,11 +157,17 @@ class KarbonClient:
         return await self._send(url, params, endpoint_of(self._base_url.join(url), self._base_url))
 
     async def get_detail(
-        self, resource: Resource, key: str, params: Params | None = None
+        self,
+        resource: Resource,
+        key: str,
+        params: Params | None = None,
+        *,
+        background: bool = False,
     ) -> KarbonResponse:
-        """GET one record, e.g. ``GET /v3/WorkItems/{key}``."""
+        """GET one record, e.g. ``GET /v3/WorkItems/{key}``; in the ``background``, each
+        attempt takes only a turn no other request of the budget wants."""
         path = resource.detail_url_path(key)  # refuses a resource without a detail endpoint
-        return await self._send(path, params, resource.detail_path or path)
+        return await self._send(path, params, resource.detail_path or path, background)
 
     async def iter_details(
         self, resource: Resource, keys: Iterable[str], params: Params | None = None
@@ -229,7 +235,9 @@ class KarbonClient:
     async def _refuse_unless_allowed(self, request: httpx.Request) -> None:
         assert_allowed(request.method, request.url, self._base_url)
 
-    async def _send(self, url: str, params: Params | None, endpoint: str) -> KarbonResponse:
+    async def _send(
+        self, url: str, params: Params | None, endpoint: str, background: bool = False
+    ) -> KarbonResponse:
         """One logical GET: attempts under the budget until success or a definite failure.
 
         ``endpoint`` names what is called in metrics: the path template, without ids."""
@@ -237,7 +245,7 @@ class KarbonClient:
         malformed = 0
         while True:
             try:
-                response = await self._on_request_loop(self._paced_get, url, params)
+                response = await self._on_request_loop(self._paced_get, url, params, background)
             except httpx.RequestError as exc:
                 count_karbon_request(endpoint, "error")
                 failures += 1
@@ -284,8 +292,10 @@ class KarbonClient:
             return await function(*args)
         return await self._request_loop.run(function, *args)
 
-    async def _paced_get(self, url: str, params: Params | None) -> httpx.Response:
-        async with self._budget.slot() as leaving:
+    async def _paced_get(
+        self, url: str, params: Params | None, background: bool = False
+    ) -> httpx.Response:
+        async with self._budget.slot(background=background) as leaving:
             trace = _calling_when_headers_are_sent(leaving)
             response = await self._http.get(url, params=params, extensions={"trace": trace})
         _release_stream(response)
