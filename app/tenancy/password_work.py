@@ -10,12 +10,16 @@ frees its slots with it. A call waits for a slot at most `SLOT_WAIT_SECONDS`, an
 may wait in each process; past either, the sign-in is refused at once with a 503 and
 `Retry-After`, and the rest of the API keeps its CPU.
 
+The hashing threads also run at a lower CPU priority, so on a host busy with other work too
+the scheduler serves requests first and sign-ins are the ones that slow down and are shed.
+
 Half the cores (at least one) may hash at once: the other half serves reports, sync status
 and the database on the same host. On two cores that is one check at a time, about seven
 sign-ins a second, far above what the people of a firm ask for.
 """
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -91,6 +95,17 @@ class HostSlots:
         return self._files[slot]
 
 
+PASSWORD_NICENESS = 10
+
+
+def _yield_to_the_rest() -> None:
+    """Hashing threads run at a lower CPU priority than the rest of the process: on a busy
+    host the scheduler gives reports and sync status the CPU first, and sign-ins slow down
+    (and are shed) instead. Linux sets a thread's priority by its id; elsewhere it stays."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_NICENESS)
+
+
 def _busy() -> ProblemError:
     return ProblemError(
         503,
@@ -104,7 +119,9 @@ def _busy() -> ProblemError:
 class PasswordWork:
     def __init__(self, slots: HostSlots, count: int, *, wait: float = SLOT_WAIT_SECONDS) -> None:
         self._slots = slots
-        self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="passwords")
+        self._executor = ThreadPoolExecutor(
+            max_workers=count, thread_name_prefix="passwords", initializer=_yield_to_the_rest
+        )
         self._limit = count * (1 + WAITING_PER_SLOT)
         self._wait = wait
         self._admitted = 0
@@ -134,11 +151,18 @@ class PasswordWork:
 _work: PasswordWork | None = None
 
 
-def _host_work() -> PasswordWork:
+def use_slot_directory(directory: Path) -> None:
+    """Share the bound with the processes that use `directory` (by default the temporary
+    directory's, which `TMPDIR` moves: containers of one host can share one mounted there)."""
     global _work
+    count = host_slots()
+    _work = PasswordWork(HostSlots(directory, count), count)
+
+
+def _host_work() -> PasswordWork:
     if _work is None:
-        count = host_slots()
-        _work = PasswordWork(HostSlots(default_slot_directory(), count), count)
+        use_slot_directory(default_slot_directory())
+    assert _work is not None
     return _work
 
 

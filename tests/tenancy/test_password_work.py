@@ -125,3 +125,12 @@ def test_processes_of_one_host_share_the_bound(tmp_path: Path) -> None:
     lines = log.read_text().split()
     assert lines.count("+") + lines.count("refused") == 2 * (os.cpu_count() or 1)
     assert _most_at_once(lines) == host_slots()
+
+
+async def test_hashing_runs_at_a_lower_cpu_priority_than_the_requests(tmp_path: Path) -> None:
+    work = PasswordWork(HostSlots(tmp_path, 1), 1)
+
+    def own_niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert await work.run(own_niceness) > own_niceness()
