@@ -407,7 +407,7 @@ async def _run(long: bool) -> Outcome:
             stress = await _phase(api, here, size.stress_seconds, Person.hurry)
     outcome = Outcome()
     _arrival_figures(outcome, size, arrival, len(here))
-    _people_figures(outcome, size, dashboard, held_to_target=long)
+    _people_figures(outcome, size, dashboard, len(here), held_to_target=long)
     _stress_figures(outcome, stress)
     outcome.failures += sorted(set(warming.errors))[:5]
     outcome.failures += [f"the API logged: {line}" for line in logged]
@@ -452,11 +452,13 @@ def _arrival_figures(outcome: Outcome, size: Size, phase: Phase, signed_in: int)
     outcome.failures += sorted(set(tally.errors))[:10]
 
 
-def _people_figures(outcome: Outcome, size: Size, phase: Phase, *, held_to_target: bool) -> None:
+def _people_figures(
+    outcome: Outcome, size: Size, phase: Phase, present: int, *, held_to_target: bool
+) -> None:
     tally = phase.tally
     outcome.measure(
-        "people: API processes, clients, seconds, think time",
-        f"{size.processes}, {size.clients}, {phase.elapsed:.1f}, "
+        "people: API processes, people at the dashboard (signed in), seconds, think time",
+        f"{size.processes}, {present}, {phase.elapsed:.1f}, "
         f"{size.think[0]:g} to {size.think[1]:g} s",
     )
     _load_figures(outcome, "people", phase)
