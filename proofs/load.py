@@ -107,8 +107,6 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     shed: int = 0
-    logged: list[str] = field(default_factory=list)
-    """The API's ERROR log lines."""
 
     @property
     def requests(self) -> int:
