@@ -5,7 +5,7 @@ worker process keeps at 95% of their budget.
     uv run python benchmarks/sync_engine.py rate     [--size small] [--seconds 120]
     uv run python benchmarks/sync_engine.py plan     [--size medium,large]
     uv run python benchmarks/sync_engine.py tenants  [--tenants 25,50,100] [--seconds 90]
-                                                     [--size small]
+                                                     [--size small] [--summary FILE]
 
 `rate` runs real initial syncs (the worker's own job code, a real database and Redis) against
 the sandbox Karbon in its own process, with Karbon-like latency (log-normal, median 0.5 s) and
@@ -107,6 +107,7 @@ scratch database that is dropped afterwards.
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import socket
@@ -477,7 +478,9 @@ def bench_plan(sizes: list[str]) -> None:
                 print(f"    {kind.calls:>6} {kind.stream} details: {kind.why}")
 
 
-async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
+async def bench_tenants(counts: list[int], seconds: float, size: str) -> list[dict[str, Any]]:
+    """Prints each run's figures; returns them as `tenants_summary` does."""
+    runs = []
     for tenants in counts:
         with sandbox_process(size, tenants, PAGE) as sandbox:
             base = sandbox.base_url
@@ -497,6 +500,35 @@ async def bench_tenants(counts: list[int], seconds: float, size: str) -> None:
         report_tenants(tenants, counters, cpu)
         print(f"  {lags}")
         print(f"  syncs: {', '.join(f'{n} {how}' for how, n in ended.most_common())}")
+        runs.append(tenants_summary(counters, cpu, lags, ended))
+    return runs
+
+
+def tenants_summary(
+    counters: list[dict[str, Any]], cpu: CpuUse, lags: str, ended: Counter[str]
+) -> dict[str, Any]:
+    """One `tenants` run as JSON: each tenant's rate, 429s and busiest windows as the stand-in
+    counted them at arrival, and the CPU figures `report_tenants` prints."""
+    requests = sum(c["requests"] for c in counters)
+    return {
+        "tenants": [
+            {
+                "requests": c["requests"],
+                "rate": achieved_rate(c),
+                "rate_limited_429": c["rate_limited_429"],
+                "busiest": c["max_requests_in_window"],
+            }
+            for c in counters
+        ],
+        "seconds": cpu.wall,
+        "worker_cpu": cpu.share(cpu.worker),
+        "worker_ms_per_request": 1000 * cpu.worker / requests if requests else None,
+        "sandbox_cpu": cpu.share(cpu.sandbox),
+        "postgres_cpu": cpu.share(cpu.postgres),
+        "machine_busy": cpu.machine_busy,
+        "event_loop_lag": lags,
+        "syncs": dict(ended),
+    }
 
 
 def answers_per_10s(counters: dict[str, Any]) -> list[int]:
@@ -537,6 +569,7 @@ def main() -> None:
     parser.add_argument("--size", default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--tenants", default="25,50,100")
+    parser.add_argument("--summary", type=Path, default=None, help="also write JSON here")
     args = parser.parse_args()
     os.environ.setdefault("RECKONRY_LOG_LEVEL", "WARNING")
     tune_worker_process()  # as `reckonry worker` does
@@ -546,7 +579,9 @@ def main() -> None:
         event_loops.run(bench_rate(args.size or "small", args.seconds or 120))
     else:
         counts = [int(n) for n in args.tenants.split(",")]
-        event_loops.run(bench_tenants(counts, args.seconds or 90, args.size or "small"))
+        runs = event_loops.run(bench_tenants(counts, args.seconds or 90, args.size or "small"))
+        if args.summary is not None:
+            args.summary.write_text(json.dumps(runs, indent=1))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,16 @@ from app.embedded import ServiceUrls
 from app.models import Base
 from app.settings import Settings
 from app.sync.karbon.budget import BudgetRegistry
+from app.tenancy import password_work
 from tests.mailbox import MAILBOX, Mailbox, smtp_server
 from tests.services import scratch_database, test_service_urls
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_password_slots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """This test run's password checks do not wait for (or shed because of) those of other
+    runs on the same host."""
+    password_work.use_slot_directory(tmp_path_factory.mktemp("password-slots"))
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,13 @@ def test_the_api_believes_forwarded_headers_from_trusted_proxies_only() -> None:
     urls = ServiceUrls(database_url="postgresql://x@127.0.0.1/x", redis_url="redis://127.0.0.1")
     settings = Settings(_env_file=None, RECKONRY_TRUSTED_PROXIES="10.1.0.0/16")
     assert _uvicorn_server(settings, urls).config.forwarded_allow_ips == ["10.1.0.0/16"]
+
+
+def test_the_api_keeps_idle_connections_longer_than_load_balancers_do() -> None:
+    """A balancer (60 s idle for most) must be the one to close an idle connection: when the
+    server closes first, a request sent at that moment fails."""
+    from app.cli import _uvicorn_server
+    from app.embedded import ServiceUrls
+
+    urls = ServiceUrls(database_url="postgresql://x@127.0.0.1/x", redis_url="redis://127.0.0.1")
+    assert _uvicorn_server(Settings(_env_file=None), urls).config.timeout_keep_alive > 60

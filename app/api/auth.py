@@ -197,7 +197,8 @@ def _terms(tenant: Tenant | None) -> TenantTerms | None:
     )
 
 
-async def _principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
+async def principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
+    """The tenant's plan terms, read with the principal when it is the principal's own."""
     terms = session.info.get(_PRINCIPAL_TENANT)
     if isinstance(terms, TenantTerms) and terms.id == tenant_id:
         return terms
@@ -298,7 +299,7 @@ PlatformOperator = Annotated[Principal, Depends(_platform_operator)]
 async def _active_trial_or_subscription(
     principal: ReportReader, session: SessionDep
 ) -> TenantPrincipal:
-    tenant = await _principal_tenant(session, principal.tenant_id)
+    tenant = await principal_tenant(session, principal.tenant_id)
     if tenant is None:
         raise _unauthenticated("This firm no longer exists.", "invalid-token")
     state = plan_state(tenant, datetime.now(UTC))

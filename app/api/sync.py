@@ -6,7 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import PlatformOperator, SyncStatusReader, TenantAdmin, TenantPrincipal, actor_of
+from app.api.auth import (
+    PlatformOperator,
+    SyncStatusReader,
+    TenantAdmin,
+    TenantPrincipal,
+    actor_of,
+    principal_tenant,
+)
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.api.pagination import PageParamsDep
 from app.api.responses import ADMIN, OPERATOR, READER, SUBSCRIPTION, VALIDATION, problems
@@ -39,7 +46,8 @@ _NOT_CONNECTED = {409: "`karbon-not-connected`: paste the Karbon keys first."}
 )
 async def get_sync_status(principal: SyncStatusReader, session: SessionDep) -> SyncStatus:
     now = datetime.now(UTC)
-    may_sync = await tenant_may_sync(session, principal.tenant_id, now)
+    terms = await principal_tenant(session, principal.tenant_id)
+    may_sync = await tenant_may_sync(session, principal.tenant_id, now, terms=terms)
     return await sync_status(session, principal.tenant_id, may_sync=may_sync, now=now)
 
 

@@ -148,16 +148,25 @@ class _Server(uvicorn.Server):
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+KEEP_ALIVE_SECONDS = 75
+"""Longer than load balancers keep an idle connection (60 s for most), so they close it and
+not the server: a request sent as the server closes the connection fails. uvicorn's 5 s also
+dropped the connections of people reading a report for a few seconds."""
+
+
+def _server_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "log_config": None,
+        "proxy_headers": True,
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
+
+
 def _uvicorn_server(settings: Settings, urls: ServiceUrls) -> uvicorn.Server:
-    config = uvicorn.Config(
-        create_app(settings, urls),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=list(settings.trusted_proxies),
-    )
-    return _Server(config)
+    return _Server(uvicorn.Config(create_app(settings, urls), **_server_options(settings)))
 
 
 def _announce(settings: Settings, urls: ServiceUrls) -> None:
@@ -194,14 +203,7 @@ def api(host: Host = None, port: Port = None, workers: Workers = 1) -> None:
     # ones included) are handed to them there.
     os.environ.update({"DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url})
     uvicorn.run(
-        f"{__name__}:api_process",
-        factory=True,
-        workers=workers,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=list(settings.trusted_proxies),
+        f"{__name__}:api_process", factory=True, workers=workers, **_server_options(settings)
     )
 
 

@@ -30,7 +30,7 @@ from app.sync.karbon import (
 from app.sync.karbon.errors import REJECTIONS, WHERE_TO_FIND_KEYS, grant_steps
 from app.tenancy import repository
 from app.tenancy.crypto import CredentialCipher, mask
-from app.tenancy.plan import plan_state, subscription_required
+from app.tenancy.plan import PlanTerms, plan_state, subscription_required
 from app.tenancy.schemas import (
     GUID_PATTERN,
     JWT_PATTERN,
@@ -347,13 +347,15 @@ async def reencrypt_credentials(session: AsyncSession, secrets: Secrets) -> int:
     return len(rows)
 
 
-async def tenant_may_sync(session: AsyncSession, tenant_id: UUID, now: datetime) -> bool:
-    """Connected, and in its trial or subscribed: scheduled syncs pause otherwise."""
-    tenant = await repository.tenant(session, tenant_id)
-    row = await repository.connection(session, tenant_id)
-    return bool(
-        tenant and row and row.is_connected and plan_state(tenant, now).allows_reports_and_syncs
-    )
+async def tenant_may_sync(
+    session: AsyncSession, tenant_id: UUID, now: datetime, *, terms: PlanTerms | None = None
+) -> bool:
+    """Connected, and in its trial or subscribed: scheduled syncs pause otherwise. `terms`:
+    the tenant's plan terms, when the caller has read them already."""
+    tenant = terms or await repository.tenant(session, tenant_id)
+    if tenant is None or not plan_state(tenant, now).allows_reports_and_syncs:
+        return False
+    return await repository.karbon_connected(session, tenant_id)
 
 
 async def require_syncable(session: AsyncSession, tenant_id: UUID) -> None:

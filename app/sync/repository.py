@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     literal_column,
     null,
+    or_,
     select,
     tuple_,
     union,
@@ -124,6 +125,27 @@ async def last_finished_run(
         .limit(1)
     )
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def current_and_last_run(
+    session: AsyncSession, tenant_id: UUID, *, states: Sequence[SyncState]
+) -> tuple[SyncRun | None, SyncRun | None]:
+    """`active_run` and `last_finished_run(states=states)` in one round trip."""
+    last_id = (
+        select(SyncRun.id)
+        .where(SyncRun.tenant_id == tenant_id, SyncRun.state.in_(states))
+        .order_by(SyncRun.finished_at.desc().nulls_last())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(SyncRun).where(
+        SyncRun.tenant_id == tenant_id,
+        or_(SyncRun.state.in_(ACTIVE_STATES), SyncRun.id == last_id),
+    )
+    runs = (await session.scalars(query)).all()
+    current = next((run for run in runs if run.state in ACTIVE_STATES), None)
+    last = next((run for run in runs if run.state not in ACTIVE_STATES), None)
+    return current, last
 
 
 async def cancel_active_runs(

@@ -107,11 +107,8 @@ def next_nightly(tenant_id: UUID, now: datetime) -> datetime:
 async def sync_status(
     session: AsyncSession, tenant_id: UUID, *, may_sync: bool, now: datetime
 ) -> SyncStatus:
-    current = await repository.active_run(session, tenant_id)
-    last = await repository.last_finished_run(
-        session,
-        tenant_id,
-        states=(*repository.FINISHED_STATES, SyncState.CANCELLED),
+    current, last = await repository.current_and_last_run(
+        session, tenant_id, states=(*repository.FINISHED_STATES, SyncState.CANCELLED)
     )
     settings = await repository.sync_settings(session, tenant_id)
     return SyncStatus(
@@ -187,7 +184,7 @@ async def _firm_sync(
         session, tenant.id, kinds=(SyncKind.FULL,), states=repository.FINISHED_STATES
     )
     settings = await repository.sync_settings(session, tenant.id)
-    may_sync = await tenant_may_sync(session, tenant.id, now)
+    may_sync = await tenant_may_sync(session, tenant.id, now, terms=tenant)
     latest = nightly.rotations.get(tenant.id)
     return TenantSyncView(
         tenant_id=tenant.id,

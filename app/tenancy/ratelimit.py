@@ -63,8 +63,12 @@ class SignInLimiter:
     async def check(self, email: str, address: str) -> None:
         """429 with `Retry-After` while an earlier failure makes this attempt wait."""
         now = time.time()
-        for key, _, scope in self._keys(email, address):
-            until = await self._redis.hget(key, "until")  # type: ignore[misc]
+        keys = self._keys(email, address)
+        async with self._redis.pipeline(transaction=False) as reads:  # one round trip
+            for key, _, _ in keys:
+                reads.hget(key, "until")
+            untils = await reads.execute()
+        for (_, _, scope), until in zip(keys, untils, strict=True):
             if until is not None and float(until) > now:
                 wait = math.ceil(float(until) - now)
                 raise ProblemError(

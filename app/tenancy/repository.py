@@ -192,6 +192,13 @@ def tenant_api_keys(tenant_id: UUID) -> Select[ApiKey]:
     )
 
 
+async def karbon_connected(session: AsyncSession, tenant_id: UUID) -> bool:
+    query = select(KarbonConnection.tenant_id).where(
+        KarbonConnection.tenant_id == tenant_id, KarbonConnection.is_connected
+    )
+    return await session.scalar(query) is not None
+
+
 async def connection(
     session: AsyncSession, tenant_id: UUID, *, for_update: bool = False
 ) -> KarbonConnection | None:
