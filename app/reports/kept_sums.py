@@ -48,6 +48,7 @@ from app.models import (
 )
 from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
 from app.reports import repository
+from app.reports.keys import one_of
 from app.reports.repository import SUM_NAMES, FactFilter
 from app.reports.schemas import GroupBy
 
@@ -97,20 +98,22 @@ async def clear_clients(
 ) -> None:
     """Delete the rows of `clients` from every table a refresh fills per client, and the
     warnings of `warning_kinds` (the firm-wide ones rewritten every time)."""
-    keys = list(clients)
     for model in (ReportFact, ReportMonthlySum, ReportClientName, ReportWipItem, ReportFixedFee):
         await session.execute(
-            delete(model).where(model.tenant_id == tenant_id, model.client_key.in_(keys))
+            delete(model).where(model.tenant_id == tenant_id, one_of(model.client_key, clients))
         )
     await session.execute(
         delete(ReportWindowSum).where(
-            ReportWindowSum.tenant_id == tenant_id, ReportWindowSum.client_key.in_(keys)
+            ReportWindowSum.tenant_id == tenant_id, one_of(ReportWindowSum.client_key, clients)
         )
     )
     await session.execute(
         delete(ReportWarning).where(
             ReportWarning.tenant_id == tenant_id,
-            or_(ReportWarning.scope_key.in_(keys), ReportWarning.kind.in_(list(warning_kinds))),
+            or_(
+                one_of(ReportWarning.scope_key, clients),
+                ReportWarning.kind.in_(list(warning_kinds)),
+            ),
         )
     )
 
@@ -197,7 +200,7 @@ async def staff_of_clients(
         select(ReportFact.staff_key)
         .where(
             ReportFact.tenant_id == tenant_id,
-            ReportFact.client_key.in_(list(clients)),
+            one_of(ReportFact.client_key, clients),
             ReportFact.staff_key.is_not(None),
         )
         .distinct()
@@ -235,7 +238,7 @@ async def name_clients(
 
 def _of(column: Any, clients: Collection[str] | None) -> list[ColumnElement[bool]]:
     """The condition that `column` is one of `clients`; none when `clients` is None (all)."""
-    return [] if clients is None else [column.in_(list(clients))]
+    return [] if clients is None else [one_of(column, clients)]
 
 
 async def _name_teams(

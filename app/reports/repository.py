@@ -52,6 +52,7 @@ from app.models import (
     WorkItem,
 )
 from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
+from app.reports.keys import one_of
 from app.reports.ordering import FIGURES
 from app.reports.schemas import GroupBy, WorkStatus
 
@@ -157,7 +158,7 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
     if where.client_key is not None:
         conditions.append(table.client_key == where.client_key)
     if where.clients is not None:
-        conditions.append(table.client_key.in_(list(where.clients)))
+        conditions.append(one_of(table.client_key, where.clients))
     conditions += _team_conditions(tenant_id, where)
     if where.by_work_status:
         conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
@@ -547,7 +548,7 @@ async def client_names(
     if not keys:
         return {}
     query = select(ReportClientName.client_key, ReportClientName.name).where(
-        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key.in_(keys)
+        ReportClientName.tenant_id == tenant_id, one_of(ReportClientName.client_key, keys)
     )
     return {key: name for key, name in await session.execute(query)}
 
@@ -603,7 +604,7 @@ async def work_item_titles(
         WorkItem.fee_type,
         WorkItem.work_type,
         WorkItem.primary_status,
-    ).where(WorkItem.tenant_id == tenant_id, WorkItem.work_item_key.in_(list(keys)))
+    ).where(WorkItem.tenant_id == tenant_id, one_of(WorkItem.work_item_key, keys))
     return {
         key: WorkItemTitle(title, fee_type, work_type, status)
         for key, title, fee_type, work_type, status in await session.execute(query)
@@ -619,6 +620,6 @@ async def staff_names(
     session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
 ) -> dict[str, str]:
     query = select(Staff.user_key, Staff.name).where(
-        Staff.tenant_id == tenant_id, Staff.user_key.in_(list(keys))
+        Staff.tenant_id == tenant_id, one_of(Staff.user_key, keys)
     )
     return {key: name for key, name in await session.execute(query)}
