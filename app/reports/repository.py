@@ -27,6 +27,7 @@ from sqlalchemy import (
     Select,
     Subquery,
     and_,
+    case,
     func,
     literal,
     null,
@@ -481,14 +482,150 @@ async def sum_wip(
     return {row[0]: row[1] for row in await session.execute(query.group_by(key))}
 
 
-async def wip_items(
-    session: AsyncSession, tenant_id: UUID, where: FactFilter
-) -> Sequence[ReportWipItem]:
-    query = select(ReportWipItem)
+@dataclass(frozen=True, slots=True)
+class WorkItemTitle:
+    title: str
+    fee_type: str | None
+    work_type: str | None
+    primary_status: str | None
+
+    @property
+    def work_status(self) -> WorkStatus:
+        return work_status_of(self.primary_status)
+
+
+@dataclass(frozen=True, slots=True)
+class WipLine:
+    """A stored WIP item with its client's name and its work item's title and status."""
+
+    client_key: str | None
+    client_name: str | None
+    work_item_key: str | None
+    fee_type: str | None
+    work_type: str | None
+    amount: Decimal
+    since: date
+    age_days: int
+    work_item: WorkItemTitle | None
+    """None when the item is time on the client itself or its work item is not synced."""
+
+
+@dataclass(frozen=True, slots=True)
+class WipTotals:
+    items: int
+    amount: Decimal
+    """The items' amounts, each rounded to the cent as shown, summed."""
+    by_age: list[Decimal]
+    """The same per bucket of `age_buckets`."""
+
+
+def _filtered_wip(query: Select[Any], tenant_id: UUID, where: FactFilter) -> Select[Any]:
     if _needs_client(None, where):
         query = query.join(ReportClientName, _client_join(ReportWipItem))
-    query = _filtered(query, ReportWipItem, tenant_id, where)
-    return (await session.execute(query)).scalars().all()
+    return _filtered(query, ReportWipItem, tenant_id, where)
+
+
+async def wip_lines(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    ordering: Ordering,
+    *,
+    limit: int | None,
+    offset: int = 0,
+) -> list[WipLine]:
+    """The WIP items `where` selects, ordered by `ordering.sort` (`amount` or `age_days`),
+    then by client, work item and start (all in the same direction); one page of them."""
+    wip = ReportWipItem
+    columns: list[Any] = [
+        wip.client_key,
+        ReportClientName.name,
+        wip.work_item_key,
+        wip.fee_type,
+        wip.work_type,
+        wip.amount,
+        wip.since,
+        wip.age_days,
+        WorkItem.work_item_key.label("synced_key"),
+        WorkItem.title,
+        WorkItem.fee_type.label("work_item_fee_type"),
+        WorkItem.work_type.label("work_item_work_type"),
+        WorkItem.primary_status,
+    ]
+    synced = and_(WorkItem.tenant_id == wip.tenant_id, WorkItem.work_item_key == wip.work_item_key)
+    query: Select[Any] = (
+        select(*columns)
+        .select_from(wip)
+        .outerjoin(ReportClientName, _client_join(wip))
+        .outerjoin(WorkItem, synced)
+    )
+    query = _filtered(query, wip, tenant_id, where)
+    query = query.order_by(*_wip_order(ordering)).limit(limit).offset(offset)
+    return [_wip_line(row) for row in await session.execute(query)]
+
+
+def _wip_order(ordering: Ordering) -> list[ColumnElement[Any]]:
+    wip = ReportWipItem
+    columns: list[Any] = [
+        wip.age_days if ordering.sort == "age_days" else wip.amount,
+        func.coalesce(wip.client_key, "").collate("C"),
+        func.coalesce(wip.work_item_key, "").collate("C"),
+        wip.since,
+        wip.id,
+    ]
+    return [column.desc() if ordering.descending else column.asc() for column in columns]
+
+
+def _wip_line(row: Any) -> WipLine:
+    work_item = None
+    if row.synced_key is not None:
+        work_item = WorkItemTitle(
+            row.title, row.work_item_fee_type, row.work_item_work_type, row.primary_status
+        )
+    return WipLine(
+        row.client_key,
+        row.name,
+        row.work_item_key,
+        row.fee_type,
+        row.work_type,
+        row.amount,
+        row.since,
+        row.age_days,
+        work_item,
+    )
+
+
+def cents(amount: Any) -> ColumnElement[Any]:
+    """`amount` rounded to the cent half to even, as a report shows it
+    (`app.kit.presentation.money`); PostgreSQL's `round` rounds half away from zero."""
+    tie = func.mod(func.abs(amount) * 100, 2) == Decimal("0.5")
+    rounded: ColumnElement[Any] = case((tie, func.trunc(amount, 2)), else_=func.round(amount, 2))
+    return rounded
+
+
+async def wip_totals(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    age_buckets: Sequence[tuple[int, int | None]],
+) -> WipTotals:
+    """How many WIP items `where` selects, and their amounts as shown, summed in all and per
+    age bucket (`(first, last)` days, `last` None for no end)."""
+    wip = ReportWipItem
+    shown = cents(wip.amount)
+    per_bucket = [
+        func.coalesce(func.sum(shown).filter(_aged(low, high)), 0) for low, high in age_buckets
+    ]
+    query = _filtered_wip(
+        select(func.count(), func.coalesce(func.sum(shown), 0), *per_bucket), tenant_id, where
+    )
+    items, amount, *by_age = (await session.execute(query)).one()
+    return WipTotals(items, amount, list(by_age))
+
+
+def _aged(low: int, high: int | None) -> ColumnElement[bool]:
+    age = ReportWipItem.age_days
+    return age >= low if high is None else age.between(low, high)
 
 
 async def fixed_fees(
@@ -580,18 +717,6 @@ async def client_has_facts(session: AsyncSession, tenant_id: UUID, key: str) -> 
     )
     query = select(facts.exists() | wip.exists())
     return bool((await session.execute(query)).scalar_one())
-
-
-@dataclass(frozen=True, slots=True)
-class WorkItemTitle:
-    title: str
-    fee_type: str | None
-    work_type: str | None
-    primary_status: str | None
-
-    @property
-    def work_status(self) -> WorkStatus:
-        return work_status_of(self.primary_status)
 
 
 async def work_item_titles(
