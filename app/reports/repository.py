@@ -52,9 +52,13 @@ from app.models import (
     Staff,
     WorkItem,
 )
-from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
-from app.reports.keys import one_of
-from app.reports.ordering import FIGURES
+from app.models.reports import (
+    ReportFirmMonthlySum,
+    ReportMonthlySum,
+    ReportStaffMonthlySum,
+)
+from app.reports.keys import any_of, one_of
+from app.reports.ordering import FIGURES, SORT_SUMS
 from app.reports.schemas import GroupBy, WorkStatus
 
 SUM_NAMES = (*MEASURE_NAMES, "unbilled")
@@ -133,12 +137,22 @@ def user_email(tenant_id: UUID, given: Any) -> ColumnElement[Any]:
     return func.coalesce(email, given)
 
 
+def _carries_team(table: Any) -> bool:
+    """Rows that carry their client's owner and manager (the team monthly sums and edges)."""
+    return not isinstance(table, type) and hasattr(table, "owner_email")
+
+
+def _team(table: Any) -> Any:
+    """Where `table`'s rows find their client's owner and manager."""
+    return table if _carries_team(table) else ReportClientName
+
+
 def _group_column(table: Any, group_by: GroupBy | str) -> Any:
     match group_by:
         case GroupBy.OWNER:
-            return ReportClientName.owner_email
+            return _team(table).owner_email
         case GroupBy.MANAGER:
-            return ReportClientName.manager_email
+            return _team(table).manager_email
         case GroupBy.WORK_TYPE:
             return table.work_type
         case "work_item":
@@ -160,19 +174,35 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
         conditions.append(table.client_key == where.client_key)
     if where.clients is not None:
         conditions.append(one_of(table.client_key, where.clients))
-    conditions += _team_conditions(tenant_id, where)
-    if where.by_work_status:
+    conditions += _team_conditions(tenant_id, where, _team(table))
+    if where.by_work_status and table is ReportWipItem:
+        conditions += _in_status(ReportWipItem.work_item_status, where)
+    elif where.by_work_status:
         conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
     return query.where(*conditions)
 
 
-def _team_conditions(tenant_id: UUID, where: FactFilter) -> list[ColumnElement[bool]]:
-    """The owner and manager filters: each an e-mail or a UserKey."""
+def _in_status(status: Any, where: FactFilter) -> list[ColumnElement[bool]]:
+    """`_work_items_in_status` over a stored status ('' for none, NULL when not synced)."""
+    conditions: list[ColumnElement[bool]] = [status.is_not(None)]
+    if where.work_status is WorkStatus.COMPLETED:
+        conditions.append(status == COMPLETED)
+    elif where.work_status is WorkStatus.OPEN:
+        conditions.append(status != COMPLETED)
+    if where.primary_status is not None:
+        conditions.append(status == where.primary_status)
+    return conditions
+
+
+def _team_conditions(
+    tenant_id: UUID, where: FactFilter, team: Any = ReportClientName
+) -> list[ColumnElement[bool]]:
+    """The owner and manager filters (each an e-mail or a UserKey) over `team`'s columns."""
     conditions = []
     if where.owner is not None:
-        conditions.append(ReportClientName.owner_email == user_email(tenant_id, where.owner))
+        conditions.append(team.owner_email == user_email(tenant_id, where.owner))
     if where.manager is not None:
-        conditions.append(ReportClientName.manager_email == user_email(tenant_id, where.manager))
+        conditions.append(team.manager_email == user_email(tenant_id, where.manager))
     return conditions
 
 
@@ -196,13 +226,19 @@ async def sum_facts(
 
 
 def _measure_rows(
-    tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None, *, monthly: bool
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | str | None,
+    *,
+    monthly: bool,
+    names: Sequence[str] = MEASURE_NAMES,
 ) -> Select[Any]:
-    """The rows to sum, filtered: `key`, `month` (NULL unless `monthly`) and the measures."""
+    """The rows to sum, filtered: `key`, `month` (NULL unless `monthly`) and the measures
+    among `names`."""
     source = _measure_source(tenant_id, where, group_by)
     key = _group_column(source, group_by) if group_by else literal(None)
     month = (func.date_trunc("month", source.fact_date) if monthly else null()).cast(Date)
-    measures = [getattr(source, name).label(name) for name in MEASURE_NAMES]
+    measures = [getattr(source, name).label(name) for name in _measure_names(names)]
     query = select(key.label("key"), month.label("month"), *measures)
     return _scoped(query, source, tenant_id, where, group_by)
 
@@ -217,15 +253,21 @@ def _scoped(
     """`query` over `table`, joined to each row's live client where the grouping or a filter
     needs it, and filtered to the tenant and `where`."""
     query = query.select_from(_from_clause(table))
-    if _needs_client(group_by, where):
+    if _needs_client(group_by, where) and not _carries_team(table):
         query = query.outerjoin(ReportClientName, _client_join(table))
     return _filtered(query, table, tenant_id, where)
 
 
-def _wip_rows(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[Any]:
+def _measure_names(names: Sequence[str]) -> list[str]:
+    return [name for name in MEASURE_NAMES if name in names]
+
+
+def _wip_rows(
+    tenant_id: UUID, where: FactFilter, group_by: GroupBy, names: Sequence[str] = MEASURE_NAMES
+) -> Select[Any]:
     """The WIP as rows shaped like `_measure_rows`: no measures, `unbilled` the amount."""
     key = _group_column(ReportWipItem, group_by)
-    zeros = [literal(0).label(name) for name in MEASURE_NAMES]
+    zeros = [literal(0).label(name) for name in _measure_names(names)]
     month = null().cast(Date).label("month")
     query = select(key.label("key"), month, *zeros, ReportWipItem.amount)
     return _scoped(query, ReportWipItem, tenant_id, where, group_by)
@@ -271,7 +313,13 @@ async def rank_groups(
 ) -> Ranking:
     """Sums per group (and month), ordered, counted and totalled in one statement.
     `summed_windows`: the windows whose per-client sums the last refresh kept (see
-    `grouped_sums`)."""
+    `grouped_sums`). By client over any other window, see `_rank_clients`."""
+    if group_by is GroupBy.CLIENT and not _reads_kept_sums(
+        where, group_by, monthly, summed_windows
+    ):
+        return await _rank_clients(
+            session, tenant_id, where, ordering, monthly=monthly, limit=limit, offset=offset
+        )
     grouped = grouped_sums(
         tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
     )
@@ -304,6 +352,72 @@ async def rank_groups(
     return Ranking(groups, rows[0][width], totals)
 
 
+async def _rank_clients(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    ordering: Ordering,
+    *,
+    monthly: bool,
+    limit: int | None,
+    offset: int,
+) -> Ranking:
+    """Clients over a window whose sums were not kept: they are many, so the page is found
+    from the sums its order needs alone, only the page's clients are summed in full, and the
+    totals come from the fewest monthly rows that answer (`_monthly_source`)."""
+    ranks = grouped_sums(
+        tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
+    )
+    query = (
+        select(ranks.c.key, ranks.c.month, func.count().over())
+        .order_by(*_order(ranks, GroupBy.CLIENT, ordering))
+        .limit(limit)
+        .offset(offset)
+    )
+    if ordering.sort == "name":
+        query = query.outerjoin(ReportClientName, _named(ranks, tenant_id))
+    page = (await session.execute(query)).all()
+    totals = await _totals(session, tenant_id, where, monthly=monthly)
+    if not page:
+        counted = select(func.count()).select_from(ranks)
+        count = (await session.execute(counted)).scalar_one() if offset else 0
+        return Ranking([], count, totals)
+    summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
+    return Ranking([summed[key, month] for key, month, _ in page], page[0][2], totals)
+
+
+async def _page_sums(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    page: Sequence[Any],
+    *,
+    monthly: bool,
+) -> dict[tuple[Any, date | None], RankedGroup]:
+    """Every sum of the clients (and months) on `page`."""
+    full = grouped_sums(tenant_id, where, GroupBy.CLIENT, monthly=monthly)
+    keys = {key for key, _, _ in page}
+    on_page = [any_of(full.c.key, [key for key in keys if key is not None])]
+    if None in keys:
+        on_page.append(full.c.key.is_(None))
+    rows = await session.execute(select(full).where(or_(*on_page)))
+    groups = (_ranked(row, monthly) for row in rows)
+    return {(group.key, group.month): group for group in groups}
+
+
+async def _totals(
+    session: AsyncSession, tenant_id: UUID, where: FactFilter, *, monthly: bool
+) -> RankedGroup:
+    """Every group of a ranking summed: the measures `where` selects, and (unless `monthly`)
+    their WIP."""
+    summed = await sum_facts(session, tenant_id, where, None)
+    measures = summed[0].measures if summed else Measures()
+    if monthly:
+        return RankedGroup(None, None, measures, None)
+    wip = await sum_wip(session, tenant_id, where, None)
+    return RankedGroup(None, None, measures, wip.get(None) or ZERO)
+
+
 def grouped_sums(
     tenant_id: UUID,
     where: FactFilter,
@@ -311,19 +425,20 @@ def grouped_sums(
     *,
     monthly: bool,
     summed_windows: Container[tuple[date, date]] = frozenset(),
+    names: Sequence[str] = SUM_NAMES,
 ) -> Subquery:
     """One row per group (per month in a series): `key`, `month`, the measures and the WIP
-    (`unbilled`) summed. Read from the per-client sums kept for the window when they answer
-    the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
+    (`unbilled`) among `names` summed. Read from the per-client sums kept for the window when
+    they answer the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
     if _reads_kept_sums(where, group_by, monthly, summed_windows):
         return _grouped_window_sums(tenant_id, where, group_by)
-    rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly)
+    rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly, names=names)
     unbilled = null().cast(Numeric) if monthly else literal(0)
     rows = rows.add_columns(unbilled.label("unbilled"))
     if not monthly:
-        rows = union_all(rows, _wip_rows(tenant_id, where, group_by))
+        rows = union_all(rows, _wip_rows(tenant_id, where, group_by, names))
     rows = rows.subquery()
-    sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES]
+    sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES if n in names]
     return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month).subquery()
 
 
@@ -399,12 +514,24 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
         return _months_and_edges(tenant_id, where.start, where.end, STAFF_MONTHS).c
     if group_by in FACT_ONLY_GROUPINGS:
         return ReportFact
-    months = FIRM_MONTHS if group_by is None and _firm_wide(where) else CLIENT_MONTHS
+    months = _monthly_source(where, group_by)
     if where.start is None and where.end is None:
         return _all_months(tenant_id, months).c
     if where.start is None or where.end is None:
         return ReportFact
     return _months_and_edges(tenant_id, where.start, where.end, months).c
+
+
+def _monthly_source(where: FactFilter, group_by: GroupBy | str | None) -> "_MonthlySource":
+    """The fewest monthly rows that answer: the firm's (per fee type and work type) when
+    no client, owner or manager is asked for, else the clients' (with their owner and
+    manager when a grouping or filter needs them)."""
+    if _needs_client(group_by, where):
+        return TEAM_MONTHS
+    no_client = where.client_key is None and where.clients is None
+    if no_client and group_by in (None, GroupBy.WORK_TYPE):
+        return FIRM_MONTHS
+    return CLIENT_MONTHS
 
 
 def _firm_wide(where: FactFilter) -> bool:
@@ -437,7 +564,10 @@ class _MonthlySource:
 
 CLIENT_MONTHS = _MonthlySource(ReportMonthlySum, ("client_key", "fee_type", "work_type"))
 STAFF_MONTHS = _MonthlySource(ReportStaffMonthlySum, ("staff_key",))
-FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ())
+FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ("fee_type", "work_type"))
+TEAM = ("owner_email", "manager_email")
+TEAM_MONTHS = _MonthlySource(ReportMonthlySum, (*CLIENT_MONTHS.dimensions, *TEAM))
+"""The clients' monthly sums with the owner and manager each row carries: no join."""
 
 
 def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
@@ -449,9 +579,7 @@ def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
 def _months_and_edges(tenant_id: UUID, start: date, end: date, source: _MonthlySource) -> Subquery:
     first, until = whole_months(start, end)
     in_window = and_(ReportFact.fact_date >= start, ReportFact.fact_date <= end)
-    edges = select(*_summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)).where(
-        ReportFact.tenant_id == tenant_id, in_window
-    )
+    edges = _edge_facts(source).where(ReportFact.tenant_id == tenant_id, in_window)
     if first >= until:
         return edges.subquery()
     table = source.table
@@ -462,9 +590,23 @@ def _months_and_edges(tenant_id: UUID, start: date, end: date, source: _MonthlyS
     return union_all(edges, months).subquery()
 
 
+def _edge_facts(source: _MonthlySource) -> Select[Any]:
+    """The facts shaped like `source`'s rows (with their client's owner and manager when the
+    source carries them)."""
+    columns = _summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)
+    if source is not TEAM_MONTHS:
+        return select(*columns)
+    return select(*columns).outerjoin(ReportClientName, _client_join(ReportFact))
+
+
 def _summed_columns(table: Any, day: Any, dimensions: Sequence[str]) -> list[Any]:
+    """`table`'s rows as a monthly source's; the facts take the owner and manager from their
+    client's name row."""
     columns = [table.tenant_id, day.label("fact_date")]
-    columns += [getattr(table, name) for name in dimensions]
+    columns += [
+        getattr(ReportClientName if table is ReportFact and name in TEAM else table, name)
+        for name in dimensions
+    ]
     return columns + [getattr(table, name) for name in MEASURE_NAMES]
 
 
@@ -537,35 +679,39 @@ async def wip_lines(
     """The WIP items `where` selects, ordered by `ordering.sort` (`amount` or `age_days`),
     then by client, work item and start (all in the same direction); one page of them."""
     wip = ReportWipItem
+    in_order = _filtered_wip(select(wip), tenant_id, where).order_by(*_wip_order(wip, ordering))
+    page = in_order.limit(limit).offset(offset).subquery()
     columns: list[Any] = [
-        wip.client_key,
+        page.c.client_key,
         ReportClientName.name,
-        wip.work_item_key,
-        wip.fee_type,
-        wip.work_type,
-        wip.amount,
-        wip.since,
-        wip.age_days,
-        WorkItem.work_item_key.label("synced_key"),
+        page.c.work_item_key,
+        page.c.fee_type,
+        page.c.work_type,
+        page.c.amount,
+        page.c.since,
+        page.c.age_days,
+        page.c.work_item_status,
         WorkItem.title,
         WorkItem.fee_type.label("work_item_fee_type"),
         WorkItem.work_type.label("work_item_work_type"),
-        WorkItem.primary_status,
     ]
-    synced = and_(WorkItem.tenant_id == wip.tenant_id, WorkItem.work_item_key == wip.work_item_key)
+    synced = and_(WorkItem.tenant_id == tenant_id, WorkItem.work_item_key == page.c.work_item_key)
+    named = and_(
+        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == page.c.client_key
+    )
+    # The page first, then its names and titles: never a join over every item.
     query: Select[Any] = (
         select(*columns)
-        .select_from(wip)
-        .outerjoin(ReportClientName, _client_join(wip))
+        .select_from(page)
+        .outerjoin(ReportClientName, named)
         .outerjoin(WorkItem, synced)
+        .order_by(*_wip_order(page.c, ordering))
     )
-    query = _filtered(query, wip, tenant_id, where)
-    query = query.order_by(*_wip_order(ordering)).limit(limit).offset(offset)
     return [_wip_line(row) for row in await session.execute(query)]
 
 
-def _wip_order(ordering: Ordering) -> list[ColumnElement[Any]]:
-    wip = ReportWipItem
+def _wip_order(wip: Any, ordering: Ordering) -> list[ColumnElement[Any]]:
+    """`wip`: the WIP table or a subquery's columns."""
     columns: list[Any] = [
         wip.age_days if ordering.sort == "age_days" else wip.amount,
         func.coalesce(wip.client_key, "").collate("C"),
@@ -578,9 +724,12 @@ def _wip_order(ordering: Ordering) -> list[ColumnElement[Any]]:
 
 def _wip_line(row: Any) -> WipLine:
     work_item = None
-    if row.synced_key is not None:
+    if row.work_item_status is not None:
         work_item = WorkItemTitle(
-            row.title, row.work_item_fee_type, row.work_item_work_type, row.primary_status
+            row.title,
+            row.work_item_fee_type,
+            row.work_item_work_type,
+            row.work_item_status or None,
         )
     return WipLine(
         row.client_key,
