@@ -23,6 +23,7 @@ from uuid import UUID
 from sqlalchemy import (
     ColumnElement,
     Date,
+    DateTime,
     Numeric,
     Select,
     Subquery,
@@ -237,7 +238,7 @@ def _measure_rows(
     among `names`."""
     source = _measure_source(tenant_id, where, group_by)
     key = _group_column(source, group_by) if group_by else literal(None)
-    month = (func.date_trunc("month", source.fact_date) if monthly else null()).cast(Date)
+    month = _month_of(source) if monthly else null().cast(Date)
     measures = [getattr(source, name).label(name) for name in _measure_names(names)]
     query = select(key.label("key"), month.label("month"), *measures)
     return _scoped(query, source, tenant_id, where, group_by)
@@ -599,10 +600,22 @@ def _edge_facts(source: _MonthlySource) -> Select[Any]:
     return select(*columns).outerjoin(ReportClientName, _client_join(ReportFact))
 
 
+def _month_of(source: Any) -> ColumnElement[Any]:
+    """The first day of the month of each of `source`'s rows."""
+    return _first_of_month(source.fact_date) if source is ReportFact else source.month
+
+
+def _first_of_month(day: Any) -> ColumnElement[Any]:
+    # A date truncated as a timestamp without time zone: no time zone arithmetic per row.
+    truncated: ColumnElement[Any] = func.date_trunc("month", day.cast(DateTime)).cast(Date)
+    return truncated
+
+
 def _summed_columns(table: Any, day: Any, dimensions: Sequence[str]) -> list[Any]:
     """`table`'s rows as a monthly source's; the facts take the owner and manager from their
     client's name row."""
-    columns = [table.tenant_id, day.label("fact_date")]
+    month = day if table is not ReportFact else _first_of_month(ReportFact.fact_date)
+    columns = [table.tenant_id, day.label("fact_date"), month.label("month")]
     columns += [
         getattr(ReportClientName if table is ReportFact and name in TEAM else table, name)
         for name in dimensions
