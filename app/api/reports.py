@@ -8,7 +8,6 @@ integrator keys may read them; after the trial they answer 402.
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -21,9 +20,9 @@ from app.api.pagination import PageParamsDep
 from app.api.responses import READER, SUBSCRIPTION, TEXT, VALIDATION, problems
 from app.domain import values
 from app.domain.figures import EARLIEST_DAY, LATEST_DAY
-from app.kit.presentation import csv_lines
+from app.kit.presentation import csv_lines, money
 from app.reports import breakdowns
-from app.reports.repository import FactFilter
+from app.reports.repository import FactFilter, Ordering
 from app.reports.schemas import (
     ClientProfitabilityReport,
     ClientReport,
@@ -51,6 +50,7 @@ from app.reports.service import (
     profitability_page_json,
     profitability_rows,
     report_context,
+    report_header,
     totals_row,
     warnings_in_view,
 )
@@ -267,20 +267,21 @@ async def get_unbilled_work(
         work_status=work_status,
         primary_status=_primary_status(primary_status),
     )
-    rows = await breakdowns.unbilled_work(session, context, where)
-    rows.sort(
-        key=lambda row: (
-            Decimal(row.amount) if sort is UnbilledSort.AMOUNT else row.age_days,
-            row.client_key or "",
-        ),
-        reverse=order is Order.DESC,
-    )
+    ordering = Ordering(sort.value, descending=order is Order.DESC)
     if format is ReportFormat.CSV:
-        return _csv(context, "unbilled-work", list(WipRow.model_fields), _dumped(rows))
+        every = await breakdowns.unbilled_work(session, context, where, ordering, limit=None)
+        return _csv(context, "unbilled-work", list(WipRow.model_fields), _dumped(every.rows))
+    found = await breakdowns.unbilled_work(
+        session, context, where, ordering, limit=page.limit, offset=page.offset
+    )
     return UnbilledWorkReport(
-        **paged_fields(rows, page, context, await warnings_in_view(session, context, where)),
-        total_amount=breakdowns.wip_total(rows),
-        by_age=breakdowns.age_buckets(rows),
+        items=found.rows,
+        total=found.totals.items,
+        limit=page.limit,
+        offset=page.offset,
+        **await report_header(session, context, where),
+        total_amount=money(found.totals.amount),
+        by_age=breakdowns.age_buckets(found.totals),
     )
 
 

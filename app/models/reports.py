@@ -110,7 +110,9 @@ class ReportFact(MeasureColumns, Base):
 
 
 class ReportMonthlySum(MeasureColumns, Base):
-    """The facts of one month, client, fee type and work type, summed at refresh time."""
+    """The facts of one month, client, fee type and work type, summed at refresh time, with
+    the client's owner and manager as `ReportClientName` holds them (no join to group or
+    filter by them)."""
 
     __tablename__ = "report_monthly_sums"
 
@@ -120,6 +122,8 @@ class ReportMonthlySum(MeasureColumns, Base):
     client_key: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
+    owner_email: Mapped[str | None] = mapped_column(Text)
+    manager_email: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
 
@@ -139,13 +143,16 @@ class ReportStaffMonthlySum(MeasureColumns, Base):
 
 
 class ReportFirmMonthlySum(MeasureColumns, Base):
-    """The firm's facts of one month, summed at refresh time: what firm totals read."""
+    """The firm's facts of one month, fee type and work type, summed at refresh time: what
+    firm totals and reports grouped by work type read."""
 
     __tablename__ = "report_firm_monthly_sums"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[UUID] = _tenant_fk()
     month: Mapped[date] = mapped_column(comment="First day of the month")
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_report_firm_monthly_sums_tenant_month", "tenant_id", "month"),)
 
@@ -206,6 +213,9 @@ class ReportWipItem(Base):
     amount: Mapped[Decimal] = mapped_column(FACT_MONEY)
     since: Mapped[date]
     age_days: Mapped[int]
+    work_item_status: Mapped[str | None] = mapped_column(Text)
+    """The work item's Karbon `PrimaryStatus` as of the refresh, '' when it has none; None for
+    time on the client itself or a work item that is not synced."""
 
     __table_args__ = (Index("ix_report_wip_items_tenant_client", "tenant_id", "client_key"),)
 

@@ -1,6 +1,6 @@
 """One client by work item and staff, unbilled work with age, staff utilization, the summary."""
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -24,9 +24,9 @@ from app.domain import (
 from app.domain.money import ZERO
 from app.kit.presentation import days, hours, money, ratio
 from app.kit.problems import ProblemError
-from app.models import ReportFixedFee, ReportWipItem
+from app.models import ReportFixedFee
 from app.reports import repository
-from app.reports.repository import FactFilter, WorkItemTitle
+from app.reports.repository import FactFilter, Ordering, WipLine, WipTotals, WorkItemTitle
 from app.reports.schemas import (
     AgeBucket,
     ClientReport,
@@ -161,55 +161,56 @@ async def _by_staff(
 # -- unbilled work ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class UnbilledWork:
+    rows: list[WipRow]
+    """The page asked for (every row when no limit)."""
+    totals: WipTotals
+
+
 async def unbilled_work(
-    session: AsyncSession, context: ReportContext, where: FactFilter
-) -> list[WipRow]:
-    items = await repository.wip_items(session, context.tenant_id, where)
-    client_keys = sorted({i.client_key for i in items if i.client_key})
-    names = await repository.client_names(session, context.tenant_id, client_keys)
-    work_keys = [i.work_item_key for i in items if i.work_item_key]
-    titles = await repository.work_item_titles(session, context.tenant_id, work_keys)
-    return [_wip_row(item, names, titles, context) for item in items]
-
-
-def _wip_row(
-    item: ReportWipItem,
-    names: dict[str, str],
-    titles: dict[str, WorkItemTitle],
+    session: AsyncSession,
     context: ReportContext,
-) -> WipRow:
-    title = titles.get(item.work_item_key) if item.work_item_key else None
+    where: FactFilter,
+    ordering: Ordering,
+    *,
+    limit: int | None,
+    offset: int = 0,
+) -> UnbilledWork:
+    """One page of the WIP items `where` selects, and what all of them add up to: filtered,
+    ordered, paged and summed in the database."""
+    lines = await repository.wip_lines(
+        session, context.tenant_id, where, ordering, limit=limit, offset=offset
+    )
+    buckets = [(low, high) for low, high, _ in AGE_BUCKETS]
+    totals = await repository.wip_totals(session, context.tenant_id, where, buckets)
+    return UnbilledWork([_wip_row(line, context) for line in lines], totals)
+
+
+def _wip_row(line: WipLine, context: ReportContext) -> WipRow:
+    work_item = line.work_item
     return WipRow(
-        client_key=item.client_key,
-        client_name=names.get(item.client_key) if item.client_key else None,
-        work_item_key=item.work_item_key,
-        work_item_title=title.title if title else None,
-        work_status=title.work_status if title else None,
-        primary_status=title.primary_status if title else None,
-        fee_type=item.fee_type,
-        work_type=item.work_type,
+        client_key=line.client_key,
+        client_name=line.client_name,
+        work_item_key=line.work_item_key,
+        work_item_title=work_item.title if work_item else None,
+        work_status=work_item.work_status if work_item else None,
+        primary_status=work_item.primary_status if work_item else None,
+        fee_type=line.fee_type,
+        work_type=line.work_type,
         currency=context.currency,
-        amount=money(item.amount),
-        since=item.since,
-        age_days=item.age_days,
-        may_move=context.completeness.may_move(item.client_key),
+        amount=money(line.amount),
+        since=line.since,
+        age_days=line.age_days,
+        may_move=context.completeness.may_move(line.client_key),
     )
 
 
-def wip_total(rows: Sequence[WipRow]) -> str:
-    return money(sum((Decimal(row.amount) for row in rows), ZERO))
-
-
-def age_buckets(rows: Sequence[WipRow]) -> list[AgeBucket]:
-    buckets = []
-    for low, high, label in AGE_BUCKETS:
-        amounts = [
-            Decimal(row.amount)
-            for row in rows
-            if row.age_days >= low and (high is None or row.age_days <= high)
-        ]
-        buckets.append(AgeBucket(label=label, amount=money(sum(amounts, ZERO))))
-    return buckets
+def age_buckets(totals: WipTotals) -> list[AgeBucket]:
+    return [
+        AgeBucket(label=label, amount=money(amount))
+        for (_, _, label), amount in zip(AGE_BUCKETS, totals.by_age, strict=True)
+    ]
 
 
 # -- staff utilization ------------------------------------------------------------------

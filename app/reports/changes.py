@@ -18,21 +18,18 @@ figures without a client, or work on work items that are not synced.
 """
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     CompoundSelect,
     Select,
-    Text,
     case,
     func,
-    literal,
     literal_column,
     or_,
     select,
@@ -56,6 +53,7 @@ from app.models import (
     TimeEntry,
     WorkItem,
 )
+from app.reports.keys import keys_select
 
 FULL_REFRESH_SHARE = 0.25
 """Recomputing more than this share of a firm's clients is done as a full refresh."""
@@ -166,11 +164,6 @@ async def _invoices_naming(
     return frozenset((await session.execute(query)).scalars())
 
 
-def keys_select(keys: Collection[str]) -> Select[Any]:
-    """`keys` as the rows of a one-column select."""
-    return select(func.unnest(literal(list(keys), ARRAY(Text))))
-
-
 def naming_invoices(tenant_id: UUID, keys: Select[Any]) -> CompoundSelect[Any]:
     """Keys of the live invoices whose presentation lines or Data lines name one of `keys`
     (a one-column select: joined by hash, never searched per line)."""
@@ -208,7 +201,7 @@ async def _clients_before(
     invoices) for."""
     if not work_items and not records:
         return set()
-    wi, rk = list(work_items), list(records)
+    wi, rk = keys_select(work_items), keys_select(records)
     queries = [
         select(ReportFact.client_key).where(
             ReportFact.tenant_id == tenant_id,
@@ -239,7 +232,7 @@ async def _clients_now(
     """The clients these records count for now: a work item's; a time entry's (its work
     item's, else its own) and the client it names; the same for the time on a changed work
     item; an invoice's."""
-    wi, te, inv = list(work_items), list(entries), list(invoices)
+    wi, te, inv = keys_select(work_items), keys_select(entries), keys_select(invoices)
     known_work_item = (
         (WorkItem.tenant_id == TimeEntry.tenant_id)
         & (WorkItem.work_item_key == TimeEntry.work_item_key)

@@ -28,6 +28,7 @@ from app.models import (
     TimeEntry,
     WorkItem,
 )
+from app.reports.keys import one_of
 
 KARBON_ENTITIES = ("users", "contacts", "organizations", "work_items", "timesheets", "invoices")
 """The sync's streams (`app.sync.streams.STREAMS`, which this layer may not import; a test
@@ -199,7 +200,7 @@ async def _moving_clients(session: AsyncSession, tenant_id: UUID) -> frozenset[s
 
 def _clients_of_records(tenant_id: UUID, keys: Sequence[str]) -> CompoundSelect[tuple[str | None]]:
     of_work_items = select(WorkItem.client_key).where(
-        WorkItem.tenant_id == tenant_id, WorkItem.work_item_key.in_(keys)
+        WorkItem.tenant_id == tenant_id, one_of(WorkItem.work_item_key, keys)
     )
     # Rule 6: an entry's client is its work item's when known, else its own.
     of_time = (
@@ -210,6 +211,6 @@ def _clients_of_records(tenant_id: UUID, keys: Sequence[str]) -> CompoundSelect[
             (WorkItem.tenant_id == TimeEntry.tenant_id)
             & (WorkItem.work_item_key == TimeEntry.work_item_key),
         )
-        .where(TimeEntry.tenant_id == tenant_id, TimeEntry.user_key.in_(keys))
+        .where(TimeEntry.tenant_id == tenant_id, one_of(TimeEntry.user_key, keys))
     )
     return union(of_work_items, of_time)

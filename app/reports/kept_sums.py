@@ -46,8 +46,13 @@ from app.models import (
     SyncState,
     WorkItem,
 )
-from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
+from app.models.reports import (
+    ReportFirmMonthlySum,
+    ReportMonthlySum,
+    ReportStaffMonthlySum,
+)
 from app.reports import repository
+from app.reports.keys import one_of
 from app.reports.repository import SUM_NAMES, FactFilter
 from app.reports.schemas import GroupBy
 
@@ -64,6 +69,7 @@ REPORT_TABLES = (
     ReportWarning,
 )
 MONTHLY_DIMENSIONS = ("client_key", "fee_type", "work_type")
+TEAM = ("owner_email", "manager_email")
 
 
 async def take_turn(session: AsyncSession, tenant_id: UUID) -> None:
@@ -97,20 +103,22 @@ async def clear_clients(
 ) -> None:
     """Delete the rows of `clients` from every table a refresh fills per client, and the
     warnings of `warning_kinds` (the firm-wide ones rewritten every time)."""
-    keys = list(clients)
     for model in (ReportFact, ReportMonthlySum, ReportClientName, ReportWipItem, ReportFixedFee):
         await session.execute(
-            delete(model).where(model.tenant_id == tenant_id, model.client_key.in_(keys))
+            delete(model).where(model.tenant_id == tenant_id, one_of(model.client_key, clients))
         )
     await session.execute(
         delete(ReportWindowSum).where(
-            ReportWindowSum.tenant_id == tenant_id, ReportWindowSum.client_key.in_(keys)
+            ReportWindowSum.tenant_id == tenant_id, one_of(ReportWindowSum.client_key, clients)
         )
     )
     await session.execute(
         delete(ReportWarning).where(
             ReportWarning.tenant_id == tenant_id,
-            or_(ReportWarning.scope_key.in_(keys), ReportWarning.kind.in_(list(warning_kinds))),
+            or_(
+                one_of(ReportWarning.scope_key, clients),
+                ReportWarning.kind.in_(list(warning_kinds)),
+            ),
         )
     )
 
@@ -137,16 +145,23 @@ async def copy_rows(
 async def sum_months(
     session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None = None
 ) -> None:
-    """The facts summed per month, client, fee type and work type (of `clients` only)."""
+    """The facts summed per month, client, fee type and work type (of `clients` only), with
+    the client's owner and manager as its name row now holds them (named first)."""
     month = func.date_trunc("month", ReportFact.fact_date).cast(ReportMonthlySum.month.type)
     dimensions = [getattr(ReportFact, name) for name in MONTHLY_DIMENSIONS]
+    team = [ReportClientName.owner_email, ReportClientName.manager_email]
     sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
     monthly = (
-        select(ReportFact.tenant_id, month, *dimensions, *sums)
+        select(ReportFact.tenant_id, month, *dimensions, *team, *sums)
+        .outerjoin(
+            ReportClientName,
+            (ReportClientName.tenant_id == ReportFact.tenant_id)
+            & (ReportClientName.client_key == ReportFact.client_key),
+        )
         .where(ReportFact.tenant_id == tenant_id, *_of(ReportFact.client_key, clients))
-        .group_by(ReportFact.tenant_id, month, *dimensions)
+        .group_by(ReportFact.tenant_id, month, *dimensions, *team)
     )
-    columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *MEASURE_NAMES]
+    columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *TEAM, *MEASURE_NAMES]
     await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
 
 
@@ -175,18 +190,40 @@ async def sum_staff_months(
     await session.execute(insert(table).from_select(columns, monthly))
 
 
+FIRM_DIMENSIONS = ("fee_type", "work_type")
+
+
 async def sum_firm_months(session: AsyncSession, tenant_id: UUID) -> None:
-    """The firm's monthly sums, from the monthly sums per client (replacing earlier ones)."""
+    """The firm's monthly sums per fee type and work type, from the monthly sums per client
+    (replacing earlier ones)."""
     table, source = ReportFirmMonthlySum, ReportMonthlySum
     await session.execute(delete(table).where(table.tenant_id == tenant_id))
+    dimensions = [getattr(source, name) for name in FIRM_DIMENSIONS]
     sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
     monthly = (
-        select(source.tenant_id, source.month, *sums)
+        select(source.tenant_id, source.month, *dimensions, *sums)
         .where(source.tenant_id == tenant_id)
-        .group_by(source.tenant_id, source.month)
+        .group_by(source.tenant_id, source.month, *dimensions)
     )
-    columns = ["tenant_id", "month", *MEASURE_NAMES]
+    columns = ["tenant_id", "month", *FIRM_DIMENSIONS, *MEASURE_NAMES]
     await session.execute(insert(table).from_select(columns, monthly))
+
+
+async def mark_wip_status(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None = None
+) -> None:
+    """Each WIP item (of `clients` only) with its work item's status as now synced."""
+    wip = ReportWipItem
+    await session.execute(
+        update(wip)
+        .where(
+            wip.tenant_id == tenant_id,
+            *_of(wip.client_key, clients),
+            WorkItem.tenant_id == tenant_id,
+            WorkItem.work_item_key == wip.work_item_key,
+        )
+        .values(work_item_status=func.coalesce(WorkItem.primary_status, ""))
+    )
 
 
 async def staff_of_clients(
@@ -197,7 +234,7 @@ async def staff_of_clients(
         select(ReportFact.staff_key)
         .where(
             ReportFact.tenant_id == tenant_id,
-            ReportFact.client_key.in_(list(clients)),
+            one_of(ReportFact.client_key, clients),
             ReportFact.staff_key.is_not(None),
         )
         .distinct()
@@ -235,7 +272,7 @@ async def name_clients(
 
 def _of(column: Any, clients: Collection[str] | None) -> list[ColumnElement[bool]]:
     """The condition that `column` is one of `clients`; none when `clients` is None (all)."""
-    return [] if clients is None else [column.in_(list(clients))]
+    return [] if clients is None else [one_of(column, clients)]
 
 
 async def _name_teams(

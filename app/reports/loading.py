@@ -42,6 +42,7 @@ from app.models import InvoiceLine as InvoiceLineRow
 from app.models import TimeEntry as TimeEntryRow
 from app.models import WorkItem as WorkItemRow
 from app.reports import changes
+from app.reports.keys import keys_select
 
 
 async def load_data_issues(session: AsyncSession, tenant_id: UUID) -> list[DataWarning]:
@@ -88,7 +89,7 @@ async def load_client_records(
 
     Keys are found first and rows then read by key (a list of keys is joined by hash, never
     searched row by row)."""
-    client_keys = changes.keys_select(clients)
+    client_keys = keys_select(clients)
     own_work = select(WorkItemRow.work_item_key).where(
         WorkItemRow.tenant_id == tenant_id, WorkItemRow.client_key.in_(client_keys)
     )
@@ -101,13 +102,13 @@ async def load_client_records(
         ),
     )
     entry_keys = set((await session.execute(own_time)).scalars())
-    named = union_all(client_keys, own_work, changes.keys_select(entry_keys)).subquery()
+    named = union_all(client_keys, own_work, keys_select(entry_keys)).subquery()
     invoice_keys = union(
         select(InvoiceRow.invoice_key).where(
             InvoiceRow.tenant_id == tenant_id, InvoiceRow.client_key.in_(client_keys)
         ),
         changes.naming_invoices(tenant_id, select(named.c[0])),
-        changes.keys_select(invoices),
+        keys_select(invoices),
     )
     found = await _invoices(
         session, tenant_id, InvoiceRow.invoice_key.in_(invoice_keys.scalar_subquery())
@@ -116,10 +117,10 @@ async def load_client_records(
     time_entries = await _time_entries(
         session,
         tenant_id,
-        TimeEntryRow.time_entry_key.in_(changes.keys_select(entry_keys | referenced)),
+        TimeEntryRow.time_entry_key.in_(keys_select(entry_keys | referenced)),
     )
     work_keys = {e.work_item_key for e in time_entries if e.work_item_key} | referenced
-    work_item_keys = union(own_work, changes.keys_select(work_keys)).scalar_subquery()
+    work_item_keys = union(own_work, keys_select(work_keys)).scalar_subquery()
     return TenantRecords(
         staff=await load_staff(session, tenant_id),
         compensation=await load_compensation(session, tenant_id),
@@ -303,7 +304,7 @@ async def _invoice_lines(
         .order_by(InvoiceLineRow.invoice_key, InvoiceLineRow.position)
     )
     if invoice_keys is not None:
-        query = query.where(InvoiceLineRow.invoice_key.in_(changes.keys_select(invoice_keys)))
+        query = query.where(InvoiceLineRow.invoice_key.in_(keys_select(invoice_keys)))
     types = {kind.value: kind for kind in LineType}
     by_invoice: dict[str, list[InvoiceLine]] = defaultdict(list)
     for invoice_key, position, key, kind, entity_key, amount in await session.execute(query):

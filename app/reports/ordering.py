@@ -42,3 +42,21 @@ FIGURES: dict[str, Callable[[Columns], ColumnElement[Any]]] = {
 """Every figure a profitability row can be sorted by (besides `name` and `month`)."""
 
 SORT_FIELDS = (*FIGURES, "name", "month")
+
+SORT_SUMS: dict[str, tuple[str, ...]] = {
+    "fee_revenue": ("fee_revenue",),
+    "expense_recoveries": ("expense_recoveries",),
+    "cost": ("cost",),
+    "profit": ("fee_revenue", "cost"),
+    "margin": ("fee_revenue", "cost"),
+    "billable_hours": ("billable_minutes",),
+    "non_billable_hours": ("non_billable_minutes",),
+    "standard_value": ("standard_value",),
+    "realization": ("fee_revenue", "billable_standard_value"),
+    "effective_rate": ("fee_revenue", "billable_minutes", "non_billable_minutes"),
+    "approved_not_sent": ("approved_not_sent",),
+    "unbilled_work": ("unbilled",),
+    "name": (),
+    "month": (),
+}
+"""The sums each sort field reads: ranking many groups sums only these."""

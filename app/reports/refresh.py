@@ -170,10 +170,11 @@ async def _refresh_all(
     unread = await load_data_issues(session, tenant_id)
     await kept_sums.clear(session, tenant_id)
     await _copy(session, tenant_id, records, evaluation, [*evaluation.warnings, *unread])
+    await kept_sums.name_clients(session, tenant_id)
     await kept_sums.sum_months(session, tenant_id)
     await kept_sums.sum_firm_months(session, tenant_id)
     await kept_sums.sum_staff_months(session, tenant_id)
-    await kept_sums.name_clients(session, tenant_id)
+    await kept_sums.mark_wip_status(session, tenant_id)
     await _sum_windows(session, tenant_id, day)
 
 
@@ -212,10 +213,11 @@ async def _refresh_clients(
     await kept_sums.clear_clients(session, tenant_id, clients, REWRITTEN_EVERY_TIME)
     await _copy(session, tenant_id, records, kept, warnings)
     await _write_firm_warnings(session, tenant_id, records)
+    await kept_sums.name_clients(session, tenant_id, clients)
     await kept_sums.sum_months(session, tenant_id, clients)
     await kept_sums.sum_firm_months(session, tenant_id)
     await kept_sums.sum_staff_months(session, tenant_id, staff)
-    await kept_sums.name_clients(session, tenant_id, clients)
+    await kept_sums.mark_wip_status(session, tenant_id, clients)
     await _sum_windows(session, tenant_id, day, clients)
     return len(clients)
 

@@ -23,10 +23,12 @@ from uuid import UUID
 from sqlalchemy import (
     ColumnElement,
     Date,
+    DateTime,
     Numeric,
     Select,
     Subquery,
     and_,
+    case,
     func,
     literal,
     null,
@@ -51,8 +53,13 @@ from app.models import (
     Staff,
     WorkItem,
 )
-from app.models.reports import ReportFirmMonthlySum, ReportMonthlySum, ReportStaffMonthlySum
-from app.reports.ordering import FIGURES
+from app.models.reports import (
+    ReportFirmMonthlySum,
+    ReportMonthlySum,
+    ReportStaffMonthlySum,
+)
+from app.reports.keys import any_of, one_of
+from app.reports.ordering import FIGURES, SORT_SUMS
 from app.reports.schemas import GroupBy, WorkStatus
 
 SUM_NAMES = (*MEASURE_NAMES, "unbilled")
@@ -131,12 +138,22 @@ def user_email(tenant_id: UUID, given: Any) -> ColumnElement[Any]:
     return func.coalesce(email, given)
 
 
+def _carries_team(table: Any) -> bool:
+    """Rows that carry their client's owner and manager (the team monthly sums and edges)."""
+    return not isinstance(table, type) and hasattr(table, "owner_email")
+
+
+def _team(table: Any) -> Any:
+    """Where `table`'s rows find their client's owner and manager."""
+    return table if _carries_team(table) else ReportClientName
+
+
 def _group_column(table: Any, group_by: GroupBy | str) -> Any:
     match group_by:
         case GroupBy.OWNER:
-            return ReportClientName.owner_email
+            return _team(table).owner_email
         case GroupBy.MANAGER:
-            return ReportClientName.manager_email
+            return _team(table).manager_email
         case GroupBy.WORK_TYPE:
             return table.work_type
         case "work_item":
@@ -157,20 +174,36 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
     if where.client_key is not None:
         conditions.append(table.client_key == where.client_key)
     if where.clients is not None:
-        conditions.append(table.client_key.in_(list(where.clients)))
-    conditions += _team_conditions(tenant_id, where)
-    if where.by_work_status:
+        conditions.append(one_of(table.client_key, where.clients))
+    conditions += _team_conditions(tenant_id, where, _team(table))
+    if where.by_work_status and table is ReportWipItem:
+        conditions += _in_status(ReportWipItem.work_item_status, where)
+    elif where.by_work_status:
         conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
     return query.where(*conditions)
 
 
-def _team_conditions(tenant_id: UUID, where: FactFilter) -> list[ColumnElement[bool]]:
-    """The owner and manager filters: each an e-mail or a UserKey."""
+def _in_status(status: Any, where: FactFilter) -> list[ColumnElement[bool]]:
+    """`_work_items_in_status` over a stored status ('' for none, NULL when not synced)."""
+    conditions: list[ColumnElement[bool]] = [status.is_not(None)]
+    if where.work_status is WorkStatus.COMPLETED:
+        conditions.append(status == COMPLETED)
+    elif where.work_status is WorkStatus.OPEN:
+        conditions.append(status != COMPLETED)
+    if where.primary_status is not None:
+        conditions.append(status == where.primary_status)
+    return conditions
+
+
+def _team_conditions(
+    tenant_id: UUID, where: FactFilter, team: Any = ReportClientName
+) -> list[ColumnElement[bool]]:
+    """The owner and manager filters (each an e-mail or a UserKey) over `team`'s columns."""
     conditions = []
     if where.owner is not None:
-        conditions.append(ReportClientName.owner_email == user_email(tenant_id, where.owner))
+        conditions.append(team.owner_email == user_email(tenant_id, where.owner))
     if where.manager is not None:
-        conditions.append(ReportClientName.manager_email == user_email(tenant_id, where.manager))
+        conditions.append(team.manager_email == user_email(tenant_id, where.manager))
     return conditions
 
 
@@ -194,13 +227,19 @@ async def sum_facts(
 
 
 def _measure_rows(
-    tenant_id: UUID, where: FactFilter, group_by: GroupBy | str | None, *, monthly: bool
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | str | None,
+    *,
+    monthly: bool,
+    names: Sequence[str] = MEASURE_NAMES,
 ) -> Select[Any]:
-    """The rows to sum, filtered: `key`, `month` (NULL unless `monthly`) and the measures."""
+    """The rows to sum, filtered: `key`, `month` (NULL unless `monthly`) and the measures
+    among `names`."""
     source = _measure_source(tenant_id, where, group_by)
     key = _group_column(source, group_by) if group_by else literal(None)
-    month = (func.date_trunc("month", source.fact_date) if monthly else null()).cast(Date)
-    measures = [getattr(source, name).label(name) for name in MEASURE_NAMES]
+    month = _month_of(source) if monthly else null().cast(Date)
+    measures = [getattr(source, name).label(name) for name in _measure_names(names)]
     query = select(key.label("key"), month.label("month"), *measures)
     return _scoped(query, source, tenant_id, where, group_by)
 
@@ -215,15 +254,21 @@ def _scoped(
     """`query` over `table`, joined to each row's live client where the grouping or a filter
     needs it, and filtered to the tenant and `where`."""
     query = query.select_from(_from_clause(table))
-    if _needs_client(group_by, where):
+    if _needs_client(group_by, where) and not _carries_team(table):
         query = query.outerjoin(ReportClientName, _client_join(table))
     return _filtered(query, table, tenant_id, where)
 
 
-def _wip_rows(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[Any]:
+def _measure_names(names: Sequence[str]) -> list[str]:
+    return [name for name in MEASURE_NAMES if name in names]
+
+
+def _wip_rows(
+    tenant_id: UUID, where: FactFilter, group_by: GroupBy, names: Sequence[str] = MEASURE_NAMES
+) -> Select[Any]:
     """The WIP as rows shaped like `_measure_rows`: no measures, `unbilled` the amount."""
     key = _group_column(ReportWipItem, group_by)
-    zeros = [literal(0).label(name) for name in MEASURE_NAMES]
+    zeros = [literal(0).label(name) for name in _measure_names(names)]
     month = null().cast(Date).label("month")
     query = select(key.label("key"), month, *zeros, ReportWipItem.amount)
     return _scoped(query, ReportWipItem, tenant_id, where, group_by)
@@ -269,7 +314,13 @@ async def rank_groups(
 ) -> Ranking:
     """Sums per group (and month), ordered, counted and totalled in one statement.
     `summed_windows`: the windows whose per-client sums the last refresh kept (see
-    `grouped_sums`)."""
+    `grouped_sums`). By client over any other window, see `_rank_clients`."""
+    if group_by is GroupBy.CLIENT and not _reads_kept_sums(
+        where, group_by, monthly, summed_windows
+    ):
+        return await _rank_clients(
+            session, tenant_id, where, ordering, monthly=monthly, limit=limit, offset=offset
+        )
     grouped = grouped_sums(
         tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
     )
@@ -302,6 +353,72 @@ async def rank_groups(
     return Ranking(groups, rows[0][width], totals)
 
 
+async def _rank_clients(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    ordering: Ordering,
+    *,
+    monthly: bool,
+    limit: int | None,
+    offset: int,
+) -> Ranking:
+    """Clients over a window whose sums were not kept: they are many, so the page is found
+    from the sums its order needs alone, only the page's clients are summed in full, and the
+    totals come from the fewest monthly rows that answer (`_monthly_source`)."""
+    ranks = grouped_sums(
+        tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
+    )
+    query = (
+        select(ranks.c.key, ranks.c.month, func.count().over())
+        .order_by(*_order(ranks, GroupBy.CLIENT, ordering))
+        .limit(limit)
+        .offset(offset)
+    )
+    if ordering.sort == "name":
+        query = query.outerjoin(ReportClientName, _named(ranks, tenant_id))
+    page = (await session.execute(query)).all()
+    totals = await _totals(session, tenant_id, where, monthly=monthly)
+    if not page:
+        counted = select(func.count()).select_from(ranks)
+        count = (await session.execute(counted)).scalar_one() if offset else 0
+        return Ranking([], count, totals)
+    summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
+    return Ranking([summed[key, month] for key, month, _ in page], page[0][2], totals)
+
+
+async def _page_sums(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    page: Sequence[Any],
+    *,
+    monthly: bool,
+) -> dict[tuple[Any, date | None], RankedGroup]:
+    """Every sum of the clients (and months) on `page`."""
+    full = grouped_sums(tenant_id, where, GroupBy.CLIENT, monthly=monthly)
+    keys = {key for key, _, _ in page}
+    on_page = [any_of(full.c.key, [key for key in keys if key is not None])]
+    if None in keys:
+        on_page.append(full.c.key.is_(None))
+    rows = await session.execute(select(full).where(or_(*on_page)))
+    groups = (_ranked(row, monthly) for row in rows)
+    return {(group.key, group.month): group for group in groups}
+
+
+async def _totals(
+    session: AsyncSession, tenant_id: UUID, where: FactFilter, *, monthly: bool
+) -> RankedGroup:
+    """Every group of a ranking summed: the measures `where` selects, and (unless `monthly`)
+    their WIP."""
+    summed = await sum_facts(session, tenant_id, where, None)
+    measures = summed[0].measures if summed else Measures()
+    if monthly:
+        return RankedGroup(None, None, measures, None)
+    wip = await sum_wip(session, tenant_id, where, None)
+    return RankedGroup(None, None, measures, wip.get(None) or ZERO)
+
+
 def grouped_sums(
     tenant_id: UUID,
     where: FactFilter,
@@ -309,19 +426,20 @@ def grouped_sums(
     *,
     monthly: bool,
     summed_windows: Container[tuple[date, date]] = frozenset(),
+    names: Sequence[str] = SUM_NAMES,
 ) -> Subquery:
     """One row per group (per month in a series): `key`, `month`, the measures and the WIP
-    (`unbilled`) summed. Read from the per-client sums kept for the window when they answer
-    the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
+    (`unbilled`) among `names` summed. Read from the per-client sums kept for the window when
+    they answer the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
     if _reads_kept_sums(where, group_by, monthly, summed_windows):
         return _grouped_window_sums(tenant_id, where, group_by)
-    rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly)
+    rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly, names=names)
     unbilled = null().cast(Numeric) if monthly else literal(0)
     rows = rows.add_columns(unbilled.label("unbilled"))
     if not monthly:
-        rows = union_all(rows, _wip_rows(tenant_id, where, group_by))
+        rows = union_all(rows, _wip_rows(tenant_id, where, group_by, names))
     rows = rows.subquery()
-    sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES]
+    sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES if n in names]
     return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month).subquery()
 
 
@@ -397,12 +515,24 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
         return _months_and_edges(tenant_id, where.start, where.end, STAFF_MONTHS).c
     if group_by in FACT_ONLY_GROUPINGS:
         return ReportFact
-    months = FIRM_MONTHS if group_by is None and _firm_wide(where) else CLIENT_MONTHS
+    months = _monthly_source(where, group_by)
     if where.start is None and where.end is None:
         return _all_months(tenant_id, months).c
     if where.start is None or where.end is None:
         return ReportFact
     return _months_and_edges(tenant_id, where.start, where.end, months).c
+
+
+def _monthly_source(where: FactFilter, group_by: GroupBy | str | None) -> "_MonthlySource":
+    """The fewest monthly rows that answer: the firm's (per fee type and work type) when
+    no client, owner or manager is asked for, else the clients' (with their owner and
+    manager when a grouping or filter needs them)."""
+    if _needs_client(group_by, where):
+        return TEAM_MONTHS
+    no_client = where.client_key is None and where.clients is None
+    if no_client and group_by in (None, GroupBy.WORK_TYPE):
+        return FIRM_MONTHS
+    return CLIENT_MONTHS
 
 
 def _firm_wide(where: FactFilter) -> bool:
@@ -435,7 +565,10 @@ class _MonthlySource:
 
 CLIENT_MONTHS = _MonthlySource(ReportMonthlySum, ("client_key", "fee_type", "work_type"))
 STAFF_MONTHS = _MonthlySource(ReportStaffMonthlySum, ("staff_key",))
-FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ())
+FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ("fee_type", "work_type"))
+TEAM = ("owner_email", "manager_email")
+TEAM_MONTHS = _MonthlySource(ReportMonthlySum, (*CLIENT_MONTHS.dimensions, *TEAM))
+"""The clients' monthly sums with the owner and manager each row carries: no join."""
 
 
 def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
@@ -447,9 +580,7 @@ def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
 def _months_and_edges(tenant_id: UUID, start: date, end: date, source: _MonthlySource) -> Subquery:
     first, until = whole_months(start, end)
     in_window = and_(ReportFact.fact_date >= start, ReportFact.fact_date <= end)
-    edges = select(*_summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)).where(
-        ReportFact.tenant_id == tenant_id, in_window
-    )
+    edges = _edge_facts(source).where(ReportFact.tenant_id == tenant_id, in_window)
     if first >= until:
         return edges.subquery()
     table = source.table
@@ -460,9 +591,35 @@ def _months_and_edges(tenant_id: UUID, start: date, end: date, source: _MonthlyS
     return union_all(edges, months).subquery()
 
 
+def _edge_facts(source: _MonthlySource) -> Select[Any]:
+    """The facts shaped like `source`'s rows (with their client's owner and manager when the
+    source carries them)."""
+    columns = _summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)
+    if source is not TEAM_MONTHS:
+        return select(*columns)
+    return select(*columns).outerjoin(ReportClientName, _client_join(ReportFact))
+
+
+def _month_of(source: Any) -> ColumnElement[Any]:
+    """The first day of the month of each of `source`'s rows."""
+    return _first_of_month(source.fact_date) if source is ReportFact else source.month
+
+
+def _first_of_month(day: Any) -> ColumnElement[Any]:
+    # A date truncated as a timestamp without time zone: no time zone arithmetic per row.
+    truncated: ColumnElement[Any] = func.date_trunc("month", day.cast(DateTime)).cast(Date)
+    return truncated
+
+
 def _summed_columns(table: Any, day: Any, dimensions: Sequence[str]) -> list[Any]:
-    columns = [table.tenant_id, day.label("fact_date")]
-    columns += [getattr(table, name) for name in dimensions]
+    """`table`'s rows as a monthly source's; the facts take the owner and manager from their
+    client's name row."""
+    month = day if table is not ReportFact else _first_of_month(ReportFact.fact_date)
+    columns = [table.tenant_id, day.label("fact_date"), month.label("month")]
+    columns += [
+        getattr(ReportClientName if table is ReportFact and name in TEAM else table, name)
+        for name in dimensions
+    ]
     return columns + [getattr(table, name) for name in MEASURE_NAMES]
 
 
@@ -480,14 +637,157 @@ async def sum_wip(
     return {row[0]: row[1] for row in await session.execute(query.group_by(key))}
 
 
-async def wip_items(
-    session: AsyncSession, tenant_id: UUID, where: FactFilter
-) -> Sequence[ReportWipItem]:
-    query = select(ReportWipItem)
+@dataclass(frozen=True, slots=True)
+class WorkItemTitle:
+    title: str
+    fee_type: str | None
+    work_type: str | None
+    primary_status: str | None
+
+    @property
+    def work_status(self) -> WorkStatus:
+        return work_status_of(self.primary_status)
+
+
+@dataclass(frozen=True, slots=True)
+class WipLine:
+    """A stored WIP item with its client's name and its work item's title and status."""
+
+    client_key: str | None
+    client_name: str | None
+    work_item_key: str | None
+    fee_type: str | None
+    work_type: str | None
+    amount: Decimal
+    since: date
+    age_days: int
+    work_item: WorkItemTitle | None
+    """None when the item is time on the client itself or its work item is not synced."""
+
+
+@dataclass(frozen=True, slots=True)
+class WipTotals:
+    items: int
+    amount: Decimal
+    """The items' amounts, each rounded to the cent as shown, summed."""
+    by_age: list[Decimal]
+    """The same per bucket of `age_buckets`."""
+
+
+def _filtered_wip(query: Select[Any], tenant_id: UUID, where: FactFilter) -> Select[Any]:
     if _needs_client(None, where):
         query = query.join(ReportClientName, _client_join(ReportWipItem))
-    query = _filtered(query, ReportWipItem, tenant_id, where)
-    return (await session.execute(query)).scalars().all()
+    return _filtered(query, ReportWipItem, tenant_id, where)
+
+
+async def wip_lines(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    ordering: Ordering,
+    *,
+    limit: int | None,
+    offset: int = 0,
+) -> list[WipLine]:
+    """The WIP items `where` selects, ordered by `ordering.sort` (`amount` or `age_days`),
+    then by client, work item and start (all in the same direction); one page of them."""
+    wip = ReportWipItem
+    in_order = _filtered_wip(select(wip), tenant_id, where).order_by(*_wip_order(wip, ordering))
+    page = in_order.limit(limit).offset(offset).subquery()
+    columns: list[Any] = [
+        page.c.client_key,
+        ReportClientName.name,
+        page.c.work_item_key,
+        page.c.fee_type,
+        page.c.work_type,
+        page.c.amount,
+        page.c.since,
+        page.c.age_days,
+        page.c.work_item_status,
+        WorkItem.title,
+        WorkItem.fee_type.label("work_item_fee_type"),
+        WorkItem.work_type.label("work_item_work_type"),
+    ]
+    synced = and_(WorkItem.tenant_id == tenant_id, WorkItem.work_item_key == page.c.work_item_key)
+    named = and_(
+        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == page.c.client_key
+    )
+    # The page first, then its names and titles: never a join over every item.
+    query: Select[Any] = (
+        select(*columns)
+        .select_from(page)
+        .outerjoin(ReportClientName, named)
+        .outerjoin(WorkItem, synced)
+        .order_by(*_wip_order(page.c, ordering))
+    )
+    return [_wip_line(row) for row in await session.execute(query)]
+
+
+def _wip_order(wip: Any, ordering: Ordering) -> list[ColumnElement[Any]]:
+    """`wip`: the WIP table or a subquery's columns."""
+    columns: list[Any] = [
+        wip.age_days if ordering.sort == "age_days" else wip.amount,
+        func.coalesce(wip.client_key, "").collate("C"),
+        func.coalesce(wip.work_item_key, "").collate("C"),
+        wip.since,
+        wip.id,
+    ]
+    return [column.desc() if ordering.descending else column.asc() for column in columns]
+
+
+def _wip_line(row: Any) -> WipLine:
+    work_item = None
+    if row.work_item_status is not None:
+        work_item = WorkItemTitle(
+            row.title,
+            row.work_item_fee_type,
+            row.work_item_work_type,
+            row.work_item_status or None,
+        )
+    return WipLine(
+        row.client_key,
+        row.name,
+        row.work_item_key,
+        row.fee_type,
+        row.work_type,
+        row.amount,
+        row.since,
+        row.age_days,
+        work_item,
+    )
+
+
+def cents(amount: Any) -> ColumnElement[Any]:
+    """`amount` rounded to the cent half to even, as a report shows it
+    (`app.kit.presentation.money`); PostgreSQL's `round` rounds half away from zero."""
+    tie = func.mod(func.abs(amount) * 100, 2) == Decimal("0.5")
+    rounded: ColumnElement[Any] = case((tie, func.trunc(amount, 2)), else_=func.round(amount, 2))
+    return rounded
+
+
+async def wip_totals(
+    session: AsyncSession,
+    tenant_id: UUID,
+    where: FactFilter,
+    age_buckets: Sequence[tuple[int, int | None]],
+) -> WipTotals:
+    """How many WIP items `where` selects, and their amounts as shown, summed in all and per
+    age bucket (`(first, last)` days, `last` None for no end)."""
+    wip = ReportWipItem
+    shown = cents(wip.amount)
+    per_bucket = [
+        func.coalesce(func.sum(shown).filter(_aged(low, high)), 0) for low, high in age_buckets
+    ]
+    query = _filtered_wip(
+        select(func.count(), func.coalesce(func.sum(shown), 0), *per_bucket), tenant_id, where
+    )
+    items, amount, *by_age = (await session.execute(query)).one()
+    return WipTotals(items, amount, list(by_age))
+
+
+def _aged(low: int, high: int | None) -> ColumnElement[bool]:
+    age = ReportWipItem.age_days
+    return age >= low if high is None else age.between(low, high)
 
 
 async def fixed_fees(
@@ -547,7 +847,7 @@ async def client_names(
     if not keys:
         return {}
     query = select(ReportClientName.client_key, ReportClientName.name).where(
-        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key.in_(keys)
+        ReportClientName.tenant_id == tenant_id, one_of(ReportClientName.client_key, keys)
     )
     return {key: name for key, name in await session.execute(query)}
 
@@ -581,18 +881,6 @@ async def client_has_facts(session: AsyncSession, tenant_id: UUID, key: str) -> 
     return bool((await session.execute(query)).scalar_one())
 
 
-@dataclass(frozen=True, slots=True)
-class WorkItemTitle:
-    title: str
-    fee_type: str | None
-    work_type: str | None
-    primary_status: str | None
-
-    @property
-    def work_status(self) -> WorkStatus:
-        return work_status_of(self.primary_status)
-
-
 async def work_item_titles(
     session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
 ) -> dict[str, WorkItemTitle]:
@@ -603,7 +891,7 @@ async def work_item_titles(
         WorkItem.fee_type,
         WorkItem.work_type,
         WorkItem.primary_status,
-    ).where(WorkItem.tenant_id == tenant_id, WorkItem.work_item_key.in_(list(keys)))
+    ).where(WorkItem.tenant_id == tenant_id, one_of(WorkItem.work_item_key, keys))
     return {
         key: WorkItemTitle(title, fee_type, work_type, status)
         for key, title, fee_type, work_type, status in await session.execute(query)
@@ -619,6 +907,6 @@ async def staff_names(
     session: AsyncSession, tenant_id: UUID, keys: Sequence[str]
 ) -> dict[str, str]:
     query = select(Staff.user_key, Staff.name).where(
-        Staff.tenant_id == tenant_id, Staff.user_key.in_(list(keys))
+        Staff.tenant_id == tenant_id, one_of(Staff.user_key, keys)
     )
     return {key: name for key, name in await session.execute(query)}

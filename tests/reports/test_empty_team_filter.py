@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.reports.repository import FactFilter, sum_facts, wip_items
+from app.reports.repository import FactFilter, Ordering, sum_facts, wip_lines, wip_totals
 from tests.factories import create_tenant
 
 
@@ -32,4 +32,6 @@ async def test_an_empty_team_filter_joins_the_clients_of_work_in_progress(
     with warnings.catch_warnings():
         warnings.simplefilter("error", SAWarning)
         async with sessions() as session:
-            assert list(await wip_items(session, tenant_id, where)) == []
+            every = await wip_lines(session, tenant_id, where, Ordering("amount", True), limit=None)
+            assert every == []
+            assert (await wip_totals(session, tenant_id, where, [(0, None)])).items == 0

@@ -25,7 +25,7 @@ from app.domain import (
 )
 from app.models import Client
 from app.reports import repository
-from app.reports.ordering import FIGURES, SORT_FIELDS
+from app.reports.ordering import FIGURES, SORT_FIELDS, SORT_SUMS
 from app.reports.refresh import refresh_reports, windows_to_sum
 from app.reports.repository import FactFilter, Ordering, RankedGroup
 from app.reports.schemas import GroupBy
@@ -224,3 +224,13 @@ async def test_the_kept_window_sums_answer_as_the_monthly_sums_do(
                 assert rankings[0] == rankings[1], (where, ordering)
                 compared += rankings[0].count
     assert len(windows) >= 2 and compared > 0
+
+
+def test_each_sort_field_names_the_sums_it_reads() -> None:
+    assert set(SORT_SUMS) == set(SORT_FIELDS)
+    for figure, build in FIGURES.items():
+        names = SORT_SUMS[figure]
+        only = values(*(column(name, Numeric(30, 10)) for name in names), name="sums").data(
+            [tuple(Decimal(1) for _ in names)]
+        )
+        build(only.c)  # reads no other column (a missing one raises KeyError)
