@@ -10,7 +10,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, Numeric, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -200,9 +210,15 @@ class RawResponse(Base):
     request_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    base_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("raw_responses.id"))
+    """The version this one is kept as changes to (`body` then holds `@base` and the changes);
+    None when `body` stands alone. A version another is based on cannot be deleted."""
 
     __table_args__ = (
         Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),
+        Index(
+            "ix_raw_responses_base_id", "base_id", postgresql_where=text("base_id IS NOT NULL")
+        ),
         Index("ix_raw_responses_tenant_request", "tenant_id", "request_sha256", "id"),
         Index("ix_raw_responses_last_fetched_at", "last_fetched_at"),
     )
