@@ -216,9 +216,7 @@ class RawResponse(Base):
 
     __table_args__ = (
         Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),
-        Index(
-            "ix_raw_responses_base_id", "base_id", postgresql_where=text("base_id IS NOT NULL")
-        ),
+        Index("ix_raw_responses_base_id", "base_id", postgresql_where=text("base_id IS NOT NULL")),
         Index("ix_raw_responses_tenant_request", "tenant_id", "request_sha256", "id"),
         Index("ix_raw_responses_last_fetched_at", "last_fetched_at"),
     )
