@@ -162,7 +162,8 @@ class Invoice(SyncedRecord, Base):
 
 
 class InvoiceLine(Base):
-    """An invoice's presentation line; replaced whenever the invoice is re-read."""
+    """An invoice's presentation line; replaced whenever the invoice is re-read. Its JSON is
+    kept in the invoice's (`raw`, or `raw_detail` when the list did not carry the same)."""
 
     __tablename__ = "invoice_lines"
 
@@ -178,7 +179,6 @@ class InvoiceLine(Base):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     tax_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     tax_rate_name: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[Json] = mapped_column(JSONB)
 
 
 class RawResponse(Base):

@@ -330,7 +330,7 @@ async def _as_changes_to_last_versions(session: AsyncSession, changed: _Changed)
         base, depth = kept[latest_id]
         if depth + 1 < MAX_CHAIN and _is_object(version.body) and _is_object(base):
             delta = changes(version.body, latest_id, base)
-            if len(_canonical(delta)) <= DELTA_AT_MOST * len(_canonical(version.body)):
+            if len(canonical_json(delta)) <= DELTA_AT_MOST * len(canonical_json(version.body)):
                 version.body, version.base_id = delta, latest_id
 
 
@@ -375,13 +375,13 @@ def _splice(old: Any, new: Any) -> list[list[Any]] | None:
     lists of objects and some items are the same; else None."""
     if not (_objects(old) and _objects(new)):
         return None
-    old_keys = [_canonical(item) for item in old]
+    old_keys = [canonical_json(item) for item in old]
     first_at: dict[bytes, int] = {}
     for position, key in enumerate(old_keys):
         first_at.setdefault(key, position)
     splice: list[list[Any]] = []
     for item in new:
-        key = _canonical(item)
+        key = canonical_json(item)
         last = splice[-1] if splice else None
         if last is not None and len(last) == 2 and _continues(old_keys, last, key):
             last[1] += 1
@@ -416,10 +416,10 @@ def apply_changes(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]
 
 
 def _same(base: dict[str, Any], name: str, value: Any) -> bool:
-    return name in base and _canonical(base[name]) == _canonical(value)
+    return name in base and canonical_json(base[name]) == canonical_json(value)
 
 
-def _canonical(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
     """JSON with sorted keys: `true` and `1`, or `1` and `1.0`, stay different."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
