@@ -190,6 +190,7 @@ class RawResponse(Base):
     a newer one exists for its request or a later complete run re-read every record; the
     retention job prunes superseded versions `RECKONRY_RAW_RETENTION_DAYS` after they were
     last read. The latest version of every record lives in its normalized row (`raw`).
+    A version may be kept as changes to another (`base_id`; `app.sync.raw_versions`).
     """
 
     __tablename__ = "raw_responses"

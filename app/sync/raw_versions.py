@@ -10,10 +10,17 @@ match however Karbon spaced or ordered them.
   runs of consecutive ids (`id_runs`).
 - A detail is kept as what it adds to or changes in its record's latest listed version
   (`{"@base": id, "@set": {...}, "@unset": [...]}`), so a record's JSON is not kept twice.
+- A record or page that changed is kept the same way, as changes to its own last version, a
+  list of objects in both as a splice (`"@splice": {"TimeEntries": [[first, count], [new
+  item]]}`): a timesheet with one entry added keeps that entry, not its week again; a page
+  keeps its new id runs, not its links again. Its hash is of its whole content, so reading
+  it again matches. It is kept whole when the changes are not much smaller, or when
+  `MAX_CHAIN` versions lead down to a whole one.
 
-`read_version` puts the pieces back together: a version reads back exactly as Karbon sent it
-(as JSON; the order of an object's keys is not kept) until retention prunes a superseded
-version it is made of.
+Each version kept as changes names its base (`base_id`, a foreign key). `read_version` puts
+the pieces back together: a version reads back exactly as Karbon sent it (as JSON; the order
+of an object's keys is not kept). The prune rewrites a kept version whole before deleting
+the version it is made of, so every kept version stays readable.
 """
 
 import hashlib
@@ -84,7 +91,7 @@ changed AS (
     SELECT i.request_sha256, i.body_sha256, l.id AS latest_id
     FROM incoming AS i
     JOIN latest AS l ON l.request_sha256 = i.request_sha256 AND l.body_sha256 <> i.body_sha256
-    WHERE CAST(:defer_changed AS boolean)
+    WHERE CAST(:defer_changed AS boolean) AND i.kind IN ('record', 'page')
 ),
 inserted AS (
     INSERT INTO raw_responses (
@@ -202,16 +209,19 @@ async def save_versions(
 ) -> None:
     """Keep each response (with its kind, `page` or `detail`) in pieces, each unless its
     request's last kept version has the same body; `key_field` names a record's key. A record
-    that changed is kept as what changed since its last version."""
+    or page that changed is kept as what changed since its last version."""
     pieces = _Pieces()
     for kind, response in responses:
         pieces.responses.append(_response(pieces, stream, kind, response, key_field))
-    changed = await _save(session, tenant_id, run_id, pieces.records, defer_changed=True)
-    if changed:
-        await _as_changes_to_last_versions(session, changed)
-        await _save(session, tenant_id, run_id, [version for version, _ in changed])
-    await _as_changes_to_bases(session, tenant_id, pieces.responses)
-    await _save(session, tenant_id, run_id, pieces.responses)
+    for level in (pieces.records, pieces.responses):
+        for version in level:
+            if version.listed is not None:  # a page: its records are kept by now
+                version.body["value"] = id_runs([record.id for record in version.listed])
+        await _as_changes_to_bases(session, tenant_id, level)
+        changed = await _save(session, tenant_id, run_id, level, defer_changed=True)
+        if changed:
+            await _as_changes_to_last_versions(session, changed)
+            await _save(session, tenant_id, run_id, [version for version, _ in changed])
 
 
 def request_sha256(kind: str, url: str) -> bytes:
@@ -272,9 +282,6 @@ async def _save(
     not kept but returned, each with the hash of its content set."""
     if not versions:
         return []
-    for version in versions:
-        if version.listed is not None:
-            version.body["value"] = id_runs([record.id for record in version.listed])
     rows = [version.row(ord) for ord, version in enumerate(versions)]
     result = await session.execute(
         _SAVE_VERSIONS,
@@ -325,7 +332,7 @@ def listed_ids(page: Any) -> list[int] | None:
 async def _as_changes_to_last_versions(session: AsyncSession, changed: _Changed) -> None:
     """Each changed record becomes what it changes in its last kept version, unless that
     chain is long already or the changes are not much smaller than the record."""
-    kept = await _whole_versions(session, {latest_id for _, latest_id in changed})
+    kept = await whole_versions(session, {latest_id for _, latest_id in changed})
     for version, latest_id in changed:
         base, depth = kept[latest_id]
         if depth + 1 < MAX_CHAIN and _is_object(version.body) and _is_object(base):
@@ -344,7 +351,7 @@ async def _as_changes_to_bases(
     requests = list({version.base for version in details})
     rows = await session.execute(_LATEST, {"tenant": tenant_id, "requests": requests})
     latest = {bytes(row.request_sha256): int(row.id) for row in rows}
-    kept = await _whole_versions(session, set(latest.values()))
+    kept = await whole_versions(session, set(latest.values()))
     for version in details:
         base_id = latest.get(version.base) if version.base is not None else None
         if base_id is not None and _is_object(kept[base_id][0]):
@@ -431,7 +438,7 @@ class PrunedVersionError(LookupError):
     """A version, or a piece of it, is no longer kept."""
 
 
-async def _whole_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, tuple[Any, int]]:
+async def whole_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, tuple[Any, int]]:
     """Each version's whole body (changes applied to the versions they are made of), and how
     many versions kept as changes lead down from it to a whole one."""
     asked = list(ids)
@@ -463,10 +470,10 @@ async def _whole_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int
 async def read_version(session: AsyncSession, version_id: int) -> Any:
     """A kept version's body as Karbon sent it, its pieces put back in place."""
     kind = await _kind(session, version_id)
-    body = (await _whole_versions(session, [version_id]))[version_id][0]
+    body = (await whole_versions(session, [version_id]))[version_id][0]
     ids = listed_ids(body) if kind == "page" else None
     if ids is not None:
-        records = await _whole_versions(session, ids)
+        records = await whole_versions(session, ids)
         body = {**body, "value": [records[i][0] for i in ids]}
     return body
 
@@ -562,7 +569,7 @@ async def prune_superseded(
         return []
     dependents = list((await session.execute(_BASED_ON, {"doomed": doomed})).scalars())
     if dependents:
-        whole = await _whole_versions(session, dependents)
+        whole = await whole_versions(session, dependents)
         rows = [{"id": version_id, "body": whole[version_id][0]} for version_id in dependents]
         await session.execute(_MADE_WHOLE, {"rows": json_text(rows)})
     result = await session.execute(_DELETE, {"doomed": doomed})

@@ -20,6 +20,7 @@ from app.sync.raw_versions import (
     listed_ids,
     read_version,
     save_versions,
+    whole_versions,
 )
 from app.sync.retention import prune
 from sandbox.state import Sandbox
@@ -117,17 +118,14 @@ async def test_a_list_page_keeps_its_records_once_each_and_refers_to_them(
                 )
             )
         ).scalars()
-        pages = (
-            (
-                await session.execute(
-                    select(RawResponse.body).where(
-                        RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
-                    )
+        page_ids = (
+            await session.execute(
+                select(RawResponse.id).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
                 )
             )
-            .scalars()
-            .all()
-        )
+        ).scalars()
+        pages = [body for body, _ in (await whole_versions(session, page_ids)).values()]
         references = [listed for body in pages for listed in listed_ids(body) or []]
     assert references, "list pages hold references to their records"
     assert set(references) <= set(kept), "every reference is a kept record version"
