@@ -519,7 +519,8 @@ FOR UPDATE OF r SKIP LOCKED
 request exists, or, for a list page or record, a later complete run read every list without
 it (so the record changed or is gone). A detail is superseded only by a newer detail: a
 nightly re-reads a share of them, not all. Firms syncing now are left for the next batch, and
-rows another transaction holds are skipped, so a prune never waits on a sync."""
+rows another transaction holds are skipped, so a prune does not wait on a sync (but for a kept
+version made of a doomed one, locked to be rewritten, which a sync begun since may hold)."""
 
 _BASED_ON = text(
     """
