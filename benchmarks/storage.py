@@ -3,9 +3,11 @@
     uv run python benchmarks/storage.py compare [--size tiny] [--seed 3] [--page-size 100]
     uv run python benchmarks/storage.py days [--size small] [--days 3] [--quiet-every 3]
     uv run python benchmarks/storage.py days --size medium large --days 30 --quiet-every 7
+        [--later 11]
 
-A sandbox firm is synced for real (the worker's own job code, a real database and Redis, the
-sandbox in-process with no pacing).
+A sandbox firm is synced for real (the worker's own job code and tuning, a real database and
+Redis, the sandbox with no pacing, served by a forked process of its own so that it shares
+neither CPU time nor the GIL with the sync).
 
 `compare`: a first sync, then two incrementals with nothing changed in Karbon, as stored now
 against an estimate of storing every response whole (rows = reads, bytes = each kept version
@@ -13,68 +15,86 @@ times the times it was read, each timesheet's JSON holding its time entries agai
 
 `days`: for each firm, a first sync and one quiet incremental (it stores the pages of the
 windowed requests the first sync never made), then each simulated day (virtual time: the
-sandbox's `advance`; the syncs run back to back): Karbon's usual daily changes, or none on
-every `--quiet-every`-th day, 12 incrementals (every 2 hours) and the nightly full run. Per
-day: Karbon's record changes; "changed KB", the JSON text of every record whose list or detail
-JSON changed (each record's JSON once: a time entry on its own, an invoice's lines inside its
-detail); "stored KB", the raw bytes the day's 13 runs kept, then that against the changed JSON
-and as a share of the first sync's raw bytes, and split into the day's first incremental, the
-11 incrementals after it (the runs between Karbon's changes) and the nightly run. At the end:
-the issue's targets (a quiet day and the runs between changes under 1% of the first sync, a
-changed day about the JSON that changed) and what the days stored, by stream and kind.
+sandbox's `advance`, through its admin API; the syncs run back to back): Karbon's usual daily
+changes, or none on every `--quiet-every`-th day, an incremental, `--later` more (11 by
+default: one every 2 hours; Karbon does not change between them, as the day's changes are
+made at once) and the nightly full run. Per day: Karbon's record changes; "changed KB", the
+JSON text of every record whose list or detail JSON changed (each record's JSON once: a time
+entry on its own, an invoice's lines inside its detail); "stored KB", the raw bytes the day's
+runs kept, then that against the changed JSON and as a share of the first sync's raw bytes,
+and split into the day's first incremental, the later ones (the runs between Karbon's
+changes) and the nightly run. At the end: the issue's targets (a quiet day and the runs
+between changes under 1% of the first sync, a changed day about the JSON that changed) and
+what the days stored, by stream and kind.
 
 Bytes stored are PostgreSQL's stored sizes (`pg_column_size`); changed bytes are JSON text.
 Uses DATABASE_URL/REDIS_URL when set, embedded servers otherwise; runs in a scratch database
-that is dropped afterwards. A medium day (13 runs, the nightly one reading every detail) takes
-some 5-10 minutes on a busy 2-core machine, so 30 medium and large days take hours.
+that is dropped afterwards.
 
-Last measured (busy shared 2-core machine; pages of 100; seed 0):
+How long it takes, on a busy shared 2-core machine (load 7-9, other work running): the medium
+firm's first sync 108-210 s (252 s with the sandbox in a thread), a quiet incremental 10-17 s
+(216 requests: 50 work item pages, 162 timesheet reads, one per older period still unbilled;
+20-38 s with the sandbox in a thread), a nightly 75-175 s (it re-reads all ~11,000 details:
+the rotation fits them in one night at the firm's rate). A medium day with `--later 1` took
+about 10 minutes there, so 30 days of it take some 5 hours, and the large firm's first sync
+alone did not finish in 50 minutes (172,688 of its ~183,500 raw rows kept). Where a quiet
+incremental's time goes (profile of the medium firm): the sandbox about a third (timesheet
+filters over every timesheet), the HTTP client about a sixth, parsing and writing the pages
+of records that did not change about a fifth of the sync's own share.
 
-    medium firm, `--size medium --days 2 --quiet-every 2`: first sync 26,208 raw rows,
-    22,168.5 KB stored (records' JSON 38,201.5 KB); first quiet incremental +54.8 KB
-     day Karbon changes changed KB stored KB x changed % first 1st incr 11 later nightly
-       1            152      151.6     230.6      1.52    1.04    194.9      1.1    34.7
-       2          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
-    quiet days: at most 0.000% of the first sync (target under 1%: met)
-    runs between changes (11 incrementals a day): at most 0.005% of the first sync a day
-    changed days: 230.6 KB stored for 151.6 KB of changed JSON, 1.52x (aim: about 1x)
-    stored: timesheets records 96 (113.6 KB), timesheets pages 57 (28.9 KB), work_items
-    records 25 (19.3 KB), invoices pages 55 (17.5 KB), work_items pages 50 (16.7 KB),
-    work_items details 25 (13.9 KB), invoices details 11 (11.9 KB), invoices records 11 (8.8 KB)
+Last measured (busy shared 2-core machine, load 7-9; pages of 100; seed 0):
 
-    The same day as stored before (whole details, one id per listed record): 309.9 KB,
-    2.04x; before that (the first sync's figure then: 28,091 KB) 331.6 KB.
+    medium firm, `days --size medium --days 30 --quiet-every 7 --later 1`, stopped after
+    3 days (about 10 minutes a day there): first sync 26,041 raw rows, 21,951.8 KB stored
+    (records' JSON 37,825.9 KB); first quiet incremental +56.5 KB
+     day Karbon changes changed KB stored KB x changed % first 1st incr  1 later nightly
+       1            152      151.6     172.6      1.14    0.79    146.4      1.1    25.1
+       2             68      141.1     127.8      0.91    0.58    106.2      0.0    21.7
+       3             79      180.5     178.5      0.99    0.81    148.2      3.8    26.4
+    changed days: 478.9 KB stored for 473.2 KB of changed JSON, 1.01x (aim: about 1x)
+    runs between changes: at most 0.017% of the first sync a day (target under 1%: met)
+    No quiet day was reached (the 7th); the quiet day of the run before, with all 11 later
+    incrementals (`--days 2 --quiet-every 2`), stored 0.0 KB: 0.000% (target under 1%: met).
+
+    The same day 1 as stored before: 192.5 KB (1.27x) with records kept as changes and pages
+    whole; 230.6 KB (1.52x) with records whole (its timesheets records 113.6 KB of it); 309.9
+    KB (2.04x) with details whole and one id per listed record; 331.6 KB before that.
 
     large firm, `--size large --days 1` (run before page ids were kept as runs): first sync
     183,544 raw rows, 160,657.8 KB stored (records' JSON 295,559.5 KB); first quiet
     incremental +267.6 KB (0.17%); day 1 (stopped unfinished: an incremental took 3-6 minutes
     there): its first incremental stored 1,175.7 KB (0.73%), the next 12.7 KB, then nothing.
-    30 days of either firm were not run (hours on this machine).
+    30 days of the large firm were not run: its first sync alone took over 50 minutes here.
 
 What the changes did and what remains, on the medium firm:
 - First sync: 19,722 KB when pages were kept whole, 28,091 KB once a page's records were kept
   one by one (+42%: PostgreSQL compresses only values in rows over about 2 KB, a whole page but
-  not a 1 KB record; lowering `toast_tuple_target` does not change that, tried), 22,168 KB now
-  (+12%) that a detail keeps only what it adds to its listed record.
+  not a 1 KB record; lowering `toast_tuple_target` does not change that, tried), 22,168 KB
+  once a detail kept only what it adds to its listed record, 21,952 KB now.
 - A changed day was about 3x the changed list JSON because a re-read page stored 100 ids
-  again when any record in it changed or shifted (work item pages at every incremental,
-  invoice and timesheet pages nightly: some 40% of the day), details were kept whole, and
-  the measure left the details' own changes out. Ids are now runs (a page is a few hundred
-  bytes, mostly its nextLink), details are changes, and the measure counts details.
-- What remains above 1x: a timesheet is kept whole, every entry of its week, when one entry
-  is added or billed (about half of a changed day). Keeping each entry as a version of its
-  own was measured: the small firm's first sync grew by half (a 400-byte entry is not
-  compressed, a timesheet is, 2.2x) and a changed day stored as much.
+  again when any record in it changed or shifted, details were kept whole, and the measure
+  left the details' own changes out. Ids are now runs, details are changes, and the measure
+  counts details.
+- Then a timesheet was kept whole, every entry of its week, when one entry was added or
+  billed (about half of a changed day), and a changed page kept its links again. A record
+  and a page that changed are now kept as changes to their last version (a timesheet's
+  entries as a splice of the last version's and the new ones): about 1x.
 """
 
 import argparse
 import asyncio
+import multiprocessing
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 import httpx
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -87,14 +107,16 @@ from app.settings import Settings
 from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.retry import RetryPolicy
-from app.worker import WorkerContext
+from app.worker import WorkerContext, tune_worker_process
+from sandbox.app import create_sandbox_app
 from sandbox.generator import SIZES
-from sandbox.server import serve_sandbox_in_thread
 from sandbox.state import Sandbox, SandboxConfig
 from tests.services import scratch_database
 from tests.sync.conftest import connect_tenant, sync_now
 
 FIRM = "Bench firm"
+LATER_INCREMENTALS = 11
+"""A day's incrementals after its first, at one every 2 hours."""
 _FIGURES = text(
     """
 SELECT count(*), coalesce(sum(fetch_count), 0),
@@ -185,56 +207,111 @@ class Plan:
     """Simulated days; 0 for `compare`."""
     quiet_every: int = 0
     """Every this many days, Karbon changes nothing (0: never)."""
+    later: int = LATER_INCREMENTALS
+    """Incrementals run after a day's first (11 at one every 2 hours)."""
 
 
-async def bench(size: str, seed: int, page_size: int, plan: Plan) -> None:
+@dataclass(frozen=True)
+class Karbon:
+    """The sandbox Karbon, served by a process of its own (see `served`)."""
+
+    url: str
+    sandbox: Sandbox
+    """The firm as generated, for its keys; the served copy is the one that changes."""
+
+    def advance(self, days: int) -> dict[str, int]:
+        """Karbon's changes over `days` simulated days, made in the served sandbox."""
+        response = httpx.post(
+            f"{self.url}/_sandbox/tenants/{FIRM}/advance", json={"days": days}, timeout=600
+        )
+        response.raise_for_status()
+        return dict(response.json()["changes"])
+
+
+@contextmanager
+def served(size: str, seed: int, page_size: int) -> Iterator[Karbon]:
+    """The sandbox in a forked process: it generates the firm once, and the sync under test
+    shares neither its CPU nor its GIL (in a thread, each request waited for hand-overs)."""
     config = SandboxConfig()
     config.update({"max_page_size": page_size, "rate_limit_enabled": False})
     sandbox = Sandbox.create((FIRM, size, seed), config=config, today=date(2026, 11, 2))
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = multiprocessing.get_context("fork").Process(
+        target=_serve, args=(sandbox, listening), daemon=True
+    )
+    server.start()
+    listening.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url)
+        yield Karbon(url, sandbox)
+    finally:
+        server.terminate()
+        server.join(timeout=30)
+
+
+def _serve(sandbox: Sandbox, listening: socket.socket) -> None:
+    config = uvicorn.Config(
+        create_sandbox_app(sandbox), log_level="warning", access_log=False, lifespan="off"
+    )
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _wait_until_up(url: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/_sandbox/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the sandbox did not start")
+
+
+async def bench(karbon: Karbon, plan: Plan) -> None:
     settings = Settings(RECKONRY_ENV="test", RECKONRY_REDIS_PREFIX="reckonry-bench-storage")
     urls = resolve_service_urls(settings)
-    with serve_sandbox_in_thread(sandbox) as karbon_url:
-        async with scratch_database(urls.database_url) as database_url:
-            settings = settings.model_copy(
-                update={"karbon_base_url": karbon_url, "database_url": database_url}
-            )
-            engine = create_engine(database_url)
-            sessions = create_sessionmaker(engine)
-            redis = create_redis(urls.redis_url)
-            karbon = KarbonAccess(
-                base_url=karbon_url,
-                budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
-                retry=RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=8),
-                timeout=httpx.Timeout(5.0),
-            )
-            deps = WorkerContext(
-                settings=settings,
-                secrets=resolve_secrets(settings),
-                karbon=karbon,
-                engine=engine,
-                sessions=sessions,
-                redis=redis,
-            )
-            context: dict[str, Any] = {"deps": deps}
-            try:
-                await run(context, sessions, settings, sandbox, plan)
-            finally:
-                karbon.close()
-                await redis.aclose()
-                await engine.dispose()
+    async with scratch_database(urls.database_url) as database_url:
+        settings = settings.model_copy(
+            update={"karbon_base_url": karbon.url, "database_url": database_url}
+        )
+        engine = create_engine(database_url)
+        sessions = create_sessionmaker(engine)
+        redis = create_redis(urls.redis_url)
+        access = KarbonAccess(
+            base_url=karbon.url,
+            budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
+            retry=RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=8),
+            timeout=httpx.Timeout(60.0),
+        )
+        deps = WorkerContext(
+            settings=settings,
+            secrets=resolve_secrets(settings),
+            karbon=access,
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+        )
+        context: dict[str, Any] = {"deps": deps}
+        try:
+            await run(context, sessions, settings, karbon, plan)
+        finally:
+            access.close()
+            await redis.aclose()
+            await engine.dispose()
 
 
 async def run(
     context: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
-    sandbox: Sandbox,
+    karbon: Karbon,
     plan: Plan,
 ) -> None:
     """First sync and quiet incrementals, with simulated days when asked for."""
-    tenant_id = await connect_tenant(sessions, settings, sandbox, FIRM)
+    tenant_id = await connect_tenant(sessions, settings, karbon.sandbox, FIRM)
     if plan.days:
-        await over_days(context, sessions, tenant_id, sandbox, plan.days, plan.quiet_every)
+        await over_days(context, sessions, tenant_id, karbon, plan)
     else:
         await compare(context, sessions, tenant_id)
 
@@ -276,7 +353,7 @@ class Day:
     first_run: int
     """Raw bytes the day's first incremental stored."""
     between: int
-    """Raw bytes the day's 11 later incrementals stored: runs between Karbon's changes."""
+    """Raw bytes the day's later incrementals stored: runs between Karbon's changes."""
     nightly: int
 
     @property
@@ -288,9 +365,8 @@ async def over_days(
     context: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
     tenant_id: UUID,
-    sandbox: Sandbox,
-    days: int,
-    quiet_every: int,
+    karbon: Karbon,
+    plan: Plan,
 ) -> None:
     """After a first sync and one quiet incremental, each simulated day: Karbon's usual
     changes (none on a quiet day), 12 incrementals (every 2 hours) and the nightly full run."""
@@ -313,16 +389,16 @@ async def over_days(
     )
     print(
         f"{'day':>4}{'Karbon changes':>15}{'changed KB':>11}{'stored KB':>10}{'x changed':>10}"
-        f"{'% first':>8}{'1st incr':>9}{'11 later':>9}{'nightly':>8}"
+        f"{'% first':>8}{'1st incr':>9}{f'{plan.later} later':>9}{'nightly':>8}"
     )
     measured: list[Day] = []
-    for number in range(1, days + 1):
-        quiet = quiet_every > 0 and number % quiet_every == 0
-        changes = None if quiet else record_changes(sandbox.advance(FIRM, 1))
+    for number in range(1, plan.days + 1):
+        quiet = plan.quiet_every > 0 and number % plan.quiet_every == 0
+        changes = None if quiet else record_changes(karbon.advance(1))
         start = previous.bytes_now
         await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
         after_first = (await figures(sessions, tenant_id)).bytes_now
-        for _ in range(11):
+        for _ in range(plan.later):
             await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
         after_between = (await figures(sessions, tenant_id)).bytes_now
         await sync_now(context, tenant_id, SyncKind.FULL)
@@ -339,7 +415,7 @@ async def over_days(
         show_day(day, first.bytes_now)
         measured.append(day)
         previous, versions = now, later_versions
-    summarize(measured, first.bytes_now)
+    summarize(measured, first.bytes_now, plan.later)
     await show_added(sessions, tenant_id, warm)
 
 
@@ -368,7 +444,7 @@ def show_day(day: Day, first: int) -> None:
     )
 
 
-def summarize(days: list[Day], first: int) -> None:
+def summarize(days: list[Day], first: int, later: int) -> None:
     """The issue's targets, met or not."""
     quiet = [day for day in days if day.changes is None]
     changed = [day for day in days if day.changes is not None and day.changed]
@@ -383,8 +459,9 @@ def summarize(days: list[Day], first: int) -> None:
         )
     worst_between = max(day.between for day in days)
     print(
-        f"runs between changes (11 incrementals a day): at most {100 * worst_between / first:.3f}% "
-        f"of the first sync a day {_met(worst_between < first / 100)}"
+        f"runs between changes ({later} incrementals a day): at most "
+        f"{100 * worst_between / first:.3f}% of the first sync a day "
+        f"{_met(worst_between < first / 100)}"
     )
     if changed:
         stored, changed_json = sum(d.stored for d in changed), sum(d.changed for d in changed)
@@ -415,16 +492,24 @@ def main() -> None:
         command.add_argument("--page-size", type=int, default=100)
     days_command.add_argument("--days", type=_positive, default=3)
     days_command.add_argument(
+        "--later",
+        type=int,
+        default=LATER_INCREMENTALS,
+        help="incrementals after each day's first (default 11: every 2 hours)",
+    )
+    days_command.add_argument(
         "--quiet-every",
         type=int,
         default=3,
         help="every N-th day Karbon changes nothing (0: never)",
     )
     args = parser.parse_args()
-    plan = Plan(args.days, args.quiet_every) if args.command == "days" else Plan(0)
+    plan = Plan(args.days, args.quiet_every, args.later) if args.command == "days" else Plan(0)
+    tune_worker_process()  # as `reckonry worker` does
     for size in args.size:
         print(f"== {size} firm, seed {args.seed}, pages of {args.page_size} ==", flush=True)
-        asyncio.run(bench(size, args.seed, args.page_size, plan))
+        with served(size, args.seed, args.page_size) as karbon:
+            asyncio.run(bench(karbon, plan))
 
 
 def _positive(value: str) -> int:

@@ -302,7 +302,7 @@ INVOICE_DETAIL = QuerySpec(
 class TenantData:
     """Sorted/filtered indexes and rendered fragments for one firm; see module docstring."""
 
-    FILTER_CACHE_SIZE = 32
+    FILTER_CACHE_SIZE = 1024
 
     def __init__(self, firm: Firm) -> None:
         self.firm = firm

@@ -10,7 +10,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, Numeric, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -152,7 +162,8 @@ class Invoice(SyncedRecord, Base):
 
 
 class InvoiceLine(Base):
-    """An invoice's presentation line; replaced whenever the invoice is re-read."""
+    """An invoice's presentation line; replaced whenever the invoice is re-read. Its JSON is
+    kept in the invoice's (`raw`, or `raw_detail` when the list did not carry the same)."""
 
     __tablename__ = "invoice_lines"
 
@@ -168,7 +179,6 @@ class InvoiceLine(Base):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     tax_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     tax_rate_name: Mapped[str | None] = mapped_column(Text)
-    raw: Mapped[Json] = mapped_column(JSONB)
 
 
 class RawResponse(Base):
@@ -180,6 +190,7 @@ class RawResponse(Base):
     a newer one exists for its request or a later complete run re-read every record; the
     retention job prunes superseded versions `RECKONRY_RAW_RETENTION_DAYS` after they were
     last read. The latest version of every record lives in its normalized row (`raw`).
+    A version may be kept as changes to another (`base_id`; `app.sync.raw_versions`).
     """
 
     __tablename__ = "raw_responses"
@@ -200,9 +211,13 @@ class RawResponse(Base):
     request_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    base_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("raw_responses.id"))
+    """The version this one is kept as changes to (`body` then holds `@base` and the changes);
+    None when `body` stands alone. A version another is based on cannot be deleted."""
 
     __table_args__ = (
         Index("ix_raw_responses_tenant_stream", "tenant_id", "stream", "id"),
+        Index("ix_raw_responses_base_id", "base_id", postgresql_where=text("base_id IS NOT NULL")),
         Index("ix_raw_responses_tenant_request", "tenant_id", "request_sha256", "id"),
         Index("ix_raw_responses_last_fetched_at", "last_fetched_at"),
     )

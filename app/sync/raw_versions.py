@@ -10,15 +10,22 @@ match however Karbon spaced or ordered them.
   runs of consecutive ids (`id_runs`).
 - A detail is kept as what it adds to or changes in its record's latest listed version
   (`{"@base": id, "@set": {...}, "@unset": [...]}`), so a record's JSON is not kept twice.
+- A record or page that changed is kept the same way, as changes to its own last version, a
+  list of objects in both as a splice (`"@splice": {"TimeEntries": [[first, count], [new
+  item]]}`): a timesheet with one entry added keeps that entry, not its week again; a page
+  keeps its new id runs, not its links again. Its hash is of its whole content, so reading
+  it again matches. It is kept whole when the changes are not much smaller, or when
+  `MAX_CHAIN` versions lead down to a whole one.
 
-`read_version` puts the pieces back together: a version reads back exactly as Karbon sent it
-(as JSON; the order of an object's keys is not kept) until retention prunes a superseded
-version it is made of.
+Each version kept as changes names its base (`base_id`, a foreign key). `read_version` puts
+the pieces back together: a version reads back exactly as Karbon sent it (as JSON; the order
+of an object's keys is not kept). The prune rewrites a kept version whole before deleting
+the version it is made of, so every kept version stays readable.
 """
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,18 +39,21 @@ from app.db import json_text
 from app.models import RawResponse
 from app.sync.karbon.client import KarbonResponse
 
-BASE, SET, UNSET = "@base", "@set", "@unset"
-"""A detail kept as changes to its record's listed version (no Karbon field starts with @)."""
+BASE, SET, UNSET, SPLICE = "@base", "@set", "@unset", "@splice"
+"""A version kept as changes to another (no Karbon field starts with @)."""
 
 _SAVE_VERSIONS = text(
     """
 WITH hashed AS (
     SELECT r.*,
         sha256(convert_to(r.kind || ' ' || r.url, 'UTF8')) AS request_sha256,
-        sha256(convert_to(coalesce(r.body::text, ''), 'UTF8')) AS body_sha256
+        coalesce(
+            decode(r.content_sha256, 'hex'),
+            sha256(convert_to(coalesce(r.body::text, ''), 'UTF8'))
+        ) AS body_sha256
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         ord integer, stream text, kind text, url text, status integer,
-        fetched_at timestamptz, body jsonb
+        fetched_at timestamptz, body jsonb, base_id bigint, content_sha256 text
     )
 ),
 incoming AS (
@@ -72,44 +82,81 @@ bases_read AS (
     UPDATE raw_responses AS base
     SET last_fetched_at = greatest(base.last_fetched_at, i.fetched_at)
     FROM (
-        SELECT (body ->> '@base')::bigint AS base_id, max(fetched_at) AS fetched_at
-        FROM incoming WHERE body ? '@base' GROUP BY 1
+        SELECT base_id, max(fetched_at) AS fetched_at
+        FROM incoming WHERE kind = 'detail' AND base_id IS NOT NULL GROUP BY 1
     ) AS i
     WHERE base.id = i.base_id AND base.tenant_id = :tenant
+),
+changed AS (
+    SELECT i.request_sha256, i.body_sha256, l.id AS latest_id
+    FROM incoming AS i
+    JOIN latest AS l ON l.request_sha256 = i.request_sha256 AND l.body_sha256 <> i.body_sha256
+    WHERE CAST(:defer_changed AS boolean) AND i.kind IN ('record', 'page')
 ),
 inserted AS (
     INSERT INTO raw_responses (
         tenant_id, run_id, stream, kind, url, status, fetched_at, last_fetched_at, fetch_count,
-        request_sha256, body_sha256, body
+        request_sha256, body_sha256, body, base_id
     )
     SELECT :tenant, :run, i.stream, i.kind, i.url, i.status, i.fetched_at, i.fetched_at, 1,
-        i.request_sha256, i.body_sha256, i.body
+        i.request_sha256, i.body_sha256, i.body, i.base_id
     FROM incoming AS i
     WHERE NOT EXISTS (
         SELECT 1 FROM latest AS l
         WHERE l.request_sha256 = i.request_sha256 AND l.body_sha256 = i.body_sha256
     )
+      AND NOT EXISTS (
+        SELECT 1 FROM changed AS c
+        WHERE c.request_sha256 = i.request_sha256 AND c.body_sha256 = i.body_sha256
+    )
     ORDER BY i.ord
     RETURNING id, request_sha256, body_sha256
 )
-SELECT h.ord, v.id
+SELECT h.ord, v.id, NULL::bigint AS latest_id, NULL AS content_sha256
 FROM hashed AS h
 JOIN (SELECT * FROM read_again UNION ALL SELECT * FROM inserted) AS v
   ON v.request_sha256 = h.request_sha256 AND v.body_sha256 = h.body_sha256
+UNION ALL
+SELECT h.ord, NULL, c.latest_id, encode(h.body_sha256, 'hex')
+FROM hashed AS h
+JOIN changed AS c ON c.request_sha256 = h.request_sha256 AND c.body_sha256 = h.body_sha256
 """
 )
 """Keeps each row unless its request's last version has the same body; each row's version id.
-A detail kept as changes to a version reads that version too, so retention keeps that version
-for as long as the detail is read."""
+A row's `content_sha256`, when given, is the hash of what it stands for (a version kept as
+changes is addressed by its whole content). With `defer_changed`, a row whose request has a
+different last version is not kept but returned with that version's id (`latest_id`) and its
+hash, to be kept as changes to it. A detail kept as changes to a version reads that version
+too, so retention keeps that version for as long as the detail is read."""
 
 _LATEST = text(
     """
-SELECT DISTINCT ON (request_sha256) request_sha256, id, body
+SELECT DISTINCT ON (request_sha256) request_sha256, id
 FROM raw_responses
 WHERE tenant_id = :tenant AND request_sha256 = ANY(:requests)
 ORDER BY request_sha256, id DESC
 """
 )
+
+_CHAINS = text(
+    """
+WITH RECURSIVE chain AS (
+    SELECT id, kind, base_id, body FROM raw_responses WHERE id = ANY(:ids)
+    UNION
+    SELECT kept.id, kept.kind, kept.base_id, kept.body
+    FROM raw_responses AS kept JOIN chain ON kept.id = chain.base_id
+)
+SELECT id, kind, body FROM chain
+"""
+)
+"""The versions asked for and every version each is kept as changes to, down to a whole one."""
+
+MAX_CHAIN = 16
+"""A record's version is kept whole, not as changes, once this many versions lead down to a
+whole one: reading any version back reads at most this many rows."""
+DELTA_AT_MOST = 0.5
+"""A version is kept as changes only when they take at most this share of its whole JSON
+(PostgreSQL compresses a large whole value, not the small changes)."""
 
 
 @dataclass(eq=False)
@@ -125,6 +172,9 @@ class _Version:
     """A page's records: its `value` gets their version ids once they are kept."""
     base: bytes | None = None
     """A detail's record: the request whose latest version it is kept as changes to."""
+    base_id: int | None = None
+    content_sha256: str | None = None
+    """The hash of the whole content, when `body` holds changes to `base_id` instead."""
     id: int | None = None
 
     def row(self, ord: int) -> dict[str, Any]:
@@ -136,6 +186,8 @@ class _Version:
             "status": self.response.status,
             "fetched_at": self.response.fetched_at,
             "body": self.body,
+            "base_id": self.base_id,
+            "content_sha256": self.content_sha256,
         }
 
 
@@ -156,13 +208,20 @@ async def save_versions(
     key_field: str | None = None,
 ) -> None:
     """Keep each response (with its kind, `page` or `detail`) in pieces, each unless its
-    request's last kept version has the same body; `key_field` names a record's key."""
+    request's last kept version has the same body; `key_field` names a record's key. A record
+    or page that changed is kept as what changed since its last version."""
     pieces = _Pieces()
     for kind, response in responses:
         pieces.responses.append(_response(pieces, stream, kind, response, key_field))
-    await _save(session, tenant_id, run_id, pieces.records)
-    await _as_changes_to_bases(session, tenant_id, pieces.responses)
-    await _save(session, tenant_id, run_id, pieces.responses)
+    for level in (pieces.records, pieces.responses):
+        for version in level:
+            if version.listed is not None:  # a page: its records are kept by now
+                version.body["value"] = id_runs([record.id for record in version.listed])
+        await _as_changes_to_bases(session, tenant_id, level)
+        changed = await _save(session, tenant_id, run_id, level, defer_changed=True)
+        if changed:
+            await _as_changes_to_last_versions(session, changed)
+            await _save(session, tenant_id, run_id, [version for version, _ in changed])
 
 
 def request_sha256(kind: str, url: str) -> bytes:
@@ -207,20 +266,40 @@ def _is_object(body: Any) -> bool:
     return isinstance(body, dict)
 
 
+_Changed = list[tuple[_Version, int]]
+"""Versions whose request's last kept version differs, with that version's id."""
+
+
 async def _save(
-    session: AsyncSession, tenant_id: UUID, run_id: UUID | None, versions: list[_Version]
-) -> None:
+    session: AsyncSession,
+    tenant_id: UUID,
+    run_id: UUID | None,
+    versions: list[_Version],
+    *,
+    defer_changed: bool = False,
+) -> _Changed:
+    """Keep `versions`; with `defer_changed`, those whose request's last version differs are
+    not kept but returned, each with the hash of its content set."""
     if not versions:
-        return
-    for version in versions:
-        if version.listed is not None:
-            version.body["value"] = id_runs([record.id for record in version.listed])
+        return []
     rows = [version.row(ord) for ord, version in enumerate(versions)]
     result = await session.execute(
-        _SAVE_VERSIONS, {"tenant": tenant_id, "run": run_id, "rows": json_text(rows)}
+        _SAVE_VERSIONS,
+        {
+            "tenant": tenant_id,
+            "run": run_id,
+            "rows": json_text(rows),
+            "defer_changed": defer_changed,
+        },
     )
-    for ord, version_id in result:
-        versions[ord].id = int(version_id)
+    changed: _Changed = []
+    for ord, version_id, latest_id, content_sha256 in result:
+        if version_id is not None:
+            versions[ord].id = int(version_id)
+        else:
+            versions[ord].content_sha256 = content_sha256
+            changed.append((versions[ord], int(latest_id)))
+    return changed
 
 
 def id_runs(ids: Sequence[int | None]) -> list[list[int]]:
@@ -250,6 +329,18 @@ def listed_ids(page: Any) -> list[int] | None:
     return None
 
 
+async def _as_changes_to_last_versions(session: AsyncSession, changed: _Changed) -> None:
+    """Each changed record becomes what it changes in its last kept version, unless that
+    chain is long already or the changes are not much smaller than the record."""
+    kept = await whole_versions(session, {latest_id for _, latest_id in changed})
+    for version, latest_id in changed:
+        base, depth = kept[latest_id]
+        if depth + 1 < MAX_CHAIN and _is_object(version.body) and _is_object(base):
+            delta = changes(version.body, latest_id, base)
+            if len(canonical_json(delta)) <= DELTA_AT_MOST * len(canonical_json(version.body)):
+                version.body, version.base_id = delta, latest_id
+
+
 async def _as_changes_to_bases(
     session: AsyncSession, tenant_id: UUID, versions: list[_Version]
 ) -> None:
@@ -259,27 +350,83 @@ async def _as_changes_to_bases(
         return
     requests = list({version.base for version in details})
     rows = await session.execute(_LATEST, {"tenant": tenant_id, "requests": requests})
-    bases = {bytes(row.request_sha256): (int(row.id), row.body) for row in rows}
+    latest = {bytes(row.request_sha256): int(row.id) for row in rows}
+    kept = await whole_versions(session, set(latest.values()))
     for version in details:
-        found = bases.get(version.base) if version.base is not None else None
-        if found is not None and _is_object(found[1]):
-            version.body = changes(version.body, *found)
+        base_id = latest.get(version.base) if version.base is not None else None
+        if base_id is not None and _is_object(kept[base_id][0]):
+            version.body = changes(version.body, base_id, kept[base_id][0])
+            version.base_id = base_id
 
 
 def changes(body: dict[str, Any], base_id: int, base: dict[str, Any]) -> dict[str, Any]:
-    """`body` as what it sets and removes in the version `base_id` (whose body is `base`)."""
-    return {
-        BASE: base_id,
-        SET: {name: value for name, value in body.items() if not _same(base, name, value)},
-        UNSET: [name for name in base if name not in body],
-    }
+    """`body` as what it sets and removes in the version `base_id` (whose body is `base`); a
+    list of objects in both is kept as a splice of the base's items and new ones."""
+    delta: dict[str, Any] = {BASE: base_id, SET: {}, UNSET: [n for n in base if n not in body]}
+    spliced: dict[str, list[list[Any]]] = {}
+    for name, value in body.items():
+        if _same(base, name, value):
+            continue
+        splice = _splice(base.get(name), value)
+        if splice is not None:
+            spliced[name] = splice
+        else:
+            delta[SET][name] = value
+    if spliced:
+        delta[SPLICE] = spliced
+    return delta
+
+
+def _splice(old: Any, new: Any) -> list[list[Any]] | None:
+    """`new` as runs of `old`'s items (`[first, count]`) and new items (`[item]`), when both are
+    lists of objects and some items are the same; else None."""
+    if not (_objects(old) and _objects(new)):
+        return None
+    old_keys = [canonical_json(item) for item in old]
+    first_at: dict[bytes, int] = {}
+    for position, key in enumerate(old_keys):
+        first_at.setdefault(key, position)
+    splice: list[list[Any]] = []
+    for item in new:
+        key = canonical_json(item)
+        last = splice[-1] if splice else None
+        if last is not None and len(last) == 2 and _continues(old_keys, last, key):
+            last[1] += 1
+        elif key in first_at:
+            splice.append([first_at[key], 1])
+        else:
+            splice.append([item])
+    return splice if any(len(part) == 2 for part in splice) else None
+
+
+def _objects(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _continues(old_keys: list[bytes], run: list[Any], key: bytes) -> bool:
+    following = int(run[0]) + int(run[1])
+    return following < len(old_keys) and old_keys[following] == key
+
+
+def apply_changes(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """The whole body a version kept as `delta` stands for, given its base's whole body."""
+    unset = set(delta[UNSET])
+    body: dict[str, Any] = {n: v for n, v in base.items() if n not in unset} | delta[SET]
+    for name, splice in delta.get(SPLICE, {}).items():
+        old = base[name]
+        body[name] = [
+            item
+            for part in splice
+            for item in (old[part[0] : part[0] + part[1]] if len(part) == 2 else part)
+        ]
+    return body
 
 
 def _same(base: dict[str, Any], name: str, value: Any) -> bool:
-    return name in base and _canonical(base[name]) == _canonical(value)
+    return name in base and canonical_json(base[name]) == canonical_json(value)
 
 
-def _canonical(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
     """JSON with sorted keys: `true` and `1`, or `1` and `1.0`, stay different."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
@@ -291,69 +438,117 @@ class PrunedVersionError(LookupError):
     """A version, or a piece of it, is no longer kept."""
 
 
+async def whole_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, tuple[Any, int]]:
+    """Each version's whole body (changes applied to the versions they are made of), and how
+    many versions kept as changes lead down from it to a whole one."""
+    asked = list(ids)
+    if not asked:
+        return {}
+    stored = {int(row.id): row.body for row in await session.execute(_CHAINS, {"ids": asked})}
+    whole: dict[int, tuple[Any, int]] = {}
+
+    def resolve(version_id: int) -> tuple[Any, int]:
+        pending: list[int] = []
+        at = version_id
+        while at not in whole:
+            if at not in stored:
+                raise PrunedVersionError(f"raw version {at} was pruned")
+            body = stored[at]
+            if not (_is_object(body) and BASE in body):
+                whole[at] = (body, 0)
+                break
+            pending.append(at)
+            at = int(body[BASE])
+        for delta_id in reversed(pending):
+            base, depth = whole[int(stored[delta_id][BASE])]
+            whole[delta_id] = (apply_changes(base, stored[delta_id]), depth + 1)
+        return whole[version_id]
+
+    return {version_id: resolve(version_id) for version_id in asked}
+
+
 async def read_version(session: AsyncSession, version_id: int) -> Any:
     """A kept version's body as Karbon sent it, its pieces put back in place."""
-    kind, body = await _stored(session, version_id)
-    if _is_object(body) and BASE in body:
-        _, base = await _stored(session, int(body[BASE]))
-        unset = set(body[UNSET])
-        body = {name: value for name, value in base.items() if name not in unset} | body[SET]
+    kind = await _kind(session, version_id)
+    body = (await whole_versions(session, [version_id]))[version_id][0]
     ids = listed_ids(body) if kind == "page" else None
     if ids is not None:
-        body = {**body, "value": [await read_version(session, i) for i in ids]}
+        records = await whole_versions(session, ids)
+        body = {**body, "value": [records[i][0] for i in ids]}
     return body
 
 
-async def _stored(session: AsyncSession, version_id: int) -> tuple[str, Any]:
-    query = select(RawResponse.kind, RawResponse.body).where(RawResponse.id == version_id)
-    row = (await session.execute(query)).one_or_none()
-    if row is None:
+async def _kind(session: AsyncSession, version_id: int) -> str:
+    query = select(RawResponse.kind).where(RawResponse.id == version_id)
+    kind = (await session.execute(query)).scalar_one_or_none()
+    if kind is None:
         raise PrunedVersionError(f"raw version {version_id} was pruned")
-    return row.kind, row.body
+    return str(kind)
 
 
-_PRUNE_BATCH = text(
+_DOOMED = text(
     """
-WITH doomed AS (
-    SELECT r.id
-    FROM raw_responses AS r
-    WHERE r.last_fetched_at < :cutoff
-      AND (
-        EXISTS (
-            SELECT 1 FROM raw_responses AS newer
-            WHERE newer.tenant_id = r.tenant_id
-              AND newer.request_sha256 = r.request_sha256
-              AND newer.id > r.id
-        )
-        OR (r.kind IN ('page', 'record') AND EXISTS (
-            SELECT 1 FROM sync_runs AS complete
-            WHERE complete.tenant_id = r.tenant_id
-              AND complete.state = 'succeeded'
-              AND complete.kind IN ('initial', 'full')
-              AND complete.started_at > r.last_fetched_at
-        ))
-      )
-      AND NOT EXISTS (
-        SELECT 1 FROM sync_runs AS active
-        WHERE active.tenant_id = r.tenant_id AND active.state IN ('queued', 'running')
-      )
-    ORDER BY r.last_fetched_at
-    LIMIT :batch
-    FOR UPDATE OF r SKIP LOCKED
-),
-pruned AS (
-    DELETE FROM raw_responses AS r USING doomed
-    WHERE r.id = doomed.id
-    RETURNING r.tenant_id, coalesce(pg_column_size(r.body), 0) AS bytes
-)
-SELECT tenant_id, count(*) AS rows, sum(bytes) AS bytes FROM pruned GROUP BY tenant_id
+SELECT r.id
+FROM raw_responses AS r
+WHERE r.last_fetched_at < :cutoff
+  AND (
+    EXISTS (
+        SELECT 1 FROM raw_responses AS newer
+        WHERE newer.tenant_id = r.tenant_id
+          AND newer.request_sha256 = r.request_sha256
+          AND newer.id > r.id
+    )
+    OR (r.kind IN ('page', 'record') AND EXISTS (
+        SELECT 1 FROM sync_runs AS complete
+        WHERE complete.tenant_id = r.tenant_id
+          AND complete.state = 'succeeded'
+          AND complete.kind IN ('initial', 'full')
+          AND complete.started_at > r.last_fetched_at
+    ))
+  )
+  AND NOT EXISTS (
+    SELECT 1 FROM sync_runs AS active
+    WHERE active.tenant_id = r.tenant_id AND active.state IN ('queued', 'running')
+  )
+ORDER BY r.last_fetched_at
+LIMIT :batch
+FOR UPDATE OF r SKIP LOCKED
 """
 )
 """One batch of superseded versions last read before `cutoff`: a newer version of the same
 request exists, or, for a list page or record, a later complete run read every list without
 it (so the record changed or is gone). A detail is superseded only by a newer detail: a
-nightly re-reads a share of them, not all. Firms syncing now are left for the next batch, and rows
-another transaction holds are skipped, so a prune never waits on a sync nor a sync on it."""
+nightly re-reads a share of them, not all. Firms syncing now are left for the next batch, and
+rows another transaction holds are skipped, so a prune does not wait on a sync (but for a kept
+version made of a doomed one, locked to be rewritten, which a sync begun since may hold)."""
+
+_BASED_ON = text(
+    """
+SELECT id FROM raw_responses
+WHERE base_id = ANY(:doomed) AND NOT (id = ANY(:doomed))
+ORDER BY id
+FOR UPDATE
+"""
+)
+"""The kept versions made of a doomed one: each is rewritten whole before its base goes."""
+
+_MADE_WHOLE = text(
+    """
+UPDATE raw_responses AS kept SET body = whole.body, base_id = NULL
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS whole(id bigint, body jsonb)
+WHERE kept.id = whole.id
+"""
+)
+
+_DELETE = text(
+    """
+WITH pruned AS (
+    DELETE FROM raw_responses AS r WHERE r.id = ANY(:doomed)
+    RETURNING r.tenant_id, coalesce(pg_column_size(r.body), 0) AS bytes
+)
+SELECT tenant_id, count(*) AS rows, sum(bytes) AS bytes FROM pruned GROUP BY tenant_id
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -366,6 +561,17 @@ class Pruned:
 async def prune_superseded(
     session: AsyncSession, *, cutoff: datetime, batch_size: int
 ) -> list[Pruned]:
-    """Delete one batch of superseded versions; what was pruned, per firm."""
-    result = await session.execute(_PRUNE_BATCH, {"cutoff": cutoff, "batch": batch_size})
+    """Delete one batch of superseded versions; what was pruned, per firm. A kept version
+    made of a pruned one is first rewritten whole, so every kept version stays readable."""
+    doomed = list(
+        (await session.execute(_DOOMED, {"cutoff": cutoff, "batch": batch_size})).scalars()
+    )
+    if not doomed:
+        return []
+    dependents = list((await session.execute(_BASED_ON, {"doomed": doomed})).scalars())
+    if dependents:
+        whole = await whole_versions(session, dependents)
+        rows = [{"id": version_id, "body": whole[version_id][0]} for version_id in dependents]
+        await session.execute(_MADE_WHOLE, {"rows": json_text(rows)})
+    result = await session.execute(_DELETE, {"doomed": doomed})
     return [Pruned(row.tenant_id, int(row.rows), int(row.bytes)) for row in result]

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import json_text
 from app.models import Base, DataQualityIssue, InvoiceLine, TimeEntry, Timesheet
 from app.sync.karbon.client import KarbonResponse
-from app.sync.raw_versions import save_versions
+from app.sync.raw_versions import canonical_json, save_versions
 from app.sync.records import (
     ClientRecord,
     FieldIssue,
@@ -333,9 +333,18 @@ def invoice_row(record: InvoiceRecord) -> Row:
     if record.line_items is not None:
         row["lines_known"] = True
     if record.raw_detail is not None:
-        row["raw_detail"] = record.raw_detail
+        row["raw_detail"] = beyond_list(record.raw_detail, record.raw, "LineItems")
         row["data_lines"] = [line.raw for line in record.data_lines or []] or None
     return row
+
+
+def beyond_list(detail: Raw, listed: Raw, field: str) -> Raw:
+    """A detail without `field` when its list record has the same: an invoice's lines, listed
+    with it, are kept once (a rebuild reads the detail over its list record, as a sync does)."""
+    same = field in detail and field in listed
+    if same and canonical_json(detail[field]) == canonical_json(listed[field]):
+        return without(detail, field)
+    return detail
 
 
 def _as_sent(value: str | None) -> str | None:
@@ -438,7 +447,7 @@ class RecordStore:
         self, invoices: Sequence[InvoiceRecord], keep_deleted_at: bool
     ) -> None:
         """Invoices listed with their lines get exactly those lines (`keep_deleted_at` does not
-        apply: lines are never marked deleted)."""
+        apply: lines are never marked deleted). A line's JSON stays in its invoice's."""
         with_lines = [invoice for invoice in invoices if invoice.line_items is not None]
         if not with_lines:
             return
@@ -460,7 +469,6 @@ class RecordStore:
                 "amount": line.amount,
                 "tax_rate": line.tax_rate,
                 "tax_rate_name": line.tax_rate_name,
-                "raw": line.raw,
             }
             for invoice in invoices
             for position, line in enumerate(invoice.line_items or [])

@@ -13,11 +13,14 @@ from app.sync.karbon.client import KarbonResponse
 from app.sync.raw_versions import (
     BASE,
     SET,
+    SPLICE,
     UNSET,
+    apply_changes,
     changes,
     listed_ids,
     read_version,
     save_versions,
+    whole_versions,
 )
 from app.sync.retention import prune
 from sandbox.state import Sandbox
@@ -115,17 +118,14 @@ async def test_a_list_page_keeps_its_records_once_each_and_refers_to_them(
                 )
             )
         ).scalars()
-        pages = (
-            (
-                await session.execute(
-                    select(RawResponse.body).where(
-                        RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
-                    )
+        page_ids = (
+            await session.execute(
+                select(RawResponse.id).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
                 )
             )
-            .scalars()
-            .all()
-        )
+        ).scalars()
+        pages = [body for body, _ in (await whole_versions(session, page_ids)).values()]
         references = [listed for body in pages for listed in listed_ids(body) or []]
     assert references, "list pages hold references to their records"
     assert set(references) <= set(kept), "every reference is a kept record version"
@@ -227,3 +227,76 @@ async def test_a_detail_read_again_keeps_the_version_it_is_made_of_from_pruning(
 
     async with sessions() as session:
         assert await read_version(session, detail_id) == whole
+
+
+def _entry(key: str, minutes: int) -> dict[str, Any]:
+    return {"TimeEntryKey": key, "Minutes": minutes, "Descriptions": ["x" * 300]}
+
+
+def test_a_list_of_objects_is_kept_as_its_base_items_and_the_new_ones() -> None:
+    base = {"Key": "t", "Status": "Draft", "TimeEntries": [_entry(f"e{n}", 60) for n in range(6)]}
+    entries = [*base["TimeEntries"]]  # type: ignore[misc]
+    entries[3] = _entry("e3", 90)  # one entry changed, one removed, one added
+    del entries[1]
+    entries.append(_entry("e9", 15))
+    body = {"Key": "t", "Status": "Submitted", "TimeEntries": entries}
+
+    kept = changes(body, 7, base)
+
+    assert kept[SET] == {"Status": "Submitted"}
+    assert kept[SPLICE] == {
+        "TimeEntries": [[0, 1], [2, 1], [_entry("e3", 90)], [4, 2], [_entry("e9", 15)]]
+    }
+    assert apply_changes(base, kept) == body
+    assert apply_changes(base, changes(base, 7, base)) == base
+    unrelated = {"Key": "t", "TimeEntries": [_entry("new", 1)]}
+    assert changes(unrelated, 7, base)[SET]["TimeEntries"] == unrelated["TimeEntries"]
+    assert apply_changes(base, changes(unrelated, 7, base)) == unrelated
+
+
+def _record_response(url: str, body: Any, fetched_at: datetime) -> KarbonResponse:
+    return KarbonResponse(url, fetched_at, 200, body)
+
+
+async def test_a_changed_record_is_kept_as_what_changed_since_its_last_version(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    timesheet = {
+        "TimesheetKey": "ts-1",
+        "Status": "Draft",
+        "TimeEntries": [_entry(f"e{n}", 60) for n in range(8)],
+    }
+    bodies = [timesheet]
+    for n in range(3):  # an entry added, then one changed, then the status
+        last = bodies[-1]
+        entries = [*last["TimeEntries"]]
+        if n == 0:
+            entries.append(_entry("e8", 30))
+        elif n == 1:
+            entries[2] = _entry("e2", 45)
+        bodies.append({**last, "TimeEntries": entries, "Status": "Draft" if n < 2 else "Done"})
+    async with unit_of_work(sessions) as session:
+        for body in bodies:
+            page = _record_response("p?1", {"value": [body]}, datetime.now(UTC))
+            await save_versions(
+                session, tenant_id, None, "timesheets", [("page", page)], "TimesheetKey"
+            )
+
+    async with sessions() as session:
+        kept = (
+            (
+                await session.execute(
+                    select(RawResponse)
+                    .where(RawResponse.tenant_id == tenant_id, RawResponse.kind == "record")
+                    .order_by(RawResponse.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        read_back = [await read_version(session, version.id) for version in kept]
+    assert read_back == bodies
+    assert [version.base_id for version in kept] == [None, *(v.id for v in kept[:-1])]
+    first, *later = (len(json.dumps(version.body)) for version in kept)
+    assert all(size < first / 4 for size in later), "only what changed is kept again"

@@ -1,7 +1,8 @@
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
@@ -98,3 +99,49 @@ async def test_each_time_entry_is_kept_once_not_inside_its_timesheet_too(
     assert timesheets and entries
     assert all("TimeEntries" not in raw for raw in timesheets)
     assert all("TimeEntryKey" in raw for raw in entries)
+
+
+def _objects_with(value: Any, key: str) -> int:
+    """How many JSON objects inside `value` carry `key`."""
+    if isinstance(value, dict):
+        return int(key in value) + sum(_objects_with(v, key) for v in value.values())
+    if isinstance(value, list):
+        return sum(_objects_with(v, key) for v in value)
+    return 0
+
+
+async def _kept_json(sessions: async_sessionmaker[AsyncSession], *models: Any) -> list[Any]:
+    """Every JSON value the tables of `models` hold."""
+    values: list[Any] = []
+    async with sessions() as session:
+        for model in models:
+            columns = [c for c in model.__table__.columns if isinstance(c.type, JSONB)]
+            for row in await session.execute(select(*columns)) if columns else []:
+                values.extend(row)
+    return values
+
+
+async def test_each_invoice_line_is_kept_once_and_rebuilt_exactly(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A line comes in the invoice's list record (when the list expands them) and again in
+    its detail; its row is derived from them."""
+    sandbox.config.update({"invoice_list_includes_line_items": True})
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    await sync_now(job_context, tenant_id)
+    sandbox.advance("Demo firm", 20)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    synced = await normalized_tables(sessions, tenant_id)
+    async with sessions() as session:
+        lines = await session.scalar(select(func.count()).select_from(InvoiceLine))
+        with_detail = await session.scalar(
+            select(func.count()).where(Invoice.raw_detail.is_not(None))
+        )
+
+    kept = await _kept_json(sessions, Invoice, InvoiceLine)
+
+    assert lines and with_detail, "lines from lists and from details"
+    assert sum(_objects_with(value, "LineItemKey") for value in kept) == lines
+    await scramble_derived_columns(sessions, tenant_id)
+    await rebuild_from_raw(sessions, tenant_id)
+    assert await normalized_tables(sessions, tenant_id) == synced

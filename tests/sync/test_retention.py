@@ -7,7 +7,7 @@ from uuid import UUID
 
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
@@ -19,6 +19,9 @@ from app.models import (
     SyncRun,
     SyncState,
     SyncTrigger,
+    TimeEntry,
+    Timesheet,
+    WorkItem,
 )
 from app.settings import Settings
 from app.sync.raw_versions import read_version
@@ -275,3 +278,117 @@ async def _latest_of_kind(
             .group_by(RawResponse.request_sha256)
         )
         return set((await session.scalars(query)).all())
+
+
+async def latest_records(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> dict[str, Any]:
+    """Each record's latest kept version, read back whole, by URL (`<stream>/<key>`)."""
+    async with sessions() as session:
+        query = (
+            select(RawResponse.url, func.max(RawResponse.id))
+            .where(RawResponse.tenant_id == tenant_id, RawResponse.kind == "record")
+            .group_by(RawResponse.url)
+        )
+        latest = (await session.execute(query)).all()
+        return {url: await read_version(session, version) for url, version in latest}
+
+
+async def synced_records(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> dict[str, Any]:
+    """What the normalized rows keep of each live work item and timesheet, as Karbon lists it
+    (a timesheet's entries put back, in key order)."""
+    async with sessions() as session:
+        items = await session.execute(
+            select(WorkItem.work_item_key, WorkItem.raw).where(
+                WorkItem.tenant_id == tenant_id, WorkItem.deleted_at.is_(None)
+            )
+        )
+        sheets = await session.execute(
+            select(Timesheet.timesheet_key, Timesheet.raw).where(
+                Timesheet.tenant_id == tenant_id, Timesheet.deleted_at.is_(None)
+            )
+        )
+        entries = await session.execute(
+            select(TimeEntry.timesheet_key, TimeEntry.raw)
+            .where(TimeEntry.tenant_id == tenant_id, TimeEntry.deleted_at.is_(None))
+            .order_by(TimeEntry.time_entry_key)
+        )
+        by_sheet: dict[str, list[Any]] = {}
+        for key, raw in entries:
+            by_sheet.setdefault(key, []).append(raw)
+    return {f"work_items/{key}": raw for key, raw in items} | {
+        f"timesheets/{key}": {**raw, "TimeEntries": by_sheet.get(key, [])} for key, raw in sheets
+    }
+
+
+def as_listed(records: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """`kept`'s versions of `records`, a timesheet's entries in key order."""
+    return {
+        url: {**body, "TimeEntries": sorted(body["TimeEntries"], key=lambda e: e["TimeEntryKey"])}
+        if "TimeEntries" in body
+        else body
+        for url, body in kept.items()
+        if url in records
+    }
+
+
+async def test_chains_of_changes_stay_readable_as_the_versions_they_are_made_of_are_pruned(
+    sandbox: Sandbox,
+    job_context: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    first_run, _ = await sync_now(job_context, tenant_id)
+    for _ in range(3):  # each record changed since its last version kept as that change
+        sandbox.advance("Demo firm", 3)
+        await sync_now(job_context, tenant_id, SyncKind.INCREMENTAL)
+    await sync_now(job_context, tenant_id, SyncKind.FULL)
+    synced = await normalized_tables(sessions, tenant_id)
+    records = await synced_records(sessions, tenant_id)
+    latest = await latest_records(sessions, tenant_id)
+    assert as_listed(records, latest) == records
+    async with sessions() as session:
+        based = dict(
+            (
+                await session.execute(
+                    select(RawResponse.id, RawResponse.base_id).where(
+                        RawResponse.tenant_id == tenant_id,
+                        RawResponse.kind == "record",
+                        RawResponse.base_id.is_not(None),
+                    )
+                )
+            ).all()
+        )
+    assert any(base in based for base in based.values()), "a chain of two changes or more"
+
+    # The first sync's superseded versions are past retention: the later versions kept as
+    # changes to them are rewritten before they go.
+    newer = RawResponse.__table__.alias("newer")
+    async with unit_of_work(sessions) as session:
+        await session.execute(
+            update(RawResponse)
+            .where(
+                RawResponse.run_id == first_run,
+                select(newer.c.id)
+                .where(newer.c.url == RawResponse.url, newer.c.id > RawResponse.id)
+                .exists(),
+            )
+            .values(last_fetched_at=RawResponse.last_fetched_at - timedelta(days=100))
+        )
+    small_batches = settings.model_copy(update={"raw_prune_batch_size": 5})
+    assert await prune(sessions, small_batches, datetime.now(UTC)) > 0
+    assert await latest_records(sessions, tenant_id) == latest
+
+    assert await prune(sessions, small_batches, later(91)) > 0  # every superseded version
+    kept = await latest_records(sessions, tenant_id)
+    assert as_listed(records, kept) == records, "every live record's latest version"
+    assert kept.items() <= latest.items()
+    async with sessions() as session:
+        for _, version in await raw_versions(sessions, tenant_id):
+            assert await read_version(session, version) is not None
+    await scramble_derived_columns(sessions, tenant_id)
+    await rebuild_from_raw(sessions, tenant_id)
+    assert await normalized_tables(sessions, tenant_id) == synced

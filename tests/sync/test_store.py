@@ -157,3 +157,30 @@ async def test_money_and_raw_json_are_stored_exactly(
     assert entry.hourly_rate == Decimal("1234567890123.4567")
     assert entry.raw["HourlyRate"] == "1234567890123.4567"
     assert sheet_raw["Huge"] == 2**70
+
+
+async def _synced_at(sessions: async_sessionmaker[AsyncSession], model: Any) -> dict[str, Any]:
+    table = model.__table__
+    key = next(c for c in table.primary_key.columns if c.name != "tenant_id")
+    async with sessions() as session:
+        rows = await session.execute(select(key, table.c.synced_at))
+        return {str(row[0]): row[1] for row in rows}
+
+
+async def test_a_timesheet_read_again_unchanged_keeps_its_entries_synced_at(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """What changed since a report refresh is told by `synced_at`: an entry re-read as it was
+    (every incremental re-reads weeks of timesheets) is no change."""
+    tenant_id = await create_tenant(sessions)
+    await _save(sessions, tenant_id, [_timesheet("ts-1", 3)])
+    entries, sheets = await _synced_at(sessions, TimeEntry), await _synced_at(sessions, Timesheet)
+
+    await _save(sessions, tenant_id, [_timesheet("ts-1", 3)])  # a later run, same content
+
+    assert await _synced_at(sessions, TimeEntry) == entries
+    assert await _synced_at(sessions, Timesheet) == sheets
+    await _save(sessions, tenant_id, [_timesheet("ts-1", 3, minutes=75)])
+    assert all(
+        moved > entries[key] for key, moved in (await _synced_at(sessions, TimeEntry)).items()
+    )
