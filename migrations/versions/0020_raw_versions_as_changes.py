@@ -7,8 +7,8 @@ still needs can be deleted. Existing details kept as changes get it from their `
 `invoice_lines.raw` goes: each line's JSON is in its invoice's `raw` or `raw_detail`, where
 the line was read, and an invoice's `raw_detail` leaves out `LineItems` equal to its `raw`'s.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 """
 
 from collections.abc import Sequence
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
