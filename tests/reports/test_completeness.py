@@ -186,7 +186,7 @@ async def _owed_by_stream(
             .where(PendingDetail.tenant_id == tenant_id, PendingDetail.priority < RECHECK_PRIORITY)
             .group_by(PendingDetail.stream)
         )
-        return {stream: count for stream, count in rows.tuples()}
+        return {stream: count for stream, count in rows}
 
 
 async def _read_the_owed_detail(
