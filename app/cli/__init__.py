@@ -16,6 +16,7 @@ from uuid import UUID
 
 import typer
 import uvicorn
+from arq.worker import Worker
 from fastapi import FastAPI
 
 from app import __version__, event_loops
@@ -229,8 +230,19 @@ async def _serve_all(settings: Settings, urls: ServiceUrls) -> None:
     try:
         await server.serve()
     finally:
-        worker_task.cancel()
-        await background.close()
+        await _stop_worker(background, worker_task)
+
+
+async def _stop_worker(background: Worker, worker_task: "asyncio.Task[None]") -> None:
+    """Stop an in-process worker, cancelling the jobs it runs (a sync resumes from its
+    checkpoint). arq's `close` cancels them and then gathers them without
+    `return_exceptions`, so a job still running made it raise CancelledError and the command
+    exit 1; they are gathered here first, and arq's close only closes."""
+    worker_task.cancel()
+    background.handle_sig(signal.SIGUSR1)
+    await asyncio.gather(worker_task, *background.tasks.values(), return_exceptions=True)
+    background.tasks.clear()
+    await background.close()
 
 
 @cli.command()
@@ -303,8 +315,7 @@ async def _demo(settings: Settings, urls: ServiceUrls, size: str) -> None:
             await serving  # until Ctrl-C or SIGTERM
         finally:
             shown.cancel()
-            worker_task.cancel()
-            await background.close()
+            await _stop_worker(background, worker_task)
         if not shown.cancelled() and shown.exception() is not None:
             raise shown.exception()  # type: ignore[misc]
 
