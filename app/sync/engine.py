@@ -580,9 +580,7 @@ class SyncEngine:
         and left to the next run."""
         for stream in progress.values():
             stream.state = "done"
-        rate = await self._request_rate()
-        async with unit_of_work(self._sessions) as session:
-            await self._recount(session, progress, rate)
+        await self._recount_all(progress)
 
     async def _recount_all(self, progress: Mapping[str, "StreamProgress"]) -> None:
         rate = await self._request_rate()
