@@ -3,6 +3,7 @@ import gc
 import socket
 import sys
 import threading
+from typing import Any
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 
+from app.cli import _stop_worker
 from app.embedded import ServiceUrls
 from app.settings import Settings
 from app.worker import (
@@ -157,3 +159,31 @@ async def test_the_queue_watch_updates_the_gauges_and_outlives_redis_errors(
     assert not failing.done()  # kept trying
     failing.cancel()
     await unreachable.aclose()
+
+
+async def test_stopping_an_in_process_worker_with_a_job_running_raises_nothing(
+    settings: Settings, service_urls: ServiceUrls
+) -> None:
+    """`reckonry up` and `demo` stop their worker this way on Ctrl-C; a job still running
+    (a sync, a scheduler tick) is cancelled, and the stop must not raise its CancelledError."""
+    background = create_worker(
+        settings, service_urls, handle_signals=False, serve_own_metrics=False
+    )
+    started = asyncio.Event()
+    start = background.on_startup
+    assert start is not None
+
+    async def start_and_say_so(ctx: dict[str, Any]) -> None:
+        await start(ctx)
+        started.set()
+
+    background.on_startup = start_and_say_so
+    worker_task = asyncio.create_task(background.async_run())
+    await started.wait()
+    job = asyncio.create_task(asyncio.sleep(3600))
+    background.tasks["a-running-job"] = job  # where arq keeps the jobs it runs
+
+    await _stop_worker(background, worker_task)
+
+    assert job.cancelled()
+    assert worker_task.done()
