@@ -110,9 +110,6 @@ import asyncio
 import json
 import math
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -142,6 +139,7 @@ from app.worker import WorkerContext, tune_worker_process
 from sandbox import render
 from sandbox.generator import generate_firm
 from sandbox.model import Firm
+from sandbox.process import ServedSandbox, free_port, sandbox_command, served_sandbox
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 
@@ -189,13 +187,6 @@ def plan_minimum(firm: Firm, *, lines_in_list: bool, page: int = PAGE) -> int:
     """The fewest requests a first sync needs: every list page, plus the details owed."""
     details = plan_details(firm, lines_in_list=lines_in_list)
     return list_pages(firm.counts(), page) + sum(kind.calls for kind in details)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -283,37 +274,17 @@ class CpuMeter:
         )
 
 
-@dataclass(frozen=True)
-class SandboxProcess:
-    base_url: str
-    pid: int
-
-
 @contextmanager
-def sandbox_process(size: str, tenants: int, page: int) -> Iterator[SandboxProcess]:
+def sandbox_process(size: str, tenants: int, page: int) -> Iterator[ServedSandbox]:
     """The sandbox Karbon in its own process, so its CPU is not counted as the worker's."""
-    port = _free_port()
-    command = [
-        sys.executable, "-c", "from app.cli import main; main()", "sandbox",
+    port = free_port()
+    command = sandbox_command(
         "--size", size, "--tenants", str(tenants), "--port", str(port),
         "--latency", "lognormal", "--latency-median", "0.5", "--latency-sigma", "0.4",
         "--page-size", str(page), "--invoice-list-line-items",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("the sandbox did not start")
-        yield SandboxProcess(base, process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    )  # fmt: skip
+    with served_sandbox(command, port, start_seconds=120) as sandbox:
+        yield sandbox
 
 
 @asynccontextmanager

@@ -39,6 +39,7 @@ from app.sync.control import request_sync
 from app.sync.lock import tenant_sync_lock_key
 from app.sync.raw_versions import read_version
 from app.tenancy.crypto import CredentialCipher, mask
+from sandbox.process import free_port
 
 SANDBOX_TENANT = "Demo firm"
 """The name `python -m sandbox serve` gives its one tenant."""
@@ -49,15 +50,6 @@ BUDGET = "2.0"
 survives, not about pace, and the sandbox is not rate limited for them."""
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def reckonry_command() -> list[str]:

@@ -7,7 +7,6 @@ are removed afterwards.
 """
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -31,6 +30,7 @@ from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
 from app.sync.karbon.request_loop import RequestLoop
 from app.worker import WorkerContext
+from sandbox.process import free_port as free_port
 from sandbox.server import serve_sandbox_in_thread
 from sandbox.state import Sandbox, SandboxConfig
 from tests.mailbox import smtp_server
@@ -144,13 +144,6 @@ async def sync_sandbox_firms(scratch: Scratch, sandbox: Sandbox) -> list[SyncedF
             await redis.aclose()
             await engine.dispose()
     return firms
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @asynccontextmanager

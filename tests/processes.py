@@ -1,7 +1,6 @@
 """Running the product as a separate process: a free port, and serving until /readyz is 200."""
 
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -10,12 +9,7 @@ from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from sandbox.process import free_port as free_port
 
 
 def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -23,6 +23,7 @@ from app.worker import (
     watch_queue,
 )
 from tests.metric_samples import sample
+from tests.processes import free_port
 
 
 async def test_a_worker_consumes_jobs_from_this_deployments_queue(
@@ -63,17 +64,10 @@ def test_worker_tuning_sets_the_collector_and_gil_switching() -> None:
         sys.setswitchinterval(before[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_a_worker_serves_its_metrics_on_its_own_port_until_it_stops(
     settings: Settings, service_urls: ServiceUrls
 ) -> None:
-    port = _free_port()
+    port = free_port()
     own_port = settings.model_copy(update={"worker_metrics_port": port})
     worker = create_worker(own_port, service_urls, handle_signals=False, burst=True)
     await worker.async_run()
@@ -90,7 +84,7 @@ async def test_a_worker_serves_its_metrics_on_its_own_port_until_it_stops(
 async def test_a_worker_beside_the_api_leaves_its_metrics_to_the_api(
     settings: Settings, service_urls: ServiceUrls
 ) -> None:
-    port = _free_port()
+    port = free_port()
     own_port = settings.model_copy(update={"worker_metrics_port": port})
     worker = create_worker(
         own_port, service_urls, handle_signals=False, burst=True, serve_own_metrics=False
@@ -153,7 +147,7 @@ async def test_the_queue_watch_updates_the_gauges_and_outlives_redis_errors(
     await arq.delete(settings.queue_name)
     await arq.aclose()
 
-    unreachable = ArqRedis.from_url(f"redis://127.0.0.1:{_free_port()}/0")
+    unreachable = ArqRedis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     failing = asyncio.create_task(watch_queue(unreachable, settings.queue_name, every=0.01))
     await asyncio.sleep(0.2)
     assert not failing.done()  # kept trying
