@@ -41,13 +41,11 @@ resolution). Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherw
 
 import argparse
 import asyncio
+import functools
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
@@ -77,6 +75,7 @@ from app.sync.karbon.request_loop import RequestLoop
 from app.worker import WorkerContext, tune_worker_process
 from sandbox.generator import generate_firm
 from sandbox.model import Firm
+from sandbox.process import free_port, sandbox_command, served_sandbox
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
 
@@ -86,41 +85,33 @@ HOLD_SECONDS = 2.0
 """The budget is held in these steps, renewed each second, while the partial report refreshes."""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def sandbox_process(size: str, lines_in_list: bool) -> Iterator[str]:
     """The sandbox Karbon in its own process: no latency, no rate limit."""
-    port = _free_port()
-    command = [
-        sys.executable, "-c", "from app.cli import main; main()", "sandbox",
+    port = free_port()
+    command = sandbox_command(
         "--size", size, "--port", str(port), "--latency", "none", "--no-rate-limit",
         "--page-size", str(PAGE),
         "--invoice-list-line-items" if lines_in_list else "--no-invoice-list-line-items",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(1500):
-            try:
-                if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("the sandbox did not start")
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a large firm's server may linger: the figures stand
-            process.kill()
-            process.wait()
+    )  # fmt: skip
+    with served_sandbox(command, port) as sandbox:
+        yield sandbox.base_url
+
+
+class ListsFirstBudget(TenantBudget):
+    """A budget whose background requests wait until `lists_in` is set."""
+
+    def __init__(self, lists_in: threading.Event, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lists_in = lists_in
+
+    @asynccontextmanager
+    async def slot(self, *, background: bool = False) -> AsyncIterator[Any]:
+        # Set from the watcher's thread, so polled rather than awaited as an asyncio.Event.
+        while background and not self.lists_in.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(POLL_SECONDS)
+        async with super().slot(background=background) as leaving:
+            yield leaving
 
 
 class ListsFirstBudgets(BudgetRegistry):
@@ -130,27 +121,7 @@ class ListsFirstBudgets(BudgetRegistry):
     def __init__(self) -> None:
         super().__init__(rate_per_second=1000.0)
         self.lists_in = threading.Event()
-        self._held: set[int] = set()
-
-    def for_tenant(
-        self, tenant_id: str, loop: asyncio.AbstractEventLoop | None = None
-    ) -> TenantBudget:
-        budget = super().for_tenant(tenant_id, loop)
-        if id(budget) not in self._held:
-            self._held.add(id(budget))
-            setattr(budget, "slot", self._held_slot(budget.slot))  # noqa: B010
-        return budget
-
-    def _held_slot(self, slot: Callable[..., Any]) -> Callable[..., Any]:
-        @asynccontextmanager
-        async def held_slot(*, background: bool = False) -> AsyncIterator[Any]:
-            # Set from the watcher's thread, so polled rather than awaited as an asyncio.Event.
-            while background and not self.lists_in.is_set():  # noqa: ASYNC110
-                await asyncio.sleep(POLL_SECONDS)
-            async with slot(background=background) as leaving:
-                yield leaving
-
-        return held_slot
+        self.budget_type = functools.partial(ListsFirstBudget, self.lists_in)
 
 
 @asynccontextmanager

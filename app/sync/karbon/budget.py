@@ -515,6 +515,9 @@ class BudgetRegistry:
     Redis and ``key_prefix``, draws from the tenant's schedule in Redis; without it, from one
     schedule in this process."""
 
+    budget_type: Callable[..., TenantBudget] = TenantBudget
+    """What `for_tenant` creates: a tool may hand out budgets that behave otherwise."""
+
     def __init__(
         self,
         rate_per_second: float = KARBON_REQUESTS_PER_SECOND,
@@ -545,7 +548,7 @@ class BudgetRegistry:
         loop = loop or asyncio.get_running_loop()
         per_loop = self._budgets.setdefault(loop, {})
         if tenant_id not in per_loop:
-            per_loop[tenant_id] = TenantBudget(
+            per_loop[tenant_id] = self.budget_type(
                 self._rate,
                 self._max_in_flight,
                 schedule=self._schedule(tenant_id, loop),
