@@ -9,8 +9,10 @@ Options:
                         (default 200, as the load proof)
     --pace S            seconds between requests, slept (not counted as CPU): the pace of
                         one API process in the load proof (default 0.04, 25 requests a second)
+    --kinds K,K         only these kinds (as printed: sync, profitability, summary, sign-in,
+                        sign-in shed)
     --profile KIND      also run the requests of KIND under cProfile and print their own CPU
-                        by package and the top functions (KIND as printed: sync, ...)
+                        by package and the top functions
     --baseline DIR      run this script in the checkout DIR too (with DIR's `.venv`), then
                         in this one, `--rounds` times in turn, and print both side by side
     --rounds N          with `--baseline`: alternations (default 2)
@@ -237,7 +239,7 @@ async def _run(arguments: argparse.Namespace) -> list[Cost]:
                 requests = Requests(client, emails, tokens)
                 statements = _count_statements(app.state.engine)
                 measure = Measure(arguments, monitor, statements, slot_directory)
-                return [await measure.kind(kind, requests.of(kind)) for kind in KINDS]
+                return [await measure.kind(kind, requests.of(kind)) for kind in arguments.kinds]
         finally:
             await monitor.close()
 
@@ -331,7 +333,8 @@ def _print(columns: dict[str, list[list[Cost]]]) -> None:
     )
     print(f"{'kind':<14}{heading}")
     print(f"{'':<14}" + " | api ms   pg ms stmts" * sum(len(r) for r in columns.values()))
-    for index, kind in enumerate(KINDS):
+    first = next(iter(columns.values()))[0]
+    for index, kind in enumerate(cost.kind for cost in first):
         cells = [_line(one[index]) for rounds in columns.values() for one in rounds]
         print(f"{kind:<14}" + "".join(f" | {cell}" for cell in cells))
 
@@ -344,6 +347,7 @@ def _in_checkout(directory: Path, arguments: argparse.Namespace) -> list[Cost]:
         *("--requests", str(arguments.requests)),
         *("--people", str(arguments.people)),
         *("--pace", str(arguments.pace)),
+        *("--kinds", ",".join(arguments.kinds)),
         "--json",
     ]
     ran = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
@@ -352,11 +356,19 @@ def _in_checkout(directory: Path, arguments: argparse.Namespace) -> list[Cost]:
     return [Cost(**one) for one in json.loads(ran.stdout.strip().splitlines()[-1])]
 
 
+def _kinds(value: str) -> tuple[str, ...]:
+    kinds = tuple(kind.strip() for kind in value.split(","))
+    if unknown := set(kinds) - set(KINDS):
+        raise argparse.ArgumentTypeError(f"unknown kinds {sorted(unknown)}: {', '.join(KINDS)}")
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--people", type=int, default=200)
     parser.add_argument("--pace", type=float, default=0.04)
+    parser.add_argument("--kinds", type=_kinds, default=KINDS)
     parser.add_argument("--profile", choices=KINDS)
     parser.add_argument("--baseline", type=Path)
     parser.add_argument("--rounds", type=int, default=2)
