@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionDep
 from app.kit.problems import ProblemError
-from app.models import ApiKey, ApiScope, Role, Tenant
+from app.models import ApiScope, Role
 from app.secrets import Secrets, resolve_secrets
 from app.tenancy import key_use, repository
 from app.tenancy.audit import Actor
 from app.tenancy.plan import plan_state, subscription_required
 from app.tenancy.principal_cache import principals
+from app.tenancy.repository import TenantTerms
 from app.tenancy.security import TokenClaims, hash_api_key, is_api_key, read_token
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -108,16 +109,6 @@ def _forbidden(type_: str, detail: str) -> ProblemError:
 
 
 @dataclass(frozen=True, slots=True)
-class TenantTerms:
-    """What the plan check reads of the principal's tenant."""
-
-    id: UUID
-    trial_started_at: datetime | None
-    trial_extended_until: datetime | None
-    subscription_status: str
-
-
-@dataclass(frozen=True, slots=True)
 class _Known:
     principal: Principal
     tenant: TenantTerms | None
@@ -162,39 +153,29 @@ def _invalid_token() -> ProblemError:
 
 
 async def _api_key_principal(session: AsyncSession, key_hash: str) -> _Known:
-    row = await repository.usable_api_key_with_tenant(session, key_hash)
-    if row is None:
+    key = await repository.usable_api_key_with_tenant(session, key_hash)
+    if key is None:
         raise _unauthenticated("This API key is unknown or revoked.", "invalid-api-key")
-    key, tenant = row
-    principal = Principal(key.tenant_id, None, key.id, None, "api_key", _scopes(key))
-    return _Known(principal, _terms(tenant))
+    principal = Principal(key.tenant_id, None, key.id, None, "api_key", _scopes(key.scopes))
+    return _Known(principal, key.tenant)
 
 
 _SCOPES = {scope.value: scope for scope in ApiScope}
 
 
-def _scopes(key: ApiKey) -> frozenset[ApiScope]:
+def _scopes(names: list[str]) -> frozenset[ApiScope]:
     """The key's scopes this code knows; an unknown stored name grants nothing."""
-    return frozenset(_SCOPES[name] for name in key.scopes if name in _SCOPES)
+    return frozenset(_SCOPES[name] for name in names if name in _SCOPES)
 
 
 async def _user_principal(session: AsyncSession, claims: TokenClaims) -> _Known:
-    row = await repository.user_with_tenant(session, claims.user_id, claims.token_id)
-    if row is None:
+    user = await repository.user_with_tenant(session, claims.user_id, claims.token_id)
+    if user is None:
         raise _invalid_token()
-    user, tenant, signed_out = row
-    if signed_out or not user.is_active or user.token_generation != claims.generation:
+    if user.signed_out or not user.is_active or user.token_generation != claims.generation:
         raise _invalid_token()
     principal = Principal(user.tenant_id, user.id, None, user.role, "user", token=claims)
-    return _Known(principal, _terms(tenant))
-
-
-def _terms(tenant: Tenant | None) -> TenantTerms | None:
-    if tenant is None:
-        return None
-    return TenantTerms(
-        tenant.id, tenant.trial_started_at, tenant.trial_extended_until, tenant.subscription_status
-    )
+    return _Known(principal, user.tenant)
 
 
 async def principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
@@ -202,7 +183,7 @@ async def principal_tenant(session: AsyncSession, tenant_id: UUID) -> TenantTerm
     terms = session.info.get(_PRINCIPAL_TENANT)
     if isinstance(terms, TenantTerms) and terms.id == tenant_id:
         return terms
-    return _terms(await repository.tenant(session, tenant_id))
+    return await repository.tenant_terms(session, tenant_id)
 
 
 AnyPrincipal = Annotated[Principal, Depends(get_principal)]

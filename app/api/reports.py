@@ -321,11 +321,13 @@ async def get_staff_utilization(
 @router.get(
     "/summary",
     summary="Firm totals, lock-up days, cash realization and data-quality warnings",
+    response_model=SummaryReport,
     responses=problems({**REPORT_READER, **WINDOW}),
 )
 async def get_report_summary(
     principal: ActiveTrialOrSubscription, session: SessionDep, start: From = None, end: To = None
-) -> SummaryReport:
+) -> Response:
     context = await report_context(session, principal.tenant_id)
     start, end = context.window(start, end)
-    return await breakdowns.summary(session, context, start, end)
+    body = await breakdowns.summary_json(session, context, start, end)
+    return Response(body, media_type="application/json")

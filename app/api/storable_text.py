@@ -9,6 +9,7 @@ the usual 422 naming each field.
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+from weakref import ReferenceType, ref
 
 from fastapi import Request, params
 from fastapi.dependencies.utils import get_flat_params
@@ -39,9 +40,20 @@ def _unstorable_in(value: Any, location: Location) -> Iterator[Location]:
             yield from _unstorable_in(item, (*location, index))
 
 
-def _declared_query_names(route: APIRoute) -> set[str]:
+_query_names: dict[int, tuple["ReferenceType[APIRoute]", frozenset[str]]] = {}
+"""By route (routes cannot be hashed; a route that is gone drops its entry)."""
+
+
+def _declared_query_names(route: APIRoute) -> frozenset[str]:
+    """Read from the route's dependencies once per route, not at every request."""
+    known = _query_names.get(id(route))
+    if known is not None and known[0]() is route:
+        return known[1]
     fields = get_flat_params(route.dependant)
-    return {field.alias for field in fields if isinstance(field.field_info, params.Query)}
+    names = frozenset(f.alias for f in fields if isinstance(f.field_info, params.Query))
+    key = id(route)
+    _query_names[key] = (ref(route, lambda _: _query_names.pop(key, None)), names)
+    return names
 
 
 async def _parsed_body(request: Request, route: APIRoute) -> Any:

@@ -39,7 +39,13 @@ from app.reports.schemas import (
     WipRow,
     WorkItemRow,
 )
-from app.reports.service import ReportContext, figures, figures_view, report_header
+from app.reports.service import (
+    ReportContext,
+    figures,
+    figures_view,
+    report_header,
+    served_json,
+)
 
 AGE_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, None, "90+"))
 
@@ -287,6 +293,15 @@ async def summary(
             lock_up_days(wip, year.fee_revenue, ever.counted_amount_due, invoice_total)
         ),
         clients_that_may_move=sorted(context.completeness.moving_clients),
+    )
+
+
+async def summary_json(
+    session: AsyncSession, context: ReportContext, start: date, end: date
+) -> bytes:
+    """The summary as JSON, kept per refresh version (`served_json`)."""
+    return await served_json(
+        context, ("summary", start, end), lambda: summary(session, context, start, end)
     )
 
 

@@ -1,11 +1,12 @@
 """The reports: SQL sums of facts turned into figures with the domain's ratio functions."""
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -221,9 +222,6 @@ class ProfitabilityQuery:
     primary_status: str | None = None
 
 
-_pages: LruCache[Hashable, bytes] = LruCache(512)
-
-
 async def client_profitability(
     session: AsyncSession,
     context: ReportContext,
@@ -266,6 +264,24 @@ def _windowed(context: ReportContext, query: ProfitabilityQuery) -> Profitabilit
     return replace(query, start=start, end=end)
 
 
+_served: LruCache[Hashable, bytes] = LruCache(1024)
+
+
+async def served_json(
+    context: ReportContext, key: Hashable, report: Callable[[], Awaitable[BaseModel]]
+) -> bytes:
+    """A report's JSON, serialized once per refresh version. `key` names the report and
+    whatever else its answer depends on (window, filters, page), never who asks: a report
+    served this way shows every member of the firm the same figures."""
+    # The refresh version is in the key: a new refresh makes earlier entries unreachable.
+    kept = (context.tenant_id, context.version, key)
+    body = _served.get(kept)
+    if body is None:
+        body = (await report()).model_dump_json(by_alias=True).encode()
+        _served.put(kept, body)
+    return body
+
+
 async def profitability_page_json(
     session: AsyncSession,
     context: ReportContext,
@@ -273,18 +289,16 @@ async def profitability_page_json(
     limit: int,
     offset: int,
 ) -> bytes:
-    """One page of the report as JSON, serialized once per refresh version."""
-    # The refresh version is in the key: a new refresh makes earlier entries unreachable.
-    key = (context.tenant_id, context.version, _windowed(context, query), limit, offset)
-    body = _pages.get(key)
-    if body is None:
-        query, ranking = await client_profitability(
+    """One page of the report as JSON (`served_json`)."""
+
+    async def page() -> ClientProfitabilityReport:
+        windowed, ranking = await client_profitability(
             session, context, query, limit=limit, offset=offset
         )
-        report = await profitability_report(session, context, query, ranking, limit, offset)
-        body = report.model_dump_json(by_alias=True).encode()
-        _pages.put(key, body)
-    return body
+        return await profitability_report(session, context, windowed, ranking, limit, offset)
+
+    key = ("client-profitability", _windowed(context, query), limit, offset)
+    return await served_json(context, key, page)
 
 
 async def _group_names(

@@ -1,11 +1,12 @@
 """Queries for tenants, users, integrator keys and Karbon connections."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +39,34 @@ async def tenant(
     session: AsyncSession, tenant_id: UUID, *, for_update: bool = False
 ) -> Tenant | None:
     return await session.get(Tenant, tenant_id, with_for_update=for_update)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantTerms:
+    """What the plan check reads of a firm (`app.tenancy.plan.PlanTerms`)."""
+
+    id: UUID
+    trial_started_at: datetime | None
+    trial_extended_until: datetime | None
+    subscription_status: str
+
+
+_TENANT_TERMS = (
+    Tenant.id,
+    Tenant.trial_started_at,
+    Tenant.trial_extended_until,
+    Tenant.subscription_status,
+)
+
+
+def _tenant_terms(values: Sequence[Any]) -> TenantTerms | None:
+    """The terms from `_TENANT_TERMS`' columns of an outer join: None without a firm."""
+    return None if values[0] is None else TenantTerms(*values)
+
+
+async def tenant_terms(session: AsyncSession, tenant_id: UUID) -> TenantTerms | None:
+    row = (await session.execute(select(*_TENANT_TERMS).where(Tenant.id == tenant_id))).first()
+    return None if row is None else _tenant_terms(row)
 
 
 async def tenant_by_stripe_ids(
@@ -88,15 +117,52 @@ async def user_by_id(session: AsyncSession, user_id: UUID) -> User | None:
     return await session.get(User, user_id)
 
 
+@dataclass(frozen=True, slots=True)
+class UserCredential:
+    """What a sign-in token's checks read of its user, with their firm's plan terms."""
+
+    id: UUID
+    tenant_id: UUID | None
+    role: Role
+    is_active: bool
+    token_generation: int
+    signed_out: bool
+    """This token was signed out."""
+    tenant: TenantTerms | None
+    """None for an operator."""
+
+
+# The credential statements are built once: a request that reads a credential (most do, a
+# person asking every few seconds is rarely in the principal cache) spends no CPU building
+# them or their cache keys, and reads plain columns rather than whole rows as entities.
+_USER_CREDENTIAL = (
+    select(
+        User.id,
+        User.tenant_id,
+        User.role,
+        User.is_active,
+        User.token_generation,
+        exists().where(RevokedToken.jti == bindparam("token_id")),
+        *_TENANT_TERMS,
+    )
+    .outerjoin(Tenant, Tenant.id == User.tenant_id)
+    .where(User.id == bindparam("user_id"))
+)
+
+
 async def user_with_tenant(
     session: AsyncSession, user_id: UUID, token_id: str
-) -> tuple[User, Tenant | None, bool] | None:
-    """The user, their firm (None for an operator) and whether this token was signed out,
-    in one query."""
-    revoked = exists().where(RevokedToken.jti == token_id)
-    query = select(User, Tenant, revoked).outerjoin(Tenant, Tenant.id == User.tenant_id)
-    row = (await session.execute(query.where(User.id == user_id))).first()
-    return None if row is None else (row[0], row[1], bool(row[2]))
+) -> UserCredential | None:
+    """The user, their firm's plan terms and whether this token was signed out, in one
+    query."""
+    values = {"user_id": user_id, "token_id": token_id}
+    row = (await session.execute(_USER_CREDENTIAL, values)).first()
+    if row is None:
+        return None
+    id_, tenant_id, role, is_active, generation, signed_out, *terms = row
+    return UserCredential(
+        id_, tenant_id, role, is_active, generation, bool(signed_out), _tenant_terms(terms)
+    )
 
 
 async def user_for_update(session: AsyncSession, user_id: UUID) -> User | None:
@@ -135,17 +201,30 @@ async def active_admin_emails(session: AsyncSession, tenant_id: UUID) -> list[st
     return list(await session.scalars(query))
 
 
-async def usable_api_key_with_tenant(
-    session: AsyncSession, key_hash: str
-) -> tuple[ApiKey, Tenant | None] | None:
-    """The unrevoked key with this hash, and its firm, in one query."""
-    query = (
-        select(ApiKey, Tenant)
-        .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-    )
-    row = (await session.execute(query)).first()
-    return None if row is None else (row[0], row[1])
+@dataclass(frozen=True, slots=True)
+class KeyCredential:
+    """What an integrator key's checks read of it, with its firm's plan terms."""
+
+    id: UUID
+    tenant_id: UUID
+    scopes: list[str]
+    tenant: TenantTerms | None
+
+
+_KEY_CREDENTIAL = (
+    select(ApiKey.id, ApiKey.tenant_id, ApiKey.scopes, *_TENANT_TERMS)
+    .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
+
+
+async def usable_api_key_with_tenant(session: AsyncSession, key_hash: str) -> KeyCredential | None:
+    """The unrevoked key with this hash, and its firm's plan terms, in one query."""
+    row = (await session.execute(_KEY_CREDENTIAL, {"key_hash": key_hash})).first()
+    if row is None:
+        return None
+    id_, tenant_id, scopes, *terms = row
+    return KeyCredential(id_, tenant_id, scopes, _tenant_terms(terms))
 
 
 async def tenant_api_key(session: AsyncSession, tenant_id: UUID, key_id: UUID) -> ApiKey | None:

@@ -40,11 +40,29 @@ async def test_a_call_that_finds_no_free_slot_in_time_is_refused(tmp_path: Path)
     held = other_process.try_take()
     assert held is not None
     work = PasswordWork(HostSlots(tmp_path, 1), 1, wait=0.05)
+    ran: list[str] = []
     with pytest.raises(ProblemError) as refused:
-        await work.run(lambda: "never runs")
+        await work.run(ran.append, "given up")
     assert _refusal(refused) == (503, "sign-in-busy", {"Retry-After": "2"})
     other_process.give_back(held)
-    assert await work.run(lambda: "its turn") == "its turn"
+    assert await work.run(ran.append, "its turn") is None
+    assert ran == ["its turn"]
+
+
+async def test_a_call_cancelled_while_it_waits_for_a_slot_never_runs(tmp_path: Path) -> None:
+    other_process = HostSlots(tmp_path, 1)
+    held = other_process.try_take()
+    assert held is not None
+    work = PasswordWork(HostSlots(tmp_path, 1), 1)
+    ran: list[str] = []
+    waiting = asyncio.create_task(work.run(ran.append, "cancelled"))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    other_process.give_back(held)
+    assert await work.run(ran.append, "next") is None
+    assert ran == ["next"]
 
 
 async def test_no_more_calls_run_at_once_than_there_are_slots(tmp_path: Path) -> None:
