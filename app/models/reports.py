@@ -125,7 +125,10 @@ class ReportMonthlySum(MeasureColumns, Base):
     owner_email: Mapped[str | None] = mapped_column(Text)
     manager_email: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
+    __table_args__ = (
+        Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),
+        Index("ix_report_monthly_sums_tenant_client_month", "tenant_id", "client_key", "month"),
+    )
 
 
 class ReportStaffMonthlySum(MeasureColumns, Base):

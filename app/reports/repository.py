@@ -324,33 +324,39 @@ async def rank_groups(
     grouped = grouped_sums(
         tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
     )
-    query = (
-        select(grouped, func.count().over(), *(func.sum(grouped.c[n]).over() for n in SUM_NAMES))
-        .order_by(*_order(grouped, group_by, ordering))
-        .limit(limit)
-        .offset(offset)
-    )
+    totals = (func.sum(grouped.c[n]).over() for n in SUM_NAMES)
+    ranked = select(grouped, func.count().over(), *totals, _place(grouped, group_by, ordering))
     if ordering.sort == "name" and group_by is GroupBy.CLIENT:
-        query = query.outerjoin(ReportClientName, _named(grouped, tenant_id))
-    rows = (await session.execute(query)).all()
-    if not rows and offset:  # past the end: the count and totals come with the first row
-        first = await rank_groups(
-            session,
-            tenant_id,
-            where,
-            group_by,
-            ordering,
-            monthly=monthly,
-            summed_windows=summed_windows,
-            limit=1,
-        )
-        return Ranking([], first.count, first.totals)
-    width = len(grouped.c)
-    groups = [_ranked(row[:width], monthly) for row in rows]
+        ranked = ranked.outerjoin(ReportClientName, _named(grouped, tenant_id))
+    rows = await _page_rows(session, ranked, limit, offset)
     if not rows:
         return Ranking([], 0, RankedGroup(None, None, Measures(), None if monthly else ZERO))
-    totals = _ranked((None, None, *rows[0][width + 1 :]), monthly)
-    return Ranking(groups, rows[0][width], totals)
+    width = len(grouped.c)
+    groups = [_ranked(row[:width], monthly) for row in rows if row.place > offset]
+    totals_row = _ranked((None, None, *rows[0][width + 1 : -1]), monthly)
+    return Ranking(groups, rows[0][width], totals_row)
+
+
+def _place(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> ColumnElement[int]:
+    """Each group's place in the order asked for, from 1."""
+    place: ColumnElement[int] = func.row_number().over(
+        order_by=_order(grouped, group_by, ordering)
+    )
+    return place.label("place")
+
+
+async def _page_rows(
+    session: AsyncSession, ranked: Select[Any], limit: int | None, offset: int
+) -> Sequence[Any]:
+    """The rows of `ranked` (a select with a `place`) on the page, in order, led by the first
+    row even when the page is past the end: whatever every row carries (a count, totals) comes
+    in the same statement."""
+    rows = ranked.subquery()
+    on_page = rows.c.place > offset
+    if limit is not None:
+        on_page = and_(on_page, rows.c.place <= offset + limit)
+    query = select(rows).where(or_(rows.c.place == 1, on_page)).order_by(rows.c.place)
+    return (await session.execute(query)).all()
 
 
 async def _rank_clients(
@@ -369,35 +375,32 @@ async def _rank_clients(
     ranks = grouped_sums(
         tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
     )
-    query = (
-        select(ranks.c.key, ranks.c.month, func.count().over())
-        .order_by(*_order(ranks, GroupBy.CLIENT, ordering))
-        .limit(limit)
-        .offset(offset)
+    ranked = select(
+        ranks.c.key, ranks.c.month, func.count().over(), _place(ranks, GroupBy.CLIENT, ordering)
     )
     if ordering.sort == "name":
-        query = query.outerjoin(ReportClientName, _named(ranks, tenant_id))
-    page = (await session.execute(query)).all()
+        ranked = ranked.outerjoin(ReportClientName, _named(ranks, tenant_id))
+    rows = await _page_rows(session, ranked, limit, offset)
     totals = await _totals(session, tenant_id, where, monthly=monthly)
+    page = [(row.key, row.month) for row in rows if row.place > offset]
+    count = rows[0][2] if rows else 0
     if not page:
-        counted = select(func.count()).select_from(ranks)
-        count = (await session.execute(counted)).scalar_one() if offset else 0
         return Ranking([], count, totals)
     summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
-    return Ranking([summed[key, month] for key, month, _ in page], page[0][2], totals)
+    return Ranking([summed[group] for group in page], count, totals)
 
 
 async def _page_sums(
     session: AsyncSession,
     tenant_id: UUID,
     where: FactFilter,
-    page: Sequence[Any],
+    page: Sequence[tuple[Any, date | None]],
     *,
     monthly: bool,
 ) -> dict[tuple[Any, date | None], RankedGroup]:
     """Every sum of the clients (and months) on `page`."""
     full = grouped_sums(tenant_id, where, GroupBy.CLIENT, monthly=monthly)
-    keys = {key for key, _, _ in page}
+    keys = {key for key, _ in page}
     on_page = [any_of(full.c.key, [key for key in keys if key is not None])]
     if None in keys:
         on_page.append(full.c.key.is_(None))
