@@ -160,6 +160,38 @@ class ReportFirmMonthlySum(MeasureColumns, Base):
     __table_args__ = (Index("ix_report_firm_monthly_sums_tenant_month", "tenant_id", "month"),)
 
 
+class ReportOwnerMonthlySum(MeasureColumns, Base):
+    """The firm's facts of one month summed per client owner (by e-mail, as
+    `ReportMonthlySum` holds it), fee type and work type: what reports grouped by owner
+    read, a few rows per owner and month instead of one per client."""
+
+    __tablename__ = "report_owner_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    owner_email: Mapped[str | None] = mapped_column(Text)
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_owner_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
+class ReportManagerMonthlySum(MeasureColumns, Base):
+    """`ReportOwnerMonthlySum` per client manager: what reports grouped by manager read."""
+
+    __tablename__ = "report_manager_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    manager_email: Mapped[str | None] = mapped_column(Text)
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_manager_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
 class ReportClientName(Base):
     """A client's name as of the refresh: the synced client's, else (for a Client Group) the
     one its work items or invoices give; and its owner and manager, by e-mail."""

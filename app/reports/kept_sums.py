@@ -48,7 +48,9 @@ from app.models import (
 )
 from app.models.reports import (
     ReportFirmMonthlySum,
+    ReportManagerMonthlySum,
     ReportMonthlySum,
+    ReportOwnerMonthlySum,
     ReportStaffMonthlySum,
 )
 from app.reports import repository
@@ -61,6 +63,8 @@ REPORT_TABLES = (
     ReportMonthlySum,
     ReportStaffMonthlySum,
     ReportFirmMonthlySum,
+    ReportOwnerMonthlySum,
+    ReportManagerMonthlySum,
     ReportClientName,
     ReportSummedWindow,
     ReportWindowSum,
@@ -193,19 +197,31 @@ async def sum_staff_months(
 FIRM_DIMENSIONS = ("fee_type", "work_type")
 
 
+TEAM_MONTHLY_SUMS = {"owner_email": ReportOwnerMonthlySum, "manager_email": ReportManagerMonthlySum}
+
+
 async def sum_firm_months(session: AsyncSession, tenant_id: UUID) -> None:
-    """The firm's monthly sums per fee type and work type, from the monthly sums per client
-    (replacing earlier ones)."""
-    table, source = ReportFirmMonthlySum, ReportMonthlySum
+    """The firm's monthly sums per fee type and work type, and per owner and per manager
+    too, from the monthly sums per client (replacing earlier ones)."""
+    await _sum_client_months(session, tenant_id, ReportFirmMonthlySum, FIRM_DIMENSIONS)
+    for email, table in TEAM_MONTHLY_SUMS.items():
+        await _sum_client_months(session, tenant_id, table, (email, *FIRM_DIMENSIONS))
+
+
+async def _sum_client_months(
+    session: AsyncSession, tenant_id: UUID, table: Any, kept: Sequence[str]
+) -> None:
+    """`table`'s rows again: the monthly sums per client summed per month and `kept`."""
+    source = ReportMonthlySum
     await session.execute(delete(table).where(table.tenant_id == tenant_id))
-    dimensions = [getattr(source, name) for name in FIRM_DIMENSIONS]
+    dimensions = [getattr(source, name) for name in kept]
     sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
     monthly = (
         select(source.tenant_id, source.month, *dimensions, *sums)
         .where(source.tenant_id == tenant_id)
         .group_by(source.tenant_id, source.month, *dimensions)
     )
-    columns = ["tenant_id", "month", *FIRM_DIMENSIONS, *MEASURE_NAMES]
+    columns = ["tenant_id", "month", *kept, *MEASURE_NAMES]
     await session.execute(insert(table).from_select(columns, monthly))
 
 

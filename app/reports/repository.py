@@ -55,7 +55,9 @@ from app.models import (
 )
 from app.models.reports import (
     ReportFirmMonthlySum,
+    ReportManagerMonthlySum,
     ReportMonthlySum,
+    ReportOwnerMonthlySum,
     ReportStaffMonthlySum,
 )
 from app.reports.keys import any_of, one_of
@@ -139,8 +141,9 @@ def user_email(tenant_id: UUID, given: Any) -> ColumnElement[Any]:
 
 
 def _carries_team(table: Any) -> bool:
-    """Rows that carry their client's owner and manager (the team monthly sums and edges)."""
-    return not isinstance(table, type) and hasattr(table, "owner_email")
+    """Rows that carry their client's owner or manager (the monthly sums with them, and
+    their edges)."""
+    return not isinstance(table, type) and any(hasattr(table, name) for name in TEAM)
 
 
 def _team(table: Any) -> Any:
@@ -339,9 +342,7 @@ async def rank_groups(
 
 def _place(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> ColumnElement[int]:
     """Each group's place in the order asked for, from 1."""
-    place: ColumnElement[int] = func.row_number().over(
-        order_by=_order(grouped, group_by, ordering)
-    )
+    place: ColumnElement[int] = func.row_number().over(order_by=_order(grouped, group_by, ordering))
     return place.label("place")
 
 
@@ -527,15 +528,21 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
 
 
 def _monthly_source(where: FactFilter, group_by: GroupBy | str | None) -> "_MonthlySource":
-    """The fewest monthly rows that answer: the firm's (per fee type and work type) when
-    no client, owner or manager is asked for, else the clients' (with their owner and
-    manager when a grouping or filter needs them)."""
-    if _needs_client(group_by, where):
-        return TEAM_MONTHS
+    """The fewest monthly rows that answer: when no client is asked for, the firm's (per fee
+    type and work type), else per owner or per manager when one of them alone is grouped or
+    filtered by; else the clients' (with their owner and manager when a grouping or filter
+    needs them)."""
     no_client = where.client_key is None and where.clients is None
-    if no_client and group_by in (None, GroupBy.WORK_TYPE):
-        return FIRM_MONTHS
-    return CLIENT_MONTHS
+    if no_client and group_by in (None, GroupBy.WORK_TYPE, GroupBy.OWNER, GroupBy.MANAGER):
+        by_owner = where.owner is not None or group_by is GroupBy.OWNER
+        by_manager = where.manager is not None or group_by is GroupBy.MANAGER
+        if not by_owner and not by_manager:
+            return FIRM_MONTHS
+        if not by_manager:
+            return OWNER_MONTHS
+        if not by_owner:
+            return MANAGER_MONTHS
+    return TEAM_MONTHS if _needs_client(group_by, where) else CLIENT_MONTHS
 
 
 def _firm_wide(where: FactFilter) -> bool:
@@ -572,6 +579,8 @@ FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ("fee_type", "work_type"))
 TEAM = ("owner_email", "manager_email")
 TEAM_MONTHS = _MonthlySource(ReportMonthlySum, (*CLIENT_MONTHS.dimensions, *TEAM))
 """The clients' monthly sums with the owner and manager each row carries: no join."""
+OWNER_MONTHS = _MonthlySource(ReportOwnerMonthlySum, ("owner_email", *FIRM_MONTHS.dimensions))
+MANAGER_MONTHS = _MonthlySource(ReportManagerMonthlySum, ("manager_email", *FIRM_MONTHS.dimensions))
 
 
 def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
@@ -598,7 +607,7 @@ def _edge_facts(source: _MonthlySource) -> Select[Any]:
     """The facts shaped like `source`'s rows (with their client's owner and manager when the
     source carries them)."""
     columns = _summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)
-    if source is not TEAM_MONTHS:
+    if not set(TEAM) & set(source.dimensions):
         return select(*columns)
     return select(*columns).outerjoin(ReportClientName, _client_join(ReportFact))
 
