@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Date,
     DateTime,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -324,40 +326,46 @@ async def rank_groups(
         return await _rank_clients(
             session, tenant_id, where, ordering, monthly=monthly, limit=limit, offset=offset
         )
-    grouped = grouped_sums(
+    grouped = _grouped(
         tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
+    ).cte()
+    totals = [func.sum(grouped.c[n]) for n in SUM_NAMES]
+    every, page = await _page_of(
+        session, tenant_id, grouped, group_by, ordering, [func.count(), *totals], limit, offset
     )
-    totals = (func.sum(grouped.c[n]).over() for n in SUM_NAMES)
-    ranked = select(grouped, func.count().over(), *totals, _place(grouped, group_by, ordering))
-    if ordering.sort == "name" and group_by is GroupBy.CLIENT:
-        ranked = ranked.outerjoin(ReportClientName, _named(grouped, tenant_id))
-    rows = await _page_rows(session, ranked, limit, offset)
-    if not rows:
+    if not every[0]:
         return Ranking([], 0, RankedGroup(None, None, Measures(), None if monthly else ZERO))
-    width = len(grouped.c)
-    groups = [_ranked(row[:width], monthly) for row in rows if row.place > offset]
-    totals_row = _ranked((None, None, *rows[0][width + 1 : -1]), monthly)
-    return Ranking(groups, rows[0][width], totals_row)
+    groups = [_ranked(row, monthly) for row in page]
+    return Ranking(groups, every[0], _ranked((None, None, *every[1:]), monthly))
 
 
-def _place(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> ColumnElement[int]:
-    """Each group's place in the order asked for, from 1."""
-    place: ColumnElement[int] = func.row_number().over(order_by=_order(grouped, group_by, ordering))
-    return place.label("place")
-
-
-async def _page_rows(
-    session: AsyncSession, ranked: Select[Any], limit: int | None, offset: int
-) -> Sequence[Any]:
-    """The rows of `ranked` (a select with a `place`) on the page, in order, led by the first
-    row even when the page is past the end: whatever every row carries (a count, totals) comes
-    in the same statement."""
-    rows = ranked.subquery()
-    on_page = rows.c.place > offset
-    if limit is not None:
-        on_page = and_(on_page, rows.c.place <= offset + limit)
-    query = select(rows).where(or_(rows.c.place == 1, on_page)).order_by(rows.c.place)
-    return (await session.execute(query)).all()
+async def _page_of(
+    session: AsyncSession,
+    tenant_id: UUID,
+    grouped: CTE,
+    group_by: GroupBy,
+    ordering: Ordering,
+    every: Sequence[ColumnElement[Any]],
+    limit: int | None,
+    offset: int,
+) -> tuple[Any, list[Any]]:
+    """`every` (aggregates over all of `grouped`'s groups) and the page of its groups in
+    order (their columns), in one statement: even past the last page, the aggregates come."""
+    page = select(grouped, literal(True).label("on_page"))
+    if ordering.sort == "name" and group_by is GroupBy.CLIENT:
+        page = page.add_columns(ReportClientName.name)
+        page = page.outerjoin(ReportClientName, _named(grouped.c, tenant_id))
+    order = _order(grouped.c, group_by, ordering)
+    paged = page.order_by(*order).limit(limit).offset(offset).subquery()
+    summary = select(*every).select_from(grouped).subquery()
+    query = (
+        select(summary, paged)
+        .select_from(summary.outerjoin(paged, true()))
+        .order_by(*_order(paged.c, group_by, ordering))
+    )
+    rows = (await session.execute(query)).all()
+    width, columns = len(summary.c), len(grouped.c)
+    return rows[0][:width], [row[width : width + columns] for row in rows if row.on_page]
 
 
 async def _rank_clients(
@@ -373,22 +381,18 @@ async def _rank_clients(
     """Clients over a window whose sums were not kept: they are many, so the page is found
     from the sums its order needs alone, only the page's clients are summed in full, and the
     totals come from the fewest monthly rows that answer (`_monthly_source`)."""
-    ranks = grouped_sums(
+    ranks = _grouped(
         tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
+    ).cte()
+    every, rows = await _page_of(
+        session, tenant_id, ranks, GroupBy.CLIENT, ordering, [func.count()], limit, offset
     )
-    ranked = select(
-        ranks.c.key, ranks.c.month, func.count().over(), _place(ranks, GroupBy.CLIENT, ordering)
-    )
-    if ordering.sort == "name":
-        ranked = ranked.outerjoin(ReportClientName, _named(ranks, tenant_id))
-    rows = await _page_rows(session, ranked, limit, offset)
     totals = await _totals(session, tenant_id, where, monthly=monthly)
-    page = [(row.key, row.month) for row in rows if row.place > offset]
-    count = rows[0][2] if rows else 0
+    page = [(row[0], row[1]) for row in rows]
     if not page:
-        return Ranking([], count, totals)
+        return Ranking([], every[0], totals)
     summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
-    return Ranking([summed[group] for group in page], count, totals)
+    return Ranking([summed[group] for group in page], every[0], totals)
 
 
 async def _page_sums(
@@ -435,6 +439,21 @@ def grouped_sums(
     """One row per group (per month in a series): `key`, `month`, the measures and the WIP
     (`unbilled`) among `names` summed. Read from the per-client sums kept for the window when
     they answer the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
+    return _grouped(
+        tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows, names=names
+    ).subquery()
+
+
+def _grouped(
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy,
+    *,
+    monthly: bool,
+    summed_windows: Container[tuple[date, date]] = frozenset(),
+    names: Sequence[str] = SUM_NAMES,
+) -> Select[Any]:
+    """`grouped_sums` as a select."""
     if _reads_kept_sums(where, group_by, monthly, summed_windows):
         return _grouped_window_sums(tenant_id, where, group_by)
     rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly, names=names)
@@ -444,7 +463,7 @@ def grouped_sums(
         rows = union_all(rows, _wip_rows(tenant_id, where, group_by, names))
     rows = rows.subquery()
     sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES if n in names]
-    return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month).subquery()
+    return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month)
 
 
 def _reads_kept_sums(
@@ -464,7 +483,7 @@ def _reads_kept_sums(
     )
 
 
-def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Subquery:
+def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[Any]:
     table = ReportWindowSum
     key = _group_column(table, group_by).label("key")
     month = null().cast(Date).label("month")
@@ -474,31 +493,34 @@ def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) 
         sums = [func.sum(getattr(table, n)).label(n) for n in SUM_NAMES]
         query = select(key, month, *sums).group_by(key)
     query = query.where(table.window_start == where.start, table.window_end == where.end)
-    return _scoped(query, table, tenant_id, where, group_by).subquery()
+    return _scoped(query, table, tenant_id, where, group_by)
 
 
-def _order(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> list[ColumnElement[Any]]:
+def _order(grouped: Any, group_by: GroupBy, ordering: Ordering) -> list[ColumnElement[Any]]:
+    """`grouped`: a grouped select's columns, with the client's `name` when sorting by it
+    (else the name row's)."""
+
     def direct(column: ColumnElement[Any]) -> ColumnElement[Any]:
         return column.desc() if ordering.descending else column.asc()
 
     # Text orders by code point whatever the database's collation, so the order is the same
     # on every server.
-    key = func.coalesce(grouped.c.key, "").collate("C")
+    key = func.coalesce(grouped.key, "").collate("C")
     match ordering.sort:
         case "name":
-            name = ReportClientName.name if group_by is GroupBy.CLIENT else grouped.c.key
+            name = grouped.key
+            if group_by is GroupBy.CLIENT:
+                name = grouped.name if "name" in grouped else ReportClientName.name
             first = direct(func.lower(func.coalesce(name, "")).collate("C"))
         case "month":
-            first = direct(func.coalesce(grouped.c.month, date.min))
+            first = direct(func.coalesce(grouped.month, date.min))
         case figure:
-            first = direct(FIGURES[figure](grouped.c)).nulls_last()
-    return [first, direct(key), direct(grouped.c.month)]
+            first = direct(FIGURES[figure](grouped)).nulls_last()
+    return [first, direct(key), direct(grouped.month)]
 
 
-def _named(grouped: Subquery, tenant_id: UUID) -> ColumnElement[bool]:
-    return and_(
-        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == grouped.c.key
-    )
+def _named(grouped: Any, tenant_id: UUID) -> ColumnElement[bool]:
+    return and_(ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == grouped.key)
 
 
 def _ranked(values: Sequence[Any], monthly: bool) -> RankedGroup:
