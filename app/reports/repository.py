@@ -269,10 +269,13 @@ def _measure_names(names: Sequence[str]) -> list[str]:
 
 
 def _wip_rows(
-    tenant_id: UUID, where: FactFilter, group_by: GroupBy, names: Sequence[str] = MEASURE_NAMES
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | None,
+    names: Sequence[str] = MEASURE_NAMES,
 ) -> Select[Any]:
     """The WIP as rows shaped like `_measure_rows`: no measures, `unbilled` the amount."""
-    key = _group_column(ReportWipItem, group_by)
+    key = _group_column(ReportWipItem, group_by) if group_by else literal(None)
     zeros = [literal(0).label(name) for name in _measure_names(names)]
     month = null().cast(Date).label("month")
     query = select(key.label("key"), month, *zeros, ReportWipItem.amount)
@@ -330,11 +333,12 @@ async def rank_groups(
         tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
     ).cte()
     totals = [func.sum(grouped.c[n]) for n in SUM_NAMES]
+    summary = select(func.count(), *totals).select_from(grouped).subquery()
     every, page = await _page_of(
-        session, tenant_id, grouped, group_by, ordering, [func.count(), *totals], limit, offset
+        session, tenant_id, grouped, group_by, ordering, [summary], limit, offset
     )
     if not every[0]:
-        return Ranking([], 0, RankedGroup(None, None, Measures(), None if monthly else ZERO))
+        return Ranking([], 0, _nothing(monthly))
     groups = [_ranked(row, monthly) for row in page]
     return Ranking(groups, every[0], _ranked((None, None, *every[1:]), monthly))
 
@@ -345,26 +349,27 @@ async def _page_of(
     grouped: CTE,
     group_by: GroupBy,
     ordering: Ordering,
-    every: Sequence[ColumnElement[Any]],
+    summaries: Sequence[Subquery],
     limit: int | None,
     offset: int,
 ) -> tuple[Any, list[Any]]:
-    """`every` (aggregates over all of `grouped`'s groups) and the page of its groups in
-    order (their columns), in one statement: even past the last page, the aggregates come."""
+    """The columns of `summaries` (one row each, the first over all of `grouped`'s groups)
+    and the page of `grouped`'s groups in order (their columns), in one statement: even past
+    the last page, the summaries come."""
     page = select(grouped, literal(True).label("on_page"))
     if ordering.sort == "name" and group_by is GroupBy.CLIENT:
         page = page.add_columns(ReportClientName.name)
         page = page.outerjoin(ReportClientName, _named(grouped.c, tenant_id))
     order = _order(grouped.c, group_by, ordering)
     paged = page.order_by(*order).limit(limit).offset(offset).subquery()
-    summary = select(*every).select_from(grouped).subquery()
+    joined: Any = summaries[0]
+    for summary in [*summaries[1:], paged]:
+        joined = joined.outerjoin(summary, true())
     query = (
-        select(summary, paged)
-        .select_from(summary.outerjoin(paged, true()))
-        .order_by(*_order(paged.c, group_by, ordering))
+        select(*summaries, paged).select_from(joined).order_by(*_order(paged.c, group_by, ordering))
     )
     rows = (await session.execute(query)).all()
-    width, columns = len(summary.c), len(grouped.c)
+    width, columns = sum(len(summary.c) for summary in summaries), len(grouped.c)
     return rows[0][:width], [row[width : width + columns] for row in rows if row.on_page]
 
 
@@ -380,19 +385,23 @@ async def _rank_clients(
 ) -> Ranking:
     """Clients over a window whose sums were not kept: they are many, so the page is found
     from the sums its order needs alone, only the page's clients are summed in full, and the
-    totals come from the fewest monthly rows that answer (`_monthly_source`)."""
+    totals come from the fewest monthly rows that answer (`_monthly_source`), in the page's
+    statement."""
     ranks = _grouped(
         tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
     ).cte()
-    every, rows = await _page_of(
-        session, tenant_id, ranks, GroupBy.CLIENT, ordering, [func.count()], limit, offset
+    counted = select(func.count()).select_from(ranks).subquery()
+    every = _grouped(tenant_id, where, None, monthly=False).subquery()
+    summary, rows = await _page_of(
+        session, tenant_id, ranks, GroupBy.CLIENT, ordering, [counted, every], limit, offset
     )
-    totals = await _totals(session, tenant_id, where, monthly=monthly)
+    count, every_sum = summary[0], summary[1:]
+    totals = _ranked(every_sum, monthly) if every_sum[2] is not None else _nothing(monthly)
     page = [(row[0], row[1]) for row in rows]
     if not page:
-        return Ranking([], every[0], totals)
+        return Ranking([], count, totals)
     summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
-    return Ranking([summed[group] for group in page], every[0], totals)
+    return Ranking([summed[group] for group in page], count, totals)
 
 
 async def _page_sums(
@@ -412,19 +421,6 @@ async def _page_sums(
     rows = await session.execute(select(full).where(or_(*on_page)))
     groups = (_ranked(row, monthly) for row in rows)
     return {(group.key, group.month): group for group in groups}
-
-
-async def _totals(
-    session: AsyncSession, tenant_id: UUID, where: FactFilter, *, monthly: bool
-) -> RankedGroup:
-    """Every group of a ranking summed: the measures `where` selects, and (unless `monthly`)
-    their WIP."""
-    summed = await sum_facts(session, tenant_id, where, None)
-    measures = summed[0].measures if summed else Measures()
-    if monthly:
-        return RankedGroup(None, None, measures, None)
-    wip = await sum_wip(session, tenant_id, where, None)
-    return RankedGroup(None, None, measures, wip.get(None) or ZERO)
 
 
 def grouped_sums(
@@ -447,14 +443,14 @@ def grouped_sums(
 def _grouped(
     tenant_id: UUID,
     where: FactFilter,
-    group_by: GroupBy,
+    group_by: GroupBy | None,
     *,
     monthly: bool,
     summed_windows: Container[tuple[date, date]] = frozenset(),
     names: Sequence[str] = SUM_NAMES,
 ) -> Select[Any]:
     """`grouped_sums` as a select."""
-    if _reads_kept_sums(where, group_by, monthly, summed_windows):
+    if group_by is not None and _reads_kept_sums(where, group_by, monthly, summed_windows):
         return _grouped_window_sums(tenant_id, where, group_by)
     rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly, names=names)
     unbilled = null().cast(Numeric) if monthly else literal(0)
@@ -521,6 +517,11 @@ def _order(grouped: Any, group_by: GroupBy, ordering: Ordering) -> list[ColumnEl
 
 def _named(grouped: Any, tenant_id: UUID) -> ColumnElement[bool]:
     return and_(ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == grouped.key)
+
+
+def _nothing(monthly: bool) -> RankedGroup:
+    """The sums of no group."""
+    return RankedGroup(None, None, Measures(), None if monthly else ZERO)
 
 
 def _ranked(values: Sequence[Any], monthly: bool) -> RankedGroup:
