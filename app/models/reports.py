@@ -3,7 +3,8 @@
 `refresh_reports` replaces a tenant's rows in one transaction; reports are sums over
 `report_facts` (every measure column is additive) and reads of the WIP, fixed-fee and
 warning tables. `report_monthly_sums` holds the same measures summed per month, client, fee
-type and work type, so a report over whole months reads far fewer rows than there are facts.
+type and work type, so a report over whole months reads far fewer rows than there are facts;
+the firm's monthly sums per fee type and work type, per owner and per manager sum those again.
 `report_client_names` keeps each client's name as of the refresh, so a report can sort by
 name in SQL. `report_window_sums` holds each client's sums over the windows reports are most
 often asked for (`report_summed_windows`). `report_refreshes.version` changes with every

@@ -7,10 +7,12 @@ Every query is scoped to one tenant. Grouping or filtering by owner or manager j
 client's name row of the refresh (which holds its owner and manager by e-mail, a UserKey
 resolved); the facts carry everything else a filter or grouping needs. A windowed sum by client,
 owner, manager or work type reads the monthly sums for the months wholly inside the window and
-the facts only for the days at its edges; over a window whose per-client sums the refresh
-kept (the trailing year and each calendar year), it reads one row per client instead.
-`grouped_sums` chooses which of these sources to read; `rank_groups` orders, pages, counts and
-totals the groups in the same statement.
+the facts only for the days at its edges: the firm's monthly sums per owner, per manager or
+per fee type and work type when no client is asked for, else the clients'. Over a window whose
+per-client sums the refresh kept (the trailing year and each calendar year), it reads one row
+per client instead. `grouped_sums` chooses which of these sources to read; `rank_groups`
+orders, pages, counts and totals the groups in one statement (by client over a window not
+kept, its page's clients are then summed in full in a second).
 """
 
 from collections.abc import Container, Sequence
