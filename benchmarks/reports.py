@@ -21,7 +21,8 @@ large firm. Later runs reuse the loaded database (migrated to head first). Every
 1. refreshes the report tables in full (timed), then again with nothing changed, then after
    `--changes` synced records changed as an incremental sync writes them (time entries
    re-timed, work items re-priced, invoices paid; different ones each run), both timed: the
-   incremental refresh against the full one, in the same run;
+   incremental refresh against the full one, in the same run; then the report tables are
+   vacuumed and analyzed, as autovacuum leaves them (a server may run without it);
 2. in-process over the ASGI transport, one request at a time, with the response cache
    emptied before each call: every report endpoint (client profitability by client, owner,
    manager and work type, each also as a monthly series; one client's breakdown; unbilled
@@ -36,9 +37,11 @@ large firm. Later runs reuse the loaded database (migrated to head first). Every
 What the endpoints read (`app.reports.repository`): a window whose per-client sums the refresh
 kept reads one row per client; any other window reads the monthly sums for its whole months
 and the facts for its edge days. By client, the page is ranked from the sums its sort needs
-alone and only its clients are summed in full; by work type, and every report's totals, read
-the firm's monthly sums per fee type and work type; by owner or manager, the clients' monthly
-sums carry the owner and manager. Unbilled work is ordered, paged and summed in the database.
+alone, with the count and the report's totals in the same statement, and only its clients are
+summed in full (their monthly sums read by client); by work type, and every report's totals,
+read the firm's monthly sums per fee type and work type; by owner or manager, the firm's
+monthly sums per owner or per manager. A page past the end still gets its count and totals
+from that one statement. Unbilled work is ordered, paged and summed in the database.
 
 Last measured (`--calls 30 --seconds 0`, 2 cores, nothing else running: load average 0.5 to
 1.2), this script at the code before these changes on a copy of the same database, then at

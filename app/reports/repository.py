@@ -393,17 +393,35 @@ async def _rank_clients(
         tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
     ).cte()
     counted = select(func.count()).select_from(ranks).subquery()
-    every = _grouped(tenant_id, where, None, monthly=False).subquery()
     summary, rows = await _page_of(
-        session, tenant_id, ranks, GroupBy.CLIENT, ordering, [counted, every], limit, offset
+        session,
+        tenant_id,
+        ranks,
+        GroupBy.CLIENT,
+        ordering,
+        [counted, *_every_sum(tenant_id, where, monthly=monthly)],
+        limit,
+        offset,
     )
-    count, every_sum = summary[0], summary[1:]
-    totals = _ranked(every_sum, monthly) if every_sum[2] is not None else _nothing(monthly)
+    count, *sums = summary
+    measures = _measures(sums[: len(MEASURE_NAMES)]) if sums[0] is not None else Measures()
+    unbilled = None if monthly else sums[-1] or ZERO
+    totals = RankedGroup(None, None, measures, unbilled)
     page = [(row[0], row[1]) for row in rows]
     if not page:
         return Ranking([], count, totals)
     summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
     return Ranking([summed[group] for group in page], count, totals)
+
+
+def _every_sum(tenant_id: UUID, where: FactFilter, *, monthly: bool) -> list[Subquery]:
+    """One row each: the measures `where` selects summed, and (unless `monthly`) their WIP."""
+    rows = _measure_rows(tenant_id, where, None, monthly=False).subquery()
+    measured = select(*(func.sum(rows.c[name]) for name in MEASURE_NAMES)).subquery()
+    if monthly:
+        return [measured]
+    wip = select(func.sum(ReportWipItem.amount))
+    return [measured, _scoped(wip, ReportWipItem, tenant_id, where, None).subquery()]
 
 
 async def _page_sums(
