@@ -43,28 +43,34 @@ read the firm's monthly sums per fee type and work type; by owner or manager, th
 monthly sums per owner or per manager. A page past the end still gets its count and totals
 from that one statement. Unbilled work is ordered, paged and summed in the database.
 
-Last measured (`--calls 30 --seconds 0`, 2 cores, nothing else running: load average 0.5 to
-1.2), this script at the code before these changes on a copy of the same database, then at
-these changes, one after the other. This machine is about twice as slow as the one of the
-earlier figures (full refresh 22.8 s there, 53 s here for the same code). Refresh before /
-after: full 53.1 / 50.4 s; nothing changed 1.25 / 1.22 s; after 300 changes 13.3 / 13.0 s
-(25% / 26% of the full refresh). Endpoints (p50 / p95 ms):
+Last measured (`--calls 30 --seconds 0`, 2 cores shared with other work: load average 3.5 to
+4.6), this script at the code before these changes on a copy of the same database, then at
+these changes, one after the other. Refresh before / after: full 43.6 / 32.5 s; nothing
+changed 1.53 / 1.15 s; after 300 changes 10.7 / 10.1 s (25% / 31% of the full refresh).
+Endpoints (p50 / p95 ms):
 
     endpoint                                    before p50 / p95     after p50 / p95
-    client profitability by client                 87.7 /  175.4       79.3 /  245.5
-    client profitability by owner                  64.0 /  297.8       56.9 /  244.3
-    client profitability by manager                65.7 /  251.8       56.5 /  266.6
-    client profitability by work_type              75.1 /  185.4       44.2 /  129.0
-    client profitability by client, monthly       220.3 /  389.6      139.1 /  190.6
-    client profitability by owner, monthly        108.7 /  155.1       90.2 /  204.1
-    client profitability by manager, monthly      111.2 /  163.7       85.6 /  145.0
-    client profitability by work_type, monthly     87.8 /  161.6       51.5 /   98.7
-    one client (/reports/clients/{key})            48.4 /   63.2       47.6 /   56.0
-    unbilled work                                 195.9 /  392.1       31.7 /   39.8
-    staff utilization                              74.9 /  106.2       76.8 /  117.2
-    summary                                        95.9 /  120.5       95.7 /  110.3
+    client profitability by client                 38.5 /  185.1       42.1 /  102.5
+    client profitability by owner                  25.5 /  130.3       23.7 /  104.8
+    client profitability by manager                27.5 /  103.5       28.1 /   55.5
+    client profitability by work_type              20.4 /   75.5       19.9 /  118.6
+    client profitability by client, monthly        64.5 /  154.2       54.5 /  115.1
+    client profitability by owner, monthly         35.3 /   50.2       29.4 /   74.6
+    client profitability by manager, monthly       38.7 /   50.0       31.4 /  125.2
+    client profitability by work_type, monthly     21.4 /   49.5       26.9 /   59.1
+    one client (/reports/clients/{key})            20.8 /   26.8       22.5 /   36.1
+    unbilled work                                  13.2 /   23.1       13.9 /   18.1
+    staff utilization                              36.4 /   46.5       37.9 /   48.6
+    summary                                        47.5 /   53.7       50.9 /   64.1
 
-The 100 ms target at p95 is met by 3 of 12 endpoints here (11 of 12 at the median); not yet shown.
+At that load a p95 of 30 calls is the second slowest call and follows the machine more than
+the code (a run of each a few minutes earlier, load 5 to 6.5, gave 259 / 127 ms by client,
+111 / 210 by owner, and 41 / 66 ms at the median for staff utilization, unchanged code). Each
+call's server time (EXPLAIN ANALYZE, best of 3) plus this process's CPU time, p95, changed
+from 67 to 68 ms by client, 104 to 69 by owner, 62 to 52 by manager, 48 to 56 and 61 to 47
+by owner and by manager monthly, 55 to 72 by client monthly; every endpoint under 75 ms. The
+100 ms target at p95 is met by 8 of 12 endpoints in the run above (12 of 12 at the median);
+not yet shown on a quiet machine.
 """
 
 import argparse
