@@ -21,7 +21,8 @@ large firm. Later runs reuse the loaded database (migrated to head first). Every
 1. refreshes the report tables in full (timed), then again with nothing changed, then after
    `--changes` synced records changed as an incremental sync writes them (time entries
    re-timed, work items re-priced, invoices paid; different ones each run), both timed: the
-   incremental refresh against the full one, in the same run;
+   incremental refresh against the full one, in the same run; then the report tables are
+   vacuumed and analyzed, as autovacuum leaves them (a server may run without it);
 2. in-process over the ASGI transport, one request at a time, with the response cache
    emptied before each call: every report endpoint (client profitability by client, owner,
    manager and work type, each also as a monthly series; one client's breakdown; unbilled
@@ -36,32 +37,40 @@ large firm. Later runs reuse the loaded database (migrated to head first). Every
 What the endpoints read (`app.reports.repository`): a window whose per-client sums the refresh
 kept reads one row per client; any other window reads the monthly sums for its whole months
 and the facts for its edge days. By client, the page is ranked from the sums its sort needs
-alone and only its clients are summed in full; by work type, and every report's totals, read
-the firm's monthly sums per fee type and work type; by owner or manager, the clients' monthly
-sums carry the owner and manager. Unbilled work is ordered, paged and summed in the database.
+alone, with the count and the report's totals in the same statement, and only its clients are
+summed in full (their monthly sums read by client); by work type, and every report's totals,
+read the firm's monthly sums per fee type and work type; by owner or manager, the firm's
+monthly sums per owner or per manager. A page past the end still gets its count and totals
+from that one statement. Unbilled work is ordered, paged and summed in the database.
 
-Last measured (`--calls 30 --seconds 0`, 2 cores, nothing else running: load average 0.5 to
-1.2), this script at the code before these changes on a copy of the same database, then at
-these changes, one after the other. This machine is about twice as slow as the one of the
-earlier figures (full refresh 22.8 s there, 53 s here for the same code). Refresh before /
-after: full 53.1 / 50.4 s; nothing changed 1.25 / 1.22 s; after 300 changes 13.3 / 13.0 s
-(25% / 26% of the full refresh). Endpoints (p50 / p95 ms):
+Last measured (`--calls 30 --seconds 0`, 2 cores shared with other work: load average 3.5 to
+4.6), this script at the code before these changes on a copy of the same database, then at
+these changes, one after the other. Refresh before / after: full 43.6 / 32.5 s; nothing
+changed 1.53 / 1.15 s; after 300 changes 10.7 / 10.1 s (25% / 31% of the full refresh).
+Endpoints (p50 / p95 ms):
 
     endpoint                                    before p50 / p95     after p50 / p95
-    client profitability by client                 87.7 /  175.4       79.3 /  245.5
-    client profitability by owner                  64.0 /  297.8       56.9 /  244.3
-    client profitability by manager                65.7 /  251.8       56.5 /  266.6
-    client profitability by work_type              75.1 /  185.4       44.2 /  129.0
-    client profitability by client, monthly       220.3 /  389.6      139.1 /  190.6
-    client profitability by owner, monthly        108.7 /  155.1       90.2 /  204.1
-    client profitability by manager, monthly      111.2 /  163.7       85.6 /  145.0
-    client profitability by work_type, monthly     87.8 /  161.6       51.5 /   98.7
-    one client (/reports/clients/{key})            48.4 /   63.2       47.6 /   56.0
-    unbilled work                                 195.9 /  392.1       31.7 /   39.8
-    staff utilization                              74.9 /  106.2       76.8 /  117.2
-    summary                                        95.9 /  120.5       95.7 /  110.3
+    client profitability by client                 38.5 /  185.1       42.1 /  102.5
+    client profitability by owner                  25.5 /  130.3       23.7 /  104.8
+    client profitability by manager                27.5 /  103.5       28.1 /   55.5
+    client profitability by work_type              20.4 /   75.5       19.9 /  118.6
+    client profitability by client, monthly        64.5 /  154.2       54.5 /  115.1
+    client profitability by owner, monthly         35.3 /   50.2       29.4 /   74.6
+    client profitability by manager, monthly       38.7 /   50.0       31.4 /  125.2
+    client profitability by work_type, monthly     21.4 /   49.5       26.9 /   59.1
+    one client (/reports/clients/{key})            20.8 /   26.8       22.5 /   36.1
+    unbilled work                                  13.2 /   23.1       13.9 /   18.1
+    staff utilization                              36.4 /   46.5       37.9 /   48.6
+    summary                                        47.5 /   53.7       50.9 /   64.1
 
-The 100 ms target at p95 is met by 3 of 12 endpoints here (11 of 12 at the median); not yet shown.
+At that load a p95 of 30 calls is the second slowest call and follows the machine more than
+the code (a run of each a few minutes earlier, load 5 to 6.5, gave 259 / 127 ms by client,
+111 / 210 by owner, and 41 / 66 ms at the median for staff utilization, unchanged code). Each
+call's server time (EXPLAIN ANALYZE, best of 3) plus this process's CPU time, p95, changed
+from 67 to 68 ms by client, 104 to 69 by owner, 62 to 52 by manager, 48 to 56 and 61 to 47
+by owner and by manager monthly, 55 to 72 by client monthly; every endpoint under 75 ms. The
+100 ms target at p95 is met by 8 of 12 endpoints in the run above (12 of 12 at the median);
+not yet shown on a quiet machine.
 """
 
 import argparse
@@ -94,6 +103,7 @@ from app.embedded import ServiceUrls, resolve_service_urls
 from app.migrations import upgrade_to_head
 from app.models import CompensationPeriod, SyncKind, SyncRun, SyncState, SyncTrigger
 from app.reports import service as report_service
+from app.reports.kept_sums import REPORT_TABLES
 from app.reports.refresh import refresh_reports
 from app.secrets import resolve_secrets
 from app.settings import Settings, get_settings
@@ -599,10 +609,15 @@ async def over_http(
         print(f"report req/s {ratio:.2f} of /healthz's >= {RATIO_TARGET}: {reached}")
 
 
-async def analyze(database_url: str) -> None:
-    """Fresh planner statistics, as autovacuum keeps them after a refresh replaces rows."""
+async def vacuum(database_url: str) -> None:
+    """The report tables as autovacuum leaves them after a refresh replaced their rows: dead
+    rows gone, fresh planner statistics. A server run without autovacuum (as a test server
+    may be) would otherwise keep every earlier run's dead rows, each run slower than the
+    last."""
+    tables = ", ".join(model.__tablename__ for model in REPORT_TABLES)
     connection = await asyncpg.connect(database_url)
     try:
+        await connection.execute(f"VACUUM (ANALYZE) {tables}")
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
@@ -619,7 +634,7 @@ async def run(arguments: argparse.Namespace) -> None:
         token = issue_token(resolve_secrets(settings).signing_keys, user_id, 0).token
         headers = {"Authorization": f"Bearer {token}"}
         await refresh_times(urls, settings, tenant_id, arguments.changes)
-        await analyze(urls.database_url)
+        await vacuum(urls.database_url)
         client_keys = await busiest_clients(urls.database_url, tenant_id, 20)
         await in_process(settings, urls, headers, arguments.calls, client_keys)
         if arguments.seconds > 0:

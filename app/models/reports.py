@@ -3,7 +3,8 @@
 `refresh_reports` replaces a tenant's rows in one transaction; reports are sums over
 `report_facts` (every measure column is additive) and reads of the WIP, fixed-fee and
 warning tables. `report_monthly_sums` holds the same measures summed per month, client, fee
-type and work type, so a report over whole months reads far fewer rows than there are facts.
+type and work type, so a report over whole months reads far fewer rows than there are facts;
+the firm's monthly sums per fee type and work type, per owner and per manager sum those again.
 `report_client_names` keeps each client's name as of the refresh, so a report can sort by
 name in SQL. `report_window_sums` holds each client's sums over the windows reports are most
 often asked for (`report_summed_windows`). `report_refreshes.version` changes with every
@@ -125,7 +126,10 @@ class ReportMonthlySum(MeasureColumns, Base):
     owner_email: Mapped[str | None] = mapped_column(Text)
     manager_email: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),)
+    __table_args__ = (
+        Index("ix_report_monthly_sums_tenant_month", "tenant_id", "month"),
+        Index("ix_report_monthly_sums_tenant_client_month", "tenant_id", "client_key", "month"),
+    )
 
 
 class ReportStaffMonthlySum(MeasureColumns, Base):
@@ -155,6 +159,38 @@ class ReportFirmMonthlySum(MeasureColumns, Base):
     work_type: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_report_firm_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
+class ReportOwnerMonthlySum(MeasureColumns, Base):
+    """The firm's facts of one month summed per client owner (by e-mail, as
+    `ReportMonthlySum` holds it), fee type and work type: what reports grouped by owner
+    read, a few rows per owner and month instead of one per client."""
+
+    __tablename__ = "report_owner_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    owner_email: Mapped[str | None] = mapped_column(Text)
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_owner_monthly_sums_tenant_month", "tenant_id", "month"),)
+
+
+class ReportManagerMonthlySum(MeasureColumns, Base):
+    """`ReportOwnerMonthlySum` per client manager: what reports grouped by manager read."""
+
+    __tablename__ = "report_manager_monthly_sums"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[UUID] = _tenant_fk()
+    month: Mapped[date] = mapped_column(comment="First day of the month")
+    manager_email: Mapped[str | None] = mapped_column(Text)
+    fee_type: Mapped[str | None] = mapped_column(String(32))
+    work_type: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_report_manager_monthly_sums_tenant_month", "tenant_id", "month"),)
 
 
 class ReportClientName(Base):

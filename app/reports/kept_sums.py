@@ -48,7 +48,9 @@ from app.models import (
 )
 from app.models.reports import (
     ReportFirmMonthlySum,
+    ReportManagerMonthlySum,
     ReportMonthlySum,
+    ReportOwnerMonthlySum,
     ReportStaffMonthlySum,
 )
 from app.reports import repository
@@ -61,6 +63,8 @@ REPORT_TABLES = (
     ReportMonthlySum,
     ReportStaffMonthlySum,
     ReportFirmMonthlySum,
+    ReportOwnerMonthlySum,
+    ReportManagerMonthlySum,
     ReportClientName,
     ReportSummedWindow,
     ReportWindowSum,
@@ -193,20 +197,65 @@ async def sum_staff_months(
 FIRM_DIMENSIONS = ("fee_type", "work_type")
 
 
-async def sum_firm_months(session: AsyncSession, tenant_id: UUID) -> None:
-    """The firm's monthly sums per fee type and work type, from the monthly sums per client
+TEAM_MONTHLY_SUMS = {"owner_email": ReportOwnerMonthlySum, "manager_email": ReportManagerMonthlySum}
+
+
+async def teams_of_clients(
+    session: AsyncSession, tenant_id: UUID, clients: Collection[str]
+) -> set[tuple[str, str | None]]:
+    """The owners and managers the monthly sums of `clients` carry, each as the monthly-sums
+    column holding it and its e-mail."""
+    columns = [getattr(ReportMonthlySum, email) for email in TEAM_MONTHLY_SUMS]
+    query = select(*columns).where(
+        ReportMonthlySum.tenant_id == tenant_id, one_of(ReportMonthlySum.client_key, clients)
+    )
+    rows = (await session.execute(query.distinct())).all()
+    return {(email, row[index]) for row in rows for index, email in enumerate(TEAM_MONTHLY_SUMS)}
+
+
+async def sum_firm_months(
+    session: AsyncSession,
+    tenant_id: UUID,
+    teams: Collection[tuple[str, str | None]] | None = None,
+) -> None:
+    """The firm's monthly sums per fee type and work type, and per owner and per manager
+    too (only those of `teams`, see `teams_of_clients`), from the monthly sums per client
     (replacing earlier ones)."""
-    table, source = ReportFirmMonthlySum, ReportMonthlySum
-    await session.execute(delete(table).where(table.tenant_id == tenant_id))
-    dimensions = [getattr(source, name) for name in FIRM_DIMENSIONS]
+    await _sum_client_months(session, tenant_id, ReportFirmMonthlySum, FIRM_DIMENSIONS)
+    for email, table in TEAM_MONTHLY_SUMS.items():
+        only = None if teams is None else {value for kind, value in teams if kind == email}
+        if only is None or only:
+            await _sum_client_months(session, tenant_id, table, (email, *FIRM_DIMENSIONS), only)
+
+
+async def _sum_client_months(
+    session: AsyncSession,
+    tenant_id: UUID,
+    table: Any,
+    kept: Sequence[str],
+    only: Collection[str | None] | None = None,
+) -> None:
+    """`table`'s rows again: the monthly sums per client summed per month and `kept`; with
+    `only`, just the rows whose first of `kept` is one of `only` (None: no one)."""
+    source = ReportMonthlySum
+    replaced = [] if only is None else [_one_of_team(getattr(table, kept[0]), only)]
+    await session.execute(delete(table).where(table.tenant_id == tenant_id, *replaced))
+    dimensions = [getattr(source, name) for name in kept]
     sums = [func.sum(getattr(source, name)) for name in MEASURE_NAMES]
+    summed = [] if only is None else [_one_of_team(getattr(source, kept[0]), only)]
     monthly = (
         select(source.tenant_id, source.month, *dimensions, *sums)
-        .where(source.tenant_id == tenant_id)
+        .where(source.tenant_id == tenant_id, *summed)
         .group_by(source.tenant_id, source.month, *dimensions)
     )
-    columns = ["tenant_id", "month", *FIRM_DIMENSIONS, *MEASURE_NAMES]
+    columns = ["tenant_id", "month", *kept, *MEASURE_NAMES]
     await session.execute(insert(table).from_select(columns, monthly))
+
+
+def _one_of_team(column: Any, emails: Collection[str | None]) -> ColumnElement[bool]:
+    """`column` is one of `emails` (None: no one)."""
+    condition = one_of(column, [email for email in emails if email is not None])
+    return or_(condition, column.is_(None)) if None in emails else condition
 
 
 async def mark_wip_status(

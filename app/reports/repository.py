@@ -7,10 +7,12 @@ Every query is scoped to one tenant. Grouping or filtering by owner or manager j
 client's name row of the refresh (which holds its owner and manager by e-mail, a UserKey
 resolved); the facts carry everything else a filter or grouping needs. A windowed sum by client,
 owner, manager or work type reads the monthly sums for the months wholly inside the window and
-the facts only for the days at its edges; over a window whose per-client sums the refresh
-kept (the trailing year and each calendar year), it reads one row per client instead.
-`grouped_sums` chooses which of these sources to read; `rank_groups` orders, pages, counts and
-totals the groups in the same statement.
+the facts only for the days at its edges: the firm's monthly sums per owner, per manager or
+per fee type and work type when no client is asked for, else the clients'. Over a window whose
+per-client sums the refresh kept (the trailing year and each calendar year), it reads one row
+per client instead. `grouped_sums` chooses which of these sources to read; `rank_groups`
+orders, pages, counts and totals the groups in one statement (by client over a window not
+kept, its page's clients are then summed in full in a second).
 """
 
 from collections.abc import Container, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Date,
     DateTime,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +59,9 @@ from app.models import (
 )
 from app.models.reports import (
     ReportFirmMonthlySum,
+    ReportManagerMonthlySum,
     ReportMonthlySum,
+    ReportOwnerMonthlySum,
     ReportStaffMonthlySum,
 )
 from app.reports.keys import any_of, one_of
@@ -139,8 +145,9 @@ def user_email(tenant_id: UUID, given: Any) -> ColumnElement[Any]:
 
 
 def _carries_team(table: Any) -> bool:
-    """Rows that carry their client's owner and manager (the team monthly sums and edges)."""
-    return not isinstance(table, type) and hasattr(table, "owner_email")
+    """Rows that carry their client's owner or manager (the monthly sums with them, and
+    their edges)."""
+    return not isinstance(table, type) and any(hasattr(table, name) for name in TEAM)
 
 
 def _team(table: Any) -> Any:
@@ -264,10 +271,13 @@ def _measure_names(names: Sequence[str]) -> list[str]:
 
 
 def _wip_rows(
-    tenant_id: UUID, where: FactFilter, group_by: GroupBy, names: Sequence[str] = MEASURE_NAMES
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | None,
+    names: Sequence[str] = MEASURE_NAMES,
 ) -> Select[Any]:
     """The WIP as rows shaped like `_measure_rows`: no measures, `unbilled` the amount."""
-    key = _group_column(ReportWipItem, group_by)
+    key = _group_column(ReportWipItem, group_by) if group_by else literal(None)
     zeros = [literal(0).label(name) for name in _measure_names(names)]
     month = null().cast(Date).label("month")
     query = select(key.label("key"), month, *zeros, ReportWipItem.amount)
@@ -321,36 +331,48 @@ async def rank_groups(
         return await _rank_clients(
             session, tenant_id, where, ordering, monthly=monthly, limit=limit, offset=offset
         )
-    grouped = grouped_sums(
+    grouped = _grouped(
         tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows
+    ).cte()
+    totals = [func.sum(grouped.c[n]) for n in SUM_NAMES]
+    summary = select(func.count(), *totals).select_from(grouped).subquery()
+    every, page = await _page_of(
+        session, tenant_id, grouped, group_by, ordering, [summary], limit, offset
     )
-    query = (
-        select(grouped, func.count().over(), *(func.sum(grouped.c[n]).over() for n in SUM_NAMES))
-        .order_by(*_order(grouped, group_by, ordering))
-        .limit(limit)
-        .offset(offset)
-    )
+    if not every[0]:
+        return Ranking([], 0, _nothing(monthly))
+    groups = [_ranked(row, monthly) for row in page]
+    return Ranking(groups, every[0], _ranked((None, None, *every[1:]), monthly))
+
+
+async def _page_of(
+    session: AsyncSession,
+    tenant_id: UUID,
+    grouped: CTE,
+    group_by: GroupBy,
+    ordering: Ordering,
+    summaries: Sequence[Subquery],
+    limit: int | None,
+    offset: int,
+) -> tuple[Any, list[Any]]:
+    """The columns of `summaries` (one row each, the first over all of `grouped`'s groups)
+    and the page of `grouped`'s groups in order (their columns), in one statement: even past
+    the last page, the summaries come."""
+    page = select(grouped, literal(True).label("on_page"))
     if ordering.sort == "name" and group_by is GroupBy.CLIENT:
-        query = query.outerjoin(ReportClientName, _named(grouped, tenant_id))
+        page = page.add_columns(ReportClientName.name)
+        page = page.outerjoin(ReportClientName, _named(grouped.c, tenant_id))
+    order = _order(grouped.c, group_by, ordering)
+    paged = page.order_by(*order).limit(limit).offset(offset).subquery()
+    joined: Any = summaries[0]
+    for summary in [*summaries[1:], paged]:
+        joined = joined.outerjoin(summary, true())
+    query = (
+        select(*summaries, paged).select_from(joined).order_by(*_order(paged.c, group_by, ordering))
+    )
     rows = (await session.execute(query)).all()
-    if not rows and offset:  # past the end: the count and totals come with the first row
-        first = await rank_groups(
-            session,
-            tenant_id,
-            where,
-            group_by,
-            ordering,
-            monthly=monthly,
-            summed_windows=summed_windows,
-            limit=1,
-        )
-        return Ranking([], first.count, first.totals)
-    width = len(grouped.c)
-    groups = [_ranked(row[:width], monthly) for row in rows]
-    if not rows:
-        return Ranking([], 0, RankedGroup(None, None, Measures(), None if monthly else ZERO))
-    totals = _ranked((None, None, *rows[0][width + 1 :]), monthly)
-    return Ranking(groups, rows[0][width], totals)
+    width, columns = sum(len(summary.c) for summary in summaries), len(grouped.c)
+    return rows[0][:width], [row[width : width + columns] for row in rows if row.on_page]
 
 
 async def _rank_clients(
@@ -365,58 +387,60 @@ async def _rank_clients(
 ) -> Ranking:
     """Clients over a window whose sums were not kept: they are many, so the page is found
     from the sums its order needs alone, only the page's clients are summed in full, and the
-    totals come from the fewest monthly rows that answer (`_monthly_source`)."""
-    ranks = grouped_sums(
+    totals come from the fewest monthly rows that answer (`_monthly_source`), in the page's
+    statement."""
+    ranks = _grouped(
         tenant_id, where, GroupBy.CLIENT, monthly=monthly, names=SORT_SUMS[ordering.sort]
+    ).cte()
+    counted = select(func.count()).select_from(ranks).subquery()
+    summary, rows = await _page_of(
+        session,
+        tenant_id,
+        ranks,
+        GroupBy.CLIENT,
+        ordering,
+        [counted, *_every_sum(tenant_id, where, monthly=monthly)],
+        limit,
+        offset,
     )
-    query = (
-        select(ranks.c.key, ranks.c.month, func.count().over())
-        .order_by(*_order(ranks, GroupBy.CLIENT, ordering))
-        .limit(limit)
-        .offset(offset)
-    )
-    if ordering.sort == "name":
-        query = query.outerjoin(ReportClientName, _named(ranks, tenant_id))
-    page = (await session.execute(query)).all()
-    totals = await _totals(session, tenant_id, where, monthly=monthly)
+    count, *sums = summary
+    measures = _measures(sums[: len(MEASURE_NAMES)]) if sums[0] is not None else Measures()
+    unbilled = None if monthly else sums[-1] or ZERO
+    totals = RankedGroup(None, None, measures, unbilled)
+    page = [(row[0], row[1]) for row in rows]
     if not page:
-        counted = select(func.count()).select_from(ranks)
-        count = (await session.execute(counted)).scalar_one() if offset else 0
         return Ranking([], count, totals)
     summed = await _page_sums(session, tenant_id, where, page, monthly=monthly)
-    return Ranking([summed[key, month] for key, month, _ in page], page[0][2], totals)
+    return Ranking([summed[group] for group in page], count, totals)
+
+
+def _every_sum(tenant_id: UUID, where: FactFilter, *, monthly: bool) -> list[Subquery]:
+    """One row each: the measures `where` selects summed, and (unless `monthly`) their WIP."""
+    rows = _measure_rows(tenant_id, where, None, monthly=False).subquery()
+    measured = select(*(func.sum(rows.c[name]) for name in MEASURE_NAMES)).subquery()
+    if monthly:
+        return [measured]
+    wip = select(func.sum(ReportWipItem.amount))
+    return [measured, _scoped(wip, ReportWipItem, tenant_id, where, None).subquery()]
 
 
 async def _page_sums(
     session: AsyncSession,
     tenant_id: UUID,
     where: FactFilter,
-    page: Sequence[Any],
+    page: Sequence[tuple[Any, date | None]],
     *,
     monthly: bool,
 ) -> dict[tuple[Any, date | None], RankedGroup]:
     """Every sum of the clients (and months) on `page`."""
     full = grouped_sums(tenant_id, where, GroupBy.CLIENT, monthly=monthly)
-    keys = {key for key, _, _ in page}
+    keys = {key for key, _ in page}
     on_page = [any_of(full.c.key, [key for key in keys if key is not None])]
     if None in keys:
         on_page.append(full.c.key.is_(None))
     rows = await session.execute(select(full).where(or_(*on_page)))
     groups = (_ranked(row, monthly) for row in rows)
     return {(group.key, group.month): group for group in groups}
-
-
-async def _totals(
-    session: AsyncSession, tenant_id: UUID, where: FactFilter, *, monthly: bool
-) -> RankedGroup:
-    """Every group of a ranking summed: the measures `where` selects, and (unless `monthly`)
-    their WIP."""
-    summed = await sum_facts(session, tenant_id, where, None)
-    measures = summed[0].measures if summed else Measures()
-    if monthly:
-        return RankedGroup(None, None, measures, None)
-    wip = await sum_wip(session, tenant_id, where, None)
-    return RankedGroup(None, None, measures, wip.get(None) or ZERO)
 
 
 def grouped_sums(
@@ -431,7 +455,22 @@ def grouped_sums(
     """One row per group (per month in a series): `key`, `month`, the measures and the WIP
     (`unbilled`) among `names` summed. Read from the per-client sums kept for the window when
     they answer the query (see `_reads_kept_sums`), else from the monthly sums and the facts."""
-    if _reads_kept_sums(where, group_by, monthly, summed_windows):
+    return _grouped(
+        tenant_id, where, group_by, monthly=monthly, summed_windows=summed_windows, names=names
+    ).subquery()
+
+
+def _grouped(
+    tenant_id: UUID,
+    where: FactFilter,
+    group_by: GroupBy | None,
+    *,
+    monthly: bool,
+    summed_windows: Container[tuple[date, date]] = frozenset(),
+    names: Sequence[str] = SUM_NAMES,
+) -> Select[Any]:
+    """`grouped_sums` as a select."""
+    if group_by is not None and _reads_kept_sums(where, group_by, monthly, summed_windows):
         return _grouped_window_sums(tenant_id, where, group_by)
     rows: Any = _measure_rows(tenant_id, where, group_by, monthly=monthly, names=names)
     unbilled = null().cast(Numeric) if monthly else literal(0)
@@ -440,7 +479,7 @@ def grouped_sums(
         rows = union_all(rows, _wip_rows(tenant_id, where, group_by, names))
     rows = rows.subquery()
     sums = [func.sum(rows.c[n]).label(n) for n in SUM_NAMES if n in names]
-    return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month).subquery()
+    return select(rows.c.key, rows.c.month, *sums).group_by(rows.c.key, rows.c.month)
 
 
 def _reads_kept_sums(
@@ -460,7 +499,7 @@ def _reads_kept_sums(
     )
 
 
-def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Subquery:
+def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) -> Select[Any]:
     table = ReportWindowSum
     key = _group_column(table, group_by).label("key")
     month = null().cast(Date).label("month")
@@ -470,31 +509,39 @@ def _grouped_window_sums(tenant_id: UUID, where: FactFilter, group_by: GroupBy) 
         sums = [func.sum(getattr(table, n)).label(n) for n in SUM_NAMES]
         query = select(key, month, *sums).group_by(key)
     query = query.where(table.window_start == where.start, table.window_end == where.end)
-    return _scoped(query, table, tenant_id, where, group_by).subquery()
+    return _scoped(query, table, tenant_id, where, group_by)
 
 
-def _order(grouped: Subquery, group_by: GroupBy, ordering: Ordering) -> list[ColumnElement[Any]]:
+def _order(grouped: Any, group_by: GroupBy, ordering: Ordering) -> list[ColumnElement[Any]]:
+    """`grouped`: a grouped select's columns, with the client's `name` when sorting by it
+    (else the name row's)."""
+
     def direct(column: ColumnElement[Any]) -> ColumnElement[Any]:
         return column.desc() if ordering.descending else column.asc()
 
     # Text orders by code point whatever the database's collation, so the order is the same
     # on every server.
-    key = func.coalesce(grouped.c.key, "").collate("C")
+    key = func.coalesce(grouped.key, "").collate("C")
     match ordering.sort:
         case "name":
-            name = ReportClientName.name if group_by is GroupBy.CLIENT else grouped.c.key
+            name = grouped.key
+            if group_by is GroupBy.CLIENT:
+                name = grouped.name if "name" in grouped else ReportClientName.name
             first = direct(func.lower(func.coalesce(name, "")).collate("C"))
         case "month":
-            first = direct(func.coalesce(grouped.c.month, date.min))
+            first = direct(func.coalesce(grouped.month, date.min))
         case figure:
-            first = direct(FIGURES[figure](grouped.c)).nulls_last()
-    return [first, direct(key), direct(grouped.c.month)]
+            first = direct(FIGURES[figure](grouped)).nulls_last()
+    return [first, direct(key), direct(grouped.month)]
 
 
-def _named(grouped: Subquery, tenant_id: UUID) -> ColumnElement[bool]:
-    return and_(
-        ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == grouped.c.key
-    )
+def _named(grouped: Any, tenant_id: UUID) -> ColumnElement[bool]:
+    return and_(ReportClientName.tenant_id == tenant_id, ReportClientName.client_key == grouped.key)
+
+
+def _nothing(monthly: bool) -> RankedGroup:
+    """The sums of no group."""
+    return RankedGroup(None, None, Measures(), None if monthly else ZERO)
 
 
 def _ranked(values: Sequence[Any], monthly: bool) -> RankedGroup:
@@ -524,15 +571,21 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
 
 
 def _monthly_source(where: FactFilter, group_by: GroupBy | str | None) -> "_MonthlySource":
-    """The fewest monthly rows that answer: the firm's (per fee type and work type) when
-    no client, owner or manager is asked for, else the clients' (with their owner and
-    manager when a grouping or filter needs them)."""
-    if _needs_client(group_by, where):
-        return TEAM_MONTHS
+    """The fewest monthly rows that answer: when no client is asked for, the firm's (per fee
+    type and work type), else per owner or per manager when one of them alone is grouped or
+    filtered by; else the clients' (with their owner and manager when a grouping or filter
+    needs them)."""
     no_client = where.client_key is None and where.clients is None
-    if no_client and group_by in (None, GroupBy.WORK_TYPE):
-        return FIRM_MONTHS
-    return CLIENT_MONTHS
+    if no_client and group_by in (None, GroupBy.WORK_TYPE, GroupBy.OWNER, GroupBy.MANAGER):
+        by_owner = where.owner is not None or group_by is GroupBy.OWNER
+        by_manager = where.manager is not None or group_by is GroupBy.MANAGER
+        if not by_owner and not by_manager:
+            return FIRM_MONTHS
+        if not by_manager:
+            return OWNER_MONTHS
+        if not by_owner:
+            return MANAGER_MONTHS
+    return TEAM_MONTHS if _needs_client(group_by, where) else CLIENT_MONTHS
 
 
 def _firm_wide(where: FactFilter) -> bool:
@@ -569,6 +622,8 @@ FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ("fee_type", "work_type"))
 TEAM = ("owner_email", "manager_email")
 TEAM_MONTHS = _MonthlySource(ReportMonthlySum, (*CLIENT_MONTHS.dimensions, *TEAM))
 """The clients' monthly sums with the owner and manager each row carries: no join."""
+OWNER_MONTHS = _MonthlySource(ReportOwnerMonthlySum, ("owner_email", *FIRM_MONTHS.dimensions))
+MANAGER_MONTHS = _MonthlySource(ReportManagerMonthlySum, ("manager_email", *FIRM_MONTHS.dimensions))
 
 
 def _all_months(tenant_id: UUID, source: _MonthlySource) -> Subquery:
@@ -595,7 +650,7 @@ def _edge_facts(source: _MonthlySource) -> Select[Any]:
     """The facts shaped like `source`'s rows (with their client's owner and manager when the
     source carries them)."""
     columns = _summed_columns(ReportFact, ReportFact.fact_date, source.dimensions)
-    if source is not TEAM_MONTHS:
+    if not set(TEAM) & set(source.dimensions):
         return select(*columns)
     return select(*columns).outerjoin(ReportClientName, _client_join(ReportFact))
 

@@ -20,6 +20,7 @@ from app.reports.schemas import GroupBy
 from tests.reports.conftest import SyncedFirm
 
 FEE_TYPES = (None, "FixedFee", "TimeAndMaterials", "NonBillable")
+GROUPINGS = (GroupBy.CLIENT, GroupBy.WORK_TYPE, GroupBy.OWNER, GroupBy.MANAGER, None)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +45,7 @@ def _fact_measures(fact: ReportFact) -> Measures:
 
 def _reference(
     facts: list[ReportFact],
-    owners: dict[str, str | None],
+    teams: dict[str, tuple[str | None, str | None]],
     where: FactFilter,
     group_by: GroupBy | None,
     monthly: bool,
@@ -63,7 +64,9 @@ def _reference(
         elif group_by is GroupBy.WORK_TYPE:
             key = fact.work_type
         elif group_by is GroupBy.OWNER:
-            key = owners.get(fact.client_key or "")
+            key = teams.get(fact.client_key or "", (None, None))[0]
+        elif group_by is GroupBy.MANAGER:
+            key = teams.get(fact.client_key or "", (None, None))[1]
         month = fact.fact_date.replace(day=1) if monthly else None
         groups[(key, month)].append(_fact_measures(fact))
     return {group: sum_measures(items) for group, items in groups.items()}
@@ -86,20 +89,22 @@ async def test_windowed_sums_equal_the_facts_summed(
     rng = random.Random(20261102)
     async with sessions() as session:
         facts = list((await session.scalars(select(ReportFact))).all())
-        clients = (await session.execute(select(Client.client_key, Client.owner_email))).all()
-        owners = {key: owner for key, owner in clients}
+        clients = await session.execute(
+            select(Client.client_key, Client.owner_email, Client.manager_email)
+        )
+        teams = {key: (owner, manager) for key, owner, manager in clients}
         first = min(fact.fact_date for fact in facts)
         last = max(fact.fact_date for fact in facts)
         windows = [(first, last), (date(first.year, 1, 1), date(last.year, 12, 31))]
         windows += [_random_window(rng, first, last) for _ in range(12)]
         for index, (start, end) in enumerate(windows):
             where = FactFilter(start, end, fee_type=FEE_TYPES[index % len(FEE_TYPES)])
-            group_by = (GroupBy.CLIENT, GroupBy.WORK_TYPE, GroupBy.OWNER, None)[index % 4]
+            group_by = GROUPINGS[index % len(GROUPINGS)]
             monthly = index % 3 == 0
             summed = await repository.sum_facts(
                 session, tenant_id, where, group_by, monthly=monthly
             )
             got = {(g.key, g.month): g.measures for g in summed}
-            expected = _reference(facts, owners, where, group_by, monthly)
+            expected = _reference(facts, teams, where, group_by, monthly)
             assert got == expected, (where, group_by, monthly)
     assert any(fact.fee_revenue for fact in facts) and len(windows) == 14
