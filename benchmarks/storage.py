@@ -146,10 +146,14 @@ UNION ALL SELECT 'i' || invoice_key, md5(raw::text), octet_length(raw::text)
     FROM invoices WHERE tenant_id = :tenant
 UNION ALL SELECT 'I' || invoice_key, md5(raw_detail::text), octet_length(raw_detail::text)
     FROM invoices WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 'D' || invoice_key, md5(data_lines::text), octet_length(data_lines::text)
+    FROM invoices WHERE tenant_id = :tenant AND data_lines IS NOT NULL
+      AND NOT raw_detail ? 'Data'
 """
 )
 """Every record's list and detail JSON as Karbon sent it, each once: a time entry in its own
-row (its timesheet's row leaves the entries out), an invoice's lines inside its detail."""
+row (its timesheet's row leaves the entries out), an invoice's lines inside its detail, its
+Data tab in its own column (or inside its detail, as kept before)."""
 _ADDED_SINCE = text(
     """
 SELECT stream, kind, count(*) AS rows, sum(pg_column_size(body)) AS bytes

@@ -75,6 +75,9 @@ class Storage:
     """Tables whose rows a complete read also marks deleted when it did not see them."""
     kept_children: "KeptChildren | None" = None
     """Children each kept in a row of their own: the record's `raw` is stored without them."""
+    detail_kept_in: tuple[str, str] | None = None
+    """(field, column): a detail field a column keeps as sent, so `raw_detail` leaves it out
+    when the column holds the same, and the rebuild puts it back from the column."""
 
 
 @dataclass(frozen=True)
@@ -355,9 +358,23 @@ def invoice_row(record: InvoiceRecord) -> Row:
     if record.line_items is not None:
         row["lines_known"] = True
     if record.raw_detail is not None:
-        row["raw_detail"] = beyond_list(record.raw_detail, record.raw, "LineItems")
-        row["data_lines"] = [line.raw for line in record.data_lines or []] or None
+        data_lines = [line.raw for line in record.data_lines or []] or None
+        detail = beyond_list(record.raw_detail, record.raw, "LineItems")
+        row["raw_detail"] = kept_elsewhere(detail, INVOICE_DATA[0], data_lines)
+        row["data_lines"] = data_lines
     return row
+
+
+INVOICE_DATA = ("Data", "data_lines")
+"""An invoice detail's Data tab, kept in `invoices.data_lines`."""
+
+
+def kept_elsewhere(detail: Raw, field: str, kept: Any) -> Raw:
+    """A detail without `field` when `kept` (a column's value) is the same: it is kept once."""
+    if kept is None or field not in detail:
+        return detail
+    same = canonical_json(detail[field]) == canonical_json(kept)
+    return without(detail, field) if same else detail
 
 
 def beyond_list(detail: Raw, listed: Raw, field: str) -> Raw:

@@ -64,6 +64,7 @@ from app.sync.records import (
     parse_work_item,
 )
 from app.sync.store import (
+    INVOICE_DATA,
     KeptChildren,
     RecordStore,
     Storage,
@@ -388,7 +389,12 @@ INVOICES_STREAM = Stream(
     key_field="InvoiceKey",
     parse=parse_invoice,
     strategy=Strategy.NEWEST_FIRST,
-    storage=Storage(Invoice, invoice_row, children=RecordStore.replace_invoice_lines),
+    storage=Storage(
+        Invoice,
+        invoice_row,
+        children=RecordStore.replace_invoice_lines,
+        detail_kept_in=INVOICE_DATA,
+    ),
     cursor_field="UpdatedAt",
     order_by="UpdatedAt desc",
     expand="LineItems",
