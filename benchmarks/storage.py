@@ -372,6 +372,8 @@ class Day:
     between: int
     """Raw bytes the day's later incrementals stored: runs between Karbon's changes."""
     nightly: int
+    seconds: float
+    """Wall-clock time of the day's runs."""
 
     @property
     def stored(self) -> int:
@@ -387,12 +389,15 @@ async def over_days(
 ) -> None:
     """After a first sync and one quiet incremental, each simulated day: Karbon's usual
     changes (none on a quiet day), 12 incrementals (every 2 hours) and the nightly full run."""
+    began = time.monotonic()
     await sync_now(context, tenant_id)
+    took = time.monotonic() - began
     first = await figures(sessions, tenant_id)
     versions = await record_json(sessions, tenant_id)
     json_bytes = sum(size for _, size in versions.values())
     print(
-        f"first sync: {first.rows_now:,} raw rows, {first.bytes_now / 1000:,.1f} KB stored "
+        f"first sync ({took:.0f} s): {first.rows_now:,} raw rows, "
+        f"{first.bytes_now / 1000:,.1f} KB stored "
         f"({first.bytes_before / 1000:,.1f} KB storing every read); "
         f"records' JSON {json_bytes / 1000:,.1f} KB"
     )
@@ -406,13 +411,13 @@ async def over_days(
     )
     print(
         f"{'day':>4}{'Karbon changes':>15}{'changed KB':>11}{'stored KB':>10}{'x changed':>10}"
-        f"{'% first':>8}{'1st incr':>9}{f'{plan.later} later':>9}{'nightly':>8}"
+        f"{'% first':>8}{'1st incr':>9}{f'{plan.later} later':>9}{'nightly':>8}{'s':>6}"
     )
     measured: list[Day] = []
     for number in range(1, plan.days + 1):
         quiet = plan.quiet_every > 0 and number % plan.quiet_every == 0
         changes = None if quiet else record_changes(karbon.advance(1))
-        start = previous.bytes_now
+        start, began = previous.bytes_now, time.monotonic()
         await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
         after_first = (await figures(sessions, tenant_id)).bytes_now
         for _ in range(plan.later):
@@ -428,6 +433,7 @@ async def over_days(
             after_first - start,
             after_between - after_first,
             now.bytes_now - after_between,
+            time.monotonic() - began,
         )
         show_day(day, first.bytes_now)
         measured.append(day)
@@ -457,7 +463,7 @@ def show_day(day: Day, first: int) -> None:
         f"{day.number:4}{'quiet' if day.changes is None else day.changes:>15}"
         f"{day.changed / 1000:11.1f}{day.stored / 1000:10.1f}{ratio}"
         f"{100 * day.stored / first:8.2f}{day.first_run / 1000:9.1f}{day.between / 1000:9.1f}"
-        f"{day.nightly / 1000:8.1f}"
+        f"{day.nightly / 1000:8.1f}{day.seconds:6.0f}"
     )
 
 
@@ -467,7 +473,11 @@ def summarize(days: list[Day], first: int, later: int) -> None:
     changed = [day for day in days if day.changes is not None and day.changed]
     total = sum(day.stored for day in days)
     share = 100 * total / first
-    print(f"{len(days)} days added {total / 1000:,.1f} KB: {share:.1f}% of the first sync")
+    minutes = sum(day.seconds for day in days) / 60
+    print(
+        f"{len(days)} days added {total / 1000:,.1f} KB: {share:.1f}% of the first sync "
+        f"(their runs took {minutes:.1f} minutes)"
+    )
     worst_quiet = max((day.stored for day in quiet), default=None)
     if worst_quiet is not None:
         print(
