@@ -31,36 +31,79 @@ Bytes stored are PostgreSQL's stored sizes (`pg_column_size`); changed bytes are
 Uses DATABASE_URL/REDIS_URL when set, embedded servers otherwise; runs in a scratch database
 that is dropped afterwards.
 
-How long it takes, on a busy shared 2-core machine (load 7-9, other work running): the medium
-firm's first sync 108-210 s (252 s with the sandbox in a thread), a quiet incremental 10-17 s
-(216 requests: 50 work item pages, 162 timesheet reads, one per older period still unbilled;
-20-38 s with the sandbox in a thread), a nightly 75-175 s (it re-reads all ~11,000 details:
-the rotation fits them in one night at the firm's rate). A medium day with `--later 1` took
-about 10 minutes there, so 30 days of it take some 5 hours, and the large firm's first sync
-alone did not finish in 50 minutes (172,688 of its ~183,500 raw rows kept). Where a quiet
-incremental's time goes (profile of the medium firm): the sandbox about a third (timesheet
-filters over every timesheet), the HTTP client about a sixth, parsing and writing the pages
-of records that did not change about a fifth of the sync's own share.
+How long it takes, on this shared 2-core machine (load 3-6, other work running): the medium
+firm's first sync 60-135 s, a quiet incremental 4-10 s (216 requests: 50 work item pages, 162
+timesheet reads, one per older period still unbilled), the first incremental after Karbon's
+changes 7-15 s, a nightly 38-55 s (it re-reads all ~11,000 details: the rotation fits them in
+one night at the firm's rate). 30 medium days with all 11 later incrementals took 59 minutes,
+first sync included (about 2 minutes a day; some of it beside other profiling and tests of
+the same machine). Before, a medium day with `--later 1` took about 10 minutes at load 7-9.
+What made it faster: commits in the scratch database do not wait for the disk (what is stored
+is the same), the sandbox renders each detail once per change of the firm (a nightly's
+sandbox CPU 7.4 s -> 4.3 s), and the product notes a page or detail read again with the same
+bytes as read instead of parsing and writing it again (a quiet nightly of the small firm
+writes 5,370 rows instead of 7,254, its invoice lines not at all; the medium nightly's sync
+CPU 25.4 s -> 22.8 s). Where a nightly's time goes now (profile of the medium firm): the
+HTTP client and its event loop work for 11,000 requests about half of the sync's CPU, then
+SQLAlchemy and asyncpg; PostgreSQL about a quarter of all CPU. The large firm (about 7 times
+the medium) would take some 7 hours for 30 days here: not run.
 
-Last measured (busy shared 2-core machine, load 7-9; pages of 100; seed 0):
+Last measured (shared 2-core machine, load 3-6; pages of 100; seed 0; the 30-day run of the
+code before unchanged re-reads were only noted read, which stores the same raw versions):
 
-    medium firm, `days --size medium --days 30 --quiet-every 7 --later 1`, stopped after
-    3 days (about 10 minutes a day there): first sync 26,041 raw rows, 21,951.8 KB stored
-    (records' JSON 37,825.9 KB); first quiet incremental +56.5 KB
-     day Karbon changes changed KB stored KB x changed % first 1st incr  1 later nightly
-       1            152      151.6     172.6      1.14    0.79    146.4      1.1    25.1
-       2             68      141.1     127.8      0.91    0.58    106.2      0.0    21.7
-       3             79      180.5     178.5      0.99    0.81    148.2      3.8    26.4
-    changed days: 478.9 KB stored for 473.2 KB of changed JSON, 1.01x (aim: about 1x)
-    runs between changes: at most 0.017% of the first sync a day (target under 1%: met)
-    No quiet day was reached (the 7th); the quiet day of the run before, with all 11 later
-    incrementals (`--days 2 --quiet-every 2`), stored 0.0 KB: 0.000% (target under 1%: met).
+    medium firm, `days --size medium --days 30 --quiet-every 7` (`--later 11`): first sync
+    26,041 raw rows, 21,953.4 KB stored (records' JSON 37,825.9 KB); first quiet
+    incremental (its windows' first reads) +56.5 KB
+     day Karbon changes changed KB stored KB x changed % first 1st incr 11 later nightly
+       1            152      151.6     174.0      1.15    0.79    146.6      1.1    26.4
+       2             68      141.1     129.2      0.92    0.59    106.1      0.0    23.0
+       3             79      180.5     180.3      1.00    0.82    148.3      3.8    28.1
+       4             50      102.9     112.1      1.09    0.51     85.7      1.0    25.5
+       5             45      131.0     122.9      0.94    0.56     99.9      0.0    23.0
+       6             28       68.0      91.6      1.35    0.42     71.0      2.2    18.4
+       7          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
+       8             17       53.8      54.1      1.01    0.25     34.9      0.0    19.2
+       9            161      150.4     167.2      1.11    0.76    129.8      0.0    37.4
+      10             61      128.2     140.0      1.09    0.64    108.2      1.6    30.2
+      11             52      138.2     149.4      1.08    0.68    116.4      0.9    32.1
+      12             61      127.5     150.6      1.18    0.69    116.9      0.8    32.9
+      13             64      155.5     155.4      1.00    0.71    124.3      0.5    30.5
+      14          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
+      15             33       92.0     118.1      1.28    0.54     90.3      1.4    26.3
+      16             25       68.5      85.8      1.25    0.39     64.0      1.2    20.6
+      17            155      144.1     190.9      1.32    0.87    143.6      2.4    45.0
+      18             62      141.7     172.4      1.22    0.79    128.8      0.4    43.2
+      19             70      140.7     185.7      1.32    0.85    140.5      3.5    41.6
+      20             60      141.6     175.3      1.24    0.80    135.3      0.6    39.4
+      21          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
+      22             54      153.1     184.1      1.20    0.84    142.5      4.4    37.2
+      23             32       74.0     110.2      1.49    0.50     82.3      1.9    26.1
+      24             19       42.9      84.4      1.97    0.38     63.1      0.0    21.3
+      25            144      162.6     219.8      1.35    1.00    170.9      1.1    47.8
+      26             74      134.7     174.8      1.30    0.80    124.2      3.6    47.1
+      27             62      130.1     162.5      1.25    0.74    120.1      2.6    39.7
+      28          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
+      29             60      156.1     181.9      1.17    0.83    137.6      2.4    41.9
+      30             59      138.6     173.4      1.25    0.79    135.4      0.4    37.6
+    30 days added 3,846.0 KB: 17.5% of the first sync
+    quiet days: at most 0.000% of the first sync (target under 1%: met)
+    runs between changes (11 incrementals a day): at most 0.020% of the first sync a day
+    (target under 1%: met)
+    changed days: 3,846.0 KB stored for 3,249.5 KB of changed JSON, 1.18x (aim: about 1x)
+    stored over the days, by stream and kind: timesheets records 1,216 (983.9 KB),
+    timesheets pages 1,025 (701.4 KB), work_items pages 1,238 (654.2 KB), invoices details
+    361 (420.2 KB), invoices pages 1,438 (379.7 KB), work_items details 599 (334.6 KB),
+    work_items records 599 (173.5 KB), invoices records 366 (141.1 KB), and 136.8 KB more.
+    A changed day grows from about 1.0x to 1.2-1.3x over the month (day 24: 1.97x of a small
+    change): pages re-read whole as records shift on them, and the nightly's share grows
+    (25 KB -> 40-48 KB a day).
 
     The same day 1 as stored before: 192.5 KB (1.27x) with records kept as changes and pages
     whole; 230.6 KB (1.52x) with records whole (its timesheets records 113.6 KB of it); 309.9
     KB (2.04x) with details whole and one id per listed record; 331.6 KB before that.
 
-    large firm, `--size large --days 1` (run before page ids were kept as runs): first sync
+    Before (busy machine, load 7-9, `--later 1`), large firm, `--size large --days 1` (run
+    before page ids were kept as runs): first sync
     183,544 raw rows, 160,657.8 KB stored (records' JSON 295,559.5 KB); first quiet
     incremental +267.6 KB (0.17%); day 1 (stopped unfinished: an incremental took 3-6 minutes
     there): its first incremental stored 1,175.7 KB (0.73%), the next 12.7 KB, then nothing.
@@ -146,10 +189,14 @@ UNION ALL SELECT 'i' || invoice_key, md5(raw::text), octet_length(raw::text)
     FROM invoices WHERE tenant_id = :tenant
 UNION ALL SELECT 'I' || invoice_key, md5(raw_detail::text), octet_length(raw_detail::text)
     FROM invoices WHERE tenant_id = :tenant AND raw_detail IS NOT NULL
+UNION ALL SELECT 'D' || invoice_key, md5(data_lines::text), octet_length(data_lines::text)
+    FROM invoices WHERE tenant_id = :tenant AND data_lines IS NOT NULL
+      AND NOT raw_detail ? 'Data'
 """
 )
 """Every record's list and detail JSON as Karbon sent it, each once: a time entry in its own
-row (its timesheet's row leaves the entries out), an invoice's lines inside its detail."""
+row (its timesheet's row leaves the entries out), an invoice's lines inside its detail, its
+Data tab in its own column (or inside its detail, as kept before)."""
 _ADDED_SINCE = text(
     """
 SELECT stream, kind, count(*) AS rows, sum(pg_column_size(body)) AS bytes
@@ -272,6 +319,7 @@ async def bench(karbon: Karbon, plan: Plan) -> None:
     settings = Settings(RECKONRY_ENV="test", RECKONRY_REDIS_PREFIX="reckonry-bench-storage")
     urls = resolve_service_urls(settings)
     async with scratch_database(urls.database_url) as database_url:
+        await without_waiting_for_disk(database_url)
         settings = settings.model_copy(
             update={"karbon_base_url": karbon.url, "database_url": database_url}
         )
@@ -299,6 +347,18 @@ async def bench(karbon: Karbon, plan: Plan) -> None:
             access.close()
             await redis.aclose()
             await engine.dispose()
+
+
+async def without_waiting_for_disk(database_url: str) -> None:
+    """Commits in the scratch database do not wait for the disk (`synchronous_commit`): what
+    is stored is the same, and a sync commits every page and batch of details."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            name = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+            await connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    finally:
+        await engine.dispose()
 
 
 async def run(
@@ -355,6 +415,8 @@ class Day:
     between: int
     """Raw bytes the day's later incrementals stored: runs between Karbon's changes."""
     nightly: int
+    seconds: float
+    """Wall-clock time of the day's runs."""
 
     @property
     def stored(self) -> int:
@@ -370,12 +432,15 @@ async def over_days(
 ) -> None:
     """After a first sync and one quiet incremental, each simulated day: Karbon's usual
     changes (none on a quiet day), 12 incrementals (every 2 hours) and the nightly full run."""
+    began = time.monotonic()
     await sync_now(context, tenant_id)
+    took = time.monotonic() - began
     first = await figures(sessions, tenant_id)
     versions = await record_json(sessions, tenant_id)
     json_bytes = sum(size for _, size in versions.values())
     print(
-        f"first sync: {first.rows_now:,} raw rows, {first.bytes_now / 1000:,.1f} KB stored "
+        f"first sync ({took:.0f} s): {first.rows_now:,} raw rows, "
+        f"{first.bytes_now / 1000:,.1f} KB stored "
         f"({first.bytes_before / 1000:,.1f} KB storing every read); "
         f"records' JSON {json_bytes / 1000:,.1f} KB"
     )
@@ -389,13 +454,13 @@ async def over_days(
     )
     print(
         f"{'day':>4}{'Karbon changes':>15}{'changed KB':>11}{'stored KB':>10}{'x changed':>10}"
-        f"{'% first':>8}{'1st incr':>9}{f'{plan.later} later':>9}{'nightly':>8}"
+        f"{'% first':>8}{'1st incr':>9}{f'{plan.later} later':>9}{'nightly':>8}{'s':>6}"
     )
     measured: list[Day] = []
     for number in range(1, plan.days + 1):
         quiet = plan.quiet_every > 0 and number % plan.quiet_every == 0
         changes = None if quiet else record_changes(karbon.advance(1))
-        start = previous.bytes_now
+        start, began = previous.bytes_now, time.monotonic()
         await sync_now(context, tenant_id, SyncKind.INCREMENTAL)
         after_first = (await figures(sessions, tenant_id)).bytes_now
         for _ in range(plan.later):
@@ -411,6 +476,7 @@ async def over_days(
             after_first - start,
             after_between - after_first,
             now.bytes_now - after_between,
+            time.monotonic() - began,
         )
         show_day(day, first.bytes_now)
         measured.append(day)
@@ -440,7 +506,7 @@ def show_day(day: Day, first: int) -> None:
         f"{day.number:4}{'quiet' if day.changes is None else day.changes:>15}"
         f"{day.changed / 1000:11.1f}{day.stored / 1000:10.1f}{ratio}"
         f"{100 * day.stored / first:8.2f}{day.first_run / 1000:9.1f}{day.between / 1000:9.1f}"
-        f"{day.nightly / 1000:8.1f}"
+        f"{day.nightly / 1000:8.1f}{day.seconds:6.0f}"
     )
 
 
@@ -450,7 +516,11 @@ def summarize(days: list[Day], first: int, later: int) -> None:
     changed = [day for day in days if day.changes is not None and day.changed]
     total = sum(day.stored for day in days)
     share = 100 * total / first
-    print(f"{len(days)} days added {total / 1000:,.1f} KB: {share:.1f}% of the first sync")
+    minutes = sum(day.seconds for day in days) / 60
+    print(
+        f"{len(days)} days added {total / 1000:,.1f} KB: {share:.1f}% of the first sync "
+        f"(their runs took {minutes:.1f} minutes)"
+    )
     worst_quiet = max((day.stored for day in quiet), default=None)
     if worst_quiet is not None:
         print(

@@ -71,6 +71,7 @@ from fastapi import Body, FastAPI, HTTPException, Query
 from starlette.types import Receive, Scope, Send
 
 from sandbox import render
+from sandbox.model import Firm
 from sandbox.odata import ODataError, QuerySpec, parse_query
 from sandbox.state import FAULT_KINDS, Sandbox, Tenant
 from sandbox.store import (
@@ -394,10 +395,22 @@ def _handle(
     raw_query: str,
     base: str,
 ) -> _Reply:
-    firm = tenant.firm
     if handler.startswith("list:"):
         return _list(sandbox, tenant, handler[5:], path, raw_query, base)
     assert key is not None
+    rendered = tenant.data.details.get((handler, key, raw_query, base))
+    if rendered is None:
+        reply = _detail(tenant.firm, handler, key, raw_query, base)
+        if reply.status != 200:
+            return reply
+        rendered = tenant.data.details[(handler, key, raw_query, base)] = (
+            reply.body,
+            reply.expanded,
+        )
+    return _Reply(200, rendered[0], expanded=rendered[1])
+
+
+def _detail(firm: Firm, handler: str, key: str, raw_query: str, base: str) -> _Reply:
     if handler == "user":
         _detail_options(raw_query, USER_DETAIL)
         u = firm.users.get(key)

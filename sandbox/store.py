@@ -2,8 +2,8 @@
 
 Paging never re-sorts or re-serializes the whole data set: the live records of an entity set are
 sorted once per ``$orderby`` (default: by key, as Karbon's spec gives each list's default order),
-filtered once per ``($filter, $orderby)`` (a small LRU), and each record's JSON fragment is
-rendered on first use and cached. Everything is dropped when the firm changes
+filtered once per ``($filter, $orderby)`` (a small LRU), and each record's JSON fragment and
+each detail are rendered on first use and cached. Everything is dropped when the firm changes
 (:meth:`TenantData.invalidate`, called after ``advance``).
 """
 
@@ -320,12 +320,16 @@ class TenantData:
             tuple[str, str, tuple[tuple[str, bool], ...], bool], list[Any]
         ] = OrderedDict()
         self._fragments: dict[tuple[str, str, str], str] = {}
+        self.details: dict[tuple[str, str, str, str], tuple[str, bool]] = {}
+        """A detail's rendered JSON (and whether it was expanded), by (handler, key, query,
+        base URL): a nightly re-reads every detail, most of them unchanged."""
 
     def invalidate(self) -> None:
         self.version += 1
         self._ordered.clear()
         self._filtered.clear()
         self._fragments.clear()
+        self.details.clear()
 
     def ordered(self, set_name: str, orderby: tuple[tuple[str, bool], ...]) -> list[Any]:
         ck = (set_name, orderby)

@@ -211,6 +211,9 @@ class RawResponse(Base):
     request_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     body: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    response_sha256: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """SHA-256 of the response's bytes as Karbon sent them, for a page or detail version (not
+    a record's): a response read again with the same bytes is known unchanged unparsed."""
     base_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("raw_responses.id"))
     """The version this one is kept as changes to (`body` then holds `@base` and the changes);
     None when `body` stands alone. A version another is based on cannot be deleted."""

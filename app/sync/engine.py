@@ -345,11 +345,27 @@ class SyncEngine:
         async with unit_of_work(self._sessions) as session:
             store = RecordStore(session, self._plan.tenant_id, self._plan.run_id)
             stored = await self._stored_tokens(store, stream, list(tokens))
-            batch = await stream.write(store, records, {}, tokens)
+            if await self._read_again_unchanged(store, stream, page, responses):
+                batch = await stream.seen(store, records, tokens)
+            else:
+                batch = await stream.write(store, records, {}, tokens)
+                await self._save_raw(store, stream, responses)
             await self._queue_details(session, stream, records, stored, tokens, batch, progress)
-            await self._save_raw(store, stream, responses)
             progress.records += len(batch.records)
             await self._record_progress(session, stream, checkpoint, progress, len(responses), rate)
+
+    @staticmethod
+    async def _read_again_unchanged(
+        store: RecordStore, stream: Stream, page: Page, responses: list[KarbonResponse]
+    ) -> bool:
+        """Whether the page came in one answer with the bytes of its last kept version (made of
+        its records' last versions): then it is only noted read again."""
+        if responses != [page.response]:
+            return False
+        unchanged = await store.read_again_unchanged(
+            stream.name, "page", responses, stream.key_field
+        )
+        return unchanged[0]
 
     @staticmethod
     async def _stored_tokens(
@@ -643,7 +659,12 @@ class SyncEngine:
         """Merge each detail with its record's stored list JSON and write the record; returns
         how many queue rows the batch took off."""
         tenant_id, session = self._plan.tenant_id, store.session
-        details = {one.key: one.body for one in landed if isinstance(one.body, dict)}
+        unchanged = await self._details_unchanged(store, stream, landed)
+        details = {
+            one.key: one.body
+            for one in landed
+            if isinstance(one.body, dict) and one.key not in unchanged
+        }
         listed = await repository.listed_records(session, tenant_id, stream.storage, list(details))
         tokens = {key: token for key, (_, token) in listed.items() if token is not None}
         records = [raw for raw, _ in listed.values()]
@@ -666,10 +687,25 @@ class SyncEngine:
                 ", ".join(gone),
             )
             await repository.forget_change_tokens(session, tenant_id, stream.storage, gone)
-        responses = [("detail", r) for one in landed for r in one.captured]
+        responses = [
+            ("detail", r) for one in landed if one.key not in unchanged for r in one.captured
+        ]
         await store.save_raw(stream.name, responses, stream.key_field)
         read = [one.key for one in landed if one.refused is None]
         return await repository.forget_details(session, tenant_id, stream.name, read)
+
+    @staticmethod
+    async def _details_unchanged(
+        store: RecordStore, stream: Stream, landed: Sequence["_Fetched"]
+    ) -> set[str]:
+        """The details that came in one answer with the bytes of their last kept version, kept
+        as changes to their record's last version: those are only noted read again, as their
+        record's row already holds them."""
+        single = [one for one in landed if one.body is not None and len(one.captured) == 1]
+        unchanged = await store.read_again_unchanged(
+            stream.name, "detail", [one.captured[0] for one in single], stream.key_field
+        )
+        return {one.key for one, same in zip(single, unchanged, strict=True) if same}
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ WITH hashed AS (
         ) AS body_sha256
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         ord integer, stream text, kind text, url text, status integer,
-        fetched_at timestamptz, body jsonb, base_id bigint, content_sha256 text
+        fetched_at timestamptz, body jsonb, base_id bigint, content_sha256 text,
+        response_sha256 text
     )
 ),
 incoming AS (
@@ -71,7 +72,8 @@ latest AS (
 read_again AS (
     UPDATE raw_responses AS kept
     SET last_fetched_at = greatest(kept.last_fetched_at, i.fetched_at),
-        fetch_count = kept.fetch_count + 1
+        fetch_count = kept.fetch_count + 1,
+        response_sha256 = coalesce(decode(i.response_sha256, 'hex'), kept.response_sha256)
     FROM latest AS l
     JOIN incoming AS i
       ON i.request_sha256 = l.request_sha256 AND i.body_sha256 = l.body_sha256
@@ -96,10 +98,10 @@ changed AS (
 inserted AS (
     INSERT INTO raw_responses (
         tenant_id, run_id, stream, kind, url, status, fetched_at, last_fetched_at, fetch_count,
-        request_sha256, body_sha256, body, base_id
+        request_sha256, body_sha256, body, base_id, response_sha256
     )
     SELECT :tenant, :run, i.stream, i.kind, i.url, i.status, i.fetched_at, i.fetched_at, 1,
-        i.request_sha256, i.body_sha256, i.body, i.base_id
+        i.request_sha256, i.body_sha256, i.body, i.base_id, decode(i.response_sha256, 'hex')
     FROM incoming AS i
     WHERE NOT EXISTS (
         SELECT 1 FROM latest AS l
@@ -188,7 +190,12 @@ class _Version:
             "body": self.body,
             "base_id": self.base_id,
             "content_sha256": self.content_sha256,
+            "response_sha256": None if self.kind == "record" else _hex(self.response),
         }
+
+
+def _hex(response: KarbonResponse) -> str | None:
+    return None if response.content_sha256 is None else response.content_sha256.hex()
 
 
 @dataclass
@@ -222,6 +229,124 @@ async def save_versions(
         if changed:
             await _as_changes_to_last_versions(session, changed)
             await _save(session, tenant_id, run_id, [version for version, _ in changed])
+
+
+_LATEST_READ = text(
+    """
+SELECT DISTINCT ON (request_sha256) request_sha256, id, response_sha256, base_id
+FROM raw_responses
+WHERE tenant_id = :tenant AND request_sha256 = ANY(:requests)
+ORDER BY request_sha256, id DESC
+"""
+)
+
+_STILL_LATEST = text(
+    """
+SELECT kept.id FROM raw_responses AS kept
+WHERE kept.id = ANY(:ids) AND NOT EXISTS (
+    SELECT 1 FROM raw_responses AS newer
+    WHERE newer.tenant_id = kept.tenant_id
+      AND newer.request_sha256 = kept.request_sha256
+      AND newer.id > kept.id
+)
+"""
+)
+"""Of the versions asked for, those still the last of their request."""
+
+_READ_AGAIN = text(
+    """
+UPDATE raw_responses AS kept
+SET last_fetched_at = greatest(kept.last_fetched_at, r.fetched_at),
+    fetch_count = kept.fetch_count + r.reads
+FROM (
+    SELECT id, max(fetched_at) AS fetched_at, max(reads) AS reads
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS x(id bigint, fetched_at timestamptz, reads integer)
+    GROUP BY id
+) AS r
+WHERE kept.id = r.id AND kept.tenant_id = :tenant
+"""
+)
+"""Versions read again, in one statement: as `_SAVE_VERSIONS` notes a body it already holds
+(`reads` 1), and a detail's base (`reads` 0: read, not fetched)."""
+
+
+async def read_again_unchanged(
+    session: AsyncSession,
+    tenant_id: UUID,
+    stream: str,
+    kind: str,
+    responses: Sequence[KarbonResponse],
+    key_field: str | None = None,
+) -> list[bool]:
+    """Which `responses` (of one `kind`, `page` or `detail`) are the bytes of the last version
+    kept for their request, made of versions that are still the last of their own records:
+    `save_versions` would keep nothing new for them. Those are only noted read again (the
+    same `last_fetched_at` and `fetch_count` as `save_versions` gives them); the others are
+    left to `save_versions`."""
+    bases = {
+        index: request_sha256("record", f"{stream}/{key}")
+        for index, response in enumerate(responses)
+        if kind == "detail" and (key := _key(response.body_json, key_field)) is not None
+    }
+    requests = [request_sha256(kind, response.url) for response in responses]
+    latest = await _latest(session, tenant_id, [*requests, *bases.values()])
+    same = {
+        index: latest[request]
+        for index, (request, response) in enumerate(zip(requests, responses, strict=True))
+        if request in latest
+        and response.content_sha256 is not None
+        and latest[request].response_sha256 == response.content_sha256
+    }
+    reads: dict[int, list[tuple[int, int]]] = {}
+    if kind == "page":
+        reads = await _pages_read(session, {index: int(row.id) for index, row in same.items()})
+    else:
+        for index, row in same.items():
+            base = latest.get(bases[index]) if index in bases else None
+            if (None if base is None else int(base.id)) == row.base_id:
+                reads[index] = [(int(row.id), 1)] + ([] if base is None else [(int(base.id), 0)])
+    rows = [
+        {"id": version_id, "fetched_at": responses[index].fetched_at, "reads": count}
+        for index, versions in reads.items()
+        for version_id, count in versions
+    ]
+    if rows:
+        await session.execute(_READ_AGAIN, {"tenant": tenant_id, "rows": json_text(rows)})
+    return [index in reads for index in range(len(responses))]
+
+
+async def _latest(
+    session: AsyncSession, tenant_id: UUID, requests: list[bytes]
+) -> dict[bytes, Any]:
+    rows = await session.execute(_LATEST_READ, {"tenant": tenant_id, "requests": requests})
+    return {bytes(row.request_sha256): row for row in rows}
+
+
+async def _pages_read(
+    session: AsyncSession, pages: dict[int, int]
+) -> dict[int, list[tuple[int, int]]]:
+    """Each page whose listed record versions are all still the last of their records, with
+    the versions it is read as: itself and those records."""
+    try:
+        kept = await whole_versions(session, pages.values())
+    except PrunedVersionError:
+        return {}
+    listed = {index: listed_ids(kept[page_id][0]) or [] for index, page_id in pages.items()}
+    asked = sorted({version_id for ids in listed.values() for version_id in ids})
+    latest = (
+        set((await session.execute(_STILL_LATEST, {"ids": asked})).scalars()) if asked else set()
+    )
+    return {
+        index: [(pages[index], 1)] + [(version_id, 1) for version_id in ids]
+        for index, ids in listed.items()
+        if latest.issuperset(ids)
+    }
+
+
+def _key(body: Any, key_field: str | None) -> str | None:
+    key = body.get(key_field) if key_field is not None and _is_object(body) else None
+    return key if isinstance(key, str) else None
 
 
 def request_sha256(kind: str, url: str) -> bytes:

@@ -233,8 +233,10 @@ async def kept_records(
     table: Table = model.__table__
     key = table.c[next(c.name for c in table.primary_key.columns if c.name != "tenant_id")]
     detail = table.c["raw_detail"] if "raw_detail" in table.c else null()
+    kept_in = storage.detail_kept_in
+    kept = table.c[kept_in[1]] if kept_in is not None else null()
     query = (
-        select(key, table.c.raw, detail)
+        select(key, table.c.raw, detail, kept)
         .where(
             table.c.tenant_id == tenant_id,
             *(table.c[name] == value for name, value in storage.scope.items()),
@@ -246,7 +248,10 @@ async def kept_records(
     async for rows in result.partitions():
         children = await _kept_children(session, tenant_id, storage, [row[0] for row in rows])
         yield [
-            KeptRecord(_with_children(storage, row[1], children.get(row[0])), row[2])
+            KeptRecord(
+                _with_children(storage, row[1], children.get(row[0])),
+                _with_kept_field(storage, row[2], row[3]),
+            )
             for row in rows
         ]
 
@@ -276,6 +281,14 @@ def _with_children(storage: Storage, raw: Raw, children: list[Raw] | None) -> Ra
     if storage.kept_children is None:
         return raw
     return {**raw, storage.kept_children.field: children or []}
+
+
+def _with_kept_field(storage: Storage, detail: Raw | None, kept: Any) -> Raw | None:
+    """The detail with its field a column keeps put back, as it was read."""
+    kept_in = storage.detail_kept_in
+    if detail is None or kept_in is None or kept is None or kept_in[0] in detail:
+        return detail
+    return {**detail, kept_in[0]: kept}
 
 
 async def data_quality_issues(

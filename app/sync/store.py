@@ -31,17 +31,19 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, Insert, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
 from app.db import json_text
 from app.models import Base, DataQualityIssue, InvoiceLine, TimeEntry, Timesheet
 from app.sync.karbon.client import KarbonResponse
-from app.sync.raw_versions import canonical_json, save_versions
+from app.sync.raw_versions import canonical_json, read_again_unchanged, save_versions
 from app.sync.records import (
     ClientRecord,
     FieldIssue,
@@ -73,6 +75,9 @@ class Storage:
     """Tables whose rows a complete read also marks deleted when it did not see them."""
     kept_children: "KeptChildren | None" = None
     """Children each kept in a row of their own: the record's `raw` is stored without them."""
+    detail_kept_in: tuple[str, str] | None = None
+    """(field, column): a detail field a column keeps as sent, so `raw_detail` leaves it out
+    when the column holds the same, and the rebuild puts it back from the column."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class KeptChildren:
     model: type[Base]
     parent_key: str
     """The child table's column naming the parent (`timesheet_key`)."""
+    keys: Callable[[Any], list[str]]
+    """The keys of a parsed record's children."""
 
 
 def _keys(name: str) -> BindParameter[Any]:
@@ -171,6 +178,24 @@ def _synced_at_when_changed(table: Table, statement: Insert, written: list[str])
     old = tuple_(*(table.c[name] for name in content))
     new = tuple_(*(statement.excluded[name] for name in content))
     return case((old.is_distinct_from(new), func.now()), else_=table.c.synced_at)
+
+
+@cache
+def _seen_statement(table: Table) -> TextClause:
+    """Rows read again unchanged: seen by this run, listed again (`deleted_at` cleared) and
+    holding the change token they were read with, as an upsert of the same rows leaves them."""
+    key = _key_column(table)
+    return text(
+        f"""
+UPDATE {table.name} AS kept
+SET last_seen_run_id = :run, deleted_at = NULL, change_token = seen.token,
+    synced_at = CASE
+        WHEN kept.deleted_at IS NOT NULL OR kept.change_token IS DISTINCT FROM seen.token
+        THEN now() ELSE kept.synced_at END
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS seen(key text, token text)
+WHERE kept.tenant_id = :tenant AND kept.{key} = seen.key
+"""
+    )
 
 
 @cache
@@ -333,9 +358,23 @@ def invoice_row(record: InvoiceRecord) -> Row:
     if record.line_items is not None:
         row["lines_known"] = True
     if record.raw_detail is not None:
-        row["raw_detail"] = beyond_list(record.raw_detail, record.raw, "LineItems")
-        row["data_lines"] = [line.raw for line in record.data_lines or []] or None
+        data_lines = [line.raw for line in record.data_lines or []] or None
+        detail = beyond_list(record.raw_detail, record.raw, "LineItems")
+        row["raw_detail"] = kept_elsewhere(detail, INVOICE_DATA[0], data_lines)
+        row["data_lines"] = data_lines
     return row
+
+
+INVOICE_DATA = ("Data", "data_lines")
+"""An invoice detail's Data tab, kept in `invoices.data_lines`."""
+
+
+def kept_elsewhere(detail: Raw, field: str, kept: Any) -> Raw:
+    """A detail without `field` when `kept` (a column's value) is the same: it is kept once."""
+    if kept is None or field not in detail:
+        return detail
+    same = canonical_json(detail[field]) == canonical_json(kept)
+    return without(detail, field) if same else detail
 
 
 def beyond_list(detail: Raw, listed: Raw, field: str) -> Raw:
@@ -399,6 +438,26 @@ class RecordStore:
             await _upsert(self.session, storage.model, group, keep_deleted_at=keep_deleted_at)
         if storage.children is not None and records:
             await storage.children(self, records, keep_deleted_at)
+
+    async def mark_seen(
+        self, storage: Storage, records: Sequence[Record], tokens: Mapping[str, str]
+    ) -> None:
+        """Records read again exactly as stored: only noted seen by this run (their children
+        too), in one statement per table, instead of being written again."""
+        key_column = _key_column(storage.model.__table__)
+        keys = [str(storage.row(record)[key_column]) for record in records]
+        await self._seen(storage.model, [{"key": key, "token": tokens.get(key)} for key in keys])
+        kept = storage.kept_children
+        if kept is not None:
+            children = [{"key": key, "token": None} for r in records for key in kept.keys(r)]
+            await self._seen(kept.model, children)
+
+    async def _seen(self, model: Any, rows: list[Row]) -> None:
+        if rows:
+            await self.session.execute(
+                _seen_statement(model.__table__),
+                {"tenant": self.tenant_id, "run": self.run_id, "rows": json_text(rows)},
+            )
 
     async def save_time_entries(
         self, timesheets: Sequence[TimesheetRecord], keep_deleted_at: bool
@@ -521,6 +580,21 @@ class RecordStore:
         """Keep each response as Karbon sent it, with its kind (`page` or `detail`), once per
         distinct body; a page's records (found by `key_field`) once per distinct content."""
         await save_versions(self.session, self.tenant_id, self.run_id, stream, responses, key_field)
+
+    async def read_again_unchanged(
+        self,
+        stream: str,
+        kind: str,
+        responses: Sequence[KarbonResponse],
+        key_field: str | None = None,
+    ) -> list[bool]:
+        """Which responses are exactly their last kept version: those are noted read again
+        and need neither parsing nor keeping."""
+        if not responses:
+            return []
+        return await read_again_unchanged(
+            self.session, self.tenant_id, stream, kind, responses, key_field
+        )
 
     async def count_live(self, model: Any, **scope: str) -> int:
         table: Table = model.__table__

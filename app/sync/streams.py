@@ -54,6 +54,7 @@ from app.sync.records import (
     ParsedBatch,
     Parser,
     Raw,
+    TimesheetRecord,
     parse_batch,
     parse_contact,
     parse_invoice,
@@ -63,6 +64,7 @@ from app.sync.records import (
     parse_work_item,
 )
 from app.sync.store import (
+    INVOICE_DATA,
     KeptChildren,
     RecordStore,
     Storage,
@@ -201,6 +203,15 @@ class Stream:
         """Each record's change token by key. Fingerprinting is not cheap: once per page."""
         return {self.key_of(raw): self.change_token(raw) for raw in records}
 
+    async def seen(
+        self, store: RecordStore, records: list[Raw], tokens: dict[str, str]
+    ) -> ParsedBatch:
+        """A page read again exactly as stored: parsed for what it counts, its records only
+        noted seen (their rows, children and named issues stay as they are)."""
+        batch = parse_batch(self.parse, records, {}, key=self.key_field)
+        await store.mark_seen(self.storage, batch.records, tokens)
+        return batch
+
     async def write(
         self,
         store: RecordStore,
@@ -244,6 +255,10 @@ class Stream:
             case DetailPolicy.IF_LIST_FALLS_SHORT:
                 assert self.list_falls_short is not None
                 return changed and self.list_falls_short(raw)
+
+
+def _time_entry_keys(timesheet: TimesheetRecord) -> list[str]:
+    return [entry.time_entry_key for entry in timesheet.entries]
 
 
 def fingerprint(raw: Raw) -> str:
@@ -362,7 +377,7 @@ TIMESHEETS_STREAM = Stream(
         timesheet_row,
         children=RecordStore.save_time_entries,
         deletes_with=(TimeEntry,),
-        kept_children=KeptChildren("TimeEntries", TimeEntry, "timesheet_key"),
+        kept_children=KeptChildren("TimeEntries", TimeEntry, "timesheet_key", _time_entry_keys),
     ),
     expand="TimeEntries",
     # Incremental runs re-read the last six weeks (plus older periods still unbilled).
@@ -374,7 +389,12 @@ INVOICES_STREAM = Stream(
     key_field="InvoiceKey",
     parse=parse_invoice,
     strategy=Strategy.NEWEST_FIRST,
-    storage=Storage(Invoice, invoice_row, children=RecordStore.replace_invoice_lines),
+    storage=Storage(
+        Invoice,
+        invoice_row,
+        children=RecordStore.replace_invoice_lines,
+        detail_kept_in=INVOICE_DATA,
+    ),
     cursor_field="UpdatedAt",
     order_by="UpdatedAt desc",
     expand="LineItems",

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Invoice, SyncRun
+from app.sync.rebuild import rebuild_from_raw
 from app.sync.streams import invoice_lines_fall_short
 from sandbox import render
 from sandbox.state import Sandbox
@@ -47,3 +48,23 @@ async def test_listed_invoices_with_unplaced_lines_are_read_with_their_data_tab(
     invoices = run.progress["invoices"]
     assert invoices["details_done"] == len(unplaced), "the extra requests show in the progress"
     assert invoices["requests"] == invoices["pages_done"] + len(unplaced)
+
+
+async def test_an_invoice_keeps_its_data_tab_once_and_a_rebuild_puts_it_back(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox)
+    _, outcome = await sync_now(job_context, tenant_id)
+    assert outcome == "succeeded"
+    query = select(Invoice.invoice_key, Invoice.raw_detail, Invoice.data_lines).where(
+        Invoice.tenant_id == tenant_id, Invoice.data_lines.is_not(None)
+    )
+    async with sessions() as session:
+        synced = (await session.execute(query)).all()
+    assert synced, "no invoice was read with its Data tab"
+    assert [key for key, detail, _ in synced if "Data" in detail] == [], "kept twice"
+
+    await rebuild_from_raw(sessions, tenant_id)
+
+    async with sessions() as session:
+        assert (await session.execute(query)).all() == synced

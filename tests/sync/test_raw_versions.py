@@ -3,11 +3,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
-from app.models import RawResponse, SyncKind, WorkItem
+from app.models import RawResponse, SyncKind, SyncRun, WorkItem
 from app.settings import Settings
 from app.sync.karbon.client import KarbonResponse
 from app.sync.raw_versions import (
@@ -300,3 +300,70 @@ async def test_a_changed_record_is_kept_as_what_changed_since_its_last_version(
     assert [version.base_id for version in kept] == [None, *(v.id for v in kept[:-1])]
     first, *later = (len(json.dumps(version.body)) for version in kept)
     assert all(size < first / 4 for size in later), "only what changed is kept again"
+
+
+_ROW_VERSIONS = """
+SELECT 'invoice_lines', invoice_key || '/' || position, xmin::text
+    FROM invoice_lines WHERE tenant_id = :tenant
+UNION ALL SELECT 'data_quality_issues', stream || '/' || record_key || '/' || field, xmin::text
+    FROM data_quality_issues WHERE tenant_id = :tenant
+UNION ALL SELECT 'raw_responses', id::text, body_sha256::text
+    FROM raw_responses WHERE tenant_id = :tenant
+"""
+"""Rows a read of unchanged data has no reason to write: each row's version (`xmin`), and
+each raw version's content."""
+
+
+async def row_versions(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: UUID
+) -> dict[tuple[str, str], str]:
+    async with sessions() as session:
+        rows = await session.execute(text(_ROW_VERSIONS), {"tenant": tenant_id})
+        return {(table, key): version for table, key, version in rows}
+
+
+async def test_a_response_read_again_unchanged_is_only_noted_read(
+    sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Every list re-read, nothing changed in Karbon: no invoice line or named issue is written
+    again and no raw version is kept or changed, yet each version read notes the read (what
+    retention counts from) and every record is seen by the run (what tells deletions)."""
+    tenant_id = await fully_synced(sandbox, job_context, sessions)
+    before = await row_versions(sessions, tenant_id)
+    assert any(table == "invoice_lines" for table, _ in before)
+    async with sessions() as session:
+        query = select(RawResponse.id, RawResponse.fetch_count)
+        reads_before = {row.id: row.fetch_count for row in await session.execute(query)}
+
+    run_id, outcome = await sync_now(job_context, tenant_id, SyncKind.FULL)
+
+    assert outcome == "succeeded"
+    assert await row_versions(sessions, tenant_id) == before
+    async with sessions() as session:
+        run = await session.get(SyncRun, run_id)
+        assert run is not None and run.started_at is not None
+        pages = (
+            await session.execute(
+                select(RawResponse.fetch_count, RawResponse.last_fetched_at, RawResponse.id).where(
+                    RawResponse.tenant_id == tenant_id, RawResponse.kind == "page"
+                )
+            )
+        ).all()
+        read = [page for page in pages if page.last_fetched_at >= run.started_at]
+        assert read and all(page.fetch_count == reads_before[page.id] + 1 for page in read)
+        unseen = (
+            await session.execute(
+                select(func.count()).where(
+                    WorkItem.tenant_id == tenant_id,
+                    WorkItem.last_seen_run_id != run_id,
+                )
+            )
+        ).scalar_one()
+        deleted = (
+            await session.execute(
+                select(func.count()).where(
+                    WorkItem.tenant_id == tenant_id, WorkItem.deleted_at.is_not(None)
+                )
+            )
+        ).scalar_one()
+    assert (unseen, deleted) == (0, 0)

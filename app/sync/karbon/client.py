@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import ssl
 from collections.abc import (
     AsyncGenerator,
@@ -66,6 +67,8 @@ class KarbonResponse:
     status: int
     body_json: Any
     """The decoded body, or None when it was not JSON."""
+    content_sha256: bytes | None = None
+    """SHA-256 of the body's bytes as sent: the same bytes read again are the same answer."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,7 @@ class KarbonClient:
             fetched_at=self._clock(),
             status=response.status_code,
             body_json=body,
+            content_sha256=hashlib.sha256(response.content).digest(),
         )
         if self._on_response is not None:
             await self._on_response(result)
