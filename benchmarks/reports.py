@@ -43,34 +43,42 @@ read the firm's monthly sums per fee type and work type; by owner or manager, th
 monthly sums per owner or per manager. A page past the end still gets its count and totals
 from that one statement. Unbilled work is ordered, paged and summed in the database.
 
-Last measured (`--calls 30 --seconds 0`, 2 cores shared with other work: load average 3.5 to
-4.6), this script at the code before these changes on a copy of the same database, then at
-these changes, one after the other. Refresh before / after: full 43.6 / 32.5 s; nothing
-changed 1.53 / 1.15 s; after 300 changes 10.7 / 10.1 s (25% / 31% of the full refresh).
-Endpoints (p50 / p95 ms):
+Last measured on 2 cores with nothing else running (load average 0.6 to 1.1), the firm
+loaded at migration 0021, vacuumed by this script before timing (the 60-call runs also after
+its checkpoint, added since). Refresh: full
+24.4 to 25.3 s; nothing changed 1.0 to 1.2 s; after 300 changes 6.0 to 8.3 s (24% to 33% of
+the full refresh; it was 53 / 1.25 / 13.3 s before the owner and manager sums, on a machine
+about twice as slow). Endpoints (p50 / p95 ms), `--calls 30` and the default 60:
 
-    endpoint                                    before p50 / p95     after p50 / p95
-    client profitability by client                 38.5 /  185.1       42.1 /  102.5
-    client profitability by owner                  25.5 /  130.3       23.7 /  104.8
-    client profitability by manager                27.5 /  103.5       28.1 /   55.5
-    client profitability by work_type              20.4 /   75.5       19.9 /  118.6
-    client profitability by client, monthly        64.5 /  154.2       54.5 /  115.1
-    client profitability by owner, monthly         35.3 /   50.2       29.4 /   74.6
-    client profitability by manager, monthly       38.7 /   50.0       31.4 /  125.2
-    client profitability by work_type, monthly     21.4 /   49.5       26.9 /   59.1
-    one client (/reports/clients/{key})            20.8 /   26.8       22.5 /   36.1
-    unbilled work                                  13.2 /   23.1       13.9 /   18.1
-    staff utilization                              36.4 /   46.5       37.9 /   48.6
-    summary                                        47.5 /   53.7       50.9 /   64.1
+    endpoint                                    30 calls p50 / p95    60 calls p50 / p95
+    client profitability by client                34.3 /   82.5         35.2 /  151.8
+    client profitability by owner                 20.3 /   95.9         23.6 /  110.6
+    client profitability by manager               21.6 /   42.3         22.8 /  112.8
+    client profitability by work_type             19.0 /   82.7         23.7 /   86.6
+    client profitability by client, monthly       42.6 /   94.3         67.3 /  152.7
+    client profitability by owner, monthly        26.6 /   42.6         33.8 /  103.0
+    client profitability by manager, monthly      27.8 /   53.8         36.7 /  113.7
+    client profitability by work_type, monthly    20.7 /   33.2         30.3 /   87.7
+    one client (/reports/clients/{key})           19.1 /   23.3         21.2 /   26.1
+    unbilled work                                 13.3 /   17.5         14.4 /   17.6
+    staff utilization                             34.3 /   47.1         37.4 /   41.7
+    summary                                       44.7 /   54.8         51.3 /   59.0
 
-At that load a p95 of 30 calls is the second slowest call and follows the machine more than
-the code (a run of each a few minutes earlier, load 5 to 6.5, gave 259 / 127 ms by client,
-111 / 210 by owner, and 41 / 66 ms at the median for staff utilization, unchanged code). Each
-call's server time (EXPLAIN ANALYZE, best of 3) plus this process's CPU time, p95, changed
-from 67 to 68 ms by client, 104 to 69 by owner, 62 to 52 by manager, 48 to 56 and 61 to 47
-by owner and by manager monthly, 55 to 72 by client monthly; every endpoint under 75 ms. The
-100 ms target at p95 is met by 8 of 12 endpoints in the run above (12 of 12 at the median);
-not yet shown on a quiet machine.
+With 30 calls every endpoint is under 100 ms at p95 (worst 95.9 ms, by owner); a second
+30-call run a minute later gave 192.6 ms by client and 107.9 by client monthly, the rest under
+100 ms. The 60 calls add the sixth profitability variant, `work_status=completed`, which 30
+calls never reach: a status filter sums the facts of the window one by one (the sums do not
+carry work status), 120 to 400 ms a call, so it sets the p95 of every profitability grouping
+at 60 calls (a second 60-call run: 99 to 169 ms for the eight groupings). Timed call by call
+(three rounds of the 30 calls without it), by client is 37 / 88 ms p50 / p95, by client
+monthly 71 / 80, by owner 23 / 44, by manager 23 / 50. So the target holds at p95 for the
+reports without a status filter and is NOT met with one: the next step is monthly sums that
+carry the work item's status (completed or open), as the WIP rows already do.
+
+Before these changes (the same script at the code before, on a copy of the same database, the
+machine at load 3.5 to 4.6): by client 185.1 ms at p95, by owner 130.3, by manager 103.5, by
+client monthly 154.2; by owner or manager past the end of the page ran the whole grouping
+twice, and a grouping over a window not kept sorted on disk under the default `work_mem`.
 """
 
 import argparse
@@ -502,7 +510,7 @@ async def in_process(
 
 def clear_report_caches() -> None:
     """Empty every per-process report cache, so a call reads the report tables."""
-    report_service._pages.clear()
+    report_service._served.clear()
 
 
 # -- the refresh: full, then after a typical incremental sync ---------------------------
@@ -613,12 +621,14 @@ async def vacuum(database_url: str) -> None:
     """The report tables as autovacuum leaves them after a refresh replaced their rows: dead
     rows gone, fresh planner statistics. A server run without autovacuum (as a test server
     may be) would otherwise keep every earlier run's dead rows, each run slower than the
-    last."""
+    last. Then a checkpoint, as the server makes within minutes of a refresh: otherwise the
+    first endpoints timed share the disk with the refresh's pages being written out."""
     tables = ", ".join(model.__tablename__ for model in REPORT_TABLES)
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(f"VACUUM (ANALYZE) {tables}")
         await connection.execute("ANALYZE")
+        await connection.execute("CHECKPOINT")
     finally:
         await connection.close()
 
