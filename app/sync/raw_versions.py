@@ -131,15 +131,6 @@ different last version is not kept but returned with that version's id (`latest_
 hash, to be kept as changes to it. A detail kept as changes to a version reads that version
 too, so retention keeps that version for as long as the detail is read."""
 
-_LATEST = text(
-    """
-SELECT DISTINCT ON (request_sha256) request_sha256, id
-FROM raw_responses
-WHERE tenant_id = :tenant AND request_sha256 = ANY(:requests)
-ORDER BY request_sha256, id DESC
-"""
-)
-
 _CHAINS = text(
     """
 WITH RECURSIVE chain AS (
@@ -231,7 +222,7 @@ async def save_versions(
             await _save(session, tenant_id, run_id, [version for version, _ in changed])
 
 
-_LATEST_READ = text(
+_LATEST = text(
     """
 SELECT DISTINCT ON (request_sha256) request_sha256, id, response_sha256, base_id
 FROM raw_responses
@@ -319,7 +310,7 @@ async def read_again_unchanged(
 async def _latest(
     session: AsyncSession, tenant_id: UUID, requests: list[bytes]
 ) -> dict[bytes, Any]:
-    rows = await session.execute(_LATEST_READ, {"tenant": tenant_id, "requests": requests})
+    rows = await session.execute(_LATEST, {"tenant": tenant_id, "requests": requests})
     return {bytes(row.request_sha256): row for row in rows}
 
 
