@@ -9,10 +9,13 @@ import gc
 import logging
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+import httpx
 from arq import Worker
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
@@ -37,6 +40,9 @@ from app.secrets import Secrets, resolve_secrets
 from app.settings import Settings
 from app.sync.access import KarbonAccess
 from app.sync.jobs import ORPHAN_CHECK_SECONDS, resume_orphaned_runs, run_sync, schedule_syncs
+from app.sync.karbon.budget import BudgetRegistry
+from app.sync.karbon.client import DEFAULT_TIMEOUT
+from app.sync.karbon.retry import RetryPolicy
 from app.sync.retention import measure_storage, prune_raw_responses
 
 logger = logging.getLogger(__name__)
@@ -79,18 +85,65 @@ class WorkerContext:
         self.karbon.close()
 
 
-def bootstrap(settings: Settings, urls: ServiceUrls, redis: ArqRedis) -> WorkerContext:
-    # A busy worker queues its page commits rather than failing syncs: many tenants'
-    # streams share the pool, and waiting only slows them down.
-    engine = create_engine(urls.database_url, pool_size=20, pool_timeout=600)
+def bootstrap(
+    settings: Settings,
+    urls: ServiceUrls,
+    redis: ArqRedis,
+    *,
+    karbon: KarbonAccess | None = None,
+    engine: AsyncEngine | None = None,
+) -> WorkerContext:
+    """The jobs' context on `redis`; `karbon` and `engine` stand in for the worker's own."""
+    if engine is None:
+        # A busy worker queues its page commits rather than failing syncs: many tenants'
+        # streams share the pool, and waiting only slows them down.
+        engine = create_engine(urls.database_url, pool_size=20, pool_timeout=600)
     return WorkerContext(
         settings=settings,
         secrets=resolve_secrets(settings),
-        karbon=KarbonAccess.from_settings(settings, urls.redis_url),
+        karbon=KarbonAccess.from_settings(settings, urls.redis_url) if karbon is None else karbon,
         engine=engine,
         sessions=create_sessionmaker(engine),
         redis=redis,
     )
+
+
+@asynccontextmanager
+async def worker_context(
+    settings: Settings,
+    urls: ServiceUrls,
+    *,
+    budgets: BudgetRegistry | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    request_timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    request_loop: bool = True,
+    engine: AsyncEngine | None = None,
+) -> AsyncIterator[WorkerContext]:
+    """The jobs' context for running them outside a worker, on a Redis connection of its own.
+
+    The Karbon options are `KarbonAccess.from_settings`'s (`request_timeout` is its
+    `timeout`). A given `engine` stays the caller's to close; without one the worker's pool
+    is opened. On leaving, what was opened here is closed in a worker's order: the pool, the
+    Karbon access, then Redis.
+    """
+    redis = create_redis(urls.redis_url)
+    karbon = KarbonAccess.from_settings(
+        settings,
+        urls.redis_url,
+        budgets=budgets,
+        retry=retry,
+        timeout=request_timeout,
+        request_loop=request_loop,
+    )
+    deps = bootstrap(settings, urls, redis, karbon=karbon, engine=engine)
+    try:
+        yield deps
+    finally:
+        if engine is None:
+            await deps.close()
+        else:
+            karbon.close()
+        await redis.aclose()
 
 
 async def ping(ctx: dict[str, Any]) -> str:

@@ -61,11 +61,25 @@ class KarbonAccess:
     """Where requests are paced and sent; None sends them from the caller's loop."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis_url: str) -> "KarbonAccess":
+    def from_settings(
+        cls,
+        settings: Settings,
+        redis_url: str,
+        *,
+        budgets: BudgetRegistry | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        request_loop: bool = True,
+    ) -> "KarbonAccess":
+        """A worker's access to the configured Karbon. `budgets` stands in for the configured
+        ones, drawing from Redis; without a `request_loop` requests are sent from the
+        caller's loop."""
         return cls(
             base_url=settings.karbon_base_url,
-            budgets=budget_registry(settings, redis_url),
-            request_loop=RequestLoop(),
+            budgets=budget_registry(settings, redis_url) if budgets is None else budgets,
+            retry=retry,
+            timeout=timeout,
+            request_loop=RequestLoop() if request_loop else None,
         )
 
     def close(self) -> None:
