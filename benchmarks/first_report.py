@@ -60,19 +60,15 @@ from sync_engine import BUDGET, PAGE, plan_minimum
 
 from app import event_loops
 from app.db import create_engine, create_sessionmaker, unit_of_work
-from app.embedded import resolve_service_urls
+from app.embedded import ServiceUrls, resolve_service_urls
 from app.models import CompensationPeriod, SyncKind, SyncRun, SyncTrigger
-from app.redis_pool import create_redis
 from app.reports.refresh import RefreshOutcome, refresh_reports
 from app.reports.service import ProfitabilityQuery, client_profitability, report_context
-from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry, TenantBudget
-from app.sync.karbon.request_loop import RequestLoop
-from app.worker import WorkerContext, tune_worker_process
+from app.worker import WorkerContext, tune_worker_process, worker_context
 from sandbox.generator import generate_firm
 from sandbox.model import Firm
 from sandbox.process import free_port, sandbox_command, served_sandbox
@@ -125,30 +121,16 @@ class ListsFirstBudgets(BudgetRegistry):
 
 
 @asynccontextmanager
-async def worker_context(karbon_url: str) -> AsyncIterator[tuple[WorkerContext, str]]:
+async def scratch_worker(karbon_url: str) -> AsyncIterator[tuple[WorkerContext, str]]:
     settings = Settings(RECKONRY_ENV="test", KARBON_BASE_URL=karbon_url)
     urls = resolve_service_urls(settings)
-    async with scratch_database(urls.database_url) as database_url:
-        engine = create_engine(database_url, pool_size=20, pool_timeout=600)
-        redis = create_redis(urls.redis_url)
-        karbon = KarbonAccess(
-            base_url=karbon_url,
-            budgets=ListsFirstBudgets(),
-            request_loop=RequestLoop(),
-        )
-        deps = WorkerContext(
-            settings=settings,
-            secrets=resolve_secrets(settings),
-            karbon=karbon,
-            engine=engine,
-            sessions=create_sessionmaker(engine),
-            redis=redis,
-        )
-        try:
-            yield deps, database_url
-        finally:
-            await deps.close()
-            await redis.aclose()
+    async with (
+        scratch_database(urls.database_url) as database_url,
+        worker_context(
+            settings, ServiceUrls(database_url, urls.redis_url), budgets=ListsFirstBudgets()
+        ) as deps,
+    ):
+        yield deps, database_url
 
 
 async def connected_firm(deps: WorkerContext, sandbox_tenant: dict[str, Any], firm: Firm) -> UUID:
@@ -322,7 +304,7 @@ async def first_sync(size: str, lines_in_list: bool) -> None:
         where = "carries" if lines_in_list else "lacks"
         print(f"invoice list {where} lines; plan minimum {minimum} requests = "
               f"{minimum / BUDGET / 60:.1f} min of Karbon time at {BUDGET} req/s")  # fmt: skip
-        async with worker_context(base) as (deps, database_url):
+        async with scratch_worker(base) as (deps, database_url):
             point, partial, outcome = await sync_watched(deps, database_url, sandbox_tenant, firm)
             made = await requests_made(deps.sessions, outcome.run_id)
             print(f"complete report: sync {outcome.end} after {made} requests = "

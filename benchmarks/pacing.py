@@ -69,11 +69,10 @@ from urllib.parse import parse_qs
 import httpx
 
 from app import event_loops
-from app.db import create_engine, create_sessionmaker, unit_of_work
-from app.embedded import resolve_service_urls
+from app.db import unit_of_work
+from app.embedded import ServiceUrls, resolve_service_urls
 from app.models import SyncKind, SyncTrigger
 from app.redis_pool import create_redis
-from app.secrets import resolve_secrets
 from app.settings import KARBON_REQUESTS_PER_SECOND, Settings
 from app.sync.access import KarbonAccess, key_check_budgets
 from app.sync.control import request_sync
@@ -81,7 +80,7 @@ from app.sync.jobs import run_sync
 from app.sync.karbon import USERS, KarbonClient
 from app.sync.karbon.budget import ARRIVAL_JITTER, DEFAULT_MAX_IN_FLIGHT, Limits
 from app.sync.karbon.credentials import validate_credentials
-from app.worker import WorkerContext, tune_worker_process
+from app.worker import WorkerContext, tune_worker_process, worker_context
 from sandbox.process import free_port, served_sandbox
 from tests.factories import connect_karbon, create_tenant
 from tests.services import scratch_database
@@ -237,25 +236,23 @@ async def worker(karbon_url: str, keys: tuple[str, str]) -> AsyncIterator[Worker
     )
     urls = resolve_service_urls(settings)
     async with scratch_database(urls.database_url) as database_url:
-        engine = create_engine(database_url, pool_size=20, pool_timeout=600)  # as a worker
-        redis = create_redis(urls.redis_url)
-        deps = WorkerContext(
-            settings=settings,
-            secrets=resolve_secrets(settings),
-            karbon=KarbonAccess.from_settings(settings, urls.redis_url),
-            engine=engine,
-            sessions=create_sessionmaker(engine),
-            redis=redis,
-        )
         try:
-            tenant_id = await create_tenant(deps.sessions, "Pacing benchmark firm")
-            await connect_karbon(deps.sessions, deps.secrets, tenant_id, *keys)
-            yield Worker({"deps": deps}, settings, urls.redis_url, tenant_id)
+            async with worker_context(settings, ServiceUrls(database_url, urls.redis_url)) as deps:
+                tenant_id = await create_tenant(deps.sessions, "Pacing benchmark firm")
+                await connect_karbon(deps.sessions, deps.secrets, tenant_id, *keys)
+                yield Worker({"deps": deps}, settings, urls.redis_url, tenant_id)
         finally:
-            await deps.close()
-            async for key in redis.scan_iter(match=f"{prefix}:*"):
-                await redis.delete(key)
-            await redis.aclose()
+            await forget_keys(urls.redis_url, prefix)
+
+
+async def forget_keys(redis_url: str, prefix: str) -> None:
+    """Remove the benchmark's schedules, once its worker's Karbon access is closed."""
+    redis = create_redis(redis_url)
+    try:
+        async for key in redis.scan_iter(match=f"{prefix}:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 async def first_sync(work: Worker, seconds: float | None) -> str:

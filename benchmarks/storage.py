@@ -141,21 +141,17 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import create_engine, create_sessionmaker
-from app.embedded import resolve_service_urls
+from app.db import create_engine
+from app.embedded import ServiceUrls, resolve_service_urls
 from app.models import SyncKind
-from app.redis_pool import create_redis
-from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
-from app.sync.karbon.retry import RetryPolicy
-from app.worker import WorkerContext, tune_worker_process
+from app.worker import tune_worker_process, worker_context
 from sandbox.app import create_sandbox_app
 from sandbox.generator import SIZES
 from sandbox.state import Sandbox, SandboxConfig
 from tests.services import scratch_database
-from tests.sync.conftest import connect_tenant, sync_now
+from tests.sync.conftest import FAST_RETRIES, connect_tenant, sync_now
 
 FIRM = "Bench firm"
 LATER_INCREMENTALS = 11
@@ -324,28 +320,18 @@ async def bench(karbon: Karbon, plan: Plan) -> None:
             update={"karbon_base_url": karbon.url, "database_url": database_url}
         )
         engine = create_engine(database_url)
-        sessions = create_sessionmaker(engine)
-        redis = create_redis(urls.redis_url)
-        access = KarbonAccess(
-            base_url=karbon.url,
-            budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
-            retry=RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=8),
-            timeout=httpx.Timeout(60.0),
-        )
-        deps = WorkerContext(
-            settings=settings,
-            secrets=resolve_secrets(settings),
-            karbon=access,
-            engine=engine,
-            sessions=sessions,
-            redis=redis,
-        )
-        context: dict[str, Any] = {"deps": deps}
         try:
-            await run(context, sessions, settings, karbon, plan)
+            async with worker_context(
+                settings,
+                ServiceUrls(database_url, urls.redis_url),
+                budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
+                retry=FAST_RETRIES,
+                request_timeout=httpx.Timeout(60.0),
+                request_loop=False,
+                engine=engine,
+            ) as deps:
+                await run({"deps": deps}, deps.sessions, settings, karbon, plan)
         finally:
-            access.close()
-            await redis.aclose()
             await engine.dispose()
 
 

@@ -123,19 +123,15 @@ from uuid import UUID
 import httpx
 
 from app import event_loops
-from app.db import create_engine, create_sessionmaker, unit_of_work
-from app.embedded import resolve_service_urls
+from app.db import unit_of_work
+from app.embedded import ServiceUrls, resolve_service_urls
 from app.models import SyncKind, SyncTrigger
-from app.redis_pool import create_redis
-from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
-from app.sync.karbon.request_loop import RequestLoop
 from app.sync.streams import INVOICES_STREAM, invoice_voided
-from app.worker import WorkerContext, tune_worker_process
+from app.worker import WorkerContext, tune_worker_process, worker_context
 from sandbox import render
 from sandbox.generator import generate_firm
 from sandbox.model import Firm
@@ -291,27 +287,15 @@ def sandbox_process(size: str, tenants: int, page: int) -> Iterator[ServedSandbo
 async def job_context(karbon_url: str) -> AsyncIterator[dict[str, Any]]:
     settings = Settings(RECKONRY_ENV="test", KARBON_BASE_URL=karbon_url)
     urls = resolve_service_urls(settings)
-    async with scratch_database(urls.database_url) as database_url:
-        engine = create_engine(database_url, pool_size=20, pool_timeout=600)  # as a worker
-        redis = create_redis(urls.redis_url)
-        karbon = KarbonAccess(
-            base_url=karbon_url,
+    async with (
+        scratch_database(urls.database_url) as database_url,
+        worker_context(
+            settings,
+            ServiceUrls(database_url, urls.redis_url),
             budgets=BudgetRegistry(rate_per_second=BUDGET),
-            request_loop=RequestLoop(),  # as a worker
-        )
-        deps = WorkerContext(
-            settings=settings,
-            secrets=resolve_secrets(settings),
-            karbon=karbon,
-            engine=engine,
-            sessions=create_sessionmaker(engine),
-            redis=redis,
-        )
-        try:
-            yield {"deps": deps}
-        finally:
-            await deps.close()
-            await redis.aclose()
+        ) as deps,
+    ):
+        yield {"deps": deps}
 
 
 async def start_syncs(context: dict[str, Any], sandbox_tenants: list[dict[str, Any]]) -> list[str]:

@@ -20,16 +20,12 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine
 from app.embedded import ServiceUrls
-from app.redis_pool import create_redis
 from app.reports.refresh import refresh_reports
-from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.sync.access import KarbonAccess
 from app.sync.karbon.budget import BudgetRegistry
-from app.sync.karbon.request_loop import RequestLoop
-from app.worker import WorkerContext
+from app.worker import WorkerContext, worker_context
 from sandbox.process import free_port as free_port
 from sandbox.server import serve_sandbox_in_thread
 from sandbox.state import Sandbox, SandboxConfig
@@ -113,37 +109,30 @@ async def sync_sandbox_firms(scratch: Scratch, sandbox: Sandbox) -> list[SyncedF
     with serve_sandbox_in_thread(sandbox) as karbon_url:
         settings = scratch.settings.model_copy(update={"karbon_base_url": karbon_url})
         engine = create_engine(scratch.urls.database_url, pool_size=5)
-        redis = create_redis(scratch.urls.redis_url)
-        karbon = KarbonAccess(
-            base_url=karbon_url,
-            budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
-            retry=FAST_RETRIES,
-            timeout=httpx.Timeout(5.0),
-            request_loop=RequestLoop(),
-        )
-        sessions = create_sessionmaker(engine)
-        deps = WorkerContext(
-            settings=settings,
-            secrets=resolve_secrets(settings),
-            karbon=karbon,
-            engine=engine,
-            sessions=sessions,
-            redis=redis,
-        )
         try:
-            for name in sandbox.tenants:
-                tenant_id = await connect_tenant(sessions, settings, sandbox, name, name)
-                _, outcome = await sync_now({"deps": deps}, tenant_id)
-                if outcome != "succeeded":
-                    raise RuntimeError(f"the sync of {name} ended {outcome}")
-                await refresh_reports(sessions, tenant_id)  # a worker runs it after the sync
-                headers = await admin_headers(sessions, settings, tenant_id)
-                firms.append(SyncedFirm(name, tenant_id, headers))
+            async with worker_context(
+                settings,
+                scratch.urls,
+                budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
+                retry=FAST_RETRIES,
+                request_timeout=httpx.Timeout(5.0),
+                engine=engine,
+            ) as deps:
+                for name in sandbox.tenants:
+                    firms.append(await synced_firm(deps, sandbox, name))
         finally:
-            karbon.close()
-            await redis.aclose()
             await engine.dispose()
     return firms
+
+
+async def synced_firm(deps: WorkerContext, sandbox: Sandbox, name: str) -> SyncedFirm:
+    tenant_id = await connect_tenant(deps.sessions, deps.settings, sandbox, name, name)
+    _, outcome = await sync_now({"deps": deps}, tenant_id)
+    if outcome != "succeeded":
+        raise RuntimeError(f"the sync of {name} ended {outcome}")
+    await refresh_reports(deps.sessions, tenant_id)  # a worker runs it after the sync
+    headers = await admin_headers(deps.sessions, deps.settings, tenant_id)
+    return SyncedFirm(name, tenant_id, headers)
 
 
 @asynccontextmanager

@@ -12,16 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.db import unit_of_work
 from app.embedded import ServiceUrls
 from app.models import SyncKind, SyncTrigger
-from app.redis_pool import create_redis
 from app.secrets import resolve_secrets
 from app.settings import Settings
-from app.sync.access import KarbonAccess
 from app.sync.control import request_sync
 from app.sync.jobs import run_sync
 from app.sync.karbon.budget import BudgetRegistry
-from app.sync.karbon.request_loop import RequestLoop
 from app.sync.karbon.retry import RetryPolicy
-from app.worker import WorkerContext
+from app.worker import WorkerContext, worker_context
 from sandbox.server import serve_sandbox_in_thread
 from sandbox.state import Sandbox, SandboxConfig, make_access_key, make_bearer_token
 from tests.factories import connect_karbon, create_tenant
@@ -56,25 +53,16 @@ async def job_context(
     sessions: async_sessionmaker[AsyncSession],
     service_urls: ServiceUrls,
 ) -> AsyncIterator[dict[str, Any]]:
-    redis = create_redis(service_urls.redis_url)
-    karbon = KarbonAccess(
-        base_url=sync_settings.karbon_base_url,
+    """The worker's job context on the test database; `sessions` empties it afterwards."""
+    async with worker_context(
+        sync_settings,
+        service_urls,
         budgets=BudgetRegistry(rate_per_second=400.0, max_in_flight=8),
         retry=FAST_RETRIES,
-        timeout=httpx.Timeout(2.0),
-        request_loop=RequestLoop(),  # as a worker sends them
-    )
-    deps = WorkerContext(
-        settings=sync_settings,
-        secrets=resolve_secrets(sync_settings),
-        karbon=karbon,
+        request_timeout=httpx.Timeout(2.0),
         engine=engine,
-        sessions=sessions,
-        redis=redis,
-    )
-    yield {"deps": deps}
-    karbon.close()
-    await redis.aclose()
+    ) as deps:
+        yield {"deps": deps}
 
 
 async def connect_tenant(
