@@ -41,7 +41,12 @@ alone, with the count and the report's totals in the same statement, and only it
 summed in full (their monthly sums read by client); by work type, and every report's totals,
 read the firm's monthly sums per fee type and work type; by owner or manager, the firm's
 monthly sums per owner or per manager. A page past the end still gets its count and totals
-from that one statement. Unbilled work is ordered, paged and summed in the database.
+from that one statement. Unbilled work is ordered, paged and summed in the database. A
+`work_status` filter reads the same monthly sums (they carry the work item's status:
+completed, open, or none for work without a synced work item) and the facts of its edge
+days, filtered by the status each fact keeps; the kept per-client sums hold every status, so
+over a kept window it reads months and edges too. A `primary_status` filter sums the window's
+facts by the status each keeps.
 
 Last measured on 2 cores with nothing else running (load average 0.6 to 1.1), the firm
 loaded at migration 0021, vacuumed by this script before timing (the 60-call runs also after
@@ -71,14 +76,32 @@ calls never reach: a status filter sums the facts of the window one by one (the 
 carry work status), 120 to 400 ms a call, so it sets the p95 of every profitability grouping
 at 60 calls (a second 60-call run: 99 to 169 ms for the eight groupings). Timed call by call
 (three rounds of the 30 calls without it), by client is 37 / 88 ms p50 / p95, by client
-monthly 71 / 80, by owner 23 / 44, by manager 23 / 50. So the target holds at p95 for the
-reports without a status filter and is NOT met with one: the next step is monthly sums that
-carry the work item's status (completed or open), as the WIP rows already do.
+monthly 71 / 80, by owner 23 / 44, by manager 23 / 50. So the target held at p95 for the
+reports without a status filter and was NOT met with one.
 
-Before these changes (the same script at the code before, on a copy of the same database, the
-machine at load 3.5 to 4.6): by client 185.1 ms at p95, by owner 130.3, by manager 103.5, by
-client monthly 154.2; by owner or manager past the end of the page ran the whole grouping
-twice, and a grouping over a window not kept sorted on disk under the default `work_mem`.
+Since migration 0023 the facts and the monthly sums carry the work item's status. Measured on
+a busy machine (load average 3 to 5, other benchmarks running: indicative only), the code
+before and after on the same freshly loaded firm, `--seconds 0 --calls 60`: full refresh
+40.0 s before, 32.5 s after (32.2 and 38.0 s in a second pair of runs: no change above the
+noise); worst p95 501 ms before (by client), 175 ms after (by manager, monthly; by client
+102, every other grouping 38 to 78 ms). `report_monthly_sums` holds 77,755 rows instead of
+77,446 (the firm's 958 -> 1,280, per owner 11,889 -> 13,138, per manager 21,098 -> 23,045).
+Profitability by each grouping over the six windows above, three rounds, p50 / second worst
+of 18 calls (ms, rounded), unfiltered then `work_status=completed` then `open`:
+
+                        before                            after
+                              none completed      open          none completed      open
+    client                  59/127   394/525   175/297        35/ 97    82/150    97/113
+    client, monthly         91/163   292/387   189/261        71/110    66/158    93/139
+    owner                   45/ 74   193/428   105/172        24/ 63    43/ 66    53/ 72
+    owner, monthly          58/ 96   232/666   154/245        36/ 60    43/ 63    45/ 58
+    manager                 38/ 67   224/544    87/114        26/ 64    47/ 67    52/ 60
+    manager, monthly        35/ 52   130/379    77/100        40/ 55    57/ 88    59/ 88
+    work_type               29/ 39   112/150    59/ 74        33/ 53    31/ 61    42/ 73
+    work_type, monthly      26/ 38   105/162    55/ 72        42/ 66    34/ 57    39/ 50
+
+By client, a status filter over a kept window (two of the six) reads months and edges, where
+the unfiltered report reads one row per client: the kept window sums hold every status.
 """
 
 import argparse

@@ -3,8 +3,9 @@
 `refresh_reports` replaces a tenant's rows in one transaction; reports are sums over
 `report_facts` (every measure column is additive) and reads of the WIP, fixed-fee and
 warning tables. `report_monthly_sums` holds the same measures summed per month, client, fee
-type and work type, so a report over whole months reads far fewer rows than there are facts;
-the firm's monthly sums per fee type and work type, per owner and per manager sum those again.
+type, work type and work status, so a report over whole months reads far fewer rows than
+there are facts; the firm's monthly sums per fee type, work type and work status, per owner
+and per manager sum those again.
 `report_client_names` keeps each client's name as of the refresh, so a report can sort by
 name in SQL. `report_window_sums` holds each client's sums over the windows reports are most
 often asked for (`report_summed_windows`). `report_refreshes.version` changes with every
@@ -101,6 +102,8 @@ class ReportFact(MeasureColumns, Base):
     staff_key: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
+    work_item_status: Mapped[str | None] = mapped_column(Text)
+    """As `ReportWipItem.work_item_status`: None without a work item or for one not synced."""
 
     __table_args__ = (
         Index("ix_report_facts_tenant_date", "tenant_id", "fact_date"),
@@ -111,9 +114,9 @@ class ReportFact(MeasureColumns, Base):
 
 
 class ReportMonthlySum(MeasureColumns, Base):
-    """The facts of one month, client, fee type and work type, summed at refresh time, with
-    the client's owner and manager as `ReportClientName` holds them (no join to group or
-    filter by them)."""
+    """The facts of one month, client, fee type, work type and work status, summed at refresh
+    time, with the client's owner and manager as `ReportClientName` holds them (no join to
+    group or filter by them)."""
 
     __tablename__ = "report_monthly_sums"
 
@@ -123,6 +126,9 @@ class ReportMonthlySum(MeasureColumns, Base):
     client_key: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
+    work_status: Mapped[str | None] = mapped_column(String(16))
+    """`WorkStatus` of the facts' work item as of the refresh ('completed' or 'open'); None
+    for facts without a work item or whose work item is not synced."""
     owner_email: Mapped[str | None] = mapped_column(Text)
     manager_email: Mapped[str | None] = mapped_column(Text)
 
@@ -147,8 +153,8 @@ class ReportStaffMonthlySum(MeasureColumns, Base):
 
 
 class ReportFirmMonthlySum(MeasureColumns, Base):
-    """The firm's facts of one month, fee type and work type, summed at refresh time: what
-    firm totals and reports grouped by work type read."""
+    """The firm's facts of one month, fee type, work type and work status, summed at refresh
+    time: what firm totals and reports grouped by work type read."""
 
     __tablename__ = "report_firm_monthly_sums"
 
@@ -157,6 +163,7 @@ class ReportFirmMonthlySum(MeasureColumns, Base):
     month: Mapped[date] = mapped_column(comment="First day of the month")
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
+    work_status: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_report_firm_monthly_sums_tenant_month", "tenant_id", "month"),)
 
@@ -174,6 +181,7 @@ class ReportOwnerMonthlySum(MeasureColumns, Base):
     owner_email: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
+    work_status: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_report_owner_monthly_sums_tenant_month", "tenant_id", "month"),)
 
@@ -189,6 +197,7 @@ class ReportManagerMonthlySum(MeasureColumns, Base):
     manager_email: Mapped[str | None] = mapped_column(Text)
     fee_type: Mapped[str | None] = mapped_column(String(32))
     work_type: Mapped[str | None] = mapped_column(Text)
+    work_status: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_report_manager_monthly_sums_tenant_month", "tenant_id", "month"),)
 

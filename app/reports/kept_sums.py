@@ -149,10 +149,12 @@ async def copy_rows(
 async def sum_months(
     session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None = None
 ) -> None:
-    """The facts summed per month, client, fee type and work type (of `clients` only), with
-    the client's owner and manager as its name row now holds them (named first)."""
+    """The facts summed per month, client, fee type, work type and work status (of `clients`
+    only), with the client's owner and manager as its name row now holds them (named
+    first)."""
     month = func.date_trunc("month", ReportFact.fact_date).cast(ReportMonthlySum.month.type)
     dimensions = [getattr(ReportFact, name) for name in MONTHLY_DIMENSIONS]
+    dimensions.append(repository.fact_work_status())
     team = [ReportClientName.owner_email, ReportClientName.manager_email]
     sums = [func.sum(getattr(ReportFact, name)) for name in MEASURE_NAMES]
     monthly = (
@@ -165,7 +167,7 @@ async def sum_months(
         .where(ReportFact.tenant_id == tenant_id, *_of(ReportFact.client_key, clients))
         .group_by(ReportFact.tenant_id, month, *dimensions, *team)
     )
-    columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, *TEAM, *MEASURE_NAMES]
+    columns = ["tenant_id", "month", *MONTHLY_DIMENSIONS, "work_status", *TEAM, *MEASURE_NAMES]
     await session.execute(insert(ReportMonthlySum).from_select(columns, monthly))
 
 
@@ -194,7 +196,7 @@ async def sum_staff_months(
     await session.execute(insert(table).from_select(columns, monthly))
 
 
-FIRM_DIMENSIONS = ("fee_type", "work_type")
+FIRM_DIMENSIONS = ("fee_type", "work_type", "work_status")
 
 
 TEAM_MONTHLY_SUMS = {"owner_email": ReportOwnerMonthlySum, "manager_email": ReportManagerMonthlySum}
@@ -218,9 +220,9 @@ async def sum_firm_months(
     tenant_id: UUID,
     teams: Collection[tuple[str, str | None]] | None = None,
 ) -> None:
-    """The firm's monthly sums per fee type and work type, and per owner and per manager
-    too (only those of `teams`, see `teams_of_clients`), from the monthly sums per client
-    (replacing earlier ones)."""
+    """The firm's monthly sums per fee type, work type and work status, and per owner and
+    per manager too (only those of `teams`, see `teams_of_clients`), from the monthly sums
+    per client (replacing earlier ones)."""
     await _sum_client_months(session, tenant_id, ReportFirmMonthlySum, FIRM_DIMENSIONS)
     for email, table in TEAM_MONTHLY_SUMS.items():
         only = None if teams is None else {value for kind, value in teams if kind == email}
@@ -256,23 +258,6 @@ def _one_of_team(column: Any, emails: Collection[str | None]) -> ColumnElement[b
     """`column` is one of `emails` (None: no one)."""
     condition = one_of(column, [email for email in emails if email is not None])
     return or_(condition, column.is_(None)) if None in emails else condition
-
-
-async def mark_wip_status(
-    session: AsyncSession, tenant_id: UUID, clients: Collection[str] | None = None
-) -> None:
-    """Each WIP item (of `clients` only) with its work item's status as now synced."""
-    wip = ReportWipItem
-    await session.execute(
-        update(wip)
-        .where(
-            wip.tenant_id == tenant_id,
-            *_of(wip.client_key, clients),
-            WorkItem.tenant_id == tenant_id,
-            WorkItem.work_item_key == wip.work_item_key,
-        )
-        .values(work_item_status=func.coalesce(WorkItem.primary_status, ""))
-    )
 
 
 async def staff_of_clients(

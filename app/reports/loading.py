@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, select, union, union_all
+from sqlalchemy import ColumnElement, func, select, union, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.costs import repository as costs_repository
@@ -212,6 +212,18 @@ async def _work_items(
         )
         for row in await session.execute(query)
     )
+
+
+async def load_work_item_statuses(
+    session: AsyncSession, tenant_id: UUID, keys: Collection[str]
+) -> dict[str, str]:
+    """The Karbon `PrimaryStatus` of those of `keys` synced ('' for none), deleted work items
+    included: what the report rows keep of their work item's status."""
+    status = func.coalesce(WorkItemRow.primary_status, "")
+    query = select(WorkItemRow.work_item_key, status).where(
+        WorkItemRow.tenant_id == tenant_id, WorkItemRow.work_item_key.in_(keys_select(keys))
+    )
+    return {key: value for key, value in await session.execute(query)}
 
 
 async def _time_entries(

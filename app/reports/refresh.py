@@ -53,6 +53,7 @@ from app.reports.loading import (
     load_compensation,
     load_data_issues,
     load_records,
+    load_work_item_statuses,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ FACT_COLUMNS = (
     "staff_key",
     "fee_type",
     "work_type",
+    "work_item_status",
     *MEASURE_NAMES,
 )
 WIP_COLUMNS = (
@@ -81,6 +83,7 @@ WIP_COLUMNS = (
     "amount",
     "since",
     "age_days",
+    "work_item_status",
 )
 FIXED_FEE_COLUMNS = (
     "tenant_id",
@@ -174,7 +177,6 @@ async def _refresh_all(
     await kept_sums.sum_months(session, tenant_id)
     await kept_sums.sum_firm_months(session, tenant_id)
     await kept_sums.sum_staff_months(session, tenant_id)
-    await kept_sums.mark_wip_status(session, tenant_id)
     await _sum_windows(session, tenant_id, day)
 
 
@@ -219,7 +221,6 @@ async def _refresh_clients(
     teams = teams_before | await kept_sums.teams_of_clients(session, tenant_id, clients)
     await kept_sums.sum_firm_months(session, tenant_id, teams)
     await kept_sums.sum_staff_months(session, tenant_id, staff)
-    await kept_sums.mark_wip_status(session, tenant_id, clients)
     await _sum_windows(session, tenant_id, day, clients)
     return len(clients)
 
@@ -281,11 +282,19 @@ async def _copy(
         line.key: invoice.key for invoice in records.invoices for line in billing_lines(invoice)
     }
     work_item_clients = {item.key: item.client_key for item in records.work_items}
+    worked_on = [
+        *(f.work_item_key for f in evaluation.facts),
+        *(w.work_item_key for w in evaluation.wip),
+    ]
+    statuses = await load_work_item_statuses(session, tenant_id, {k for k in worked_on if k})
     await kept_sums.copy_rows(
-        session, ReportFact, FACT_COLUMNS, _fact_rows(tenant_id, evaluation.facts, invoice_of_line)
+        session,
+        ReportFact,
+        FACT_COLUMNS,
+        _fact_rows(tenant_id, evaluation.facts, invoice_of_line, statuses),
     )
     await kept_sums.copy_rows(
-        session, ReportWipItem, WIP_COLUMNS, _wip_rows(tenant_id, evaluation.wip)
+        session, ReportWipItem, WIP_COLUMNS, _wip_rows(tenant_id, evaluation.wip, statuses)
     )
     await kept_sums.copy_rows(
         session,
@@ -343,8 +352,12 @@ async def _sum_windows(
 
 
 def _fact_rows(
-    tenant_id: UUID, facts: Iterable[Fact], invoice_of_line: Mapping[str, str]
+    tenant_id: UUID,
+    facts: Iterable[Fact],
+    invoice_of_line: Mapping[str, str],
+    statuses: Mapping[str, str],
 ) -> Iterable[tuple[Any, ...]]:
+    """`statuses`: each synced work item's (see `load_work_item_statuses`)."""
     for fact in facts:
         measures = fact.measures
         line = fact.source is FactSource.INVOICE_LINE
@@ -360,11 +373,14 @@ def _fact_rows(
             fact.staff_key,
             fact.fee_type.value if fact.fee_type else None,
             fact.work_type,
+            statuses.get(fact.work_item_key or ""),
             *(getattr(measures, name) for name in MEASURE_NAMES),
         )
 
 
-def _wip_rows(tenant_id: UUID, items: Iterable[WipItem]) -> Iterable[tuple[Any, ...]]:
+def _wip_rows(
+    tenant_id: UUID, items: Iterable[WipItem], statuses: Mapping[str, str]
+) -> Iterable[tuple[Any, ...]]:
     for item in items:
         yield (
             tenant_id,
@@ -376,6 +392,7 @@ def _wip_rows(tenant_id: UUID, items: Iterable[WipItem]) -> Iterable[tuple[Any, 
             item.amount,
             item.since,
             item.age_days,
+            statuses.get(item.work_item_key or ""),
         )
 
 

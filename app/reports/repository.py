@@ -5,14 +5,16 @@ sums and kept window sums those queries read) are built in `app.reports.kept_sum
 
 Every query is scoped to one tenant. Grouping or filtering by owner or manager joins the
 client's name row of the refresh (which holds its owner and manager by e-mail, a UserKey
-resolved); the facts carry everything else a filter or grouping needs. A windowed sum by client,
-owner, manager or work type reads the monthly sums for the months wholly inside the window and
-the facts only for the days at its edges: the firm's monthly sums per owner, per manager or
-per fee type and work type when no client is asked for, else the clients'. Over a window whose
-per-client sums the refresh kept (the trailing year and each calendar year), it reads one row
-per client instead. `grouped_sums` chooses which of these sources to read; `rank_groups`
-orders, pages, counts and totals the groups in one statement (by client over a window not
-kept, its page's clients are then summed in full in a second).
+resolved); the facts carry everything else a filter or grouping needs, their work item's
+status included. A windowed sum by client, owner, manager or work type reads the monthly sums
+for the months wholly inside the window and the facts only for the days at its edges: the
+firm's monthly sums per owner, per manager or per fee type, work type and work status when no
+client is asked for, else the clients' (a filter by Karbon's own `PrimaryStatus` reads the
+facts alone). Over a window whose per-client sums the refresh kept (the trailing year and each
+calendar year), it reads one row per client instead, unless a status filters. `grouped_sums`
+chooses which of these sources to read; `rank_groups` orders, pages, counts and totals the
+groups in one statement (by client over a window not kept, its page's clients are then summed
+in full in a second).
 """
 
 from collections.abc import Container, Sequence
@@ -90,24 +92,27 @@ class FactFilter:
 
     @property
     def by_work_status(self) -> bool:
-        """Only facts of work items in a given status: read per fact, never from sums."""
+        """Only facts of work items in a given status (the kept window sums hold every
+        status)."""
         return self.work_status is not None or self.primary_status is not None
 
 
 COMPLETED = "Completed"
 
 
-def _work_items_in_status(tenant_id: UUID, where: FactFilter) -> Select[Any]:
-    """Keys of the work items whose status `where` asks for, as of the last sync (deleted
-    ones keep their last known status)."""
-    query = select(WorkItem.work_item_key).where(WorkItem.tenant_id == tenant_id)
-    if where.work_status is WorkStatus.COMPLETED:
-        query = query.where(WorkItem.primary_status == COMPLETED)
-    elif where.work_status is WorkStatus.OPEN:
-        query = query.where(func.coalesce(WorkItem.primary_status, "") != COMPLETED)
-    if where.primary_status is not None:
-        query = query.where(WorkItem.primary_status == where.primary_status)
-    return query
+def stored_work_status(status: Any) -> ColumnElement[Any]:
+    """The `WorkStatus` of a stored work item status ('' for none, NULL when not synced):
+    NULL for no synced work item."""
+    work_status: ColumnElement[Any] = case(
+        (status == COMPLETED, WorkStatus.COMPLETED.value),
+        (status.is_not(None), WorkStatus.OPEN.value),
+    )
+    return work_status
+
+
+def fact_work_status() -> ColumnElement[Any]:
+    """Each fact's `work_status`, as the monthly sums keep it."""
+    return stored_work_status(ReportFact.work_item_status).label("work_status")
 
 
 def work_status_of(primary_status: str | None) -> WorkStatus:
@@ -183,20 +188,19 @@ def _filtered(query: Select[Any], table: Any, tenant_id: UUID, where: FactFilter
     if where.clients is not None:
         conditions.append(one_of(table.client_key, where.clients))
     conditions += _team_conditions(tenant_id, where, _team(table))
-    if where.by_work_status and table is ReportWipItem:
-        conditions += _in_status(ReportWipItem.work_item_status, where)
-    elif where.by_work_status:
-        conditions.append(table.work_item_key.in_(_work_items_in_status(tenant_id, where)))
+    if hasattr(table, "work_item_status"):
+        conditions += _in_status(table.work_item_status, where)
+    elif where.work_status is not None:  # monthly sums: never asked for a `primary_status`
+        conditions.append(table.work_status == where.work_status.value)
     return query.where(*conditions)
 
 
 def _in_status(status: Any, where: FactFilter) -> list[ColumnElement[bool]]:
-    """`_work_items_in_status` over a stored status ('' for none, NULL when not synced)."""
-    conditions: list[ColumnElement[bool]] = [status.is_not(None)]
-    if where.work_status is WorkStatus.COMPLETED:
-        conditions.append(status == COMPLETED)
-    elif where.work_status is WorkStatus.OPEN:
-        conditions.append(status != COMPLETED)
+    """The rows whose stored work item status (see `stored_work_status`) `where` asks for:
+    deleted work items keep their last known status."""
+    conditions: list[ColumnElement[bool]] = []
+    if where.work_status is not None:
+        conditions.append(stored_work_status(status) == where.work_status.value)
     if where.primary_status is not None:
         conditions.append(status == where.primary_status)
     return conditions
@@ -554,7 +558,7 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
     month of them when there is no window, else the window's whole months from them and its
     edge days from the facts; for firm-wide sums by staff member or for the whole firm, the
     same from the staff members' or the firm's monthly sums."""
-    if where.by_work_status:  # the monthly sums do not keep the work item
+    if where.primary_status is not None:  # the monthly sums keep the work status alone
         return ReportFact
     if group_by == "staff":
         if not _firm_wide(where) or where.start is None or where.end is None:
@@ -572,9 +576,9 @@ def _measure_source(tenant_id: UUID, where: FactFilter, group_by: GroupBy | str 
 
 def _monthly_source(where: FactFilter, group_by: GroupBy | str | None) -> "_MonthlySource":
     """The fewest monthly rows that answer: when no client is asked for, the firm's (per fee
-    type and work type), else per owner or per manager when one of them alone is grouped or
-    filtered by; else the clients' (with their owner and manager when a grouping or filter
-    needs them)."""
+    type, work type and work status), else per owner or per manager when one of them alone
+    is grouped or filtered by; else the clients' (with their owner and manager when a
+    grouping or filter needs them)."""
     no_client = where.client_key is None and where.clients is None
     if no_client and group_by in (None, GroupBy.WORK_TYPE, GroupBy.OWNER, GroupBy.MANAGER):
         by_owner = where.owner is not None or group_by is GroupBy.OWNER
@@ -616,9 +620,11 @@ class _MonthlySource:
     dimensions: tuple[str, ...]
 
 
-CLIENT_MONTHS = _MonthlySource(ReportMonthlySum, ("client_key", "fee_type", "work_type"))
+CLIENT_MONTHS = _MonthlySource(
+    ReportMonthlySum, ("client_key", "fee_type", "work_type", "work_status")
+)
 STAFF_MONTHS = _MonthlySource(ReportStaffMonthlySum, ("staff_key",))
-FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ("fee_type", "work_type"))
+FIRM_MONTHS = _MonthlySource(ReportFirmMonthlySum, ("fee_type", "work_type", "work_status"))
 TEAM = ("owner_email", "manager_email")
 TEAM_MONTHS = _MonthlySource(ReportMonthlySum, (*CLIENT_MONTHS.dimensions, *TEAM))
 """The clients' monthly sums with the owner and manager each row carries: no join."""
@@ -667,15 +673,21 @@ def _first_of_month(day: Any) -> ColumnElement[Any]:
 
 
 def _summed_columns(table: Any, day: Any, dimensions: Sequence[str]) -> list[Any]:
-    """`table`'s rows as a monthly source's; the facts take the owner and manager from their
-    client's name row."""
+    """`table`'s rows as a monthly source's."""
     month = day if table is not ReportFact else _first_of_month(ReportFact.fact_date)
     columns = [table.tenant_id, day.label("fact_date"), month.label("month")]
-    columns += [
-        getattr(ReportClientName if table is ReportFact and name in TEAM else table, name)
-        for name in dimensions
-    ]
+    columns += [_dimension(table, name) for name in dimensions]
     return columns + [getattr(table, name) for name in MEASURE_NAMES]
+
+
+def _dimension(table: Any, name: str) -> Any:
+    """`table`'s column `name`; the facts take the owner and manager from their client's
+    name row, and their work status from their work item's."""
+    if table is not ReportFact:
+        return getattr(table, name)
+    if name in TEAM:
+        return getattr(ReportClientName, name)
+    return fact_work_status() if name == "work_status" else getattr(table, name)
 
 
 def _measures(values: Sequence[Any]) -> Measures:
