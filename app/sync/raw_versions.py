@@ -13,8 +13,9 @@ match however Karbon spaced or ordered them.
 - A record or page that changed is kept the same way, as changes to its own last version, a
   list of objects in both as a splice (`"@splice": {"TimeEntries": [[first, count], [new
   item]]}`): a timesheet with one entry added keeps that entry, not its week again; a page
-  keeps its new id runs, not its links again. Its hash is of its whole content, so reading
-  it again matches. It is kept whole when the changes are not much smaller, or when
+  keeps where its ids changed (`"@ids": {"value": [[first, count], [new id]]}` over the ids its
+  runs stand for), not every run again. Its hash is of its whole content, so reading it again
+  matches. It is kept whole when the changes are not much smaller, or when
   `MAX_CHAIN` versions lead down to a whole one.
 
 Each version kept as changes names its base (`base_id`, a foreign key). `read_version` puts
@@ -25,10 +26,10 @@ the version it is made of, so every kept version stays readable.
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -39,7 +40,7 @@ from app.db import json_text
 from app.models import RawResponse
 from app.sync.karbon.client import KarbonResponse
 
-BASE, SET, UNSET, SPLICE = "@base", "@set", "@unset", "@splice"
+BASE, SET, UNSET, SPLICE, IDS = "@base", "@set", "@unset", "@splice", "@ids"
 """A version kept as changes to another (no Karbon field starts with @)."""
 
 _SAVE_VERSIONS = text(
@@ -436,13 +437,19 @@ def listed_ids(page: Any) -> list[int] | None:
     """The version ids a kept page lists (as runs, or one by one as pages were once kept);
     None when the page was kept whole."""
     listed = page.get("value") if _is_object(page) else None
-    if not isinstance(listed, list):
-        return None
-    if all(isinstance(run, list) and len(run) == 2 for run in listed):
-        return [first + n for first, count in listed for n in range(count)]
-    if all(isinstance(version_id, int) for version_id in listed):
+    ids = _ids_of_runs(listed)
+    if ids is None and isinstance(listed, list) and all(isinstance(i, int) for i in listed):
         return listed
-    return None
+    return ids
+
+
+def _ids_of_runs(runs: Any) -> list[int] | None:
+    """The ids that `id_runs` made `runs` of; None when `runs` is not such runs."""
+    if not isinstance(runs, list):
+        return None
+    if not all(isinstance(run, list) and len(run) == 2 for run in runs):
+        return None
+    return [first + n for first, count in runs for n in range(count)]
 
 
 async def _as_changes_to_last_versions(session: AsyncSession, changed: _Changed) -> None:
@@ -452,7 +459,8 @@ async def _as_changes_to_last_versions(session: AsyncSession, changed: _Changed)
     for version, latest_id in changed:
         base, depth = kept[latest_id]
         if depth + 1 < MAX_CHAIN and _is_object(version.body) and _is_object(base):
-            delta = changes(version.body, latest_id, base)
+            ids_of = "value" if version.kind == "page" else None
+            delta = changes(version.body, latest_id, base, ids_of=ids_of)
             if len(canonical_json(delta)) <= DELTA_AT_MOST * len(canonical_json(version.body)):
                 version.body, version.base_id = delta, latest_id
 
@@ -475,16 +483,20 @@ async def _as_changes_to_bases(
             version.base_id = base_id
 
 
-def changes(body: dict[str, Any], base_id: int, base: dict[str, Any]) -> dict[str, Any]:
+def changes(
+    body: dict[str, Any], base_id: int, base: dict[str, Any], *, ids_of: str | None = None
+) -> dict[str, Any]:
     """`body` as what it sets and removes in the version `base_id` (whose body is `base`); a
-    list of objects in both is kept as a splice of the base's items and new ones."""
+    list of objects in both is kept as a splice of the base's items and new ones, and the id
+    runs of `ids_of` (a page's) as a splice of the ids they stand for."""
     delta: dict[str, Any] = {BASE: base_id, SET: {}, UNSET: [n for n in base if n not in body]}
     spliced: dict[str, list[list[Any]]] = {}
     for name, value in body.items():
         if _same(base, name, value):
             continue
-        splice = _splice(base.get(name), value)
-        if splice is not None:
+        if name == ids_of and (ids := _id_splice(base.get(name), value)) is not None:
+            delta[IDS] = {name: ids}
+        elif (splice := _splice(base.get(name), value)) is not None:
             spliced[name] = splice
         else:
             delta[SET][name] = value
@@ -498,13 +510,33 @@ def _splice(old: Any, new: Any) -> list[list[Any]] | None:
     lists of objects and some items are the same; else None."""
     if not (_objects(old) and _objects(new)):
         return None
-    old_keys = [canonical_json(item) for item in old]
-    first_at: dict[bytes, int] = {}
+    return _spliced_by_key([canonical_json(item) for item in old], new, canonical_json)
+
+
+def _id_splice(old: Any, new: Any) -> list[list[Any]] | None:
+    """`new` id runs as a splice of the ids `old`'s runs stand for and new ids; None unless
+    both are id runs."""
+    old_ids, new_ids = _ids_of_runs(old), _ids_of_runs(new)
+    if old_ids is None or new_ids is None:
+        return None
+    return _spliced_by_key(old_ids, new_ids, lambda version_id: version_id)
+
+
+Item = TypeVar("Item")
+Key = TypeVar("Key")
+
+
+def _spliced_by_key(
+    old_keys: list[Key], new: list[Item], key_of: Callable[[Item], Key]
+) -> list[list[Any]] | None:
+    """`new` as runs of old items (`[first, count]`, by position in `old_keys`) and new items
+    (`[item]`); None when no item is an old one."""
+    first_at: dict[Key, int] = {}
     for position, key in enumerate(old_keys):
         first_at.setdefault(key, position)
     splice: list[list[Any]] = []
     for item in new:
-        key = canonical_json(item)
+        key = key_of(item)
         last = splice[-1] if splice else None
         if last is not None and len(last) == 2 and _continues(old_keys, last, key):
             last[1] += 1
@@ -519,7 +551,7 @@ def _objects(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _continues(old_keys: list[bytes], run: list[Any], key: bytes) -> bool:
+def _continues(old_keys: list[Key], run: list[Any], key: Key) -> bool:
     following = int(run[0]) + int(run[1])
     return following < len(old_keys) and old_keys[following] == key
 
@@ -529,13 +561,18 @@ def apply_changes(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]
     unset = set(delta[UNSET])
     body: dict[str, Any] = {n: v for n, v in base.items() if n not in unset} | delta[SET]
     for name, splice in delta.get(SPLICE, {}).items():
-        old = base[name]
-        body[name] = [
-            item
-            for part in splice
-            for item in (old[part[0] : part[0] + part[1]] if len(part) == 2 else part)
-        ]
+        body[name] = _apply_splice(base[name], splice)
+    for name, splice in delta.get(IDS, {}).items():
+        body[name] = id_runs(_apply_splice(_ids_of_runs(base[name]) or [], splice))
     return body
+
+
+def _apply_splice(old: list[Any], splice: list[list[Any]]) -> list[Any]:
+    return [
+        item
+        for part in splice
+        for item in (old[part[0] : part[0] + part[1]] if len(part) == 2 else part)
+    ]
 
 
 def _same(base: dict[str, Any], name: str, value: Any) -> bool:

@@ -3,6 +3,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,11 +14,13 @@ from app.settings import Settings
 from app.sync.karbon.client import KarbonResponse
 from app.sync.raw_versions import (
     BASE,
+    IDS,
     SET,
     SPLICE,
     UNSET,
     apply_changes,
     changes,
+    id_runs,
     listed_ids,
     read_version,
     save_versions,
@@ -252,6 +256,35 @@ def test_a_list_of_objects_is_kept_as_its_base_items_and_the_new_ones() -> None:
     unrelated = {"Key": "t", "TimeEntries": [_entry("new", 1)]}
     assert changes(unrelated, 7, base)[SET]["TimeEntries"] == unrelated["TimeEntries"]
     assert apply_changes(base, changes(unrelated, 7, base)) == unrelated
+
+
+def test_a_page_that_lists_one_changed_record_keeps_where_its_id_changed() -> None:
+    """A page's ids fragment into many runs as its records change over the days; one more
+    change is kept as the ids around it, not as every run again."""
+    ids = list(range(1000, 1100))
+    for position in range(3, 100, 3):  # a third of the page changed on earlier days
+        ids[position] = 5000 + position
+    base = {"@odata.nextLink": "https://k/v3/Timesheets?$skip=100", "value": id_runs(ids)}
+    ids[50] = 9001
+    body = {**base, "value": id_runs(ids)}
+
+    kept = changes(body, 7, base, ids_of="value")
+
+    assert kept[SET] == {}
+    assert kept[IDS] == {"value": [[0, 50], [9001], [51, 49]]}
+    assert apply_changes(base, kept) == body
+    assert len(json.dumps(kept)) < len(json.dumps(body)) / 4
+
+
+@given(
+    st.lists(st.integers(1, 60), max_size=40),
+    st.lists(st.integers(1, 60), max_size=40),
+)
+def test_any_change_of_a_pages_ids_reads_back_exactly(old: list[int], new: list[int]) -> None:
+    base = {"value": id_runs(old)}
+    body = {"value": id_runs(new)}
+
+    assert apply_changes(base, changes(body, 1, base, ids_of="value")) == body
 
 
 def _record_response(url: str, body: Any, fetched_at: datetime) -> KarbonResponse:
