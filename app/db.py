@@ -5,11 +5,12 @@ those boundaries commit; services and repositories at most `flush()`.
 """
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -84,3 +85,31 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
             await session.rollback()
             raise
         await _run_after_commit(session)
+
+
+_STALE = text(
+    """
+SELECT s.relname
+FROM pg_stat_user_tables AS s
+JOIN pg_stat_xact_user_tables AS x ON x.relid = s.relid
+JOIN pg_class AS c ON c.oid = s.relid
+WHERE s.relid IN (SELECT to_regclass(name) FROM unnest(CAST(:tables AS text[])) AS name)
+  AND s.n_mod_since_analyze + x.n_tup_ins + x.n_tup_upd + x.n_tup_del
+    > current_setting('autovacuum_analyze_threshold')::float8
+      + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
+ORDER BY s.relname
+"""
+)
+
+
+async def analyze_stale(session: AsyncSession, tables: Sequence[str]) -> list[str]:
+    """ANALYZE those of `tables` with more rows written since their last ANALYZE (this
+    transaction's included) than autovacuum waits for before analyzing, by its own settings;
+    their names. A large firm's first sync or full refresh writes hundreds of thousands of rows
+    at once: until autovacuum (which a server may run without) gets there, the planner takes
+    the table for nearly empty, and a lookup of a few thousand keys planned as a nested loop
+    over the whole firm ran for minutes."""
+    stale = list((await session.execute(_STALE, {"tables": list(tables)})).scalars())
+    for name in stale:
+        await session.execute(text(f'ANALYZE "{name}"'))
+    return stale

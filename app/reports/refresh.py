@@ -25,7 +25,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.costs.service import domain_settings
-from app.db import unit_of_work
+from app.db import analyze_stale, unit_of_work
 from app.domain import (
     MEASURE_NAMES,
     CostSettings,
@@ -43,7 +43,18 @@ from app.domain import (
     last_365_days,
     staff_warnings,
 )
-from app.models import ReportFact, ReportFixedFee, ReportWarning, ReportWipItem
+from app.models import (
+    Client,
+    Invoice,
+    InvoiceLine,
+    ReportFact,
+    ReportFixedFee,
+    ReportWarning,
+    ReportWipItem,
+    Staff,
+    TimeEntry,
+    WorkItem,
+)
 from app.reports import changes, completeness, kept_sums, repository
 from app.reports.cache import forget_tenant
 from app.reports.changes import Scope
@@ -57,6 +68,9 @@ from app.reports.loading import (
 )
 
 logger = logging.getLogger(__name__)
+
+WRITTEN = [model.__tablename__ for model in kept_sums.REPORT_TABLES]
+READ = [model.__tablename__ for model in (Client, WorkItem, TimeEntry, Invoice, InvoiceLine, Staff)]
 
 FACT_COLUMNS = (
     "tenant_id",
@@ -130,6 +144,8 @@ async def refresh_reports(
     last refresh when that is sure to give the same tables (see `app.reports.changes`),
     everything otherwise or when `full`."""
     started = time.perf_counter()
+    async with unit_of_work(sessions) as session:  # the sync's writes, before they are read
+        await analyze_stale(session, [*READ, *WRITTEN])
     async with unit_of_work(sessions) as session:
         await kept_sums.take_turn(session, tenant_id)
         # Before any record is read: a detail landing meanwhile is still counted as owed.
@@ -147,6 +163,7 @@ async def refresh_reports(
         if clients is None:
             await _refresh_all(session, tenant_id, settings, day)
         facts = await kept_sums.fact_count(session, tenant_id)
+        await analyze_stale(session, WRITTEN)  # before the reports read them
         seconds = time.perf_counter() - started
         version = await kept_sums.mark_refreshed(
             session, tenant_id, as_of, Refreshed(facts, seconds, changes_since, digest)

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import unit_of_work
@@ -329,3 +329,23 @@ async def test_a_sync_that_finds_nothing_new_leaves_the_next_refresh_incremental
     assert outcome == "succeeded"
     refreshed = await refresh_reports(sessions, synced_firm.tenant_id)
     assert (refreshed.kind, refreshed.clients) == ("incremental", 0)
+
+
+async def test_a_refresh_leaves_the_tables_it_filled_analyzed(
+    synced_firm: SyncedFirm, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """However far behind autovacuum is (a server may run without it), the report queries
+    after a refresh plan on statistics that count the rows it wrote."""
+    last_analyze = text(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'report_facts'"
+    )
+    async with sessions() as session:
+        await session.execute(text("TRUNCATE report_facts"))  # no rows counted by its statistics
+        await session.commit()
+        before = (await session.execute(last_analyze)).scalar_one()
+
+    await refresh_reports(sessions, synced_firm.tenant_id, full=True)
+
+    async with sessions() as session:
+        after = (await session.execute(last_analyze)).scalar_one()
+    assert after is not None and (before is None or after > before)
