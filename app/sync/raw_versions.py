@@ -14,9 +14,9 @@ match however Karbon spaced or ordered them.
   list of objects in both as a splice (`"@splice": {"TimeEntries": [[first, count], [new
   item]]}`): a timesheet with one entry added keeps that entry, not its week again; a page
   keeps where its ids changed (`"@ids": {"value": [[first, count], [new id]]}` over the ids its
-  runs stand for), not every run again. Its hash is of its whole content, so reading it again
-  matches. It is kept whole when the changes are not much smaller, or when
-  `MAX_CHAIN` versions lead down to a whole one.
+  runs stand for) or its new runs, whichever is shorter, not every run again. Its hash is of
+  its whole content, so reading it again matches. It is kept whole when the changes are not
+  much smaller, or when `MAX_CHAIN` versions lead down to a whole one.
 
 Each version kept as changes names its base (`base_id`, a foreign key). `read_version` puts
 the pieces back together: a version reads back exactly as Karbon sent it (as JSON; the order
@@ -488,14 +488,15 @@ def changes(
 ) -> dict[str, Any]:
     """`body` as what it sets and removes in the version `base_id` (whose body is `base`); a
     list of objects in both is kept as a splice of the base's items and new ones, and the id
-    runs of `ids_of` (a page's) as a splice of the ids they stand for."""
+    runs of `ids_of` (a page's) as a splice of the ids they stand for when that is shorter."""
     delta: dict[str, Any] = {BASE: base_id, SET: {}, UNSET: [n for n in base if n not in body]}
     spliced: dict[str, list[list[Any]]] = {}
     for name, value in body.items():
         if _same(base, name, value):
             continue
-        if name == ids_of and (ids := _id_splice(base.get(name), value)) is not None:
-            delta[IDS] = {name: ids}
+        ids = _id_splice(base.get(name), value) if name == ids_of else None
+        if ids is not None and len(canonical_json(ids)) < len(canonical_json(value)):
+            delta[IDS] = {name: ids}  # else a block of new ids: its runs are shorter
         elif (splice := _splice(base.get(name), value)) is not None:
             spliced[name] = splice
         else:

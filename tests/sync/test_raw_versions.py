@@ -276,6 +276,19 @@ def test_a_page_that_lists_one_changed_record_keeps_where_its_id_changed() -> No
     assert len(json.dumps(kept)) < len(json.dumps(body)) / 4
 
 
+def test_a_block_of_new_ids_is_kept_as_the_runs_it_makes() -> None:
+    """Records changed side by side get consecutive ids: their runs are shorter than a splice
+    naming each new id."""
+    base = {"value": id_runs(list(range(1000, 1100)))}
+    body = {"value": id_runs([*range(1000, 1010), *range(5000, 5050), *range(1060, 1100)])}
+
+    kept = changes(body, 7, base, ids_of="value")
+
+    assert IDS not in kept
+    assert kept[SET] == {"value": [[1000, 10], [5000, 50], [1060, 40]]}
+    assert apply_changes(base, kept) == body
+
+
 @given(
     st.lists(st.integers(1, 60), max_size=40),
     st.lists(st.integers(1, 60), max_size=40),
