@@ -48,60 +48,38 @@ days, filtered by the status each fact keeps; the kept per-client sums hold ever
 over a kept window it reads months and edges too. A `primary_status` filter sums the window's
 facts by the status each keeps.
 
-Last measured on 2 cores with nothing else running (load average 0.6 to 1.1), the firm
-loaded at migration 0021, vacuumed by this script before timing (the 60-call runs also after
-its checkpoint, added since). Refresh: full
-24.4 to 25.3 s; nothing changed 1.0 to 1.2 s; after 300 changes 6.0 to 8.3 s (24% to 33% of
-the full refresh; it was 53 / 1.25 / 13.3 s before the owner and manager sums, on a machine
-about twice as slow). Endpoints (p50 / p95 ms), `--calls 30` and the default 60:
+Last measured, the firm loaded at migration 0023 into a database that autovacuum never
+analyzed (this server runs without it), 2 cores, a storage benchmark running beside it at
+the lowest CPU priority (load average 2.4 to 2.8), the default 60 calls, three runs. Refresh:
+full 28.5 to 35.3 s; nothing changed 2.0 to 2.7 s; after 300 changes 10.5 to 11.7 s (33% to
+37% of the full refresh). Endpoints (p50 / p95 ms) of the first two runs:
 
-    endpoint                                    30 calls p50 / p95    60 calls p50 / p95
-    client profitability by client                34.3 /   82.5         35.2 /  151.8
-    client profitability by owner                 20.3 /   95.9         23.6 /  110.6
-    client profitability by manager               21.6 /   42.3         22.8 /  112.8
-    client profitability by work_type             19.0 /   82.7         23.7 /   86.6
-    client profitability by client, monthly       42.6 /   94.3         67.3 /  152.7
-    client profitability by owner, monthly        26.6 /   42.6         33.8 /  103.0
-    client profitability by manager, monthly      27.8 /   53.8         36.7 /  113.7
-    client profitability by work_type, monthly    20.7 /   33.2         30.3 /   87.7
-    one client (/reports/clients/{key})           19.1 /   23.3         21.2 /   26.1
-    unbilled work                                 13.3 /   17.5         14.4 /   17.6
-    staff utilization                             34.3 /   47.1         37.4 /   41.7
-    summary                                       44.7 /   54.8         51.3 /   59.0
+    endpoint                                      run 1 p50 / p95      run 2 p50 / p95
+    client profitability by client                  38.3 /  78.0         34.0 /  81.9
+    client profitability by owner                   19.0 /  38.4         19.3 /  39.2
+    client profitability by manager                 19.8 /  42.1         23.7 /  44.2
+    client profitability by work_type               24.0 /  40.6         24.8 /  40.7
+    client profitability by client, monthly         49.9 /  88.8         55.2 / 100.6
+    client profitability by owner, monthly          30.1 /  45.1         38.8 /  64.3
+    client profitability by manager, monthly        30.7 /  46.7         38.1 /  58.5
+    client profitability by work_type, monthly      23.7 /  40.4         24.4 /  45.8
+    one client (/reports/clients/{key})             15.9 /  21.4         16.4 /  20.6
+    unbilled work                                   11.3 /  17.6         12.3 /  18.9
+    staff utilization                               38.3 /  50.3         37.6 /  49.7
+    summary                                         59.5 /  88.1         52.3 /  63.0
 
-With 30 calls every endpoint is under 100 ms at p95 (worst 95.9 ms, by owner); a second
-30-call run a minute later gave 192.6 ms by client and 107.9 by client monthly, the rest under
-100 ms. The 60 calls add the sixth profitability variant, `work_status=completed`, which 30
-calls never reach: a status filter sums the facts of the window one by one (the sums do not
-carry work status), 120 to 400 ms a call, so it sets the p95 of every profitability grouping
-at 60 calls (a second 60-call run: 99 to 169 ms for the eight groupings). Timed call by call
-(three rounds of the 30 calls without it), by client is 37 / 88 ms p50 / p95, by client
-monthly 71 / 80, by owner 23 / 44, by manager 23 / 50. So the target held at p95 for the
-reports without a status filter and was NOT met with one.
+Worst p95: 88.8 ms, 100.6 ms and 85.7 ms (the third run: by client 85.7, by client monthly
+82.0). The 60
+calls include the `work_status=completed` variant, which summed the window's facts one by one
+before migration 0023 (120 to 400 ms a call; the worst p95 of the same benchmark was 99 to
+169 ms then, on a quiet machine). By client monthly stays the closest to the target: its
+statement ranks every client's months of the window to page and count them (60 to 80 ms of
+SQL for a 365-day window); the rest is building the response.
 
-Since migration 0023 the facts and the monthly sums carry the work item's status. Measured on
-a busy machine (load average 3 to 5, other benchmarks running: indicative only), the code
-before and after on the same freshly loaded firm, `--seconds 0 --calls 60`: full refresh
-40.0 s before, 32.5 s after (32.2 and 38.0 s in a second pair of runs: no change above the
-noise); worst p95 501 ms before (by client), 175 ms after (by manager, monthly; by client
-102, every other grouping 38 to 78 ms). `report_monthly_sums` holds 77,755 rows instead of
-77,446 (the firm's 958 -> 1,280, per owner 11,889 -> 13,138, per manager 21,098 -> 23,045).
-Profitability by each grouping over the six windows above, three rounds, p50 / second worst
-of 18 calls (ms, rounded), unfiltered then `work_status=completed` then `open`:
-
-                        before                            after
-                              none completed      open          none completed      open
-    client                  59/127   394/525   175/297        35/ 97    82/150    97/113
-    client, monthly         91/163   292/387   189/261        71/110    66/158    93/139
-    owner                   45/ 74   193/428   105/172        24/ 63    43/ 66    53/ 72
-    owner, monthly          58/ 96   232/666   154/245        36/ 60    43/ 63    45/ 58
-    manager                 38/ 67   224/544    87/114        26/ 64    47/ 67    52/ 60
-    manager, monthly        35/ 52   130/379    77/100        40/ 55    57/ 88    59/ 88
-    work_type               29/ 39   112/150    59/ 74        33/ 53    31/ 61    42/ 73
-    work_type, monthly      26/ 38   105/162    55/ 72        42/ 66    34/ 57    39/ 50
-
-By client, a status filter over a kept window (two of the six) reads months and edges, where
-the unfiltered report reads one row per client: the kept window sums hold every status.
+The incremental refresh after 300 changes ran for over nine minutes on a freshly loaded firm
+before each refresh analyzed the tables written past autovacuum's threshold (see
+`app.db.analyze_stale`): without statistics the planner looked up the changed clients' time
+entries as a nested loop over the whole firm.
 """
 
 import argparse
