@@ -89,7 +89,7 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 _STALE = text(
     """
-SELECT s.relname
+SELECT s.relid::regclass::text
 FROM pg_stat_user_tables AS s
 JOIN pg_stat_xact_user_tables AS x ON x.relid = s.relid
 JOIN pg_class AS c ON c.oid = s.relid
@@ -97,19 +97,21 @@ WHERE s.relid IN (SELECT to_regclass(name) FROM unnest(CAST(:tables AS text[])) 
   AND s.n_mod_since_analyze + x.n_tup_ins + x.n_tup_upd + x.n_tup_del
     > current_setting('autovacuum_analyze_threshold')::float8
       + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0)
-ORDER BY s.relname
+ORDER BY 1
 """
 )
 
 
 async def analyze_stale(session: AsyncSession, tables: Sequence[str]) -> list[str]:
     """ANALYZE those of `tables` with more rows written since their last ANALYZE (this
-    transaction's included) than autovacuum waits for before analyzing, by its own settings;
-    their names. A large firm's first sync or full refresh writes hundreds of thousands of rows
-    at once: until autovacuum (which a server may run without) gets there, the planner takes
-    the table for nearly empty, and a lookup of a few thousand keys planned as a nested loop
-    over the whole firm ran for minutes."""
+    transaction's included) than autovacuum waits for before analyzing (by the server's
+    thresholds, not per-table ones); their names. A large firm's first sync or full refresh
+    writes hundreds of thousands of rows at once: until autovacuum (which a server may run
+    without) gets there, the planner takes the table for nearly empty, and a lookup of a few
+    thousand keys planned as a nested loop over the whole firm ran for minutes. A table another
+    transaction is analyzing or vacuuming is skipped, not waited for: it is being done."""
     stale = list((await session.execute(_STALE, {"tables": list(tables)})).scalars())
-    for name in stale:
-        await session.execute(text(f'ANALYZE "{name}"'))
+    connection = await session.connection()
+    for name in stale:  # a regclass's text: quoted and qualified as needed
+        await connection.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {name}")
     return stale

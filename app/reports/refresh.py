@@ -145,7 +145,7 @@ async def refresh_reports(
     everything otherwise or when `full`."""
     started = time.perf_counter()
     async with unit_of_work(sessions) as session:  # the sync's writes, before they are read
-        await analyze_stale(session, [*READ, *WRITTEN])
+        await analyze_stale(session, READ)
     async with unit_of_work(sessions) as session:
         await kept_sums.take_turn(session, tenant_id)
         # Before any record is read: a detail landing meanwhile is still counted as owed.
