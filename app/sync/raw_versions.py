@@ -564,7 +564,10 @@ def apply_changes(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]
     for name, splice in delta.get(SPLICE, {}).items():
         body[name] = _apply_splice(base[name], splice)
     for name, splice in delta.get(IDS, {}).items():
-        body[name] = id_runs(_apply_splice(_ids_of_runs(base[name]) or [], splice))
+        ids = _ids_of_runs(base[name])
+        if ids is None:
+            raise ValueError(f"{name!r} of the base version is not id runs")
+        body[name] = id_runs(_apply_splice(ids, splice))
     return body
 
 
