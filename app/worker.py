@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -85,6 +85,12 @@ class WorkerContext:
         self.karbon.close()
 
 
+def worker_engine(urls: ServiceUrls) -> AsyncEngine:
+    # A busy worker queues its page commits rather than failing syncs: many tenants'
+    # streams share the pool, and waiting only slows them down.
+    return create_engine(urls.database_url, pool_size=20, pool_timeout=600)
+
+
 def bootstrap(
     settings: Settings,
     urls: ServiceUrls,
@@ -95,9 +101,7 @@ def bootstrap(
 ) -> WorkerContext:
     """The jobs' context on `redis`; `karbon` and `engine` stand in for the worker's own."""
     if engine is None:
-        # A busy worker queues its page commits rather than failing syncs: many tenants'
-        # streams share the pool, and waiting only slows them down.
-        engine = create_engine(urls.database_url, pool_size=20, pool_timeout=600)
+        engine = worker_engine(urls)
     return WorkerContext(
         settings=settings,
         secrets=resolve_secrets(settings),
@@ -123,27 +127,25 @@ async def worker_context(
 
     The Karbon options are `KarbonAccess.from_settings`'s (`request_timeout` is its
     `timeout`). A given `engine` stays the caller's to close; without one the worker's pool
-    is opened. On leaving, what was opened here is closed in a worker's order: the pool, the
-    Karbon access, then Redis.
+    is opened. On leaving, or when assembling fails, what was opened here is closed in a
+    worker's order: the pool, the Karbon access, then Redis.
     """
-    redis = create_redis(urls.redis_url)
-    karbon = KarbonAccess.from_settings(
-        settings,
-        urls.redis_url,
-        budgets=budgets,
-        retry=retry,
-        timeout=request_timeout,
-        request_loop=request_loop,
-    )
-    deps = bootstrap(settings, urls, redis, karbon=karbon, engine=engine)
-    try:
-        yield deps
-    finally:
+    async with AsyncExitStack() as opened:  # closed last-opened first
+        redis = create_redis(urls.redis_url)
+        opened.push_async_callback(redis.aclose)
+        karbon = KarbonAccess.from_settings(
+            settings,
+            urls.redis_url,
+            budgets=budgets,
+            retry=retry,
+            timeout=request_timeout,
+            request_loop=request_loop,
+        )
+        opened.callback(karbon.close)
         if engine is None:
-            await deps.close()
-        else:
-            karbon.close()
-        await redis.aclose()
+            engine = worker_engine(urls)
+            opened.push_async_callback(engine.dispose)
+        yield bootstrap(settings, urls, redis, karbon=karbon, engine=engine)
 
 
 async def ping(ctx: dict[str, Any]) -> str:
