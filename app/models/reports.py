@@ -170,8 +170,8 @@ class ReportFirmMonthlySum(MeasureColumns, Base):
 
 class ReportOwnerMonthlySum(MeasureColumns, Base):
     """The firm's facts of one month summed per client owner (by e-mail, as
-    `ReportMonthlySum` holds it), fee type and work type: what reports grouped by owner
-    read, a few rows per owner and month instead of one per client."""
+    `ReportMonthlySum` holds it), fee type, work type and work status: what reports grouped
+    by owner read, a few rows per owner and month instead of one per client."""
 
     __tablename__ = "report_owner_monthly_sums"
 

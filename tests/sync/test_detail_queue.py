@@ -368,8 +368,8 @@ async def _killed_mid_details(
     sandbox: Sandbox, job_context: dict[str, Any], sessions: async_sessionmaker[AsyncSession]
 ) -> tuple[UUID, UUID]:
     """A first sync killed once some detail batches are committed; its tenant and run. Each
-    request takes long enough that the details left outlast the wait for the commits, however
-    busy the machine (at 0.01 s a loaded machine saw the run finish before the kill)."""
+    request takes long enough that the details left outlast the poll for the commits on a busy
+    machine (at 0.01 s a loaded machine saw the run finish before the kill)."""
     sandbox.update_config({"latency": {"distribution": "constant", "median_seconds": 0.1}})
     tenant_id = await connect_tenant(sessions, job_context["deps"].settings, sandbox, name="Kill")
     run_id = await queue_sync(job_context, tenant_id)
