@@ -49,32 +49,32 @@ over a kept window it reads months and edges too. A `primary_status` filter sums
 facts by the status each keeps.
 
 Last measured, the firm loaded at migration 0023 into a database that autovacuum never
-analyzed (this server runs without it), 2 cores, a storage benchmark running beside it at
-the lowest CPU priority (load average 2.4 to 2.8), the default 60 calls, three runs. Refresh:
-full 28.5 to 35.3 s; nothing changed 2.0 to 2.7 s; after 300 changes 10.5 to 11.7 s (33% to
-37% of the full refresh). Endpoints (p50 / p95 ms) of the first two runs:
+analyzed (this server runs without it), 2 cores, the default 60 calls. Two runs with nothing
+else running (load average 0.9 to 1.3); refresh: full 27.1 and 28.4 s, nothing changed 2.1 s,
+after 300 changes 9.2 and 9.3 s (32% to 34% of the full refresh). Endpoints (p50 / p95 ms):
 
     endpoint                                      run 1 p50 / p95      run 2 p50 / p95
-    client profitability by client                  38.3 /  78.0         34.0 /  81.9
-    client profitability by owner                   19.0 /  38.4         19.3 /  39.2
-    client profitability by manager                 19.8 /  42.1         23.7 /  44.2
-    client profitability by work_type               24.0 /  40.6         24.8 /  40.7
-    client profitability by client, monthly         49.9 /  88.8         55.2 / 100.6
-    client profitability by owner, monthly          30.1 /  45.1         38.8 /  64.3
-    client profitability by manager, monthly        30.7 /  46.7         38.1 /  58.5
-    client profitability by work_type, monthly      23.7 /  40.4         24.4 /  45.8
-    one client (/reports/clients/{key})             15.9 /  21.4         16.4 /  20.6
-    unbilled work                                   11.3 /  17.6         12.3 /  18.9
-    staff utilization                               38.3 /  50.3         37.6 /  49.7
-    summary                                         59.5 /  88.1         52.3 /  63.0
+    client profitability by client                  33.3 /  70.6         30.3 /  73.1
+    client profitability by owner                   19.3 /  39.5         19.3 /  40.8
+    client profitability by manager                 19.9 /  39.7         20.5 /  42.8
+    client profitability by work_type               22.9 /  36.3         25.4 /  40.4
+    client profitability by client, monthly         44.5 /  80.6         53.7 /  84.7
+    client profitability by owner, monthly          28.7 /  43.3         34.8 /  48.4
+    client profitability by manager, monthly        30.9 /  47.2         43.6 /  64.0
+    client profitability by work_type, monthly      22.6 /  39.0         29.9 /  50.1
+    one client (/reports/clients/{key})             16.3 /  20.4         20.7 /  25.9
+    unbilled work                                   10.3 /  13.5         13.6 /  18.0
+    staff utilization                               34.4 /  41.8         40.8 /  53.8
+    summary                                         52.4 /  61.1         60.0 /  68.9
 
-Worst p95: 88.8 ms, 100.6 ms and 85.7 ms (the third run: by client 85.7, by client monthly
-82.0). The 60
-calls include the `work_status=completed` variant, which summed the window's facts one by one
-before migration 0023 (120 to 400 ms a call; the worst p95 of the same benchmark was 99 to
-169 ms then, on a quiet machine). By client monthly stays the closest to the target: its
-statement ranks every client's months of the window to page and count them (60 to 80 ms of
-SQL for a 365-day window); the rest is building the response.
+Three earlier runs, beside a storage benchmark at the lowest CPU priority (load average 2.4 to
+2.8): full refresh 28.5 to 35.3 s, after 300 changes 10.5 to 11.7 s; worst p95 88.8 ms,
+100.6 ms (by client monthly) and 85.7 ms. The 60 calls include the `work_status=completed`
+variant, which summed the window's facts one by one before migration 0023 (120 to 400 ms a
+call; the worst p95 of the same benchmark was 99 to 169 ms then, on a quiet machine). By
+client monthly stays the closest to the target: its statement ranks every client's months of
+the window to page and count them (60 to 80 ms of SQL for a 365-day window on a busy machine);
+the rest is building the response.
 
 The incremental refresh after 300 changes ran for over nine minutes on a freshly loaded firm
 before each refresh analyzed the tables written past autovacuum's threshold (see

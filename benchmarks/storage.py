@@ -45,11 +45,51 @@ bytes as read instead of parsing and writing it again (a quiet nightly of the sm
 writes 5,370 rows instead of 7,254, its invoice lines not at all; the medium nightly's sync
 CPU 25.4 s -> 22.8 s). Where a nightly's time goes now (profile of the medium firm): the
 HTTP client and its event loop work for 11,000 requests about half of the sync's CPU, then
-SQLAlchemy and asyncpg; PostgreSQL about a quarter of all CPU. The large firm (about 7 times
-the medium) would take some 7 hours for 30 days here: not run.
+SQLAlchemy and asyncpg; PostgreSQL about a quarter of all CPU. The large firm with `--later
+1`: first sync 524 s, then 2.5 to 4 minutes a day beside other work (30 days: about 2 hours).
 
-Last measured (shared 2-core machine, load 3-6; pages of 100; seed 0; the 30-day run of the
-code before unchanged re-reads were only noted read, which stores the same raw versions):
+Last measured, the large firm, `days --size large --days 30 --quiet-every 7 --later 1`,
+stopped after day 14 for time (2-core machine, load 2-5 with tests running beside it): first
+sync 182,420 raw rows, 158,659.2 KB stored (records' JSON 292,130.4 KB); first quiet
+incremental +490.4 KB. Beside it, the same days of the code before a page kept its ids as a
+splice (stopped after day 11), stored KB:
+
+     day Karbon changes changed KB stored KB x changed % first 1st incr  1 later nightly  before
+       1            918      880.3    1039.5      1.18    0.66    798.3     23.5   217.7  1127.9
+       2            374      701.4     788.6      1.12    0.50    591.5     47.4   149.7   888.1
+       3            325      716.4     821.5      1.15    0.52    619.8     49.4   152.3   917.9
+       4            268      648.1     678.7      1.05    0.43    531.0      5.3   142.5   759.8
+       5            262      695.4     776.8      1.12    0.49    601.2     25.1   150.5   881.2
+       6            161      347.8     518.0      1.49    0.33    371.3     37.4   109.4   569.6
+       7          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0     0.0
+       8             99      234.3     381.1      1.63    0.24    226.3     30.1   124.7   489.1
+       9            796      719.1     939.6      1.31    0.59    615.8     39.0   284.8  1056.1
+      10            367      643.5     732.4      1.14    0.46    523.2     35.0   174.2   895.2
+      11            319      660.9     764.6      1.16    0.48    593.0     21.1   150.5   894.0
+      12            304      706.5     871.7      1.23    0.55    642.5     70.6   158.6
+      13            229      572.1     686.4      1.20    0.43    530.3     15.2   140.8
+      14          quiet        0.0       0.0         -    0.00      0.0      0.0     0.0
+    quiet days: 0.000% of the first sync (target under 1%: met)
+    runs between changes: at most 0.044% of the first sync a day (target under 1%: met)
+    changed days: 8,998.9 KB stored for 7,525.8 KB of changed JSON, 1.20x (aim: about 1x);
+    days 1-11: 7,440.8 KB (1.19x) against 8,478.9 KB (1.36x) before
+
+A day with few changes stores more than they weigh (days 6 and 8): list pages whose records
+shift as records are added re-read as new page versions, each a small splice (about 200
+bytes, the invoices' 355 pages every night), and the nightly's share is about 110 to 160 KB a
+day whatever changed. Day 9's nightly (285 KB) is where page chains reach `MAX_CHAIN` (a page
+changed twice a day for eight days) and are kept whole again.
+
+The medium firm, `days --size medium --days 8 --quiet-every 7 --later 1`, in one session: the
+code before page id splices stored 865.9 KB for 786.1 KB of changed JSON (1.10x), a page
+kept as an id splice 808.0 KB (1.03x), and the shorter of splice and runs 768.1 KB (0.98x);
+timesheet pages 135.5 -> 73.1 KB, work item pages 93.8 -> 71.8 KB, invoice pages 91.0 ->
+105.7 (splice) -> 78.0 KB.
+
+Measured before page id splices, the medium firm over 30 days (the drift it shows came from
+pages kept whole as their ids fragmented; shared 2-core machine, load 3-6; pages of 100; seed
+0; the code before unchanged re-reads were only noted read, which stores the same raw
+versions):
 
     medium firm, `days --size medium --days 30 --quiet-every 7` (`--later 11`): first sync
     26,041 raw rows, 21,953.4 KB stored (records' JSON 37,825.9 KB); first quiet
