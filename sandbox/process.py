@@ -51,14 +51,31 @@ def served_sandbox(
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    try:
+        answered = answers_ok(f"{base}/_sandbox/health", process, seconds)
+    except ExitedEarlyError:
+        raise RuntimeError(
+            f"the sandbox exited with code {process.returncode} on starting"
+        ) from None
+    if not answered:
+        raise RuntimeError(f"the sandbox did not start within {seconds:.0f} s")
+
+
+class ExitedEarlyError(Exception):
+    """The process being waited for exited first."""
+
+
+def answers_ok(url: str, process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether GET `url` answers 200 within `seconds`, asked every 0.2 s; `ExitedEarlyError` if
+    `process` exits first."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with code {process.returncode} on starting")
+            raise ExitedEarlyError
         try:
-            if httpx.get(f"{base}/_sandbox/health", timeout=1).status_code == 200:
-                return
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the sandbox did not start within {seconds:.0f} s")
+    return False

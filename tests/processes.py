@@ -2,30 +2,22 @@
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from sandbox.process import ExitedEarlyError, answers_ok
 from sandbox.process import free_port as free_port
 
 
 def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """Until GET /readyz answers 200; fails with the process's output if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"{process.args} exited early:\n{output}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{process.args} did not become ready within {timeout:.0f} s")
+    try:
+        ready = answers_ok(f"{base}/readyz", process, timeout)
+    except ExitedEarlyError:
+        output = process.stdout.read().decode() if process.stdout else ""
+        raise AssertionError(f"{process.args} exited early:\n{output}") from None
+    assert ready, f"{process.args} did not become ready within {timeout:.0f} s"
 
 
 @contextmanager
